@@ -1,0 +1,67 @@
+"""Alembic environment: async engine, batch mode on SQLite, shared connection at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+import db.models  # noqa: F401  (registers the tables)
+from db.base import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async(url: str) -> None:
+    from db.engine import Database
+
+    database = Database(url)
+    try:
+        async with database.engine.connect() as connection:
+            await connection.run_sync(_configure)
+            await connection.commit()
+    finally:
+        await database.close()
+
+
+def run_migrations_offline() -> None:
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:  # called by db.migrate with an open connection
+        _configure(connection)
+        return
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        from services.settings import load_settings
+
+        url = load_settings(require_token=False).database_url
+    asyncio.run(_run_async(url))
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,290 @@
+"""Settings from the environment or `.env` (see ../shared/CONTRACT.md).
+
+List settings take a comma-separated string or a JSON list; JSON-object settings take
+JSON. A malformed value raises `SettingsInvalid` naming the setting, so start-up can
+stop with one clear line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from datetime import time
+from decimal import Decimal
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+DEFAULT_AI_MODELS = [
+    "openai/gpt-4o-mini",
+    "anthropic/claude-3.5-haiku",
+    "google/gemini-2.0-flash-001",
+    "deepseek/deepseek-chat",
+    "meta-llama/llama-3.3-70b-instruct",
+]
+CONTENT_KINDS = ("market", "tip", "promo", "community")
+ASYNC_DRIVERS = ("aiosqlite", "asyncpg", "psycopg", "aiomysql", "asyncmy")
+
+StrList = Annotated[list[str], NoDecode]
+
+
+class SettingsInvalid(Exception):
+    """A setting is missing or malformed; `str()` is one line naming it."""
+
+
+def _split_list(value: Any) -> list[str]:
+    """Accept a JSON list or a comma-separated string."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    text = str(value).strip()
+    if not text:
+        return []
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg})") from None
+        if not isinstance(parsed, list):
+            raise ValueError("expected a JSON list")
+        return [str(v).strip() for v in parsed if str(v).strip()]
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _chat_ref(value: Any) -> int | str | None:
+    """A chat id (-100…) or a public @username."""
+    if value is None or str(value).strip() == "":
+        return None
+    text = str(value).strip()
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    if re.fullmatch(r"@[A-Za-z0-9_]{5,32}", text):
+        return text
+    raise ValueError("expected a numeric chat id or an @username")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    database_url: str = "sqlite+aiosqlite:///data/bot.db"
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    timezone: str = "UTC"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(8080, ge=0, le=65535)
+    telegram_rate_limit: float = Field(30, gt=0, le=1000)
+    telegram_chat_id: Annotated[int | str | None, NoDecode] = None
+    telegram_channel_map: Annotated[dict[str, int | str], NoDecode] = Field(default_factory=dict)
+    private_channel_id: Annotated[int | str | None, NoDecode] = None
+    crypto_pay_token: SecretStr | None = None
+    crypto_pay_api_url: str = "https://pay.crypt.bot"
+    crypto_pay_assets: StrList = Field(default_factory=lambda: ["USDT", "BTC", "TON"])
+    krypto_express_api_key: SecretStr | None = None
+    krypto_express_api_url: str = "https://kryptoexpress.pro/api"
+    krypto_express_callback_secret: SecretStr | None = None
+    stars_enabled: bool = True
+    stars_usd_rate: Decimal = Field(Decimal("0.013"), gt=0)
+    invoice_ttl_minutes: int = Field(30, ge=1, le=60 * 24 * 7)
+    payment_poll_interval_seconds: int = Field(15, ge=1, le=3600)
+    openrouter_api_url: str = "https://openrouter.ai/api/v1"
+    openrouter_management_key: SecretStr | None = None
+    ai_token_models: StrList = Field(default_factory=lambda: list(DEFAULT_AI_MODELS))
+    ai_token_markup: Decimal = Field(Decimal("0.20"), ge=0, le=10)
+    ai_token_max_order_usd: Decimal = Field(Decimal("20"), gt=0)
+    ai_token_min_tokens: int = Field(100, ge=1)
+    deepseek_key: SecretStr | None = None
+    deepseek_api_url: str = "https://api.deepseek.com"
+    deepseek_model: str = "deepseek-chat"
+    telegram_content_enabled: bool = False
+    telegram_content_schedules: StrList = Field(default_factory=lambda: ["09:00", "14:00", "19:00"])
+    telegram_content_topics: StrList = Field(
+        default_factory=lambda: ["momentum", "liquidity", "risk management"]
+    )
+    telegram_content_rotation: StrList = Field(default_factory=lambda: list(CONTENT_KINDS))
+    telegram_content_max_retries: int = Field(2, ge=0, le=10)
+    gmgn_promo_link: str | None = None
+    forex_community_link: str | None = None
+    signal_webhook_secret: SecretStr | None = None
+    signal_webhook_allowed_ips: StrList = Field(default_factory=list)
+    log_level: str = "INFO"
+
+    @field_validator(
+        "crypto_pay_assets",
+        "ai_token_models",
+        "telegram_content_schedules",
+        "telegram_content_topics",
+        "telegram_content_rotation",
+        "signal_webhook_allowed_ips",
+        mode="before",
+    )
+    @classmethod
+    def _lists(cls, value: Any) -> list[str]:
+        return _split_list(value)
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _admin_ids(cls, value: Any) -> list[int]:
+        ids = []
+        for item in _split_list(value):
+            if not re.fullmatch(r"\d{1,15}", item):
+                raise ValueError(f"{item!r} is not a Telegram user id")
+            ids.append(int(item))
+        return ids
+
+    @field_validator("telegram_chat_id", "private_channel_id", mode="before")
+    @classmethod
+    def _chat(cls, value: Any) -> int | str | None:
+        return _chat_ref(value)
+
+    @field_validator("telegram_channel_map", mode="before")
+    @classmethod
+    def _channel_map(cls, value: Any) -> dict[str, int | str]:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON ({exc.msg})") from None
+        if not isinstance(value, dict):
+            raise ValueError('expected a JSON object like {"crypto": "-100123"}')
+        return {str(k).lower(): _chat_ref(v) for k, v in value.items()}
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except Exception:
+            raise ValueError("not a database URL") from None
+        if url.get_driver_name() not in ASYNC_DRIVERS:
+            raise ValueError("use an async driver, e.g. sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator(
+        "telegram_api_url",
+        "telegram_webhook_url",
+        "crypto_pay_api_url",
+        "krypto_express_api_url",
+        "openrouter_api_url",
+        "deepseek_api_url",
+        "gmgn_promo_link",
+        "forex_community_link",
+    )
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.fullmatch(r"https?://[^\s/$.?#][^\s]*", value):
+            raise ValueError("expected an http(s):// URL")
+        return value.rstrip("/")
+
+    @field_validator("crypto_pay_assets")
+    @classmethod
+    def _assets(cls, value: list[str]) -> list[str]:
+        assets = [a.upper() for a in value]
+        bad = [a for a in assets if not re.fullmatch(r"[A-Z0-9]{2,10}", a)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an asset code")
+        return assets
+
+    @field_validator("telegram_content_schedules")
+    @classmethod
+    def _schedules(cls, value: list[str]) -> list[str]:
+        for slot in value:
+            if not re.fullmatch(r"\d{2}:\d{2}", slot):
+                raise ValueError(f"{slot!r} is not HH:MM")
+            try:
+                time.fromisoformat(slot)
+            except ValueError:
+                raise ValueError(f"{slot!r} is not a time of day") from None
+        return value
+
+    @field_validator("telegram_content_rotation")
+    @classmethod
+    def _rotation(cls, value: list[str]) -> list[str]:
+        unknown = [k for k in value if k not in CONTENT_KINDS]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not one of {', '.join(CONTENT_KINDS)}")
+        if not value:
+            raise ValueError("needs at least one post kind")
+        return value
+
+    @field_validator("signal_webhook_allowed_ips")
+    @classmethod
+    def _ips(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not re.fullmatch(r"\d+:[\w-]{20,}", value.get_secret_value()):
+            raise ValueError("does not look like a bot token from @BotFather (123456:ABC…)")
+        return value
+
+    # Derived views ---------------------------------------------------------
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def webhook_mode(self) -> bool:
+        return bool(self.telegram_webhook_url)
+
+    def is_admin(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id in self.admin_ids
+
+
+def load_settings(*, require_token: bool = True, **overrides: Any) -> Settings:
+    """Build `Settings`, turning any validation problem into one `SettingsInvalid` line."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsInvalid(_describe(exc)) from None
+    if require_token and settings.telegram_bot_token is None:
+        raise SettingsInvalid(
+            "TELEGRAM_BOT_TOKEN is required: put the token from @BotFather in .env "
+            "(or start the offline sandbox with --sandbox)"
+        )
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+    message = error["msg"].removeprefix("Value error, ")
+    extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"Invalid setting {name}: {message}{extra}"

@@ -1,0 +1,125 @@
+"""Users: who talks to the bot, in which language, who referred them, who blocked us.
+
+`seen()` is called for every update but writes only when something changed or the
+stored `last_seen` is older than `LAST_SEEN_RESOLUTION`, so a chatty user costs one
+write per few minutes, not one per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+
+from db.base import utcnow
+from db.engine import Database
+from db.models import User
+
+LAST_SEEN_RESOLUTION = timedelta(minutes=5)
+SUPPORTED_LANGUAGES = ("en", "ru")
+CACHE_LIMIT = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    id: int
+    username: str | None
+    language: str
+    is_blocked: bool
+    is_new: bool
+    written_at: datetime
+
+
+def pick_language(code: str | None) -> str:
+    """Map Telegram's `language_code` (e.g. 'ru-RU') onto a supported language."""
+    base = (code or "").split("-")[0].lower()
+    return base if base in SUPPORTED_LANGUAGES else "en"
+
+
+class UserService:
+    def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = database
+        self.clock = clock
+        self._cache: dict[int, UserInfo] = {}
+
+    async def seen(
+        self, user_id: int, *, username: str | None, first_name: str | None, language_code: str | None
+    ) -> UserInfo:
+        now = self.clock()
+        cached = self._cache.get(user_id)
+        fresh = cached and now - cached.written_at < LAST_SEEN_RESOLUTION
+        if fresh and cached.username == username and not cached.is_blocked:
+            return replace(cached, is_new=False)
+        async with self.db.transaction() as session:
+            user = await session.get(User, user_id)
+            is_new = user is None
+            if user is None:
+                user = User(
+                    id=user_id,
+                    username=username,
+                    first_name=first_name,
+                    language=pick_language(language_code),
+                    first_seen=now,
+                    last_seen=now,
+                )
+                session.add(user)
+            else:
+                user.username, user.first_name = username, first_name
+                user.last_seen = now
+                user.is_blocked = False  # they wrote to us, so they unblocked the bot
+            info = UserInfo(user_id, username, user.language, False, is_new, now)
+        self._remember(info)
+        return info
+
+    async def get(self, user_id: int) -> User | None:
+        async with self.db.session() as session:
+            return await session.get(User, user_id)
+
+    async def set_language(self, user_id: int, language: str) -> str:
+        if language not in SUPPORTED_LANGUAGES:
+            raise ValueError(f"unsupported language {language!r}")
+        async with self.db.transaction() as session:
+            await session.execute(update(User).where(User.id == user_id).values(language=language))
+        if cached := self._cache.get(user_id):
+            self._cache[user_id] = replace(cached, language=language)
+        return language
+
+    async def set_referrer(self, user_id: int, referrer_id: int) -> bool:
+        """Record who referred a user: once, never themselves, only an existing user."""
+        if referrer_id == user_id:
+            return False
+        async with self.db.transaction() as session:
+            if await session.get(User, referrer_id) is None:
+                return False
+            result = await session.execute(
+                update(User)
+                .where(User.id == user_id, User.referrer_id.is_(None))
+                .values(referrer_id=referrer_id)
+            )
+            return result.rowcount == 1
+
+    async def mark_blocked(self, user_id: int) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(update(User).where(User.id == user_id).values(is_blocked=True))
+        if cached := self._cache.get(user_id):
+            self._cache[user_id] = replace(cached, is_blocked=True)
+
+    async def counts(self, since: datetime) -> dict[str, int]:
+        async with self.db.session() as session:
+            row = (
+                await session.execute(
+                    select(
+                        func.count(),
+                        func.count().filter(User.first_seen >= since),
+                        func.count().filter(User.is_blocked.is_(True)),
+                    ).select_from(User)
+                )
+            ).one()
+        return {"total": row[0], "new": row[1], "blocked": row[2]}
+
+    def _remember(self, info: UserInfo) -> None:
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[info.id] = info
