@@ -329,9 +329,7 @@ class OutgoingGate(BaseRequestMiddleware):
             horizon = at - self._per_chat_interval
             self._chat_last = {k: t for k, t in self._chat_last.items() if t > horizon}
 
-    def _on_retry_after(
-        self, exc: TelegramRetryAfter, api_method: str, chat_id: Any, attempt: int
-    ) -> None:
+    def _on_retry_after(self, exc: TelegramRetryAfter, api_method: str, chat_id: Any, attempt: int) -> None:
         self._retry_after += 1
         metrics.RETRY_AFTER.inc()
         retry_after = max(0.0, float(exc.retry_after))
