@@ -1,0 +1,23 @@
+"""All routers, built fresh for each dispatcher (a Router attaches to one dispatcher only)."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+from handlers import admin, common, fallback
+from handlers.admin import refusal
+from handlers.user import help, sections, settings, start, support
+
+
+def build_routers(admin_ids: list[int]) -> list[Router]:
+    return [
+        common.build_router(),
+        admin.build_router(admin_ids),
+        refusal.build_router(),
+        start.build_router(),
+        help.build_router(),
+        settings.build_router(),
+        support.build_router(),
+        sections.build_router(),
+        fallback.build_router(),  # last: takes only what nobody else did
+    ]

@@ -1,0 +1,16 @@
+"""Admin routers. One filter on the parent router guards every admin handler."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+
+from handlers.admin import panel, support
+
+
+def build_router(admin_ids: list[int]) -> Router:
+    router = Router(name="admin")
+    only_admins = F.from_user.id.in_(set(admin_ids))
+    router.message.filter(only_admins)
+    router.callback_query.filter(only_admins)
+    router.include_routers(panel.build_router(), support.build_router())
+    return router

@@ -1,0 +1,99 @@
+"""Update middlewares: logging and metrics, user recording, throttling."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
+from aiogram.utils.i18n import gettext as _
+
+from bot import metrics
+from bot.logs import update_context
+from services.users import UserService
+
+log = logging.getLogger(__name__)
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class ObserveMiddleware(BaseMiddleware):
+    """Outermost: tags log lines with update/user ids, logs one line, records metrics."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        user: User | None = data.get("event_from_user")
+        token = update_context.set(f"update={event.update_id} user={user.id if user else '-'}")
+        started = time.perf_counter()
+        try:
+            return await handler(event, data)
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.UPDATES.labels(type=event.event_type).inc()
+            metrics.HANDLER_LATENCY.observe(elapsed)
+            log.info("%s handled in %.1f ms", event.event_type, elapsed * 1000)
+            update_context.reset(token)
+
+
+class UserMiddleware(BaseMiddleware):
+    """Records the sender (see UserService.seen) and puts `user_info` in the handler data."""
+
+    def __init__(self, users: UserService) -> None:
+        self.users = users
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is not None and not user.is_bot:
+            data["user_info"] = await self.users.seen(
+                user.id,
+                username=user.username,
+                first_name=user.first_name,
+                language_code=user.language_code,
+            )
+        return await handler(event, data)
+
+
+class ThrottleMiddleware(BaseMiddleware):
+    """At most `limit` messages/taps per user per `window` seconds.
+
+    The first one over the limit gets a polite notice; the rest are dropped quietly
+    until the window has room again.
+    """
+
+    def __init__(
+        self, limit: int = 8, window: float = 5.0, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit, self.window, self.clock = limit, window, clock
+        self._hits: dict[int, list[float]] = {}
+        self._warned: set[int] = set()
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is None or not self._allow(user.id):
+            if user is not None and user.id not in self._warned:
+                self._warned.add(user.id)
+                await self._notify(event)
+            return None
+        self._warned.discard(user.id)
+        return await handler(event, data)
+
+    def _allow(self, user_id: int) -> bool:
+        now = self.clock()
+        hits = [t for t in self._hits.get(user_id, ()) if now - t < self.window]
+        allowed = len(hits) < self.limit
+        if allowed:
+            hits.append(now)
+        self._hits[user_id] = hits
+        if len(self._hits) > 10_000:  # forget idle users
+            self._hits = {k: v for k, v in self._hits.items() if v and now - v[-1] < self.window}
+        return allowed
+
+    @staticmethod
+    async def _notify(event: TelegramObject) -> None:
+        text = _("You're going a bit fast — please wait a few seconds and try again.")
+        if isinstance(event, Message):
+            await event.answer(text)
+        elif isinstance(event, CallbackQuery):
+            await event.answer(text, show_alert=False)

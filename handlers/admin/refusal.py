@@ -1,0 +1,22 @@
+"""Admin commands from anyone else: a plain refusal; nothing runs, nothing is revealed."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+
+from bot.commands import ADMIN_COMMANDS
+
+EXTRA_ADMIN_COMMANDS = ("user", "audit", "preview", "schedule", "import_whales")
+
+
+def build_router() -> Router:
+    router = Router(name="admin_refusal")
+
+    @router.message(Command(*ADMIN_COMMANDS, *EXTRA_ADMIN_COMMANDS))
+    async def refuse(message: Message):
+        await message.answer(_("Sorry, this command is only for the bot's administrators."))
+
+    return router

@@ -1,0 +1,34 @@
+"""APScheduler 3.11 on the bot's event loop.
+
+Every job coalesces missed runs, never runs two instances at once, and a job's exception
+is logged and counted without stopping the scheduler. Jobs themselves must be safe to run
+twice (they work from database state, not from memory).
+"""
+
+from __future__ import annotations
+
+import logging
+from zoneinfo import ZoneInfo
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import Counter
+
+log = logging.getLogger(__name__)
+JOB_FAILURES = Counter("bot_job_failures_total", "Scheduled job runs that raised", ["job"])
+
+JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
+
+
+def build_scheduler(timezone: ZoneInfo) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone=timezone, job_defaults=JOB_DEFAULTS)
+    scheduler.add_listener(_on_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+    return scheduler
+
+
+def _on_event(event: JobExecutionEvent) -> None:
+    if event.code == EVENT_JOB_MISSED:
+        log.warning("job %s missed its run at %s", event.job_id, event.scheduled_run_time)
+        return
+    JOB_FAILURES.labels(job=event.job_id).inc()
+    log.error("job %s failed: %r", event.job_id, event.exception, exc_info=event.exception)

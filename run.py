@@ -1,0 +1,65 @@
+"""Start the bot: `python run.py` (real Telegram) or `python run.py --sandbox` (offline)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from bot.logs import setup_logging
+from services.settings import Settings, SettingsInvalid, load_settings
+
+log = logging.getLogger("run")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sandbox", action="store_true",
+                        help="run offline against local stand-ins for Telegram and the payment/AI services")
+    parser.add_argument("--sandbox-port", type=int, default=8081, help="port of the sandbox (default 8081)")
+    return parser.parse_args(argv)
+
+
+async def serve(settings: Settings, *, sandbox_port: int | None = None) -> None:
+    from bot.app import App
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    sandbox = None
+    if sandbox_port is not None:
+        from sandbox.runner import Sandbox
+
+        sandbox = Sandbox()
+        settings = await sandbox.start(settings, port=sandbox_port)
+    app = App(settings)
+    try:
+        await app.start()
+        if sandbox is not None:
+            print(f"Sandbox ready: {sandbox.chat_url}  (Ctrl-C to stop)", flush=True)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await app.stop()
+        if sandbox is not None:
+            await sandbox.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = load_settings(require_token=not args.sandbox)
+    except SettingsInvalid as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    asyncio.run(serve(settings, sandbox_port=args.sandbox_port if args.sandbox else None))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Shared fixtures.
+
+`database_url` is a fresh, empty database per test: a temp-file SQLite always, and the
+same tests again on PostgreSQL whenever TEST_DATABASE_URL points at a server
+(`.ci/run` starts one).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from db import migrate
+from db.engine import Database
+from services.settings import Settings
+from tests.support.harness import Harness
+
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+ADMIN_ID = 9001
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request, tmp_path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return
+    import asyncpg
+
+    server = make_url(PG_URL)
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def database(database_url) -> AsyncIterator[Database]:
+    db = Database(database_url)
+    await migrate.upgrade(db)
+    yield db
+    await db.close()
+
+
+def make_settings(**overrides) -> Settings:
+    values = {"admin_ids": [ADMIN_ID], "_env_file": None}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def harness(database, settings) -> AsyncIterator[Harness]:
+    h = Harness(database, settings)
+    yield h
+    await h.dp.storage.close()
