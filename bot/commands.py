@@ -37,7 +37,7 @@ ADMIN_COMMANDS = {
 
 
 def command_list(commands: dict, i18n: I18n, locale: str) -> list[BotCommand]:
-    with i18n.use_locale(locale):
+    with i18n.context(), i18n.use_locale(locale):
         return [BotCommand(command=name, description=str(text)) for name, text in commands.items()]
 
 
@@ -46,10 +46,20 @@ async def register_commands(bot: Bot, i18n: I18n, admin_ids: list[int]) -> None:
         language = None if locale == i18n.default_locale else locale
         user = command_list(USER_COMMANDS, i18n, locale)
         await bot.set_my_commands(user, scope=BotCommandScopeDefault(), language_code=language)
-        admin = user + command_list(ADMIN_COMMANDS, i18n, locale)
-        for admin_id in admin_ids:
-            try:
-                await bot.set_my_commands(admin, scope=BotCommandScopeChat(chat_id=admin_id),
-                                          language_code=language)
-            except TelegramAPIError as exc:  # the admin has not opened the bot yet
-                log.warning("admin commands not set for %s: %s", admin_id, exc.message)
+    for admin_id in admin_ids:
+        await register_admin_commands(bot, i18n, admin_id)
+
+
+async def register_admin_commands(bot: Bot, i18n: I18n, admin_id: int) -> bool:
+    """Admin list in the admin's own chat. Fails until the admin has opened the bot, so /start
+    from an admin registers it again."""
+    try:
+        for locale in i18n.available_locales:
+            language = None if locale == i18n.default_locale else locale
+            commands = command_list(USER_COMMANDS, i18n, locale) + command_list(ADMIN_COMMANDS, i18n, locale)
+            await bot.set_my_commands(commands, scope=BotCommandScopeChat(chat_id=admin_id),
+                                      language_code=language)
+    except TelegramAPIError as exc:
+        log.info("admin commands for %s not set yet: %s", admin_id, exc.message)
+        return False
+    return True

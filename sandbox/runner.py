@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from sandbox.telegram import TelegramStandIn
 from services.settings import Settings
 
@@ -22,15 +24,13 @@ class Sandbox:
         """Start the stand-ins; return the settings the bot should run with."""
         self.base_url = await self.telegram.start(host, port)
         overrides: dict = {
-            "telegram_bot_token": SANDBOX_TOKEN,
+            "telegram_bot_token": SecretStr(SANDBOX_TOKEN),
             "telegram_api_url": self.base_url,
             "telegram_webhook_url": None,
             "admin_ids": settings.admin_ids or [SANDBOX_ADMIN_ID],
         }
         if "DATABASE_URL" not in os.environ:  # a fresh database each time, unless told otherwise
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{SANDBOX_DB}{suffix}").unlink(missing_ok=True)
-            overrides["database_url"] = f"sqlite+aiosqlite:///{SANDBOX_DB}"
+            overrides["database_url"] = fresh_sqlite(SANDBOX_DB)
         return settings.model_copy(update=overrides)
 
     @property
@@ -39,3 +39,9 @@ class Sandbox:
 
     async def stop(self) -> None:
         await self.telegram.stop()
+
+
+def fresh_sqlite(path: Path) -> str:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return f"sqlite+aiosqlite:///{path}"

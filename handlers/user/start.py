@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.commands import register_admin_commands
 from bot.keyboards import Menu, main_menu
+from services.settings import Settings
 from services.users import UserInfo, UserService
 
 REFERRAL = re.compile(r"ref_(\d{1,15})")
@@ -28,10 +31,13 @@ def build_router() -> Router:
     router = Router(name="start")
 
     @router.message(CommandStart())
-    async def start(message: Message, command: CommandObject, user_info: UserInfo, users: UserService):
+    async def start(message: Message, command: CommandObject, user_info: UserInfo, users: UserService,
+                    settings: Settings, bot: Bot, i18n: I18n):
         match = REFERRAL.fullmatch(command.args or "")
         if match and user_info.is_new:
             await users.set_referrer(user_info.id, int(match.group(1)))
+        if user_info.is_new and settings.is_admin(user_info.id):
+            await register_admin_commands(bot, i18n, user_info.id)
         await message.answer(welcome_text(message.from_user.first_name), reply_markup=main_menu())
 
     @router.callback_query(Menu.filter(F.section == "home"))
