@@ -79,8 +79,10 @@ class App:
     async def stop(self) -> None:
         """Stop taking updates, let in-flight work finish, then close everything."""
         if self._polling is not None:
-            if not self._polling.done():
+            try:
                 await self.dp.stop_polling()
+            except RuntimeError:  # stopped before polling had begun
+                self._polling.cancel()
             await asyncio.gather(self._polling, return_exceptions=True)
         elif self.settings.webhook_mode:
             await self.dp.emit_shutdown(bot=self.bot)
