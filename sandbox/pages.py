@@ -1,0 +1,285 @@
+"""Shared plumbing for the payment-provider stand-ins (Crypto Pay, KryptoExpress).
+
+- :class:`ProviderStandIn`: the aiohttp server's lifecycle, the request log (``calls``), fault
+  injection (``fail_next``, ``down``) and webhook delivery with retries, a delivery log and a
+  queue of webhooks that could not be delivered (``pending``).
+- Tiny HTML helpers for the pay pages. Everything that is not a literal goes through :func:`esc`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+
+
+class PayError(ValueError):
+    """A driving-API or pay-page payment that cannot happen (``status``: 404 unknown, 409 state)."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Call:
+    """One API request as received (``params`` decoded); ``status`` is the HTTP status answered."""
+
+    method: str
+    params: JSON
+    time: float
+    status: int = 200
+
+
+@dataclass
+class Outgoing:
+    """A webhook to deliver: exact body bytes and (signed) headers. ``url=None``: the default URL."""
+
+    payload: JSON
+    body: bytes
+    headers: dict[str, str]
+    url: str | None = None
+
+
+@dataclass
+class Delivery:
+    """One delivery attempt of a webhook."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    attempt: int
+    status: int | None
+    error: str | None
+    time: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class ProviderStandIn:
+    """Base class: serve ``self.app``, log calls, inject faults, deliver webhooks with retries.
+
+    Subclasses add routes to ``self.app`` and answer API calls through :meth:`_gate`, which logs the
+    call and returns the injected failure, if any.
+    """
+
+    def __init__(
+        self, *, public_url: str | None = None, retry_delays: Sequence[float] = (0.05, 0.25, 1.0),
+        delivery_timeout: float = 5.0,
+    ) -> None:
+        self.app = web.Application()
+        self.calls: list[Call] = []
+        self.deliveries: list[Delivery] = []
+        self.pending: list[Outgoing] = []
+        #: Every API call answers 503 (not JSON, as a load balancer in front of a dead service would).
+        self.down = False
+        #: Pause before each retry; a webhook gets ``1 + len(retry_delays)`` attempts.
+        self.retry_delays = tuple(retry_delays)
+        self.delivery_timeout = delivery_timeout
+        self.base_url: str | None = None
+        self._public_url = public_url
+        self._faults: dict[str, list[list[Any]]] = {}
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[bool]] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def public_url(self) -> str:
+        """Base URL that payers' links use (defaults to the served address)."""
+        url = self._public_url or self.base_url
+        if url is None:
+            raise RuntimeError("not started; call start() or set public_url")
+        return url.rstrip("/")
+
+    @public_url.setter
+    def public_url(self, value: str | None) -> None:
+        self._public_url = value
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on ``host:port`` (0 = any free port); return the base URL."""
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        self.base_url = f"http://{host}:{self._runner.addresses[0][1]}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Cancel deliveries in flight and stop the server."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> ProviderStandIn:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ calls and faults
+
+    def fail_next(self, method: str, status: int = 500, times: int = 1, *, error: str | None = None) -> None:
+        """Make the next ``times`` calls of ``method`` fail with HTTP ``status`` (``error``: the
+        provider's error name; a per-status default otherwise). ``method="*"`` matches any call."""
+        self._faults.setdefault(method.lower(), []).append([status, error, times])
+
+    def calls_of(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method.lower() == method.lower()]
+
+    def _gate(self, method: str, params: JSON) -> tuple[Call, web.Response | None]:
+        """Log the call; return the response to send instead of answering it (down / fault)."""
+        call = Call(method, params, time.time())
+        self.calls.append(call)
+        if self.down:
+            call.status = 503
+            return call, web.Response(status=503, text="503 Service Temporarily Unavailable")
+        for key in (method.lower(), "*"):
+            queue = self._faults.get(key)
+            if queue:
+                status, error, _ = fault = queue[0]
+                fault[2] -= 1
+                if fault[2] <= 0:
+                    queue.pop(0)
+                call.status = status
+                return call, self._fault_response(status, error)
+        return call, None
+
+    def _fault_response(self, status: int, error: str | None) -> web.Response:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ webhooks
+
+    def _default_url(self) -> str | None:
+        """Where webhooks without their own URL go (evaluated at each attempt)."""
+        return None
+
+    def _send(self, item: Outgoing) -> None:
+        """Deliver ``item`` in the background (call from the event loop)."""
+        task = asyncio.get_running_loop().create_task(self._deliver(item))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, item: Outgoing) -> bool:
+        for attempt, delay in enumerate((0.0, *self.retry_delays), start=1):
+            if delay:
+                await asyncio.sleep(delay)
+            url = item.url or self._default_url()
+            if url is None:
+                break
+            status, error = None, None
+            if self._session is None or self._session.closed:
+                self._session = aiohttp.ClientSession()
+            try:
+                async with self._session.post(
+                    url, data=item.body, headers=item.headers,
+                    timeout=aiohttp.ClientTimeout(total=self.delivery_timeout),
+                ) as resp:
+                    status = resp.status
+                    await resp.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            delivery = Delivery(url, item.body, dict(item.headers), attempt, status, error, time.time())
+            self.deliveries.append(delivery)
+            if delivery.ok:
+                return True
+            log.info("webhook to %s failed (attempt %d): %s", url, attempt, error or status)
+        self.pending.append(item)
+        return False
+
+    async def deliver_pending(self) -> int:
+        """Run a full retry cycle for every undelivered webhook; return how many got through."""
+        items, self.pending = self.pending, []
+        results = await asyncio.gather(*(self._deliver(item) for item in items))
+        return sum(results)
+
+    async def drain(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Wait until every webhook in flight is delivered or given up (moved to ``pending``)."""
+        async with asyncio.timeout(timeout):
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+# ---------------------------------------------------------------------- HTML helpers
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem;color:#222}"
+    "h1{font-size:1.25rem}.sandbox{color:#a60;font-size:.8rem;text-transform:uppercase}"
+    "table{border-collapse:collapse;width:100%;margin:1rem 0}"
+    "td{padding:.35rem .4rem;border-bottom:1px solid #eee;vertical-align:top}"
+    "td:first-child{color:#666;width:38%}.amount{font-size:1.6rem;font-weight:600}"
+    ".note{padding:.6rem .8rem;border-radius:.4rem;background:#f2f2f2;margin:.8rem 0}"
+    ".ok{background:#e4f5e4}.warn{background:#fff2dc}.err{background:#fde6e6}"
+    ".mono{font-family:ui-monospace,monospace;word-break:break-all}"
+    "form{display:inline-block;margin:.3rem .3rem 0 0}button{padding:.5rem 1rem;font-size:1rem;cursor:pointer}"
+    "select,input{font-size:1rem;padding:.4rem}"
+)
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                               "base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def esc(value: object) -> str:
+    """HTML-escape ``value`` (quotes too, so it is safe in attributes)."""
+    return html.escape(str(value), quote=True)
+
+
+def page(title: str, *parts: str, status: int = 200) -> web.Response:
+    """A complete, self-contained HTML page; ``parts`` are HTML fragments built with these helpers."""
+    body = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width,initial-scale=1'>"
+        f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<div class=sandbox>Sandbox &mdash; no real money moves</div><h1>{esc(title)}</h1>"
+        + "".join(parts) + "</body></html>"
+    )
+    return web.Response(text=body, content_type="text/html", status=status, headers=_HEADERS)
+
+
+def note(text: str, kind: str = "") -> str:
+    return f"<div class='note {esc(kind)}'>{esc(text)}</div>"
+
+
+def table(rows: Iterable[tuple[str, object]], *, mono: Iterable[str] = ()) -> str:
+    """Label/value rows (both escaped); labels in ``mono`` get a monospace value."""
+    mono = set(mono)
+    cells = "".join(
+        f"<tr><td>{esc(label)}</td><td{' class=mono' if label in mono else ''}>{esc(value)}</td></tr>"
+        for label, value in rows)
+    return f"<table>{cells}</table>"
+
+
+def button(action: str, label: str, fields: Mapping[str, str] | None = None) -> str:
+    """A one-button form that POSTs ``fields`` to ``action``."""
+    hidden = "".join(f"<input type=hidden name='{esc(k)}' value='{esc(v)}'>" for k, v in (fields or {}).items())
+    return f"<form method=post action='{esc(action)}'>{hidden}<button type=submit>{esc(label)}</button></form>"
