@@ -5,6 +5,15 @@ users with :meth:`TelegramStandIn.send_text` / :meth:`TelegramStandIn.press`. It
 wire format (``/bot{token}/{method}``, query/form/multipart/JSON bodies, ``{"ok": ...}`` replies
 with Telegram's error texts and HTTP statuses). Every request is recorded in ``calls``; everything
 that happens in a chat is published to :meth:`TelegramStandIn.subscribe` queues.
+
+Telegram Stars: sendInvoice / createInvoiceLink (currency XTR, one price, no provider token;
+``subscription_period`` 2592000 on links), and :meth:`TelegramStandIn.pay_invoice` performs the
+payer's side: a ``pre_checkout_query`` the bot must answer within ``pre_checkout_timeout`` (10 s),
+then the ``successful_payment`` service message. :meth:`resend_successful_payment` delivers it again,
+:meth:`renew_subscription` charges the next period; refundStarPayment, getStarTransactions and
+editUserStarSubscription keep the ledger. Channels (:meth:`add_channel`) store the bot's posts and
+track members: createChatInviteLink / revokeChatInviteLink, banChatMember / unbanChatMember,
+getChatMember, and :meth:`join_via_link` for the user's side (member limits, expiry, bans).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import json
 import logging
 import math
 import re
+import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -37,6 +47,7 @@ Handler = Callable[[JSON], Awaitable[Any]]
 JSON_FIELDS = frozenset({
     "reply_markup", "entities", "caption_entities", "commands", "scope", "allowed_updates",
     "reply_parameters", "link_preview_options", "media", "prices", "results", "options",
+    "suggested_tip_amounts",
 })
 #: Methods that count against ``rate_limit`` (messages per second, all chats together).
 SENDING_METHODS = frozenset({
@@ -121,6 +132,89 @@ class ChatState:
         return self.last_message_id
 
 
+STARS = "XTR"
+#: The only subscription period Telegram accepts (30 days), and the cap on its price.
+SUBSCRIPTION_PERIOD = 2_592_000
+MAX_SUBSCRIPTION_STARS = 10_000
+PRE_CHECKOUT_TIMEOUT = 10.0
+_MEMBER_STATUSES = frozenset({"creator", "administrator", "member", "restricted"})
+
+
+@dataclass
+class Invoice:
+    """An invoice the bot created: a sendInvoice message (``chat_id``/``message_id``) or a
+    createInvoiceLink link (``link``). ``payload`` never reaches the payer."""
+
+    slug: str
+    title: str
+    description: str
+    payload: str
+    currency: str
+    prices: list[JSON]
+    start_parameter: str = ""
+    subscription_period: int | None = None
+    photo_url: str | None = None
+    chat_id: int | None = None
+    message_id: int | None = None
+    link: str | None = None
+
+    @property
+    def total_amount(self) -> int:
+        return sum(int(price["amount"]) for price in self.prices)
+
+    def to_json(self) -> JSON:
+        """The Bot API ``Invoice`` object carried by an invoice message."""
+        return {"title": self.title, "description": self.description,
+                "start_parameter": self.start_parameter, "currency": self.currency,
+                "total_amount": self.total_amount}
+
+
+@dataclass
+class StarPayment:
+    """A completed Stars payment; ``message`` is the ``successful_payment`` service message."""
+
+    charge_id: str
+    provider_charge_id: str
+    user_id: int
+    invoice: Invoice
+    total_amount: int
+    date: int
+    message: JSON = field(default_factory=dict)
+    refunded: bool = False
+    subscription_expiration_date: int | None = None
+    is_first_recurring: bool = False
+    canceled: bool = False
+
+    def successful_payment(self) -> JSON:
+        body: JSON = {"currency": self.invoice.currency, "total_amount": self.total_amount,
+                      "invoice_payload": self.invoice.payload,
+                      "telegram_payment_charge_id": self.charge_id,
+                      "provider_payment_charge_id": self.provider_charge_id}
+        if self.subscription_expiration_date is not None:
+            body["subscription_expiration_date"] = self.subscription_expiration_date
+            body["is_recurring"] = True
+            if self.is_first_recurring:
+                body["is_first_recurring"] = True
+        return body
+
+
+@dataclass
+class InviteLink:
+    """A link made by createChatInviteLink; ``joined`` counts members who came through it."""
+
+    chat_id: int
+    info: JSON
+    joined: int = 0
+
+
+class JoinRefused(ValueError):
+    """:meth:`TelegramStandIn.join_via_link` refused, with the error Telegram's apps get."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def _int(p: JSON, key: str, *, required: bool = True, empty: str | None = None) -> int | None:
     value = p.get(key)
     if value is None or value == "":
@@ -170,6 +264,21 @@ class TelegramStandIn:
         self.callback_answers: dict[str, JSON] = {}
         self.my_commands: dict[tuple[str, str], list[JSON]] = {}
         self.files: dict[str, bytes | str] = {}
+        #: file_id -> {"content_type", "file_name"} for uploaded files (served by the web chat).
+        self.file_meta: dict[str, JSON] = {}
+        #: Invoices by slug (sendInvoice and createInvoiceLink), payments by charge id.
+        self.invoices: dict[str, Invoice] = {}
+        self.payments: dict[str, StarPayment] = {}
+        #: The bot's Star transactions, oldest first (getStarTransactions).
+        self.star_transactions: list[JSON] = []
+        #: Telegram cancels a checkout the bot has not answered within 10 s.
+        self.pre_checkout_timeout = PRE_CHECKOUT_TIMEOUT
+        self.pre_checkout_answers: dict[str, JSON] = {}
+        #: Channel memberships: chat_id -> user_id -> ChatMember; invite links by URL.
+        self.members: dict[int, dict[int, JSON]] = {}
+        self.invite_links: dict[str, InviteLink] = {}
+        #: Unix time for invoices, payments, invite-link expiry and bans (replace in tests).
+        self.clock: Callable[[], float] = time.time
         self.webhook: JSON | None = None
         self.webhook_retry_delay = 0.5
         self.webhook_timeout = 10.0
@@ -179,6 +288,8 @@ class TelegramStandIn:
         self._update_ids = itertools.count(1)
         self._query_ids = itertools.count(1)
         self._file_ids = itertools.count(1)
+        self._charge_ids = itertools.count(1)
+        self._pending_checkouts: dict[str, tuple[asyncio.Future[JSON], StarPayment]] = {}
         self._open_queries: dict[str, int] = {}
         self._sent: deque[float] = deque()
         self._faults: dict[str, list[list[Any]]] = {}
@@ -203,6 +314,15 @@ class TelegramStandIn:
             "forwardmessage": self._forward_message, "copymessage": self._copy_message,
             "sendphoto": lambda p: self._send_media("photo", p),
             "senddocument": lambda p: self._send_media("document", p),
+            "sendinvoice": self._send_invoice, "createinvoicelink": self._create_invoice_link,
+            "answerprecheckoutquery": self._answer_pre_checkout,
+            "refundstarpayment": self._refund_star_payment,
+            "getstartransactions": self._get_star_transactions,
+            "edituserstarsubscription": self._edit_user_star_subscription,
+            "createchatinvitelink": self._create_chat_invite_link,
+            "revokechatinvitelink": self._revoke_chat_invite_link,
+            "banchatmember": self._ban_chat_member, "unbanchatmember": self._unban_chat_member,
+            "getchatmember": self._get_chat_member, "getchat": self._get_chat,
         }
         self.app = web.Application(client_max_size=50 * 1024 * 1024)
         self.app.router.add_route("*", r"/bot{token:[^/]+}/{method:[^/]+}", self._handle)
@@ -338,6 +458,202 @@ class TelegramStandIn:
                 return self.press(user_id, mid, found[0]["callback_data"])
         raise ValueError(f"no button {text!r} in chat {user_id}")
 
+    # ------------------------------------------------------------------ driving: Stars payments
+
+    def find_invoice(self, user_id: int, invoice: int | str | None = None) -> Invoice:
+        """The invoice a user would pay: ``invoice`` is a message id in their chat, an invoice link
+        (or its slug), or None for the newest invoice message in their chat."""
+        _, state = self._user(user_id)
+        if isinstance(invoice, str) and not invoice.isdigit():
+            record = self.invoices.get(invoice.rstrip("/").rsplit("/", 1)[-1])
+            if record is None:
+                raise ValueError(f"no invoice {invoice!r}")
+            return record
+        if invoice is None:
+            ids = [mid for mid in sorted(state.bot_message_ids, reverse=True)
+                   if "invoice" in state.messages.get(mid, {})]
+            if not ids:
+                raise ValueError(f"no invoice in chat {user_id}")
+            invoice = ids[0]
+        message_id = int(invoice)
+        for record in self.invoices.values():
+            if record.chat_id == user_id and record.message_id == message_id:
+                if message_id not in state.messages:
+                    raise ValueError(f"invoice message {message_id} was deleted")
+                return record
+        raise ValueError(f"message {message_id} in chat {user_id} is not an invoice")
+
+    async def pay_invoice(
+        self, user_id: int, invoice: int | str | None = None, *, timeout: float | None = None,  # noqa: ASYNC109
+    ) -> JSON:
+        """The user taps Pay and confirms: Telegram's real round trip.
+
+        Queues a ``pre_checkout_query`` and waits (``pre_checkout_timeout``, 10 s as in Telegram)
+        for the bot's answerPreCheckoutQuery. If the bot says ok, posts the ``successful_payment``
+        service message in the user's chat and queues it as a ``message`` update. Returns
+        ``{"ok": True, "telegram_payment_charge_id": ..., "message": ...}`` or
+        ``{"ok": False, "reason": "refused" | "timeout", "error_message": ...}`` (what Telegram
+        shows the payer). Raises ValueError when there is no such invoice.
+        """
+        record = self.find_invoice(user_id, invoice)
+        user, state = self._user(user_id)
+        query_id = str(next(self._query_ids) + 5_000_000_000)
+        payment = StarPayment("", "", user_id, record, record.total_amount, 0)
+        future: asyncio.Future[JSON] = asyncio.get_running_loop().create_future()
+        self._pending_checkouts[query_id] = (future, payment)
+        query = {"id": query_id, "from": user, "currency": record.currency,
+                 "total_amount": record.total_amount, "invoice_payload": record.payload}
+        self.queue_update("pre_checkout_query", query)
+        self._emit({"type": "pre_checkout_query", "chat_id": user_id, "query": query})
+        wait = self.pre_checkout_timeout if timeout is None else timeout
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(future), wait)
+        except TimeoutError:
+            self._pending_checkouts.pop(query_id, None)
+            result = {"ok": False, "reason": "timeout", "pre_checkout_query_id": query_id,
+                      "error_message": f"The bot did not confirm the payment within {wait:g} s; "
+                                       "nothing was charged."}
+            self._emit({"type": "payment_failed", "chat_id": user_id, **result})
+            return result
+        if not answer["ok"]:
+            result = {"ok": False, "reason": "refused", "pre_checkout_query_id": query_id,
+                      "error_message": answer.get("error_message", "")}
+            self._emit({"type": "payment_failed", "chat_id": user_id, **result})
+            return result
+        now = int(self.clock())
+        payment.date = now
+        if record.subscription_period:
+            payment.subscription_expiration_date = now + record.subscription_period
+            payment.is_first_recurring = True
+        message = self._charge(payment, user, state)
+        return {"ok": True, "pre_checkout_query_id": query_id,
+                "telegram_payment_charge_id": payment.charge_id, "message": copy.deepcopy(message)}
+
+    def _charge(self, payment: StarPayment, user: JSON, state: ChatState) -> JSON:
+        """Record ``payment``, post its service message and queue the ``message`` update."""
+        n = next(self._charge_ids)
+        payment.charge_id = f"stxsandbox{n:06d}{secrets.token_hex(10)}"
+        payment.provider_charge_id = f"{payment.user_id}_{n}"
+        source: JSON = {"type": "user", "transaction_type": "invoice_payment", "user": user,
+                        "invoice_payload": payment.invoice.payload}
+        if payment.invoice.subscription_period:
+            source["subscription_period"] = payment.invoice.subscription_period
+        self.star_transactions.append({"id": payment.charge_id, "amount": payment.total_amount,
+                                       "date": payment.date, "source": source})
+        message = self._new_message(state, user, {"successful_payment": payment.successful_payment()},
+                                    from_bot=False)
+        payment.message = message
+        self.payments[payment.charge_id] = payment
+        self.queue_update("message", message)
+        return message
+
+    def resend_successful_payment(self, charge_id: str) -> JSON:
+        """Deliver the same ``successful_payment`` message again (Telegram may); the bot must count
+        it once. Returns the new Update."""
+        payment = self.payments.get(charge_id)
+        if payment is None:
+            raise ValueError(f"no payment {charge_id!r}")
+        update = self.queue_update("message", payment.message)
+        if update is None:
+            raise ValueError("message updates are filtered out by allowed_updates")
+        return copy.deepcopy(update)
+
+    def renew_subscription(self, charge_id: str) -> JSON:
+        """Telegram charges a Stars subscription for the next period (no pre-checkout query): a new
+        ``successful_payment`` with ``is_recurring`` and a new charge id. Returns the message."""
+        first = self.payments.get(charge_id)
+        if first is None or first.subscription_expiration_date is None:
+            raise ValueError(f"no subscription payment {charge_id!r}")
+        if first.canceled:
+            raise ValueError(f"subscription {charge_id!r} was canceled")
+        period = first.invoice.subscription_period or SUBSCRIPTION_PERIOD
+        latest = max((p for p in self.payments.values() if p.invoice is first.invoice
+                      and p.user_id == first.user_id and not p.refunded),
+                     key=lambda p: p.subscription_expiration_date or 0, default=first)
+        base = latest.subscription_expiration_date or int(self.clock())
+        user, state = self._user(first.user_id)
+        payment = StarPayment("", "", first.user_id, first.invoice, first.total_amount,
+                              int(self.clock()), subscription_expiration_date=base + period)
+        return copy.deepcopy(self._charge(payment, user, state))
+
+    # ------------------------------------------------------------------ driving: channels
+
+    def join_via_link(self, user_id: int, link: str) -> JSON:
+        """The user opens an invite link and joins. Honours revocation, ``expire_date``,
+        ``member_limit`` and bans; raises :class:`JoinRefused` (``INVITE_HASH_EXPIRED``,
+        ``USER_BANNED_IN_CHANNEL``, ...). Returns the new ChatMember."""
+        user, _ = self._user(user_id)
+        record = self.invite_links.get(link.strip())
+        if record is None:
+            raise JoinRefused("INVITE_HASH_INVALID")
+        info = record.info
+        expire = info.get("expire_date")
+        limit = info.get("member_limit")
+        if info["is_revoked"] or (expire and self.clock() >= expire) or (limit and record.joined >= limit):
+            raise JoinRefused("INVITE_HASH_EXPIRED")
+        old = self.member_status(record.chat_id, user_id)
+        if old["status"] == "kicked":
+            raise JoinRefused("USER_BANNED_IN_CHANNEL")
+        if old["status"] in _MEMBER_STATUSES:
+            raise JoinRefused("USER_ALREADY_PARTICIPANT")
+        chat = self.chats[record.chat_id].chat
+        if info["creates_join_request"]:
+            self.queue_update("chat_join_request", {
+                "chat": chat, "from": user, "user_chat_id": user_id, "date": int(self.clock()),
+                "invite_link": info})
+            raise JoinRefused("INVITE_REQUEST_SENT")
+        record.joined += 1
+        return self._set_member(record.chat_id, user, {"status": "member", "user": user},
+                                invite_link=info)
+
+    def leave_channel(self, user_id: int, chat_id: int) -> JSON:
+        """The user leaves a channel (no-op unless they are a member)."""
+        user, _ = self._user(user_id)
+        if self.member_status(chat_id, user_id)["status"] not in _MEMBER_STATUSES:
+            return self.member_status(chat_id, user_id)
+        return self._set_member(chat_id, user, {"status": "left", "user": user})
+
+    def member_status(self, chat_id: int, user_id: int) -> JSON:
+        """The user's ChatMember in a channel (a ban whose ``until_date`` passed has ended)."""
+        if user_id == self.bot_user["id"]:
+            return self._bot_admin()
+        user = self.users.get(user_id) or {"id": user_id, "is_bot": False, "first_name": f"User {user_id}"}
+        member = self.members.get(chat_id, {}).get(user_id)
+        if member is None:
+            return {"status": "left", "user": dict(user)}
+        if member["status"] == "kicked" and 0 < member.get("until_date", 0) <= self.clock():
+            return {"status": "left", "user": dict(user)}
+        return copy.deepcopy(member)
+
+    def channel_members(self, chat_id: int) -> list[JSON]:
+        """Everyone the channel knows about (members, banned, left), by user id."""
+        return [self.member_status(chat_id, uid) for uid in sorted(self.members.get(chat_id, {}))]
+
+    def _set_member(self, chat_id: int, user: JSON, new: JSON, *, invite_link: JSON | None = None,
+                    actor: JSON | None = None) -> JSON:
+        old = self.member_status(chat_id, user["id"])
+        self.members.setdefault(chat_id, {})[user["id"]] = copy.deepcopy(new)
+        chat = self.chats[chat_id].chat
+        update: JSON = {"chat": chat, "from": actor or user, "date": int(self.clock()),
+                        "old_chat_member": old, "new_chat_member": new}
+        if invite_link:
+            update["invite_link"] = invite_link
+        self.queue_update("chat_member", update)
+        self._emit({"type": "member", "chat_id": chat_id, "user_id": user["id"], "old": old, "new": new})
+        return copy.deepcopy(new)
+
+    def _bot_admin(self) -> JSON:
+        rights = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats",
+                  "can_restrict_members", "can_change_info", "can_invite_users", "can_post_stories",
+                  "can_edit_stories", "can_delete_stories", "can_post_messages", "can_edit_messages")
+        return {"status": "administrator", "user": dict(self.bot_user), "can_be_edited": False,
+                "is_anonymous": False, "can_promote_members": False, "can_send_welcome_messages": False,
+                **dict.fromkeys(rights, True)}
+
+    def publish(self, event: JSON) -> None:
+        """Send an event to every :meth:`subscribe` queue (the web chat uses it for its own news)."""
+        self._emit(event)
+
     def queue_update(self, kind: str, payload: JSON) -> JSON | None:
         """Queue an Update of ``kind`` (e.g. "message") unless allowed_updates filters it out."""
         allowed = self._allowed_updates
@@ -391,7 +707,9 @@ class TelegramStandIn:
 
     def subscribe(self) -> asyncio.Queue[JSON]:
         """Queue of events: {"type": "message"|"edit"|"delete"|"callback_answer"|
-        "chat_action"|"commands", "chat_id": ..., ...}, for the bot's and users' actions."""
+        "chat_action"|"commands"|"pre_checkout_query"|"pre_checkout_answer"|"payment_failed"|
+        "invite_link"|"invoice_link"|"member", "chat_id": ..., ...}, for the bot's and users'
+        actions (``chat_id`` None: not about one chat)."""
         queue: asyncio.Queue[JSON] = asyncio.Queue()
         self._subscribers.append(queue)
         return queue
@@ -640,6 +958,8 @@ class TelegramStandIn:
         file: JSON = {"file_id": f"sandbox-{kind}-{n}", "file_unique_id": f"u{n}"}
         if isinstance(raw, UploadedFile):
             self.files[file["file_id"]] = raw.data
+            self.file_meta[file["file_id"]] = {"content_type": raw.content_type,
+                                               "file_name": raw.filename}
             file["file_size"] = len(raw.data)
             if kind == "document":
                 file.update(file_name=raw.filename, mime_type=raw.content_type)
@@ -849,6 +1169,224 @@ class TelegramStandIn:
             content.pop("caption_entities", None)
             content.update(self._text(p, "caption", limit=1024))
         return {"message_id": self._bot_post(dest, content, p)["message_id"]}
+
+    # ------------------------------------------------------------------ payments (Telegram Stars)
+    # Error texts: REPLY_MARKUP_BUY_EMPTY, QUERY_ID_INVALID, CHARGE_ALREADY_REFUNDED,
+    # STARS_INVOICE_INVALID, CURRENCY_INVALID and 'parameter "x" is required' are Telegram's own;
+    # the other names follow Telegram's style but are the sandbox's guesses.
+
+    def _invoice_params(self, p: JSON, *, link: bool) -> Invoice:
+        for key in ("title", "description", "payload", "currency", "prices"):
+            if p.get(key) is None or p.get(key) == "":
+                raise bad_request(f'parameter "{key}" is required')
+        title, description, payload = str(p["title"]), str(p["description"]), str(p["payload"])
+        currency = str(p["currency"])
+        if not 1 <= len(title) <= 32:
+            raise bad_request("INVOICE_TITLE_INVALID")
+        if not 1 <= len(description) <= 255:
+            raise bad_request("INVOICE_DESCRIPTION_INVALID")
+        if not 1 <= len(payload.encode()) <= 128:
+            raise bad_request("INVOICE_PAYLOAD_INVALID")
+        if not re.fullmatch(r"[A-Z]{3}", currency):
+            raise bad_request("CURRENCY_INVALID")
+        if currency != STARS:  # the sandbox has no card payment providers
+            raise bad_request("PAYMENT_PROVIDER_INVALID")
+        prices = p["prices"]
+        if not isinstance(prices, list):
+            raise bad_request("can't parse prices JSON object")
+        clean: list[JSON] = []
+        for price in prices:
+            if not isinstance(price, dict) or not price.get("label") or \
+                    not isinstance(price.get("amount"), int) or isinstance(price["amount"], bool):
+                raise bad_request("can't parse prices JSON object")
+            clean.append({"label": str(price["label"]), "amount": price["amount"]})
+        if p.get("provider_token") or len(clean) != 1 or p.get("max_tip_amount") or \
+                p.get("suggested_tip_amounts"):
+            raise bad_request("STARS_INVOICE_INVALID")
+        if clean[0]["amount"] <= 0:
+            raise bad_request("CURRENCY_TOTAL_AMOUNT_INVALID")
+        period = _int(p, "subscription_period", required=False) if link else None
+        if period is not None:
+            if period != SUBSCRIPTION_PERIOD:
+                raise bad_request("SUBSCRIPTION_PERIOD_INVALID")
+            if clean[0]["amount"] > MAX_SUBSCRIPTION_STARS:
+                raise bad_request("STARS_INVOICE_INVALID")
+        slug = secrets.token_urlsafe(12)
+        return Invoice(slug, title, description, payload, currency, clean,
+                       start_parameter=str(p.get("start_parameter") or ""), subscription_period=period,
+                       photo_url=p.get("photo_url") or None)
+
+    async def _send_invoice(self, p: JSON) -> JSON:
+        state = self._chat(p)
+        record = self._invoice_params(p, link=False)
+        markup = self._markup(p)
+        rows = (markup or {}).get("inline_keyboard") or []
+        if any(rows) and not (rows[0] and rows[0][0].get("pay")):
+            raise bad_request("REPLY_MARKUP_BUY_EMPTY")  # a keyboard's first button must be Pay
+        msg = self._bot_post(state, {"invoice": record.to_json()}, p)
+        record.chat_id, record.message_id = state.chat["id"], msg["message_id"]
+        self.invoices[record.slug] = record
+        return msg
+
+    async def _create_invoice_link(self, p: JSON) -> str:
+        record = self._invoice_params(p, link=True)
+        record.link = f"{self.base_url or 'http://sandbox.invalid'}/sandbox/invoice/{record.slug}"
+        self.invoices[record.slug] = record
+        self._emit({"type": "invoice_link", "chat_id": None, "link": record.link,
+                    "invoice": record.to_json()})
+        return record.link
+
+    async def _answer_pre_checkout(self, p: JSON) -> bool:
+        query_id = str(p.get("pre_checkout_query_id") or "")
+        if not query_id:
+            raise bad_request('parameter "pre_checkout_query_id" is required')
+        if p.get("ok") is None:
+            raise bad_request('parameter "ok" is required')
+        ok = _bool(p, "ok")
+        message = str(p.get("error_message") or "")
+        if not ok and not message:
+            raise bad_request("ERROR_TEXT_EMPTY")
+        if query_id not in self._pending_checkouts:
+            raise bad_request("QUERY_ID_INVALID")  # unknown, answered, or past the 10 s
+        future, payment = self._pending_checkouts.pop(query_id)
+        answer = {"ok": ok, **({"error_message": message} if not ok else {})}
+        self.pre_checkout_answers[query_id] = answer
+        if not future.done():
+            future.set_result(answer)
+        self._emit({"type": "pre_checkout_answer", "chat_id": payment.user_id,
+                    "pre_checkout_query_id": query_id, **answer})
+        return True
+
+    def _payment(self, p: JSON) -> StarPayment:
+        user_id = _int(p, "user_id", empty='parameter "user_id" is required')
+        charge_id = str(p.get("telegram_payment_charge_id") or "")
+        if not charge_id:
+            raise bad_request('parameter "telegram_payment_charge_id" is required')
+        payment = self.payments.get(charge_id)
+        if payment is None or payment.user_id != user_id:
+            raise bad_request("CHARGE_NOT_FOUND")
+        return payment
+
+    async def _refund_star_payment(self, p: JSON) -> bool:
+        payment = self._payment(p)
+        if payment.refunded:
+            raise bad_request("CHARGE_ALREADY_REFUNDED")
+        payment.refunded = True
+        user, state = self._user(payment.user_id)
+        self.star_transactions.append({
+            "id": payment.charge_id, "amount": payment.total_amount, "date": int(self.clock()),
+            "receiver": {"type": "user", "transaction_type": "invoice_payment", "user": user,
+                         "invoice_payload": payment.invoice.payload}})
+        refund = {"currency": payment.invoice.currency, "total_amount": payment.total_amount,
+                  "invoice_payload": payment.invoice.payload,
+                  "telegram_payment_charge_id": payment.charge_id,
+                  "provider_payment_charge_id": payment.provider_charge_id}
+        message = self._new_message(state, user, {"refunded_payment": refund}, from_bot=False)
+        self.queue_update("message", message)
+        return True
+
+    async def _get_star_transactions(self, p: JSON) -> JSON:
+        offset = max(_int(p, "offset", required=False) or 0, 0)
+        limit = min(max(_int(p, "limit", required=False) or 100, 1), 100)
+        return {"transactions": copy.deepcopy(self.star_transactions[offset:offset + limit])}
+
+    async def _edit_user_star_subscription(self, p: JSON) -> bool:
+        payment = self._payment(p)
+        if payment.subscription_expiration_date is None:
+            raise bad_request("CHARGE_NOT_FOUND")
+        if p.get("is_canceled") is None:
+            raise bad_request('parameter "is_canceled" is required')
+        payment.canceled = _bool(p, "is_canceled")
+        return True
+
+    # ------------------------------------------------------------------ channels and members
+
+    def _channel(self, p: JSON) -> ChatState:
+        state = self._chat(p, write=False)
+        if state.chat["type"] == "private":
+            raise bad_request("method is available for supergroup and channel chats only")
+        return state
+
+    def _member_user(self, p: JSON) -> JSON:
+        user_id = _int(p, "user_id", empty='parameter "user_id" is required')
+        if not user_id or user_id <= 0:
+            raise bad_request("user not found")
+        return dict(self.users.get(user_id) or {"id": user_id, "is_bot": False,
+                                                  "first_name": f"User {user_id}"})
+
+    async def _create_chat_invite_link(self, p: JSON) -> JSON:
+        state = self._channel(p)
+        name = str(p.get("name") or "")
+        expire = _int(p, "expire_date", required=False)
+        limit = _int(p, "member_limit", required=False)
+        join_request = _bool(p, "creates_join_request")
+        if len(name) > 32:
+            raise bad_request("invite link name is too long")
+        if limit is not None and not 1 <= limit <= 99_999:
+            raise bad_request("USAGE_LIMIT_INVALID")
+        if join_request and limit:
+            raise bad_request("member limit can't be specified for links requiring administrator approval")
+        if expire and expire <= self.clock():
+            raise bad_request("EXPIRE_DATE_INVALID")
+        info: JSON = {"invite_link": f"https://t.me/+sandbox{secrets.token_urlsafe(12)}",
+                      "creator": dict(self.bot_user), "creates_join_request": join_request,
+                      "is_primary": False, "is_revoked": False}
+        if name:
+            info["name"] = name
+        if expire:
+            info["expire_date"] = expire
+        if limit:
+            info["member_limit"] = limit
+        self.invite_links[info["invite_link"]] = InviteLink(state.chat["id"], info)
+        self._emit({"type": "invite_link", "chat_id": state.chat["id"], "invite_link": info})
+        return copy.deepcopy(info)
+
+    async def _revoke_chat_invite_link(self, p: JSON) -> JSON:
+        state = self._channel(p)
+        record = self.invite_links.get(str(p.get("invite_link") or ""))
+        if record is None or record.chat_id != state.chat["id"]:
+            raise bad_request("INVITE_HASH_EXPIRED")
+        record.info["is_revoked"] = True
+        return copy.deepcopy(record.info)
+
+    async def _ban_chat_member(self, p: JSON) -> bool:
+        state = self._channel(p)
+        user = self._member_user(p)
+        if user["id"] == self.bot_user["id"]:
+            raise bad_request("can't restrict self")
+        until = _int(p, "until_date", required=False) or 0
+        now = self.clock()
+        if until and not now + 30 <= until <= now + 366 * 86400:
+            until = 0  # Telegram: under 30 s or over 366 days means forever
+        self._set_member(state.chat["id"], user, {"status": "kicked", "user": user, "until_date": until},
+                         actor=self.bot_user)
+        return True
+
+    async def _unban_chat_member(self, p: JSON) -> bool:
+        state = self._channel(p)
+        user = self._member_user(p)
+        status = self.member_status(state.chat["id"], user["id"])["status"]
+        # Without only_if_banned a member is removed too: afterwards they are not in the chat
+        # but may join again.
+        if status == "kicked" or (status in _MEMBER_STATUSES and not _bool(p, "only_if_banned")):
+            self._set_member(state.chat["id"], user, {"status": "left", "user": user}, actor=self.bot_user)
+        return True
+
+    async def _get_chat_member(self, p: JSON) -> JSON:
+        state = self._chat(p, write=False)
+        user = self._member_user(p)
+        if state.chat["type"] == "private":
+            if user["id"] not in (state.chat["id"], self.bot_user["id"]):
+                raise bad_request("user not found")
+            return {"status": "member", "user": user}
+        return self.member_status(state.chat["id"], user["id"])
+
+    async def _get_chat(self, p: JSON) -> JSON:
+        state = self._chat(p, write=False)
+        gifts = dict.fromkeys(("unlimited_gifts", "limited_gifts", "unique_gifts",
+                               "premium_subscription", "gifts_from_channels"), False)
+        return {**state.chat, "accent_color_id": 0, "max_reaction_count": 11,
+                "accepted_gift_types": gifts}
 
     # ------------------------------------------------------------------ webhook delivery
 
