@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, String, false
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.base import Base, UTCDateTime, utcnow
+from db.base import Base, ExactDecimal, UTCDateTime, utcnow
 
 
 class User(Base):
@@ -23,3 +35,102 @@ class User(Base):
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     is_blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    terms_accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Order(Base):
+    """One purchase. `status` changes only through services.orders (conditional updates)."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
+    product: Mapped[str] = mapped_column(String(32))
+    product_ref: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(200))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    provider: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivery: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (CheckConstraint("amount_cents > 0", name="amount_positive"),)
+
+
+class OrderEvent(Base):
+    """Every status change of an order, with its cause."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(Integer, ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    cause: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Invoice(Base):
+    """A provider's invoice for an order, as the provider states it."""
+
+    __tablename__ = "invoices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(Integer, ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(128))
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal)
+    asset: Mapped[str] = mapped_column(String(16))
+    pay_url: Mapped[str | None] = mapped_column(String(512))
+    address: Mapped[str | None] = mapped_column(String(256))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(32), default="active", index=True)
+    raw: Mapped[dict] = mapped_column(JSON, default=dict)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("provider", "external_id"),)
+
+
+class Payment(Base):
+    """Money received. The unique key makes a repeated notification count once
+    (for Stars the external id is `telegram_payment_charge_id`)."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(Integer, ForeignKey("orders.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(256))
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal)
+    asset: Mapped[str] = mapped_column(String(16))
+    usd_cents: Mapped[int | None] = mapped_column(Integer)
+    raw: Mapped[dict] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("provider", "external_id"),)
+
+
+class FulfilmentJob(Base):
+    """Durable fulfilment queue: one row per paid order, written in the same transaction."""
+
+    __tablename__ = "fulfilment_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(Integer, ForeignKey("orders.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

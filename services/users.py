@@ -100,6 +100,11 @@ class UserService:
             )
             return result.rowcount == 1
 
+    async def accept_terms(self, user_id: int) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(update(User).where(User.id == user_id, User.terms_accepted_at.is_(None))
+                                  .values(terms_accepted_at=self.clock()))
+
     async def mark_blocked(self, user_id: int) -> None:
         async with self.db.transaction() as session:
             await session.execute(update(User).where(User.id == user_id).values(is_blocked=True))

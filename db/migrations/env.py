@@ -8,10 +8,19 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import db.models  # noqa: F401  (registers the tables)
-from db.base import Base
+from db.base import Base, ExactDecimal, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
+
+
+def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Migrations spell UTCDateTime as a plain DateTime so they never import app code."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, ExactDecimal):
+        return f"sa.String(length={obj.impl.length})"
+    return False
 
 
 def _configure(connection: Connection) -> None:
@@ -20,6 +29,7 @@ def _configure(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=_render_item,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,177 @@
+"""Fulfilment: deliver what paid orders bought, from a durable queue.
+
+A job row is written in the same transaction that marks an order paid. The worker claims due
+jobs with a lease (a conditional UPDATE), runs the product's `Fulfiller`, sends the delivery
+message, and marks the order fulfilled. A crash leaves the job leased; when the lease runs
+out, the next worker takes it again, so a restart resumes where the last process died.
+Fulfillers must be idempotent: a retried job may run `fulfil` again for the same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import or_, select, update
+
+from db.base import utcnow
+from db.engine import Database
+from db.models import FulfilmentJob, Order
+from services.orders import FULFIL_ON, OrderService, Status, TransitionRefused
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What the buyer is sent, and what is kept about it (never a secret).
+
+    `text` renders the message; it is called in the buyer's locale."""
+
+    text: Callable[[], str]
+    record: dict = field(default_factory=dict)
+
+
+class FulfilmentFailed(Exception):
+    """Fulfilment cannot succeed by retrying (e.g. the product no longer exists)."""
+
+
+class Fulfiller(Protocol):
+    product: str
+
+    async def fulfil(self, order: Order) -> Delivery:
+        """Deliver `order`; idempotent per order id."""
+        ...
+
+
+class Deliverer(Protocol):
+    async def deliver(self, order: Order, delivery: Delivery) -> None: ...
+
+    async def fulfilment_failed(self, order: Order, error: str) -> None: ...
+
+
+class FulfilmentWorker:
+    def __init__(
+        self, database: Database, orders: OrderService, fulfillers: dict[str, Fulfiller], deliverer: Deliverer,
+        *, clock: Callable[[], datetime] = utcnow, max_attempts: int = 6, base_delay: float = 2.0,
+        max_delay: float = 300.0, lease: timedelta = timedelta(minutes=5), idle_wait: float = 1.0,
+    ) -> None:
+        self.db, self.orders, self.fulfillers, self.deliverer = database, orders, fulfillers, deliverer
+        self.clock = clock
+        self.max_attempts, self.base_delay, self.max_delay = max_attempts, base_delay, max_delay
+        self.lease, self.idle_wait = lease, idle_wait
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Something was queued: look now rather than at the next idle tick."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                done = await self.run_once()
+            except Exception:
+                log.exception("fulfilment sweep failed")
+                done = 0
+            if not done and not self._stopping:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.idle_wait)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def run_once(self, limit: int = 20) -> int:
+        """Claim and process due jobs; returns how many were processed."""
+        processed = 0
+        for job_id, order_id in await self._due(limit):
+            if await self._claim(job_id):
+                await self._process(job_id, order_id)
+                processed += 1
+        return processed
+
+    async def _due(self, limit: int) -> list[tuple[int, int]]:
+        now = self.clock()
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(FulfilmentJob.id, FulfilmentJob.order_id).where(or_(
+                    (FulfilmentJob.status == "queued") & (FulfilmentJob.next_attempt_at <= now),
+                    (FulfilmentJob.status == "running") & (FulfilmentJob.lease_until < now),
+                )).order_by(FulfilmentJob.next_attempt_at).limit(limit))
+            return [tuple(r) for r in rows]
+
+    async def _claim(self, job_id: int) -> bool:
+        now = self.clock()
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(FulfilmentJob).where(FulfilmentJob.id == job_id, or_(
+                    (FulfilmentJob.status == "queued") & (FulfilmentJob.next_attempt_at <= now),
+                    (FulfilmentJob.status == "running") & (FulfilmentJob.lease_until < now),
+                )).values(status="running", attempts=FulfilmentJob.attempts + 1, lease_until=now + self.lease,
+                          updated_at=now))
+            return result.rowcount == 1
+
+    async def _process(self, job_id: int, order_id: int) -> None:
+        order = await self.orders.get(order_id)
+        if order is None or Status(order.status) not in FULFIL_ON:
+            await self._finish(job_id, "done", note=f"order is {order.status if order else 'gone'}")
+            return
+        fulfiller = self.fulfillers.get(order.product)
+        try:
+            if fulfiller is None:
+                raise FulfilmentFailed(f"no fulfiller for product {order.product!r}")
+            delivery = await fulfiller.fulfil(order)
+            await self.deliverer.deliver(order, delivery)
+        except Exception as exc:
+            await self._failed(job_id, order, exc)
+            return
+        try:
+            async with self.db.transaction() as session:
+                await self.orders.transition_in(session, order_id, Status.FULFILLED, cause="fulfilment",
+                                              detail=delivery.record, extra={"delivery": delivery.record})
+                await self._set_job(session, job_id, "done")
+        except TransitionRefused as exc:  # refunded meanwhile: keep the job from looping
+            log.warning("order %s fulfilled but not marked: %s", order_id, exc)
+            await self._finish(job_id, "done", note=str(exc))
+
+    async def _failed(self, job_id: int, order: Order, exc: Exception) -> None:
+        async with self.db.session() as session:
+            attempts = await session.scalar(select(FulfilmentJob.attempts).where(FulfilmentJob.id == job_id))
+        final = isinstance(exc, FulfilmentFailed) or attempts >= self.max_attempts
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        log.warning("fulfilment of order %s failed (attempt %s%s): %s", order.id, attempts,
+                    ", giving up" if final else "", error)
+        if not final:
+            delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
+            await self._finish(job_id, "queued", note=error, next_at=self.clock() + timedelta(seconds=delay))
+            return
+        try:
+            async with self.db.transaction() as session:
+                await self.orders.transition_in(session, order.id, Status.FULFIL_FAILED, cause="fulfilment",
+                                              detail={"error": error, "attempts": attempts})
+                await self._set_job(session, job_id, "failed", note=error)
+        except TransitionRefused:
+            await self._finish(job_id, "failed", note=error)
+            return
+        await self.deliverer.fulfilment_failed(order, error)
+
+    async def _finish(self, job_id: int, status: str, *, note: str | None = None,
+                      next_at: datetime | None = None) -> None:
+        async with self.db.transaction() as session:
+            await self._set_job(session, job_id, status, note=note, next_at=next_at)
+
+    async def _set_job(self, session, job_id: int, status: str, *, note: str | None = None,
+                       next_at: datetime | None = None) -> None:
+        values: dict = {"status": status, "lease_until": None, "updated_at": self.clock()}
+        if note is not None:
+            values["last_error"] = note
+        if next_at is not None:
+            values["next_attempt_at"] = next_at
+        await session.execute(update(FulfilmentJob).where(FulfilmentJob.id == job_id).values(**values))

@@ -1,0 +1,30 @@
+"""Money helpers. Amounts are integers of cents (USD) or exact Decimals; never floats."""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, Decimal
+
+
+def usd(cents: int) -> str:
+    """'$9.99' for 999."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}${abs(cents) // 100:,}.{abs(cents) % 100:02d}"
+
+
+def cents_to_decimal(cents: int) -> Decimal:
+    return Decimal(cents) / 100
+
+
+def stars_for(cents: int, stars_usd_rate: Decimal) -> int:
+    """Stars needed to cover a USD price, rounded up (never undercharge)."""
+    return int((cents_to_decimal(cents) / stars_usd_rate).to_integral_value(rounding=ROUND_CEILING))
+
+
+def format_amount(amount: Decimal, asset: str) -> str:
+    """A provider amount as people read it: '12.5 USDT', '0.00021 BTC', '770 ⭐'."""
+    if asset == "XTR":
+        return f"{int(amount)} ⭐"
+    if asset == "USD":
+        return usd(int((amount * 100).to_integral_value()))
+    text = format(amount.normalize(), "f")
+    return f"{text} {asset}"

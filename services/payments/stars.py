@@ -1,0 +1,70 @@
+"""Telegram Stars: invoices in XTR sent by the bot, pre-checkout checks, refunds.
+
+Stars payments arrive as updates (pre_checkout_query, successful_payment), not webhooks, and
+cannot be polled per invoice; the charge id makes each payment count once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from aiogram import Bot
+from aiogram.types import LabeledPrice
+
+from db.base import utcnow
+from services.money import stars_for
+from services.payments.base import InvoiceDraft, InvoiceRequest, RemoteInvoice, WebhookRejected
+
+
+def invoice_payload(order_id: int) -> str:
+    """Our invoice id for Stars: the order plus a nonce, so a re-issued invoice is distinct."""
+    return f"order:{order_id}:{secrets.token_hex(4)}"
+
+
+def order_id_from_payload(payload: str) -> int | None:
+    parts = payload.split(":")
+    if len(parts) == 3 and parts[0] == "order" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+class StarsProvider:
+    name = "stars"
+
+    def __init__(self, bot: Bot, stars_usd_rate: Decimal) -> None:
+        self.bot, self.rate = bot, stars_usd_rate
+
+    def price(self, amount_cents: int) -> int:
+        return stars_for(amount_cents, self.rate)
+
+    async def create_invoice(self, request: InvoiceRequest) -> InvoiceDraft:
+        stars = self.price(request.amount_cents)
+        payload = invoice_payload(request.order_id)
+        message = await self.bot.send_invoice(
+            chat_id=request.user_id, title=request.title[:32], description=request.description[:255],
+            payload=payload, currency="XTR", prices=[LabeledPrice(label=request.title[:32], amount=stars)],
+        )
+        return InvoiceDraft(
+            external_id=payload, amount=Decimal(stars), asset="XTR",
+            expires_at=utcnow() + timedelta(seconds=request.expires_in_seconds),
+            raw={"chat_id": message.chat.id, "message_id": message.message_id},
+        )
+
+    async def fetch(self, external_ids: Sequence[str]) -> list[RemoteInvoice]:
+        return []  # Stars payments reach us as updates only
+
+    def webhook_invoice_ids(self, headers: Mapping[str, str], body: bytes) -> list[str]:
+        raise WebhookRejected("Stars has no webhook")
+
+    async def refund(self, user_id: int, charge_id: str) -> None:
+        await self.bot.refund_star_payment(user_id=user_id, telegram_payment_charge_id=charge_id)
+
+    async def close(self) -> None:
+        pass
+
+
+def expires_in(expires_at: datetime, now: datetime) -> int:
+    return max(0, int((expires_at - now).total_seconds()))

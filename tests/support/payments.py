@@ -1,0 +1,89 @@
+"""A scriptable payment provider (an outside party, so a stand-in is fair) and a product whose
+fulfilment records its effects, for testing the payment core."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from db.models import Order
+from processing.fulfilment import Delivery
+from services.orders import PaymentReport
+from services.payments.base import InvoiceDraft, InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
+
+
+@dataclass
+class RemoteState:
+    amount: Decimal
+    expires_at: datetime
+    paid: list[tuple[str, Decimal, datetime]] = field(default_factory=list)
+
+
+class ScriptedProvider:
+    """Invoices in USD; `pay()` is the payer acting at the provider."""
+
+    def __init__(self, clock, name: str = "fakepay") -> None:
+        self.name, self.clock = name, clock
+        self.invoices: dict[str, RemoteState] = {}
+        self.fetch_requests = 0
+        self.down = False
+
+    async def create_invoice(self, request: InvoiceRequest) -> InvoiceDraft:
+        external_id = f"inv-{request.order_id}-{len(self.invoices)}"
+        expires_at = self.clock() + timedelta(seconds=request.expires_in_seconds)
+        amount = Decimal(request.amount_cents) / 100
+        self.invoices[external_id] = RemoteState(amount, expires_at)
+        return InvoiceDraft(external_id=external_id, amount=amount, asset="USD", expires_at=expires_at,
+                            pay_url=f"https://pay.example/{external_id}")
+
+    def pay(self, external_id: str, amount: Decimal | None = None) -> None:
+        state = self.invoices[external_id]
+        state.paid.append((f"{external_id}/tx{len(state.paid)}", amount or state.amount, self.clock()))
+
+    async def fetch(self, external_ids: Sequence[str]) -> list[RemoteInvoice]:
+        if self.down:
+            raise ProviderError("provider down")
+        result = []
+        for start in range(0, len(external_ids), 100):
+            self.fetch_requests += 1
+            for external_id in external_ids[start:start + 100]:
+                state = self.invoices.get(external_id)
+                if state is None:
+                    continue
+                reports = tuple(PaymentReport(self.name, external_id, tx, amount, "USD", paid_at=at)
+                                for tx, amount, at in state.paid)
+                total = sum((a for _, a, _ in state.paid), Decimal(0))
+                remote_state = ("paid" if total >= state.amount else "partial" if total else
+                                "expired" if self.clock() > state.expires_at else "active")
+                result.append(RemoteInvoice(external_id, remote_state, reports))
+        return result
+
+    def webhook_invoice_ids(self, headers: Mapping[str, str], body: bytes) -> list[str]:
+        if headers.get("x-test-signature") != "ok":
+            raise WebhookRejected("bad signature")
+        return [json.loads(body)["invoice_id"]]
+
+    async def close(self) -> None:
+        pass
+
+
+class RecordingProduct:
+    """Fulfilment with an outside effect ('a key'), idempotent the way real products must be:
+    look the effect up by order id before creating it."""
+
+    product = "test"
+
+    def __init__(self) -> None:
+        self.created: dict[int, int] = {}  # order id -> times an effect was created
+        self.fail_next = 0
+
+    async def fulfil(self, order: Order) -> Delivery:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise ConnectionError("upstream unavailable")
+        if order.id not in self.created:
+            self.created[order.id] = 1
+        return Delivery(text=lambda: f"Here is item {order.id}", record={"item": order.id})
