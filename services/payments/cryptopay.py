@@ -1,0 +1,237 @@
+"""Crypto Pay (@CryptoBot) client: USD-denominated invoices payable in the configured assets.
+
+Wire format (https://help.crypt.bot/crypto-pay-api, mirrored by sandbox/cryptopay.py): ``{api_url}/api/{method}``
+with the app token in the ``Crypto-Pay-API-Token`` header; replies ``{"ok": true, "result": ...}`` or
+``{"ok": false, "error": {"code": N, "name": "..."}}``. Amounts are decimal strings and are only ever read as
+`Decimal`. ``accepted_assets`` must be a comma-separated string (the service fails on a JSON array).
+
+One invoice is paid at most once and in full, so a paid invoice yields exactly one `PaymentReport` with the
+payment id ``cryptopay:{invoice_id}`` and the invoice's USD amount.
+
+Webhooks are configured in @CryptoBot (not through the API); ``webhook_url_hint`` is only echoed in the
+start-up log line. Each update is checked with ``crypto-pay-api-signature`` = hex HMAC-SHA-256(key =
+SHA-256(token), raw body); updates older than a day are refused as replays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+
+from services.orders import PaymentReport
+from services.payments.base import InvoiceDraft, InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "crypto-pay-api-signature"
+#: getInvoices takes at most this many ids per request.
+BATCH = 100
+#: Updates whose ``request_date`` is older than this are refused (replays).
+MAX_WEBHOOK_AGE = timedelta(days=1)
+_DESCRIPTION_MAX_BYTES = 1024
+_STATES = {"active": "active", "paid": "paid", "expired": "expired"}
+
+
+def parse_date(value: Any) -> datetime | None:
+    """An ISO 8601 date as Crypto Pay writes it (``...Z``) -> aware UTC datetime; None when absent/invalid."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _decimal(value: Any, what: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise ProviderError(f"Crypto Pay sent a malformed {what}: {value!r}", retryable=False) from None
+    if not amount.is_finite():
+        raise ProviderError(f"Crypto Pay sent a malformed {what}: {value!r}", retryable=False)
+    return amount
+
+
+def _truncate(text: str, max_bytes: int) -> str:
+    return text.encode()[:max_bytes].decode(errors="ignore")
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with every Decimal written as a string, so it can be stored in a JSON column."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    name = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == name), None)
+
+
+class CryptoPayProvider:
+    """`PaymentProvider` for Crypto Pay. The token never appears in logs, errors or reprs."""
+
+    name = "cryptopay"
+
+    def __init__(
+        self, token: str, api_url: str, assets: list[str], *, webhook_url_hint: str | None = None,
+        client: httpx.AsyncClient | None = None, timeout: float = 10.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if not token:
+            raise ValueError("a Crypto Pay token is required")
+        self._token = token
+        self._secret = hashlib.sha256(token.encode()).digest()
+        self.api_url = api_url.rstrip("/")
+        self.assets = [a.strip().upper() for a in assets if a.strip()]
+        self.webhook_url_hint = webhook_url_hint
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._timeout = timeout
+        self._clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+
+    def __repr__(self) -> str:
+        return f"CryptoPayProvider(api_url={self.api_url!r}, assets={self.assets!r})"
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _call(self, method: str, params: dict[str, Any]) -> Any:
+        """POST ``method`` with a JSON body; the ``result`` of an ok reply, else ProviderError."""
+        try:
+            resp = await self._client.post(
+                f"{self.api_url}/api/{method}", json=params, timeout=self._timeout,
+                headers={"Crypto-Pay-API-Token": self._token})
+        except httpx.TimeoutException as exc:
+            raise ProviderError(f"Crypto Pay {method}: timed out ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"Crypto Pay {method}: {type(exc).__name__}") from None
+        try:
+            body = json.loads(resp.content, parse_float=Decimal)
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("ok") is True and resp.is_success:
+            return jsonable(body.get("result"))
+        error = body.get("error") if isinstance(body, dict) else None
+        name = str(error.get("name", "")) if isinstance(error, dict) else ""
+        retryable = resp.status_code >= 500 or resp.status_code == 429 or (resp.is_success and not name)
+        raise ProviderError(f"Crypto Pay {method}: HTTP {resp.status_code} {name or 'unexpected reply'}".rstrip(),
+                            retryable=retryable)
+
+    # ------------------------------------------------------------------ PaymentProvider
+
+    async def get_me(self) -> dict[str, Any]:
+        """``getMe``: checks the token; logs where webhooks should point (set in @CryptoBot)."""
+        me = await self._call("getMe", {})
+        if self.webhook_url_hint:
+            log.info("Crypto Pay app %r: set its webhook URL in @CryptoBot to %s",
+                     me.get("name") if isinstance(me, dict) else "?", self.webhook_url_hint)
+        return me if isinstance(me, dict) else {}
+
+    async def create_invoice(self, request: InvoiceRequest) -> InvoiceDraft:
+        if request.amount_cents <= 0:
+            raise ValueError("an invoice must cost something")
+        amount = (Decimal(request.amount_cents) / 100).quantize(Decimal("0.01"))
+        params: dict[str, Any] = {
+            "currency_type": "fiat", "fiat": "USD", "amount": str(amount),
+            "accepted_assets": ",".join(self.assets),
+            "description": _truncate(request.description or request.title, _DESCRIPTION_MAX_BYTES),
+            "payload": str(request.order_id), "expires_in": request.expires_in_seconds,
+            "allow_comments": False, "allow_anonymous": False,
+        }
+        inv = await self._call("createInvoice", params)
+        if not isinstance(inv, dict) or "invoice_id" not in inv:
+            raise ProviderError("Crypto Pay createInvoice: reply without an invoice", retryable=False)
+        expires_at = parse_date(inv.get("expiration_date")) or (
+            self._clock() + timedelta(seconds=request.expires_in_seconds))
+        pay_url = inv.get("bot_invoice_url") or inv.get("mini_app_invoice_url") or inv.get(
+            "web_app_invoice_url") or inv.get("pay_url")
+        return InvoiceDraft(external_id=str(inv["invoice_id"]), amount=_decimal(inv.get("amount"), "amount"),
+                            asset="USD", expires_at=expires_at, pay_url=pay_url, raw=inv)
+
+    async def fetch(self, external_ids: Sequence[str]) -> list[RemoteInvoice]:
+        """State of these invoices, ``BATCH`` ids per getInvoices request; unknown ids are absent."""
+        ids = list(dict.fromkeys(i for i in (str(x).strip() for x in external_ids) if i.isdigit()))
+        out: list[RemoteInvoice] = []
+        for start in range(0, len(ids), BATCH):
+            batch = ids[start:start + BATCH]
+            result = await self._call("getInvoices", {"invoice_ids": ",".join(batch), "count": len(batch)})
+            items = result.get("items") if isinstance(result, dict) else None
+            if not isinstance(items, list):
+                raise ProviderError("Crypto Pay getInvoices: reply without items", retryable=False)
+            wanted = set(batch)
+            out.extend(self._remote(inv) for inv in items
+                       if isinstance(inv, dict) and str(inv.get("invoice_id")) in wanted)
+        return out
+
+    def _remote(self, inv: dict[str, Any]) -> RemoteInvoice:
+        invoice_id = str(inv["invoice_id"])
+        status = str(inv.get("status"))
+        state = _STATES.get(status)
+        if state is None:
+            log.warning("Crypto Pay invoice %s has unknown status %r; treating it as active", invoice_id, status)
+            state = "active"
+        payments: tuple[PaymentReport, ...] = ()
+        if state == "paid":
+            payments = (self._report(invoice_id, inv),)
+        return RemoteInvoice(external_id=invoice_id, state=state, payments=payments, raw=inv)
+
+    def _report(self, invoice_id: str, inv: dict[str, Any]) -> PaymentReport:
+        """A paid invoice is paid in full: its own amount, in its own currency (USD for ours)."""
+        asset = str(inv.get("fiat") or inv.get("asset") or "USD").upper()
+        amount = _decimal(inv.get("amount"), "amount")
+        usd: Decimal | None = None
+        if asset == "USD":
+            usd = amount
+        elif inv.get("paid_usd_rate") and inv.get("paid_amount"):
+            usd = _decimal(inv["paid_amount"], "paid_amount") * _decimal(inv["paid_usd_rate"], "paid_usd_rate")
+        cents = int((usd * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)) if usd is not None else None
+        return PaymentReport(provider=self.name, invoice_id=invoice_id, payment_id=f"cryptopay:{invoice_id}",
+                             amount=amount, asset=asset, paid_at=parse_date(inv.get("paid_at")),
+                             usd_cents=cents, raw=inv)
+
+    def webhook_invoice_ids(self, headers: Mapping[str, str], body: bytes) -> list[str]:
+        """Authenticate an update over the raw body; ``invoice_paid`` names its invoice, others name none."""
+        signature = _header(headers, SIGNATURE_HEADER)
+        if not signature:
+            raise WebhookRejected("missing crypto-pay-api-signature")
+        expected = hmac.new(self._secret, body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
+            raise WebhookRejected("bad crypto-pay-api-signature")
+        try:
+            update = json.loads(body, parse_float=Decimal)
+        except ValueError:
+            raise WebhookRejected("body is not JSON") from None
+        if not isinstance(update, dict):
+            raise WebhookRejected("body is not a JSON object")
+        if "request_date" in update:
+            sent = parse_date(update["request_date"])
+            if sent is None:
+                raise WebhookRejected("malformed request_date")
+            if self._clock() - sent > MAX_WEBHOOK_AGE:
+                raise WebhookRejected("update is older than a day (replay?)")
+        if update.get("update_type") != "invoice_paid":
+            return []
+        payload = update.get("payload")
+        if not isinstance(payload, dict) or payload.get("invoice_id") is None:
+            raise WebhookRejected("invoice_paid update without an invoice")
+        return [str(payload["invoice_id"])]
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+
+__all__ = ["BATCH", "SIGNATURE_HEADER", "CryptoPayProvider", "parse_date"]

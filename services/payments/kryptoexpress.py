@@ -1,0 +1,360 @@
+"""KryptoExpress client: on-chain payments of a USD price in one crypto currency (USDT TRC20 by default).
+
+Wire format (github.com/kryptoexpress/kryptoexpress ``api-docs.md``, mirrored by sandbox/kryptoexpress.py):
+``POST {api_url}/payment`` with ``X-Api-Key`` creates a PAYMENT; ``GET {api_url}/payment?hash=`` (no key)
+reads one back. Amounts are JSON numbers: we send them as exact decimal literals and parse replies with
+``parse_float=Decimal``, so no float ever holds money. There is no batch read, so `fetch` runs one request
+per hash, ``CONCURRENCY`` at a time.
+
+Payment ids — what the API lets us see:
+
+- The real record has no transaction list and no received figure, only ``isPaid`` (true once the aggregated
+  transactions reach ``cryptoAmount``). The stand-in adds ``receivedCryptoAmount``, the cumulative total.
+  Neither names individual transactions, so there is no per-transaction id to key payments on.
+- services.orders *sums* the reports it has not seen before (deduplicated by ``payment_id``). So each
+  distinct cumulative total the client observes, ``t1 < t2 < ...``, becomes one report with id
+  ``kryptoexpress:{hash}:{t_i}`` and amount ``t_i - t_(i-1)``: a repeat observation repeats the same ids and
+  amounts (duplicates), a top-up adds one new increment, and the increments always sum to the latest
+  total. Without ``receivedCryptoAmount`` the total is 0 until ``isPaid`` and then ``cryptoAmount``, so on
+  the real API a payment is exactly one report ``kryptoexpress:{hash}:{cryptoAmount}``.
+- Each fetch re-sends the whole chain, so an increment whose recording failed is retried next time.
+- The chain of observed totals lives in this process (shared by all instances, keyed by API URL and hash).
+  A new process does not know it: if a payment's total changed between two *partial* observations across a
+  restart, the new total would be reported whole, over-counting by the earlier partial. The recorded payment
+  ids encode the chain, so `remember` (fed the stored ``payments.external_id`` values at start-up) closes
+  that gap; the exact fix is for services.orders to accept cumulative reports (record max, not sum).
+
+States: ``isPaid`` -> "paid"; money received but short -> "partial" (even past expiry: money arrived, a
+person should look); past ``expireDatetime`` with nothing received -> "expired"; else "active".
+
+Callbacks: ``X-Signature`` = hex HMAC-SHA-512(callback secret, compact JSON of the body). We send our secret
+with every payment, verify the raw body, and also accept the body re-serialised compactly (number texts
+kept as received, no floats), as the API docs' own example does. With no secret configured every callback
+is rejected; polling still confirms payments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+import httpx
+
+from services.orders import PaymentReport
+from services.payments.base import InvoiceDraft, InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Signature"
+#: GET /payment requests in flight at once during `fetch`.
+CONCURRENCY = 10
+#: Payments whose observed totals are remembered (oldest forgotten first).
+LEDGER_SIZE = 100_000
+
+
+class _Number(str):
+    """A JSON number kept as its exact source text (for re-serialising callbacks)."""
+
+
+def _dumps(value: Any, *, ascii_only: bool) -> str:
+    """Compact JSON (``separators=(",", ":")``) that writes Decimals and `_Number`s as exact literals."""
+    if isinstance(value, _Number):
+        return str(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"not a JSON number: {value}")
+        return format(value, "f")
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=ascii_only)}:{_dumps(v, ascii_only=ascii_only)}"
+                              for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_dumps(v, ascii_only=ascii_only) for v in value) + "]"
+    return json.dumps(value, ensure_ascii=ascii_only)
+
+
+def _plain(amount: Decimal) -> str:
+    text = format(amount.normalize(), "f")
+    return "0" if text == "-0" else text
+
+
+def _amount(value: Any) -> Decimal | None:
+    """A JSON number (parsed as Decimal or int) -> Decimal; None when absent or not a finite number."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return amount if amount.is_finite() else None
+
+
+def _from_ms(value: Any) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        return None
+    return datetime.fromtimestamp(int(value) / 1000, UTC)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with every Decimal written as its exact string, so it can be stored in a JSON column."""
+    if isinstance(value, Decimal):
+        return _plain(value)
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    name = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == name), None)
+
+
+class _Ledger:
+    """Cumulative totals observed per payment, in increasing order (see the module docstring)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._totals: OrderedDict[tuple[str, str], list[Decimal]] = OrderedDict()
+
+    def observe(self, key: tuple[str, str], total: Decimal) -> list[Decimal]:
+        """Record ``total`` (ignored unless it grew) and return the chain of totals, oldest first."""
+        chain = self._totals.pop(key, [])
+        if total > 0 and (not chain or total > chain[-1]):
+            chain.append(total)
+        self._store(key, chain)
+        return list(chain)
+
+    def seed(self, key: tuple[str, str], totals: Iterable[Decimal]) -> None:
+        """Merge totals already recorded elsewhere (the database) into the chain."""
+        self._store(key, sorted(set(self._totals.pop(key, [])) | {t for t in totals if t > 0}))
+
+    def _store(self, key: tuple[str, str], chain: list[Decimal]) -> None:
+        if chain:
+            self._totals[key] = chain
+            while len(self._totals) > self.size:
+                self._totals.popitem(last=False)
+
+
+_LEDGER = _Ledger(LEDGER_SIZE)
+
+
+class KryptoExpressProvider:
+    """`PaymentProvider` for KryptoExpress. The API key and callback secret never appear in logs or errors."""
+
+    name = "kryptoexpress"
+
+    def __init__(
+        self, api_key: str, api_url: str, callback_secret: str | None, *, callback_url: str | None = None,
+        default_asset: str = "USDT_TRC20", client: httpx.AsyncClient | None = None, timeout: float = 10.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if not api_key:
+            raise ValueError("a KryptoExpress API key is required")
+        self._api_key = api_key
+        self._secret = callback_secret.encode() if callback_secret else None
+        self.api_url = api_url.rstrip("/")
+        self.callback_url = callback_url
+        self.default_asset = default_asset
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._timeout = timeout
+        self._clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self._ledger = _LEDGER
+
+    def __repr__(self) -> str:
+        return f"KryptoExpressProvider(api_url={self.api_url!r}, default_asset={self.default_asset!r})"
+
+    # ------------------------------------------------------------------ HTTP
+
+    async def _request(self, method: str, path: str, *, params: dict[str, str] | None = None,
+                       body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """(status, parsed JSON or None); transport failures and 5xx/429 raise a retryable ProviderError."""
+        what = f"KryptoExpress {method} {path}"
+        headers = {"Accept": "application/json"}
+        content = None
+        if body is not None:
+            headers |= {"Content-Type": "application/json", "X-Api-Key": self._api_key}
+            content = _dumps(body, ascii_only=True).encode()
+        try:
+            resp = await self._client.request(method, f"{self.api_url}{path}", params=params, content=content,
+                                              headers=headers, timeout=self._timeout)
+        except httpx.TimeoutException as exc:
+            raise ProviderError(f"{what}: timed out ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"{what}: {type(exc).__name__}") from None
+        try:
+            data = json.loads(resp.content, parse_float=Decimal)
+        except ValueError:
+            data = None
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise ProviderError(f"{what}: HTTP {resp.status_code} {self._error_name(data)}".rstrip())
+        return resp.status_code, data
+
+    @staticmethod
+    def _error_name(data: Any) -> str:
+        if isinstance(data, dict):
+            parts = [str(data[k]) for k in ("error", "message") if data.get(k)]
+            return ": ".join(parts)
+        return ""
+
+    def _refuse(self, what: str, status: int, data: Any) -> ProviderError:
+        return ProviderError(f"KryptoExpress {what}: HTTP {status} {self._error_name(data)}".rstrip(),
+                             retryable=False)
+
+    def remember(self, payment_ids: Iterable[str]) -> int:
+        """Seed the chain of observed totals from payment ids recorded earlier (``kryptoexpress:{hash}:{total}``,
+        e.g. every stored KryptoExpress ``payments.external_id`` at start-up); returns how many were used."""
+        by_hash: dict[str, list[Decimal]] = {}
+        for payment_id in payment_ids:
+            prefix, _, rest = str(payment_id).partition(":")
+            pay_hash, _, total = rest.rpartition(":")
+            amount = _amount(total) if prefix == self.name and pay_hash else None
+            if amount is not None and amount > 0:
+                by_hash.setdefault(pay_hash, []).append(amount)
+        for pay_hash, totals in by_hash.items():
+            self._ledger.seed((self.api_url, pay_hash), totals)
+        return sum(map(len, by_hash.values()))
+
+    # ------------------------------------------------------------------ PaymentProvider
+
+    async def create_invoice(self, request: InvoiceRequest) -> InvoiceDraft:
+        if request.amount_cents <= 0:
+            raise ValueError("an invoice must cost something")
+        crypto = request.asset or self.default_asset
+        body: dict[str, Any] = {
+            "paymentType": "PAYMENT", "fiatCurrency": "USD",
+            "fiatAmount": (Decimal(request.amount_cents) / 100).quantize(Decimal("0.01")),
+            "cryptoCurrency": crypto,
+        }
+        if self.callback_url:
+            body["callbackUrl"] = self.callback_url
+        if self._secret is not None:
+            body["callbackSecret"] = self._secret.decode()
+        status, data = await self._request("POST", "/payment", body=body)
+        if not 200 <= status < 300:
+            raise self._refuse("POST /payment", status, data)
+        if not isinstance(data, dict) or not data.get("hash"):
+            raise ProviderError("KryptoExpress POST /payment: reply without a payment", retryable=False)
+        amount = _amount(data.get("cryptoAmount"))
+        expires_at = _from_ms(data.get("expireDatetime"))
+        if amount is None or expires_at is None:
+            raise ProviderError("KryptoExpress POST /payment: reply without cryptoAmount/expireDatetime",
+                                retryable=False)
+        pay_url = next((data[k] for k in ("paymentUrl", "payUrl", "url") if isinstance(data.get(k), str)), None)
+        return InvoiceDraft(external_id=str(data["hash"]), amount=amount,
+                            asset=str(data.get("cryptoCurrency") or crypto), expires_at=expires_at,
+                            pay_url=pay_url, address=data.get("address"), raw=jsonable(data))
+
+    async def fetch(self, external_ids: Sequence[str]) -> list[RemoteInvoice]:
+        """One GET per hash, ``CONCURRENCY`` at a time; unknown hashes are absent. Any transport failure
+        or 5xx fails the whole call (retryable), so a partial answer is never mistaken for the truth."""
+        hashes = list(dict.fromkeys(h for h in (str(x).strip() for x in external_ids) if h))
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(pay_hash: str) -> RemoteInvoice | None:
+            async with gate:
+                status, data = await self._request("GET", "/payment", params={"hash": pay_hash})
+            if status in (400, 404):  # not a payment the provider knows (400: not even a valid hash)
+                if status == 400:
+                    log.warning("KryptoExpress rejected hash %r: %s", pay_hash, self._error_name(data))
+                return None
+            if not 200 <= status < 300:
+                raise self._refuse("GET /payment", status, data)
+            if not isinstance(data, dict) or data.get("hash") != pay_hash:
+                raise ProviderError("KryptoExpress GET /payment: reply for another payment", retryable=False)
+            return self._remote(pay_hash, data)
+
+        results = await asyncio.gather(*(one(h) for h in hashes), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            retryable = [e for e in errors if isinstance(e, ProviderError) and e.retryable]
+            first = retryable[0] if retryable else errors[0]
+            if len(errors) > 1:
+                log.warning("KryptoExpress fetch: %d of %d requests failed", len(errors), len(hashes))
+            raise first
+        return [r for r in results if isinstance(r, RemoteInvoice)]
+
+    def _remote(self, pay_hash: str, record: dict[str, Any]) -> RemoteInvoice:
+        due = _amount(record.get("cryptoAmount")) or Decimal(0)
+        paid = record.get("isPaid") is True
+        received = _amount(record.get("receivedCryptoAmount"))
+        if received is None:  # the documented record: nothing is known until it is paid in full
+            received = due if paid else Decimal(0)
+        elif paid:  # the provider says paid in full (it may tolerate a dust shortfall): never report less
+            received = max(received, due)
+        now_ms = int(self._clock().timestamp() * 1000)
+        expire_ms = record.get("expireDatetime")
+        expired = isinstance(expire_ms, int) and not isinstance(expire_ms, bool) and now_ms >= expire_ms
+        if paid:
+            state = "paid"
+        elif received > 0:
+            state = "partial"
+        elif expired:
+            state = "expired"
+        else:
+            state = "active"
+        chain = self._ledger.observe((self.api_url, pay_hash), received)
+        return RemoteInvoice(external_id=pay_hash, state=state, payments=self._reports(pay_hash, record, chain),
+                             raw=jsonable(record))
+
+    def _reports(self, pay_hash: str, record: dict[str, Any], chain: list[Decimal]) -> tuple[PaymentReport, ...]:
+        asset = str(record.get("cryptoCurrency") or self.default_asset)
+        due, fiat = _amount(record.get("cryptoAmount")), _amount(record.get("fiatAmount"))
+        usd_rate = fiat / due if due and fiat is not None and record.get("fiatCurrency") == "USD" else None
+        paid_at = _from_ms(record.get("paidAt")) if record.get("isPaid") is True else None
+        reports, previous = [], Decimal(0)
+        for total in chain:
+            increment = total - previous
+            previous = total
+            cents = None
+            if usd_rate is not None:
+                cents = int((increment * usd_rate * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+            # money up to the completing transaction arrived by paidAt; earlier increments: when observed
+            at = paid_at if paid_at is not None and total >= (due or Decimal(0)) else None
+            reports.append(PaymentReport(
+                provider=self.name, invoice_id=pay_hash, payment_id=f"kryptoexpress:{pay_hash}:{_plain(total)}",
+                amount=increment, asset=asset, paid_at=at, usd_cents=cents,
+                raw={"cumulative": _plain(total), "record": jsonable(record)}))
+        return tuple(reports)
+
+    def webhook_invoice_ids(self, headers: Mapping[str, str], body: bytes) -> list[str]:
+        """Authenticate a callback (raw body, or its compact re-serialisation) and name its payment."""
+        if self._secret is None:
+            raise WebhookRejected("no KryptoExpress callback secret configured; callbacks are not accepted")
+        signature = (_header(headers, SIGNATURE_HEADER) or "").strip().lower()
+        if not signature:
+            raise WebhookRejected("missing X-Signature")
+        try:
+            exact = json.loads(body, parse_float=_Number, parse_int=_Number)
+        except ValueError:
+            exact = None
+        candidates = [body]
+        if exact is not None:
+            candidates += [_dumps(exact, ascii_only=a).encode() for a in (True, False)]
+        if not any(hmac.compare_digest(hmac.new(self._secret, c, hashlib.sha512).hexdigest().encode(),
+                                       signature.encode())
+                   for c in dict.fromkeys(candidates)):
+            raise WebhookRejected("bad X-Signature")
+        try:
+            record = json.loads(body, parse_float=Decimal)
+        except ValueError:
+            raise WebhookRejected("body is not JSON") from None
+        if not isinstance(record, dict) or not isinstance(record.get("hash"), str) or not record["hash"]:
+            raise WebhookRejected("callback without a payment hash")
+        return [record["hash"]]
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+
+__all__ = ["CONCURRENCY", "SIGNATURE_HEADER", "KryptoExpressProvider"]
