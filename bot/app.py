@@ -1,4 +1,5 @@
-"""The whole process: database, bot, dispatcher, HTTP app and scheduler, started and stopped together."""
+"""The whole process: database, bot, dispatcher, HTTP app, scheduler and workers, started and
+stopped together."""
 
 from __future__ import annotations
 
@@ -15,13 +16,30 @@ from bot.i18n import build_i18n
 from bot.web import build_web_app
 from db import migrate
 from db.engine import Database
+from processing.delivery import BotDeliverer
+from processing.fulfilment import Fulfiller, FulfilmentWorker
+from processing.notify import Notifier
+from processing.payments import PaymentProcessor
+from processing.refunds import RefundService
 from processing.scheduler import build_scheduler
+from services.checkout import CheckoutService
+from services.orders import OrderService
+from services.payments.base import PaymentProvider
+from services.payments.cryptopay import CryptoPayProvider
+from services.payments.kryptoexpress import KryptoExpressProvider
+from services.payments.stars import StarsProvider
 from services.settings import Settings
 from services.users import UserService
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
+EXPIRY_CHECK_SECONDS = 20
+SHUTDOWN_GRACE_SECONDS = 20
+
+
+def secret(value) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 class App:
@@ -29,24 +47,59 @@ class App:
         self.settings = settings
         self.db = Database(settings.database_url)
         self.users = UserService(self.db)
+        self.orders = OrderService(self.db)
         self.i18n = build_i18n()
         self.gate = OutgoingGate(settings.telegram_rate_limit, on_blocked=self.users.mark_blocked)
-        token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
-        self.bot = create_bot(token, settings.telegram_api_url, self.gate)
-        self.dp = create_dispatcher(settings, users=self.users, i18n=self.i18n, db=self.db)
+        self.bot = create_bot(secret(settings.telegram_bot_token) or "", settings.telegram_api_url, self.gate)
+        self.notifier = Notifier(self.bot, self.users, self.i18n, settings.admin_ids)
+        self.providers = self._providers()
+        self.stars: StarsProvider | None = self.providers.get("stars")  # type: ignore[assignment]
+        self.fulfillers: dict[str, Fulfiller] = {}
+        self.worker = FulfilmentWorker(self.db, self.orders, self.fulfillers, BotDeliverer(self.notifier))
+        self.payments = PaymentProcessor(self.orders, self.providers, self.notifier, self.worker)
+        self.refunds = RefundService(self.orders, self.notifier, self.stars)
+        self.checkout = CheckoutService(self.orders, self.providers)
+        self.dp = create_dispatcher(
+            settings, users=self.users, i18n=self.i18n, db=self.db, orders=self.orders, checkout=self.checkout,
+            payments=self.payments, refunds=self.refunds, stars=self.stars)
         self.scheduler = build_scheduler(settings.tz)
-        self.web = build_web_app(self.db)
+        self.web = build_web_app(self.db, payment_webhook=self.payments.handle_webhook)
         if settings.webhook_mode:
-            secret = settings.telegram_webhook_secret
-            SimpleRequestHandler(
-                self.dp, self.bot, secret_token=secret.get_secret_value() if secret else None
-            ).register(self.web, path=WEBHOOK_PATH)
+            SimpleRequestHandler(self.dp, self.bot, secret_token=secret(settings.telegram_webhook_secret)
+                                 ).register(self.web, path=WEBHOOK_PATH)
         self._runner: web.AppRunner | None = None
         self._polling: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
         self.port: int | None = None
 
+    def _providers(self) -> dict[str, PaymentProvider]:
+        """Only providers with credentials are offered."""
+        s = self.settings
+        providers: dict[str, PaymentProvider] = {}
+        if s.stars_enabled:
+            providers["stars"] = StarsProvider(self.bot, s.stars_usd_rate)
+        if s.crypto_pay_token is not None:
+            providers["cryptopay"] = CryptoPayProvider(secret(s.crypto_pay_token), s.crypto_pay_api_url,
+                                                       s.crypto_pay_assets)
+        if s.krypto_express_api_key is not None:
+            providers["kryptoexpress"] = KryptoExpressProvider(
+                secret(s.krypto_express_api_key), s.krypto_express_api_url,
+                secret(s.krypto_express_callback_secret),
+                callback_url=self._public_url("/webhooks/kryptoexpress"))
+        return providers
+
+    def _public_url(self, path: str) -> str | None:
+        base = self.settings.public_base_url
+        return f"{base}{path}" if base else None
+
+    def _schedule(self) -> None:
+        s = self.settings
+        self.scheduler.add_job(self.payments.poll, "interval", seconds=s.payment_poll_interval_seconds,
+                               id="poll_payments")
+        self.scheduler.add_job(self.payments.expire, "interval", seconds=EXPIRY_CHECK_SECONDS, id="expire_orders")
+
     async def start(self) -> None:
-        """Migrate, serve HTTP, start the scheduler, then start taking updates."""
+        """Migrate, serve HTTP, start the scheduler and workers, then start taking updates."""
         await migrate.upgrade(self.db)
         self._runner = web.AppRunner(self.web, handle_signals=False, access_log=None)
         await self._runner.setup()
@@ -55,26 +108,30 @@ class App:
         self.port = self._runner.addresses[0][1]
         me = await self.bot.get_me()
         await register_commands(self.bot, self.i18n, self.settings.admin_ids)
+        self._schedule()
         self.scheduler.start()
+        self._tasks = [asyncio.create_task(self.worker.run(), name="fulfilment"),
+                       asyncio.create_task(self._reconcile(), name="reconcile")]
         allowed = self.dp.resolve_used_update_types()
         if self.settings.webhook_mode:
-            secret = self.settings.telegram_webhook_secret
-            await self.bot.set_webhook(
-                self.settings.telegram_webhook_url,
-                secret_token=secret.get_secret_value() if secret else None,
-                allowed_updates=allowed,
-            )
+            await self.bot.set_webhook(self.settings.telegram_webhook_url,
+                                       secret_token=secret(self.settings.telegram_webhook_secret),
+                                       allowed_updates=allowed)
             await self.dp.emit_startup(bot=self.bot)
         else:
             await self.bot.delete_webhook(drop_pending_updates=False)
             self._polling = asyncio.create_task(
-                self.dp.start_polling(
-                    self.bot, handle_signals=False, close_bot_session=False, allowed_updates=allowed
-                ),
-                name="polling",
-            )
+                self.dp.start_polling(self.bot, handle_signals=False, close_bot_session=False,
+                                      allowed_updates=allowed), name="polling")
         mode = "webhook" if self.settings.webhook_mode else "long polling"
-        log.info("@%s is up (%s); HTTP on %s:%s", me.username, mode, self.settings.web_host, self.port)
+        log.info("@%s is up (%s); HTTP on %s:%s; payments: %s", me.username, mode, self.settings.web_host,
+                 self.port, ", ".join(self.providers) or "none")
+
+    async def _reconcile(self) -> None:
+        try:
+            await self.payments.reconcile()
+        except Exception:
+            log.exception("start-up reconciliation failed; the scheduled jobs will catch up")
 
     async def stop(self) -> None:
         """Stop taking updates, let in-flight work finish, then close everything."""
@@ -88,8 +145,15 @@ class App:
             await self.dp.emit_shutdown(bot=self.bot)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self.worker.stop()  # the job in hand finishes; an unfinished one is resumed after restart
+        try:
+            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), SHUTDOWN_GRACE_SECONDS)
+        except TimeoutError:
+            log.warning("background work did not finish in time; it resumes at the next start")
         if self._runner is not None:
             await self._runner.cleanup()
+        for provider in self.providers.values():
+            await provider.close()
         await self.dp.storage.close()
         await self.bot.session.close()
         await self.db.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -13,13 +14,30 @@ DATABASE = web.AppKey("database", Database)
 STARTED = web.AppKey("started", float)
 
 
-def build_web_app(database: Database) -> web.Application:
+WebhookHandler = Callable[[str, Mapping[str, str], bytes], Awaitable[int]]
+PAYMENT_WEBHOOKS = ("cryptopay", "kryptoexpress")
+
+
+def build_web_app(database: Database, *, payment_webhook: WebhookHandler | None = None) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[DATABASE] = database
     app[STARTED] = time.monotonic()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    if payment_webhook is not None:
+        for provider in PAYMENT_WEBHOOKS:
+            app.router.add_post(f"/webhooks/{provider}", _payment_webhook(provider, payment_webhook))
     return app
+
+
+def _payment_webhook(provider: str, handle: WebhookHandler):
+    async def receive(request: web.Request) -> web.Response:
+        status = await handle(provider, request.headers, await request.read())
+        messages = {200: "ok", 401: "invalid signature", 404: "provider not configured",
+                    503: "could not confirm with the provider, retry later"}
+        return web.json_response({"ok": status == 200, "result": messages.get(status, "error")}, status=status)
+
+    return receive
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import admin, common, fallback
+from handlers import admin, common, fallback, payments
 from handlers.admin import refusal
-from handlers.user import help, sections, settings, start, support
+from handlers.user import checkout, help, orders, sections, settings, start, support
 
 
 def build_routers(admin_ids: list[int]) -> list[Router]:
@@ -18,6 +18,9 @@ def build_routers(admin_ids: list[int]) -> list[Router]:
         help.build_router(),
         settings.build_router(),
         support.build_router(),
+        payments.build_router(),
+        checkout.build_router(),
+        orders.build_router(),
         sections.build_router(),
         fallback.build_router(),  # last: takes only what nobody else did
     ]

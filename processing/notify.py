@@ -55,6 +55,12 @@ class Notifier:
         except TelegramAPIError as exc:  # deleted, too old, or an invoice (not editable): fine
             log.debug("could not edit %s/%s: %s", chat_id, message_id, exc.message)
 
+    async def delete(self, chat_id: int, message_id: int) -> None:
+        try:
+            await self.bot.delete_message(chat_id, message_id)
+        except TelegramAPIError as exc:
+            log.debug("could not delete %s/%s: %s", chat_id, message_id, exc.message)
+
     async def alert_admins(self, render: Render) -> None:
         for admin_id in self.admin_ids:
             await self.send(admin_id, render)

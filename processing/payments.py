@@ -106,8 +106,10 @@ class PaymentProcessor:
         before the deadline is not mistaken for late."""
         await self.poll(due_only=True)
         for expired in await self.orders.expire_due():
-            for _provider, chat_id, message_id in expired.invoices:
-                if chat_id and message_id:
+            for provider, chat_id, message_id in expired.invoices:
+                if chat_id and message_id and provider == "stars":  # invoices cannot be edited
+                    await self.notifier.delete(chat_id, message_id)
+                elif chat_id and message_id:
                     await self.notifier.edit(chat_id, message_id, lambda oid=expired.order_id: _(
                         "⌛️ Invoice for order #{id} has expired.").format(id=oid))
             await self.notifier.send(expired.user_id, lambda oid=expired.order_id: _(

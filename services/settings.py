@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     web_host: str = "127.0.0.1"
     web_port: int = Field(8080, ge=0, le=65535)
+    public_base_url: str | None = None
     telegram_rate_limit: float = Field(30, gt=0, le=1000)
     telegram_chat_id: Annotated[int | str | None, NoDecode] = None
     telegram_channel_map: Annotated[dict[str, int | str], NoDecode] = Field(default_factory=dict)
@@ -181,6 +182,7 @@ class Settings(BaseSettings):
     @field_validator(
         "telegram_api_url",
         "telegram_webhook_url",
+        "public_base_url",
         "crypto_pay_api_url",
         "krypto_express_api_url",
         "openrouter_api_url",

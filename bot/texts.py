@@ -1,0 +1,31 @@
+"""Shared wording: order states and payment-method names, translated."""
+
+from __future__ import annotations
+
+from aiogram.utils.i18n import gettext as _
+
+
+def status_label(status: str) -> str:
+    return {
+        "pending": _("⏳ awaiting payment"),
+        "paid": _("💰 paid, delivering"),
+        "paid_over": _("💰 paid (overpaid), delivering"),
+        "paid_partial": _("🟡 part-paid"),
+        "paid_late": _("🟡 paid after expiry, under review"),
+        "fulfilled": _("✅ delivered"),
+        "fulfil_failed": _("⚠️ delivery failed, we're on it"),
+        "expired": _("⌛️ expired"),
+        "cancelled": _("✖️ cancelled"),
+        "refunded": _("↩️ refunded"),
+    }.get(status, status)
+
+
+def method_label(method_id: str, stars: int | None = None) -> str:
+    if method_id == "stars":
+        return _("⭐ Telegram Stars ({stars} ⭐)").format(stars=stars) if stars else _("⭐ Telegram Stars")
+    if method_id == "cryptopay":
+        return _("💎 Crypto Pay (@CryptoBot)")
+    if method_id.startswith("kx:"):
+        asset = method_id[3:].replace("_", " ")
+        return _("🔗 {asset} on-chain").format(asset=asset)
+    return method_id

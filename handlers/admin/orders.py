@@ -1,0 +1,51 @@
+"""Admins: /refund <order_id> and /orders <user_id>."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+
+from handlers.user.orders import orders_text
+from processing.refunds import RefundService
+from services.orders import OrderService
+from services.settings import Settings
+
+
+def build_router() -> Router:
+    router = Router(name="admin_orders")
+
+    @router.message(Command("refund"))
+    async def refund(message: Message, command: CommandObject, refunds: RefundService):
+        arg = (command.args or "").strip().lstrip("#")
+        if not arg.isdigit() or len(arg) > 12:
+            await message.answer(_("Usage: /refund <order id>, e.g. /refund 42"))
+            return
+        result = await refunds.refund(int(arg), admin_id=message.from_user.id)
+        if not result.ok:
+            reason = result.reason
+            if reason == "not_found":
+                text = _("Order #{id} doesn't exist.").format(id=arg)
+            elif reason.startswith("status:"):
+                text = _("Order #{id} is {status}: nothing to refund.").format(id=arg, status=reason[7:])
+            else:
+                text = _("Refund of order #{id} failed: {reason}. Nothing was changed.").format(id=arg, reason=reason)
+            await message.answer(text)
+            return
+        lines = [_("↩️ Order #{id} refunded; the user has been told.").format(id=arg)]
+        if result.stars_refunded:
+            lines.append(_("{stars} ⭐ returned through Telegram.").format(stars=result.stars_refunded))
+        for item in result.manual:
+            lines.append(_("Send back by hand: {item}.").format(item=item))
+        await message.answer("\n".join(lines))
+
+    @router.message(Command("orders", magic=F.args.regexp(r"^\d{1,15}$")))
+    async def user_orders(message: Message, command: CommandObject, orders: OrderService, settings: Settings):
+        user_id = int(command.args)
+        items = await orders.for_user(user_id, limit=20)
+        title = _("🧾 <b>Orders of user {id}</b>").format(id=user_id)
+        await message.answer(orders_text(items, settings, title=title) if items else
+                             _("User {id} has no orders.").format(id=user_id))
+
+    return router

@@ -1,0 +1,48 @@
+"""Telegram Stars updates: pre-checkout (decides within Telegram's 10 s), successful and refunded payments."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from aiogram import F, Router
+from aiogram.types import Message, PreCheckoutQuery
+from aiogram.utils.i18n import gettext as _
+
+from processing.payments import PaymentProcessor
+from processing.refunds import RefundService
+from services.orders import OrderService, PaymentReport
+
+REFUSALS = {
+    "unknown": lambda: _("This invoice is no longer valid. Please start a new order."),
+    "not_yours": lambda: _("This invoice is no longer valid. Please start a new order."),
+    "not_pending": lambda: _("This order is already paid or closed. See /orders."),
+    "expired": lambda: _("This invoice has expired. Please start a new order."),
+    "amount": lambda: _("The price has changed. Please start a new order."),
+}
+
+
+def build_router() -> Router:
+    router = Router(name="stars_payments")
+
+    @router.pre_checkout_query()
+    async def pre_checkout(query: PreCheckoutQuery, orders: OrderService):
+        problem = await orders.precheckout_problem("stars", query.invoice_payload, query.from_user.id,
+                                                   Decimal(query.total_amount), query.currency)
+        if problem is None:
+            await query.answer(ok=True)
+        else:
+            await query.answer(ok=False, error_message=REFUSALS[problem]())
+
+    @router.message(F.successful_payment)
+    async def successful_payment(message: Message, payments: PaymentProcessor):
+        paid = message.successful_payment
+        await payments.record(PaymentReport(
+            provider="stars", invoice_id=paid.invoice_payload, payment_id=paid.telegram_payment_charge_id,
+            amount=Decimal(paid.total_amount), asset=paid.currency, paid_at=message.date,
+            raw=paid.model_dump(mode="json", exclude_none=True)))
+
+    @router.message(F.refunded_payment)
+    async def refunded_payment(message: Message, refunds: RefundService):
+        await refunds.telegram_refunded(message.refunded_payment.telegram_payment_charge_id)
+
+    return router

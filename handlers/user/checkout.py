@@ -1,0 +1,193 @@
+"""Paying for any order: method choice, terms once, the invoice, "Check payment", cancel."""
+
+from __future__ import annotations
+
+import html
+
+from aiogram import Bot, Router
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.texts import method_label, status_label
+from db.models import Invoice, Order
+from processing.payments import PaymentProcessor
+from services.checkout import CheckoutService, qr_png
+from services.money import format_amount, usd
+from services.payments.stars import StarsProvider
+from services.settings import Settings
+from services.terms import terms_text
+from services.users import UserInfo, UserService
+
+
+class PayWith(CallbackData, prefix="pay"):
+    order_id: int
+    method: str
+
+
+class AcceptTerms(CallbackData, prefix="terms"):
+    order_id: int
+    method: str
+
+
+class CheckPay(CallbackData, prefix="chk"):
+    order_id: int
+
+
+class CancelOrder(CallbackData, prefix="cxl"):
+    order_id: int
+
+
+PROBLEMS = {
+    "not_found": lambda: _("This order doesn't exist."),
+    "not_yours": lambda: _("This order isn't yours."),
+    "not_pending": lambda: _("This order is no longer awaiting payment. See /orders."),
+    "expired": lambda: _("This order has expired. Please start a new one."),
+    "unknown_method": lambda: _("This payment method isn't available."),
+    "unavailable": lambda: _("The payment provider isn't answering right now. Please try again in a minute "
+                             "or choose another method."),
+}
+
+
+def order_summary(order: Order) -> str:
+    return _("🧾 <b>Order #{id}</b>\n{title}\nTotal: <b>{amount}</b>").format(
+        id=order.id, title=html.escape(order.title), amount=usd(order.amount_cents))
+
+
+def payment_options(order: Order, checkout: CheckoutService, stars: StarsProvider | None) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for method in checkout.methods():
+        price = stars.price(order.amount_cents) if stars and method.id == "stars" else None
+        builder.button(text=method_label(method.id, price), callback_data=PayWith(order_id=order.id, method=method.id))
+    builder.button(text=_("✖️ Cancel order"), callback_data=CancelOrder(order_id=order.id))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+async def offer_payment(target: Message, order: Order, checkout: CheckoutService, stars: StarsProvider | None,
+                        *, edit: bool) -> None:
+    """What a product handler calls once it has created an order."""
+    if not checkout.methods():
+        text = order_summary(order) + "\n\n" + _("Payments are not set up yet. Please try again later.")
+        markup = None
+    else:
+        text = order_summary(order) + "\n\n" + _("Choose how to pay:")
+        markup = payment_options(order, checkout, stars)
+    if edit:
+        await target.edit_text(text, reply_markup=markup)
+    else:
+        await target.answer(text, reply_markup=markup)
+
+
+def invoice_text(order: Order, invoice: Invoice, settings: Settings) -> str:
+    expires = invoice.expires_at.astimezone(settings.tz).strftime("%H:%M %Z")
+    lines = [order_summary(order), ""]
+    if invoice.address:
+        lines.append(_("Send exactly <b>{amount}</b> to:\n<code>{address}</code>").format(
+            amount=format_amount(invoice.amount, invoice.asset.replace("_", " ")),
+            address=html.escape(invoice.address)))
+        lines.append(_("Only this network and amount; a different amount needs manual review."))
+    else:
+        lines.append(_("Pay {amount} with the button below.").format(amount=format_amount(invoice.amount,
+                                                                                          invoice.asset)))
+    lines.append(_("The invoice is valid until {time}. We confirm automatically; "
+                   "\"Check payment\" asks right now.").format(time=expires))
+    return "\n".join(lines)
+
+
+def invoice_keyboard(order: Order, invoice: Invoice) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if invoice.pay_url:
+        builder.button(text=_("💳 Pay"), url=invoice.pay_url)
+    builder.button(text=_("🔄 Check payment"), callback_data=CheckPay(order_id=order.id))
+    builder.button(text=_("✖️ Cancel order"), callback_data=CancelOrder(order_id=order.id))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def terms_keyboard(order_id: int, method: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("✅ I accept"), callback_data=AcceptTerms(order_id=order_id, method=method))
+    builder.button(text=_("✖️ Cancel order"), callback_data=CancelOrder(order_id=order_id))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def build_router() -> Router:
+    router = Router(name="checkout")
+
+    async def issue_invoice(query: CallbackQuery, order_id: int, method: str, checkout: CheckoutService,
+                            settings: Settings, bot: Bot) -> None:
+        result = await checkout.start(order_id, query.from_user.id, method)
+        if result.problem:
+            await query.answer(PROBLEMS[result.problem](), show_alert=True)
+            return
+        await query.answer()
+        if result.method.provider == "stars":  # Telegram shows the invoice with its own Pay button
+            await query.message.edit_text(order_summary(result.order) + "\n\n" + _("⭐ Invoice sent below."))
+            return
+        text = invoice_text(result.order, result.invoice, settings)
+        await query.message.edit_text(text, reply_markup=invoice_keyboard(result.order, result.invoice))
+        await checkout.orders.set_invoice_message(result.invoice.id, query.message.chat.id,
+                                                  query.message.message_id)
+        if result.invoice.address:
+            await bot.send_photo(query.message.chat.id, BufferedInputFile(qr_png(result.invoice.address), "qr.png"),
+                                 caption=_("QR code of the address for order #{id}").format(id=order_id))
+
+    @router.callback_query(PayWith.filter())
+    async def pay_with(query: CallbackQuery, callback_data: PayWith, checkout: CheckoutService, users: UserService,
+                       user_info: UserInfo, settings: Settings, bot: Bot):
+        user = await users.get(query.from_user.id)
+        if user is None or user.terms_accepted_at is None:
+            order, problem = await checkout.owned_order(callback_data.order_id, query.from_user.id)
+            if problem:
+                await query.answer(PROBLEMS[problem](), show_alert=True)
+                return
+            terms = terms_text(user_info.language) or ""
+            await query.message.edit_text(
+                _("Before your first purchase, please read and accept our terms:") + "\n\n" + terms,
+                reply_markup=terms_keyboard(order.id, callback_data.method))
+            await query.answer()
+            return
+        await issue_invoice(query, callback_data.order_id, callback_data.method, checkout, settings, bot)
+
+    @router.callback_query(AcceptTerms.filter())
+    async def accept_terms(query: CallbackQuery, callback_data: AcceptTerms, checkout: CheckoutService,
+                           users: UserService, settings: Settings, bot: Bot):
+        order, problem = await checkout.owned_order(callback_data.order_id, query.from_user.id)
+        if problem:
+            await query.answer(PROBLEMS[problem](), show_alert=True)
+            return
+        await users.accept_terms(query.from_user.id)
+        await issue_invoice(query, order.id, callback_data.method, checkout, settings, bot)
+
+    @router.callback_query(CheckPay.filter())
+    async def check_payment(query: CallbackQuery, callback_data: CheckPay, checkout: CheckoutService,
+                            payments: PaymentProcessor):
+        order, problem = await checkout.owned_order(callback_data.order_id, query.from_user.id)
+        if problem:
+            await query.answer(PROBLEMS[problem](), show_alert=True)
+            return
+        result = await payments.check_now(order.id)
+        if result.state == "too_soon":
+            await query.answer(_("Checked a moment ago — please wait a few seconds."))
+        elif result.state == "unavailable":
+            await query.answer(_("The provider isn't answering; we keep checking automatically."), show_alert=True)
+        elif result.status == "pending":
+            await query.answer(_("Not paid yet. It can take a minute or two after you pay."), show_alert=True)
+        else:
+            await query.answer(_("Order #{id}: {status}").format(id=order.id, status=status_label(result.status)),
+                               show_alert=True)
+
+    @router.callback_query(CancelOrder.filter())
+    async def cancel_order(query: CallbackQuery, callback_data: CancelOrder, checkout: CheckoutService):
+        problem = await checkout.cancel(callback_data.order_id, query.from_user.id)
+        if problem:
+            await query.answer(PROBLEMS[problem](), show_alert=True)
+            return
+        await query.message.edit_text(_("✖️ Order #{id} cancelled. Nothing was charged.").format(
+            id=callback_data.order_id))
+        await query.answer()
+
+    return router
