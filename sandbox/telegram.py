@@ -855,9 +855,11 @@ class TelegramStandIn:
             msg["sender_chat"] = dict(state.chat)
         msg.update(content)
         state.messages[msg["message_id"]] = msg
+        event: JSON = {"type": "message", "chat_id": state.chat["id"], "message": msg}
         if from_bot:
             state.bot_message_ids.add(msg["message_id"])
-        self._emit({"type": "message", "chat_id": state.chat["id"], "message": msg})
+            event["reply_keyboard"] = state.reply_keyboard
+        self._emit(event)
         return msg
 
     def _bot_post(self, state: ChatState, content: JSON, p: JSON) -> JSON:

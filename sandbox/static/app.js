@@ -1,0 +1,946 @@
+/* Sandbox web chat. Plain JavaScript, no build step.
+ *
+ * Safety rule: everything that comes from the bot or a user is put on the page with
+ * document.createTextNode / textContent and attributes set through the DOM, never parsed as HTML.
+ * Formatting comes from Telegram entities (offsets in UTF-16 code units, which is exactly how
+ * JavaScript strings index), and links keep only http(s) and mailto URLs.
+ */
+"use strict";
+(() => {
+  const API = "/sandbox/api";
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    bot: null,
+    adminId: 1000,
+    adminIds: new Set(),
+    users: new Map(),
+    channels: new Map(),
+    view: null,            // {kind: "user" | "channel", id}
+    actingUser: null,      // who presses, pays and joins (the selected user, kept while viewing a channel)
+    lastNonAdmin: null,
+    messages: new Map(),   // message_id -> message of the chat on screen
+    unread: new Map(),     // chat_id -> count
+    typingTimer: null,
+    connected: false,
+    everConnected: false,
+  };
+
+  // ---------------------------------------------------------------- small helpers
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  async function api(method, path, body) {
+    const options = { method, headers: {} };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(API + path, options);
+    let data = null;
+    try { data = await response.json(); } catch (err) { data = null; }
+    if (!response.ok) throw new Error((data && data.error) || `HTTP ${response.status}`);
+    return data;
+  }
+
+  function safeUrl(raw) {
+    try {
+      const url = new URL(String(raw), window.location.href);
+      return ["http:", "https:", "mailto:"].includes(url.protocol) ? url.href : null;
+    } catch (err) {
+      return null;
+    }
+  }
+
+  function colorClass(id) { return "c" + (Math.abs(Number(id) || 0) % 7); }
+
+  function avatar(name, id, small) {
+    const node = el("div", `avatar ${colorClass(id)}${small ? " small" : ""}`);
+    node.textContent = Array.from(String(name || "?").trim())[0] || "?";
+    return node;
+  }
+
+  function userName(user) {
+    if (!user) return "";
+    return [user.first_name, user.last_name].filter(Boolean).join(" ");
+  }
+
+  function stars(amount, currency) {
+    return currency === "XTR" ? `⭐️ ${amount}` : `${amount} ${currency}`;
+  }
+
+  function clock(unix) {
+    return new Date(unix * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function fileUrl(fileId) { return `/sandbox/files/${encodeURIComponent(fileId)}`; }
+
+  function isAdmin(id) { return state.adminIds.has(Number(id)); }
+
+  function viewedChatId() { return state.view ? state.view.id : null; }
+
+  let toastTimer = null;
+  function toast(text) {
+    const box = $("toast");
+    box.textContent = text;
+    box.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { box.hidden = true; }, 3200);
+  }
+
+  function modal(title, body, actions) {
+    $("modal-title").textContent = title;
+    const bodyBox = $("modal-body");
+    bodyBox.replaceChildren();
+    if (body instanceof Node) bodyBox.append(body); else bodyBox.textContent = body || "";
+    const actionBox = $("modal-actions");
+    actionBox.replaceChildren();
+    for (const [label, handler] of actions || [["OK", null]]) {
+      const button = el("button", "", label);
+      button.type = "button";
+      button.addEventListener("click", () => { closeModal(); if (handler) handler(); });
+      actionBox.append(button);
+    }
+    $("modal").hidden = false;
+    const first = actionBox.querySelector("button");
+    if (first) first.focus();
+  }
+
+  function closeModal() { $("modal").hidden = true; }
+
+  // ---------------------------------------------------------------- entities -> DOM
+
+  function entityNode(entity, slice) {
+    switch (entity.type) {
+      case "bold": return el("b");
+      case "italic": return el("i");
+      case "underline": return el("u");
+      case "strikethrough": return el("s");
+      case "code": return el("code");
+      case "pre": {
+        const pre = el("pre");
+        const code = el("code");
+        if (entity.language) code.dataset.language = String(entity.language);
+        pre.append(code);
+        return { outer: pre, inner: code };
+      }
+      case "blockquote":
+      case "expandable_blockquote": return el("blockquote");
+      case "spoiler": {
+        const node = el("span", "spoiler");
+        node.title = "Spoiler: click to reveal";
+        node.addEventListener("click", () => node.classList.toggle("revealed"));
+        return node;
+      }
+      case "text_link": return linkNode(entity.url);
+      case "url": return linkNode(/^[a-z][a-z0-9+.-]*:/i.test(slice) ? slice : `http://${slice}`);
+      case "email": return linkNode(`mailto:${slice}`);
+      case "bot_command": {
+        const node = el("span", "command");
+        node.title = "Send this command";
+        node.addEventListener("click", () => sendText(slice));
+        return node;
+      }
+      case "mention":
+      case "text_mention": return el("span", "mention");
+      case "hashtag":
+      case "cashtag": return el("span", "hashtag");
+      default: return el("span");
+    }
+  }
+
+  function linkNode(raw) {
+    const url = safeUrl(raw);
+    if (!url) {
+      const span = el("span", "link");
+      span.title = "Link not opened in the sandbox: " + String(raw);
+      return span;
+    }
+    const a = el("a");
+    a.href = url;
+    a.target = "_blank";
+    a.rel = "noopener noreferrer";
+    a.addEventListener("click", (event) => {
+      if (handleSpecialLink(url)) event.preventDefault();
+    });
+    return a;
+  }
+
+  /** Render `text` with Telegram `entities` into `parent` (text nodes only). */
+  function renderText(parent, text, entities) {
+    text = String(text || "");
+    const list = (Array.isArray(entities) ? entities : [])
+      .filter((e) => e && Number.isInteger(e.offset) && Number.isInteger(e.length) && e.length > 0
+        && e.offset >= 0 && e.offset < text.length)
+      .slice()
+      .sort((a, b) => a.offset - b.offset || b.length - a.length);
+
+    function build(start, end, items, into, linkify) {
+      let pos = start;
+      let i = 0;
+      while (i < items.length) {
+        const entity = items[i];
+        if (entity.offset >= end) break;
+        if (entity.offset < pos) { i += 1; continue; }  // overlaps a sibling: ignore
+        if (entity.offset > pos) plain(into, text.slice(pos, entity.offset), linkify);
+        const stop = Math.min(entity.offset + entity.length, end);
+        const inner = [];
+        let j = i + 1;
+        while (j < items.length && items[j].offset < stop) { inner.push(items[j]); j += 1; }
+        const made = entityNode(entity, text.slice(entity.offset, stop));
+        const outer = made.outer || made;
+        build(entity.offset, stop, inner, made.inner || made, linkify && !NO_LINKIFY.has(entity.type));
+        into.append(outer);
+        pos = stop;
+        i = j;
+      }
+      if (pos < end) plain(into, text.slice(pos, end), linkify);
+    }
+    build(0, text.length, list, parent, true);
+    return parent;
+  }
+
+  // Like Telegram's apps: /commands and http(s) URLs in plain text can be tapped.
+  const NO_LINKIFY = new Set(["code", "pre", "text_link", "url", "email", "bot_command", "mention",
+    "text_mention", "hashtag", "cashtag", "custom_emoji"]);
+  const AUTO_RE = /(?<![\w/@])\/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?(?![\w/])|\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
+
+  function plain(into, chunk, linkify) {
+    if (!linkify) { into.append(document.createTextNode(chunk)); return; }
+    let pos = 0;
+    for (const match of chunk.matchAll(AUTO_RE)) {
+      if (match.index > pos) into.append(document.createTextNode(chunk.slice(pos, match.index)));
+      const found = match[0];
+      const node = found.startsWith("/") ? entityNode({ type: "bot_command" }, found) : linkNode(found);
+      node.textContent = found;
+      into.append(node);
+      pos = match.index + found.length;
+    }
+    if (pos < chunk.length) into.append(document.createTextNode(chunk.slice(pos)));
+  }
+
+  // ---------------------------------------------------------------- links and actions
+
+  /** Invite links join the channel, sandbox invoice links open the pay sheet. True if handled. */
+  function handleSpecialLink(url) {
+    if (/^https:\/\/t\.me\/\+/.test(url)) {
+      joinLink(url);
+      return true;
+    }
+    let parsed = null;
+    try { parsed = new URL(url); } catch (err) { return false; }
+    const match = parsed.pathname.match(/^\/sandbox\/invoice\/([^/]+)$/);
+    if (parsed.origin === window.location.origin && match) {
+      openInvoiceSheet(decodeURIComponent(match[1]));
+      return true;
+    }
+    return false;
+  }
+
+  function openLink(raw) {
+    const url = safeUrl(raw);
+    if (!url) { toast("This link type is not supported in the sandbox."); return; }
+    if (handleSpecialLink(url)) return;
+    window.open(url, "_blank", "noopener,noreferrer");
+  }
+
+  async function sendText(text) {
+    const userId = state.actingUser;
+    if (!userId || !text.trim()) return;
+    if (!state.view || state.view.kind !== "user" || state.view.id !== userId) selectUser(userId);
+    try {
+      await api("POST", "/send", { user_id: userId, text });
+    } catch (err) {
+      toast(`Could not send: ${err.message}`);
+    }
+  }
+
+  async function press(message, button, node) {
+    node.classList.add("busy");
+    try {
+      await api("POST", "/press", { user_id: state.actingUser, message_id: message.message_id,
+        data: button.callback_data });
+    } catch (err) {
+      toast(`Button failed: ${err.message}`);
+    } finally {
+      setTimeout(() => node.classList.remove("busy"), 400);
+    }
+  }
+
+  async function pay(invoiceRef, amountText) {
+    const userId = state.actingUser;
+    if (!userId) { toast("Pick a user first."); return; }
+    const waiting = el("div");
+    waiting.append(el("span", "spinner"), document.createTextNode(
+      `Paying ${amountText} as ${userName(state.users.get(userId))}… waiting for the bot to confirm.`));
+    modal("Payment", waiting, [["Hide", null]]);
+    let result;
+    try {
+      result = await api("POST", "/pay", { user_id: userId,
+        ...(typeof invoiceRef === "number" ? { message_id: invoiceRef } : { invoice: invoiceRef }) });
+    } catch (err) {
+      modal("Payment failed", err.message);
+      return;
+    }
+    if (result.ok) {
+      closeModal();
+      toast(`Paid ${amountText}.\nCharge ${result.telegram_payment_charge_id}`);
+    } else if (result.reason === "timeout") {
+      modal("Payment failed", result.error_message);
+    } else {
+      const body = el("div");
+      body.append(el("div", "", "The bot declined the payment:"), el("p", "decline", result.error_message));
+      modal("Payment declined", body);
+    }
+  }
+
+  async function openInvoiceSheet(slug) {
+    let invoice;
+    try {
+      invoice = await api("GET", `/invoices/${encodeURIComponent(slug)}`);
+    } catch (err) {
+      modal("Invoice", err.message);
+      return;
+    }
+    const body = el("div");
+    body.append(el("div", "invoice-title", invoice.title), el("div", "invoice-desc", invoice.description),
+      el("div", "big", stars(invoice.total_amount, invoice.currency)));
+    if (invoice.subscription_period) {
+      body.append(el("div", "invoice-sub", `Subscription: renews every ${Math.round(invoice.subscription_period / 86400)} days`));
+    }
+    const picker = el("select");
+    picker.setAttribute("aria-label", "Pay as");
+    for (const user of state.users.values()) {
+      const option = el("option", "", `${userName(user)} (${user.id})`);
+      option.value = String(user.id);
+      if (user.id === state.actingUser) option.selected = true;
+      picker.append(option);
+    }
+    body.append(el("div", "invoice-sub", "Pay as:"), picker);
+    modal("Invoice link", body, [["Cancel", null], ["Pay", () => {
+      const userId = Number(picker.value);
+      if (userId) selectUser(userId);
+      pay(slug, stars(invoice.total_amount, invoice.currency));
+    }]]);
+  }
+
+  const JOIN_ERRORS = {
+    INVITE_HASH_EXPIRED: "This invite link has expired or was already used.",
+    INVITE_HASH_INVALID: "This invite link is not valid.",
+    USER_BANNED_IN_CHANNEL: "You are banned from this channel.",
+    USER_ALREADY_PARTICIPANT: "You are already a member of this channel.",
+    INVITE_REQUEST_SENT: "Your request to join was sent to the channel's admins.",
+  };
+
+  async function joinLink(url) {
+    const userId = state.actingUser;
+    if (!userId) { toast("Pick a user first."); return; }
+    try {
+      const result = await api("POST", "/join", { user_id: userId, link: url });
+      if (result.ok) {
+        toast(`${userName(state.users.get(userId))} joined ${result.chat.title}.`);
+      } else {
+        modal("Can't join", `${JOIN_ERRORS[result.error] || "Telegram refused."} (${result.error})`);
+      }
+    } catch (err) {
+      modal("Can't join", err.message);
+    }
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  function isBotMessage(message) {
+    return Boolean((message.from && message.from.is_bot) || message.sender_chat);
+  }
+
+  function keyboardNode(message) {
+    const rows = message.reply_markup && message.reply_markup.inline_keyboard;
+    if (!Array.isArray(rows) || !rows.length) return null;
+    const box = el("div", "kb");
+    for (const row of rows) {
+      if (!Array.isArray(row)) continue;
+      const line = el("div", "kb-row");
+      for (const button of row) {
+        const node = el("button", "kb-btn", button.text);
+        node.type = "button";
+        if (button.pay) {
+          node.classList.add("pay");
+          node.addEventListener("click", () => pay(message.message_id,
+            message.invoice ? stars(message.invoice.total_amount, message.invoice.currency) : "the invoice"));
+        } else if (typeof button.callback_data === "string") {
+          node.dataset.callback = button.callback_data;
+          node.addEventListener("click", () => press(message, button, node));
+        } else if (button.url) {
+          const special = /^https:\/\/t\.me\/\+/.test(button.url);
+          node.classList.add(special ? "join" : "url");
+          node.title = String(button.url);
+          node.addEventListener("click", () => openLink(button.url));
+        } else if (button.copy_text && button.copy_text.text) {
+          node.addEventListener("click", () => {
+            navigator.clipboard.writeText(String(button.copy_text.text)).then(
+              () => toast("Copied."), () => toast(String(button.copy_text.text)));
+          });
+        } else {
+          node.disabled = true;
+          node.title = "This button type is not available in the sandbox";
+        }
+        line.append(node);
+      }
+      box.append(line);
+    }
+    return box;
+  }
+
+  function serviceNode(message) {
+    const node = el("div", "service");
+    node.dataset.id = String(message.message_id);
+    const paid = message.successful_payment;
+    const refund = message.refunded_payment;
+    const body = paid || refund;
+    const who = userName(message.from);
+    const text = paid ? `${who} paid ${stars(paid.total_amount, paid.currency)}`
+      : `${stars(refund.total_amount, refund.currency)} refunded to ${who}`;
+    node.append(document.createTextNode(paid && paid.is_recurring
+      ? `${text} (subscription until ${new Date(paid.subscription_expiration_date * 1000).toLocaleDateString()})`
+      : text));
+    node.append(el("br"), el("small", "mono", body.telegram_payment_charge_id));
+    return node;
+  }
+
+  function messageNode(message) {
+    if (message.successful_payment || message.refunded_payment) return serviceNode(message);
+    const chatId = viewedChatId();
+    const fromBot = isBotMessage(message);
+    const own = !fromBot && message.from && message.from.id === chatId;
+    const wrap = el("div", `msg ${own ? "out" : "in"}${message.sender_chat ? " post" : ""}`);
+    wrap.dataset.id = String(message.message_id);
+    const bubble = el("div", "bubble");
+    if (message.sender_chat && message.chat && message.chat.type === "channel") {
+      bubble.append(el("div", "sender", message.sender_chat.title));
+    }
+    if (message.forward_origin) {
+      const origin = message.forward_origin;
+      const name = origin.sender_user ? userName(origin.sender_user)
+        : origin.chat ? origin.chat.title : origin.sender_user_name || "someone";
+      bubble.append(el("div", "forwarded", `Forwarded from ${name}`));
+    }
+    if (message.reply_to_message) {
+      const quoted = message.reply_to_message;
+      const quote = el("div", "quote");
+      quote.append(el("b", "", quoted.from ? userName(quoted.from) : "Message"),
+        document.createTextNode(quoted.text || quoted.caption || "…"));
+      bubble.append(quote);
+    }
+    if (Array.isArray(message.photo) && message.photo.length) {
+      const image = el("img", "photo");
+      image.alt = "photo";
+      image.loading = "lazy";
+      image.src = fileUrl(message.photo[message.photo.length - 1].file_id);
+      image.addEventListener("error", () => image.replaceWith(el("div", "photo-missing", "🖼 photo (not available offline)")));
+      bubble.append(image);
+    }
+    if (message.document) {
+      const doc = el("a", "doc");
+      doc.href = fileUrl(message.document.file_id);
+      doc.download = String(message.document.file_name || "file");
+      const info = el("div");
+      info.append(el("div", "doc-name", message.document.file_name || "file"),
+        el("div", "doc-size", message.document.file_size ? `${Math.ceil(message.document.file_size / 1024)} KB` : "document"));
+      doc.append(el("div", "doc-icon", "📄"), info);
+      bubble.append(doc);
+    }
+    if (message.invoice) {
+      const invoice = el("div", "invoice");
+      invoice.append(el("div", "invoice-title", message.invoice.title),
+        el("div", "invoice-desc", message.invoice.description),
+        el("div", "invoice-amount", stars(message.invoice.total_amount, message.invoice.currency)),
+        el("div", "invoice-sub", "Invoice"));
+      bubble.append(invoice);
+    }
+    if (typeof message.text === "string") {
+      bubble.append(renderText(el("div", "text"), message.text, message.entities));
+    } else if (typeof message.caption === "string") {
+      bubble.append(renderText(el("div", "text"), message.caption, message.caption_entities));
+    } else if (!message.photo && !message.document && !message.invoice) {
+      const kinds = Object.keys(message).filter((k) => !["message_id", "date", "chat", "from", "sender_chat", "reply_markup", "edit_date"].includes(k));
+      bubble.append(el("div", "unsupported", `[${kinds.join(", ") || "empty"} message]`));
+    }
+    const meta = el("span", "meta", `${message.edit_date ? "edited " : ""}${clock(message.date)}`);
+    bubble.append(meta);
+    wrap.append(bubble);
+    let keyboard = keyboardNode(message);
+    if (message.invoice && !(keyboard && keyboard.querySelector(".pay"))) {
+      // Telegram shows its own Pay button when the bot sent no keyboard.
+      keyboard = keyboard || el("div", "kb");
+      const row = el("div", "kb-row");
+      const payButton = el("button", "kb-btn pay", `Pay ${stars(message.invoice.total_amount, message.invoice.currency)}`);
+      payButton.type = "button";
+      payButton.addEventListener("click", () => pay(message.message_id, stars(message.invoice.total_amount, message.invoice.currency)));
+      row.append(payButton);
+      keyboard.prepend(row);
+    }
+    if (keyboard) wrap.append(keyboard);
+    return wrap;
+  }
+
+  function scrollToBottom(force) {
+    const box = $("messages");
+    if (force || box.scrollHeight - box.scrollTop - box.clientHeight < 160) box.scrollTop = box.scrollHeight;
+  }
+
+  function putMessage(message, { flash } = {}) {
+    const box = $("messages");
+    const empty = box.querySelector(".empty");
+    if (empty) empty.remove();
+    state.messages.set(message.message_id, message);
+    const node = messageNode(message);
+    const existing = box.querySelector(`[data-id="${CSS.escape(String(message.message_id))}"]`);
+    if (existing) {
+      existing.replaceWith(node);
+    } else {
+      const later = Array.from(box.children).find((child) => Number(child.dataset.id) > message.message_id);
+      if (later) box.insertBefore(node, later); else box.append(node);
+    }
+    if (flash) {
+      node.classList.add("flash");
+      setTimeout(() => node.classList.remove("flash"), 1000);
+    }
+    scrollToBottom(!existing);
+  }
+
+  function removeMessage(messageId) {
+    state.messages.delete(messageId);
+    const node = $("messages").querySelector(`[data-id="${CSS.escape(String(messageId))}"]`);
+    if (node) node.remove();
+  }
+
+  function renderReplyKeyboard(markup) {
+    const box = $("reply-kb");
+    box.replaceChildren();
+    const rows = markup && Array.isArray(markup.keyboard) ? markup.keyboard : [];
+    box.hidden = !rows.length || !state.view || state.view.kind !== "user";
+    for (const row of rows) {
+      const line = el("div", "kb-row");
+      for (const button of row) {
+        const label = typeof button === "string" ? button : button.text;
+        const node = el("button", "", label);
+        node.type = "button";
+        node.addEventListener("click", () => sendText(String(label)));
+        line.append(node);
+      }
+      box.append(line);
+    }
+  }
+
+  // ---------------------------------------------------------------- sidebar
+
+  function renderUsers() {
+    const list = $("user-list");
+    list.replaceChildren();
+    for (const user of state.users.values()) {
+      const item = el("li", "item");
+      item.dataset.userId = String(user.id);
+      if (state.view && state.view.kind === "user" && state.view.id === user.id) item.classList.add("active");
+      const main = el("div", "item-main");
+      const name = el("div", "item-name", userName(user));
+      if (user.is_admin) name.append(el("span", "badge", "admin"));
+      if (user.blocked) name.append(el("span", "badge warn", "blocked bot"));
+      main.append(name, el("div", "item-sub",
+        `id ${user.id} · ${(user.language_code || "—").toUpperCase()}${user.username ? " · @" + user.username : ""}`));
+      item.append(avatar(user.first_name, user.id), main);
+      const count = state.unread.get(user.id) || 0;
+      if (count) item.append(el("div", "unread hot", count));
+      item.addEventListener("click", () => selectUser(user.id));
+      list.append(item);
+    }
+    if (!state.users.size) list.append(el("li", "item-sub", "No users yet."));
+    $("admin-label").textContent = `Act as admin (id ${state.adminId})`;
+    $("admin-switch").checked = Boolean(state.view && state.view.kind === "user" && isAdmin(state.view.id));
+  }
+
+  function renderChannels() {
+    const list = $("channel-list");
+    list.replaceChildren();
+    for (const channel of state.channels.values()) {
+      const item = el("li", "item");
+      item.dataset.chatId = String(channel.id);
+      if (state.view && state.view.kind === "channel" && state.view.id === channel.id) item.classList.add("active");
+      const main = el("div", "item-main");
+      main.append(el("div", "item-name", channel.title),
+        el("div", "item-sub", channel.username ? `@${channel.username}` : `id ${channel.id}`));
+      item.append(avatar(channel.title, channel.id), main);
+      const count = state.unread.get(channel.id) || 0;
+      if (count) item.append(el("div", "unread", count));
+      item.addEventListener("click", () => selectChannel(channel.id));
+      list.append(item);
+    }
+    if (!state.channels.size) list.append(el("li", "item-sub", "No channels."));
+  }
+
+  // ---------------------------------------------------------------- views
+
+  function setHeader() {
+    const view = state.view;
+    const avatarBox = $("chat-avatar");
+    const langButton = $("lang-toggle");
+    const blockButton = $("block-toggle");
+    if (!view) return;
+    if (view.kind === "user") {
+      const user = state.users.get(view.id) || { id: view.id, first_name: `User ${view.id}` };
+      $("chat-title").textContent = `${userName(user)} ↔ ${state.bot ? state.bot.first_name : "bot"}`;
+      $("chat-sub").textContent = `as ${userName(user)} · id ${user.id} · ${(user.language_code || "—").toUpperCase()}`;
+      avatarBox.replaceWith(Object.assign(avatar(user.first_name, user.id), { id: "chat-avatar" }));
+      langButton.hidden = false;
+      langButton.textContent = (user.language_code || "en") === "ru" ? "RU → EN" : "EN → RU";
+      blockButton.hidden = false;
+      blockButton.textContent = user.blocked ? "Unblock bot" : "Block bot";
+      blockButton.classList.toggle("on", Boolean(user.blocked));
+    } else {
+      const channel = state.channels.get(view.id) || { id: view.id, title: "Channel" };
+      $("chat-title").textContent = channel.title;
+      $("chat-sub").textContent = `channel${channel.username ? " · @" + channel.username : ""} · id ${channel.id}`;
+      avatarBox.replaceWith(Object.assign(avatar(channel.title, channel.id), { id: "chat-avatar" }));
+      langButton.hidden = true;
+      blockButton.hidden = true;
+    }
+    $("chat-sub").classList.remove("typing");
+  }
+
+  function renderChannelInfo(data) {
+    const box = $("channel-info");
+    box.replaceChildren();
+    if (!data || data.chat.type !== "channel") { box.hidden = true; return; }
+    box.hidden = false;
+    box.append(el("h4", "", "Members"));
+    const members = el("ul");
+    for (const member of data.members || []) {
+      const li = el("li");
+      li.append(el("span", `status ${member.status}`, member.status), document.createTextNode(
+        `${userName(member.user)} (${member.user.id})${member.until_date ? " until " + new Date(member.until_date * 1000).toLocaleString() : ""}`));
+      members.append(li);
+    }
+    if (!members.children.length) members.append(el("li", "", "Nobody has joined yet."));
+    box.append(members);
+    const links = data.invite_links || [];
+    if (links.length) {
+      box.append(el("h4", "", "Invite links"));
+      const list = el("ul");
+      for (const link of links) {
+        const li = el("li");
+        const url = el("span", "mono join-link", link.invite_link);
+        url.title = `Join as ${userName(state.users.get(state.actingUser)) || "the selected user"}`;
+        url.addEventListener("click", () => joinLink(link.invite_link));
+        const notes = [link.name, link.member_limit ? `${link.joined}/${link.member_limit} used` : `${link.joined} joined`,
+          link.expire_date ? `expires ${new Date(link.expire_date * 1000).toLocaleString()}` : null,
+          link.is_revoked ? "revoked" : null].filter(Boolean).join(" · ");
+        li.append(url, el("span", "item-sub", notes));
+        list.append(li);
+      }
+      box.append(list);
+    }
+  }
+
+  async function loadChat() {
+    const view = state.view;
+    if (!view) return;
+    let data;
+    try {
+      data = await api("GET", `/chats/${view.id}`);
+    } catch (err) {
+      toast(err.message);
+      return;
+    }
+    if (state.view !== view) return;  // switched meanwhile
+    if (data.user) state.users.set(data.user.id, data.user);
+    const box = $("messages");
+    box.replaceChildren();
+    state.messages = new Map();
+    for (const message of data.messages) {
+      state.messages.set(message.message_id, message);
+      box.append(messageNode(message));
+    }
+    if (!data.messages.length) {
+      box.append(el("div", "empty", view.kind === "user"
+        ? "No messages yet. Send /start to begin." : "The bot has not posted here yet."));
+    }
+    renderReplyKeyboard(data.reply_keyboard);
+    renderChannelInfo(view.kind === "channel" ? data : null);
+    setHeader();
+    scrollToBottom(true);
+  }
+
+  function selectUser(userId) {
+    userId = Number(userId);
+    state.view = { kind: "user", id: userId };
+    state.actingUser = userId;
+    if (!isAdmin(userId)) state.lastNonAdmin = userId;
+    state.unread.delete(userId);
+    localStorage.setItem("sandbox.view", JSON.stringify(state.view));
+    const input = $("composer-input");
+    input.disabled = false;
+    $("send-btn").disabled = false;
+    $("menu-btn").disabled = false;
+    input.placeholder = "Message";
+    $("commands").hidden = true;
+    $("app").classList.add("show-chat");
+    renderUsers();
+    renderChannels();
+    setHeader();
+    loadChat();
+    if (window.matchMedia("(min-width: 721px)").matches) input.focus();
+  }
+
+  function selectChannel(chatId) {
+    state.view = { kind: "channel", id: Number(chatId) };
+    state.unread.delete(Number(chatId));
+    localStorage.setItem("sandbox.view", JSON.stringify(state.view));
+    const input = $("composer-input");
+    input.disabled = true;
+    $("send-btn").disabled = true;
+    $("menu-btn").disabled = true;
+    input.placeholder = "Only the bot posts in channels";
+    $("commands").hidden = true;
+    $("app").classList.add("show-chat");
+    renderUsers();
+    renderChannels();
+    setHeader();
+    loadChat();
+  }
+
+  async function showCommands() {
+    const box = $("commands");
+    if (!box.hidden) { box.hidden = true; return; }
+    if (!state.actingUser) return;
+    let data;
+    try {
+      data = await api("GET", `/commands?user_id=${state.actingUser}`);
+    } catch (err) {
+      toast(err.message);
+      return;
+    }
+    box.replaceChildren();
+    for (const command of data.commands) {
+      const row = el("div", "cmd");
+      row.append(el("b", "", `/${command.command}`), el("span", "", command.description));
+      row.addEventListener("click", () => { box.hidden = true; sendText(`/${command.command}`); });
+      box.append(row);
+    }
+    if (!data.commands.length) box.append(el("div", "cmd", "The bot has not set any commands."));
+    box.hidden = false;
+  }
+
+  // ---------------------------------------------------------------- live events
+
+  function bump(chatId) {
+    state.unread.set(chatId, (state.unread.get(chatId) || 0) + 1);
+    if (state.users.has(chatId)) renderUsers(); else renderChannels();
+  }
+
+  function showTyping(chatId) {
+    if (viewedChatId() !== chatId) return;
+    const sub = $("chat-sub");
+    sub.textContent = `${state.bot ? state.bot.first_name : "bot"} is typing…`;
+    sub.classList.add("typing");
+    clearTimeout(state.typingTimer);
+    state.typingTimer = setTimeout(setHeader, 5000);
+  }
+
+  function onEvent(event) {
+    const onScreen = event.chat_id !== null && event.chat_id === viewedChatId();
+    switch (event.type) {
+      case "message":
+        if (onScreen) {
+          putMessage(event.message);
+          if (isBotMessage(event.message) && "reply_keyboard" in event) renderReplyKeyboard(event.reply_keyboard);
+          if (isBotMessage(event.message)) setHeader();
+        } else if (isBotMessage(event.message) || event.message.refunded_payment) {
+          bump(event.chat_id);
+        }
+        break;
+      case "edit":
+        if (onScreen) putMessage(event.message, { flash: true });
+        break;
+      case "delete":
+        if (onScreen) removeMessage(event.message_id);
+        break;
+      case "callback_answer": {
+        const answer = event.answer || {};
+        if (answer.text) {
+          if (answer.show_alert) modal(state.bot ? state.bot.first_name : "Bot", answer.text);
+          else toast(answer.text);
+        }
+        if (answer.url) openLink(answer.url);
+        break;
+      }
+      case "chat_action":
+        showTyping(event.chat_id);
+        break;
+      case "user":
+        if (event.user) {
+          state.users.set(event.user.id, event.user);
+          renderUsers();
+          if (state.view && state.view.kind === "user" && state.view.id === event.user.id) setHeader();
+        }
+        break;
+      case "member":
+      case "invite_link":
+        if (onScreen) loadChat();
+        break;
+      case "pre_checkout_answer": {
+        const body = $("modal-body");
+        if (!$("modal").hidden && event.ok && body.querySelector(".spinner")) {
+          body.replaceChildren(el("span", "spinner"), document.createTextNode("Confirmed by the bot. Charging…"));
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  function connect() {
+    const source = new EventSource(`${API}/events`);
+    const conn = $("conn");
+    source.addEventListener("hello", () => {
+      const reconnected = state.everConnected;
+      state.connected = true;
+      state.everConnected = true;
+      conn.className = "conn ok";
+      conn.textContent = "live";
+      if (reconnected) { refreshState().then(loadChat); }
+    });
+    source.onmessage = (message) => {
+      try { onEvent(JSON.parse(message.data)); } catch (err) { console.error(err); }
+    };
+    source.onerror = () => {
+      state.connected = false;
+      conn.className = "conn bad";
+      conn.textContent = "reconnecting…";
+    };
+  }
+
+  // ---------------------------------------------------------------- start-up
+
+  async function refreshState() {
+    const data = await api("GET", "/state");
+    state.bot = data.bot;
+    state.adminId = data.admin_id;
+    state.adminIds = new Set(data.admin_ids);
+    state.users = new Map(data.users.map((u) => [u.id, u]));
+    state.channels = new Map(data.channels.map((c) => [c.id, c]));
+    $("bot-name").textContent = `${data.bot.first_name} · @${data.bot.username}`;
+    document.title = `Sandbox · @${data.bot.username}`;
+    renderUsers();
+    renderChannels();
+  }
+
+  function wire() {
+    $("composer").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const input = $("composer-input");
+      const text = input.value;
+      if (!text.trim()) return;
+      input.value = "";
+      $("commands").hidden = true;
+      sendText(text);
+    });
+    $("menu-btn").addEventListener("click", showCommands);
+    $("back").addEventListener("click", () => $("app").classList.remove("show-chat"));
+    $("modal").addEventListener("click", (event) => { if (event.target === $("modal")) closeModal(); });
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") { closeModal(); $("commands").hidden = true; }
+    });
+    $("admin-switch").addEventListener("change", async (event) => {
+      if (event.target.checked) {
+        if (!state.users.has(state.adminId)) {
+          try {
+            const user = await api("POST", "/users", { id: state.adminId, first_name: "Admin", language_code: "en" });
+            state.users.set(user.id, user);
+          } catch (err) {
+            toast(err.message);
+            event.target.checked = false;
+            return;
+          }
+        }
+        selectUser(state.adminId);
+      } else {
+        const fallback = state.lastNonAdmin || Array.from(state.users.keys()).find((id) => !isAdmin(id));
+        if (fallback) selectUser(fallback); else renderUsers();
+      }
+    });
+    $("new-user-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const form = event.target;
+      const error = $("new-user-error");
+      error.textContent = "";
+      const body = { first_name: form.first_name.value, language_code: form.language_code.value };
+      if (form.id.value.trim()) body.id = form.id.value.trim();
+      try {
+        const user = await api("POST", "/users", body);
+        state.users.set(user.id, user);
+        form.reset();
+        $("new-user-box").open = false;
+        selectUser(user.id);
+      } catch (err) {
+        error.textContent = err.message;
+      }
+    });
+    $("lang-toggle").addEventListener("click", async () => {
+      const user = state.view && state.users.get(state.view.id);
+      if (!user) return;
+      try {
+        const updated = await api("POST", "/users", { id: user.id, first_name: user.first_name,
+          username: user.username, language_code: (user.language_code || "en") === "ru" ? "en" : "ru" });
+        state.users.set(updated.id, updated);
+        renderUsers();
+        setHeader();
+        toast(`${userName(updated)} now uses ${updated.language_code.toUpperCase()}. Send /start to see it.`);
+      } catch (err) {
+        toast(err.message);
+      }
+    });
+    $("block-toggle").addEventListener("click", async () => {
+      const user = state.view && state.users.get(state.view.id);
+      if (!user) return;
+      try {
+        const updated = await api("POST", `/users/${user.id}/block`, { blocked: !user.blocked });
+        state.users.set(updated.id, updated);
+        renderUsers();
+        setHeader();
+      } catch (err) {
+        toast(err.message);
+      }
+    });
+  }
+
+  async function main() {
+    wire();
+    connect();
+    try {
+      await refreshState();
+    } catch (err) {
+      $("bot-name").textContent = "sandbox not reachable";
+      return;
+    }
+    let saved = null;
+    try { saved = JSON.parse(localStorage.getItem("sandbox.view") || "null"); } catch (err) { saved = null; }
+    if (saved && saved.kind === "channel" && state.channels.has(saved.id)) {
+      selectChannel(saved.id);
+    } else if (saved && saved.kind === "user" && state.users.has(saved.id)) {
+      selectUser(saved.id);
+    } else {
+      const first = Array.from(state.users.values()).find((u) => !u.is_admin) || state.users.values().next().value;
+      if (first) selectUser(first.id); else $("new-user-box").open = true;
+      $("app").classList.remove("show-chat");
+    }
+    const invoice = window.location.pathname.match(/^\/sandbox\/invoice\/([^/]+)$/);
+    if (invoice) openInvoiceSheet(decodeURIComponent(invoice[1]));
+  }
+
+  document.addEventListener("DOMContentLoaded", main);
+})();
