@@ -1,44 +1,182 @@
-"""`run.py --sandbox`: start the local stand-ins and point the bot's settings at them."""
+"""The whole sandbox: every stand-in, the web chat, and the settings that point the bot at them.
+
+``python run.py --sandbox`` uses :class:`Sandbox` directly; tests use :func:`running_sandbox`, which
+also starts the real bot (``bot.app.App``) the way run.py does::
+
+    async with running_sandbox(tmp_path) as sb:
+        sb.telegram.add_user(501, "Eve")             # sb.telegram, sb.webchat, sb.cryptopay,
+        sb.telegram.send_text(501, "/start")         # sb.kryptoexpress, sb.openrouter, sb.deepseek
+        print(sb.chat_url, sb.app.port)              # sb.app (started), sb.settings
+
+Nothing leaves the machine: Telegram (with the web chat on the same port), Crypto Pay,
+KryptoExpress, OpenRouter and DeepSeek all run on 127.0.0.1; the payment stand-ins post their
+webhooks to the bot's own HTTP app.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from sandbox.cryptopay import CryptoPayStandIn
+from sandbox.deepseek import DeepSeekStandIn
+from sandbox.kryptoexpress import KryptoExpressStandIn
+from sandbox.openrouter import OpenRouterStandIn
 from sandbox.telegram import TelegramStandIn
+from sandbox.webchat import WebChat
 from services.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
 
 SANDBOX_TOKEN = "1234567890:SANDBOX-not-a-real-token-000000"
 SANDBOX_ADMIN_ID = 1000
 SANDBOX_DB = Path("data/sandbox.db")
+#: TELEGRAM_CHAT_ID: the channel that receives scheduled posts.
+SANDBOX_CHANNEL_ID = -1001000000001
+#: PRIVATE_CHANNEL_ID: the paid members' channel (single-use invite links, removal on expiry).
+SANDBOX_PRIVATE_CHANNEL_ID = -1001000000002
+#: TELEGRAM_CHANNEL_MAP["crypto"]: where crypto signals are posted.
+SANDBOX_SIGNALS_CHANNEL_ID = -1001000000003
+KRYPTO_EXPRESS_CALLBACK_SECRET = "sandbox-kryptoexpress-callback-secret"
+#: Users waiting in the web chat's list (the admin is added too).
+DEMO_USERS = ((1001, "Alice", "en"), (1002, "Борис", "ru"))
 
 
 class Sandbox:
-    def __init__(self) -> None:
-        self.telegram = TelegramStandIn()
-        self.base_url = ""
+    """Every stand-in plus the web chat. :meth:`start` returns the bot's settings."""
 
-    async def start(self, settings: Settings, *, host: str = "127.0.0.1", port: int = 0) -> Settings:
-        """Start the stand-ins; return the settings the bot should run with."""
-        self.base_url = await self.telegram.start(host, port)
-        overrides: dict = {
+    def __init__(self, *, rate_limit: float | None = 30.0) -> None:
+        self.telegram = TelegramStandIn(rate_limit=rate_limit)
+        self.webchat = WebChat(self.telegram, admin_id=SANDBOX_ADMIN_ID)  # routes before start()
+        self.cryptopay = CryptoPayStandIn()
+        self.kryptoexpress = KryptoExpressStandIn(callback_secret=KRYPTO_EXPRESS_CALLBACK_SECRET)
+        self.openrouter = OpenRouterStandIn()
+        self.deepseek = DeepSeekStandIn()
+        self.base_url = ""
+        self.settings: Settings | None = None
+        #: The bot, when started by :func:`running_sandbox`.
+        self.app: App | None = None
+
+    async def start(
+        self, settings: Settings, *, host: str = "127.0.0.1", port: int = 0,
+        database_url: str | None = None,
+    ) -> Settings:
+        """Start the stand-ins (Telegram and the web chat on ``port``, the others on free ports);
+        return ``settings`` pointed at them. The database is ``database_url`` if given, else
+        ``DATABASE_URL`` if set, else a fresh ``data/sandbox.db``."""
+        admin_ids = list(settings.admin_ids) or [SANDBOX_ADMIN_ID]
+        self.webchat.admin_id, self.webchat.admin_ids = admin_ids[0], set(admin_ids)
+        try:
+            self.base_url = await self.telegram.start(host, port)
+            await self.cryptopay.start(host)
+            await self.kryptoexpress.start(host)
+            await self.openrouter.start(host)
+            await self.deepseek.start(host)
+        except BaseException:
+            await self.stop()
+            raise
+        self.telegram.add_channel(SANDBOX_CHANNEL_ID, "Sandbox Channel", username="sandbox_channel")
+        self.telegram.add_channel(SANDBOX_PRIVATE_CHANNEL_ID, "Sandbox VIP (private)")
+        self.telegram.add_channel(SANDBOX_SIGNALS_CHANNEL_ID, "Sandbox Crypto Signals",
+                                  username="sandbox_crypto_signals")
+        self.webchat.ensure_user(admin_ids[0], "Admin", "en")
+        for user_id, name, language in DEMO_USERS:
+            if user_id not in admin_ids:
+                self.webchat.ensure_user(user_id, name, language)
+        if settings.web_port:
+            self.bind_bot(settings.web_port)
+        overrides: dict[str, Any] = {
             "telegram_bot_token": SecretStr(SANDBOX_TOKEN),
             "telegram_api_url": self.base_url,
             "telegram_webhook_url": None,
-            "admin_ids": settings.admin_ids or [SANDBOX_ADMIN_ID],
+            "admin_ids": admin_ids,
+            "telegram_chat_id": SANDBOX_CHANNEL_ID,
+            "private_channel_id": SANDBOX_PRIVATE_CHANNEL_ID,
+            "telegram_channel_map": {"crypto": SANDBOX_SIGNALS_CHANNEL_ID},
+            "crypto_pay_token": SecretStr(self.cryptopay.token),
+            "crypto_pay_api_url": self.cryptopay.base_url,
+            "krypto_express_api_key": SecretStr(self.kryptoexpress.api_key),
+            "krypto_express_api_url": self.kryptoexpress.api_url,
+            "krypto_express_callback_secret": SecretStr(KRYPTO_EXPRESS_CALLBACK_SECRET),
+            "openrouter_api_url": self.openrouter.base_url,
+            "openrouter_management_key": SecretStr(self.openrouter.management_key),
+            "deepseek_key": SecretStr(self.deepseek.api_key),
+            "deepseek_api_url": self.deepseek.base_url,
         }
-        if "DATABASE_URL" not in os.environ:  # a fresh database each time, unless told otherwise
+        if database_url:
+            overrides["database_url"] = database_url
+        elif "DATABASE_URL" not in os.environ:  # a fresh database each time, unless told otherwise
             overrides["database_url"] = fresh_sqlite(SANDBOX_DB)
-        return settings.model_copy(update=overrides)
+        # model_copy does not validate: every value above already has the field's type.
+        self.settings = settings.model_copy(update=overrides)
+        return self.settings
+
+    def bind_bot(self, web_port: int, host: str = "127.0.0.1") -> None:
+        """Point the payment stand-ins' webhooks at the bot's HTTP app on ``web_port``."""
+        base = f"http://{host}:{web_port}"
+        self.cryptopay.webhook_url = f"{base}/webhooks/cryptopay"
+        self.kryptoexpress.callback_url = f"{base}/webhooks/kryptoexpress"
 
     @property
     def chat_url(self) -> str:
-        return self.base_url
+        """The web chat's address."""
+        return self.webchat.url if self.telegram.base_url else self.base_url
 
     async def stop(self) -> None:
-        await self.telegram.stop()
+        """Stop every stand-in (each is stopped even if another fails)."""
+        for stand_in in (self.deepseek, self.openrouter, self.kryptoexpress, self.cryptopay, self.telegram):
+            try:
+                await stand_in.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(stand_in).__name__)
+
+
+@contextlib.asynccontextmanager
+async def running_sandbox(
+    data_dir: Path | str | None = None, *, port: int = 0, rate_limit: float | None = None,
+    pre_checkout_timeout: float | None = None, **overrides: Any,
+) -> AsyncIterator[Sandbox]:
+    """Start the sandbox and the real bot against it; yield the :class:`Sandbox` (``.app`` is the
+    started ``bot.app.App``, ``.settings`` its settings).
+
+    The database is a fresh SQLite file in ``data_dir`` (a temporary directory if None) unless
+    ``database_url`` is given. ``overrides`` are further settings (e.g. ``admin_ids=[9001]``);
+    the bot's HTTP app listens on a free port unless ``web_port`` is given.
+    """
+    from bot.app import App  # the bot pulls in aiogram, the database, ...; only when needed
+
+    with contextlib.ExitStack() as stack:
+        if data_dir is None:
+            data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sandbox-"))
+        database_url = overrides.pop("database_url", None) or \
+            f"sqlite+aiosqlite:///{Path(data_dir) / 'sandbox.db'}"
+        base = Settings(_env_file=None, **{"web_port": 0, **overrides})
+        sandbox = Sandbox(rate_limit=rate_limit)
+        if pre_checkout_timeout is not None:
+            sandbox.telegram.pre_checkout_timeout = pre_checkout_timeout
+        settings = await sandbox.start(base, port=port, database_url=database_url)
+        app = App(settings)
+        try:
+            await app.start()
+            sandbox.app = app
+            sandbox.bind_bot(app.port or settings.web_port)
+            yield sandbox
+        finally:
+            try:
+                await app.stop()
+            except Exception:
+                log.exception("stopping the bot failed")
+            await sandbox.stop()
 
 
 def fresh_sqlite(path: Path) -> str:

@@ -1,0 +1,180 @@
+"""The web chat in a real headless Chromium against the real bot and the whole sandbox.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); without them these
+tests fail with a clear message rather than skip. Selenium drives the browser from a worker thread
+while the sandbox and the bot run on the test's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox.runner import running_sandbox
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", "--window-size=1280,860", "--lang=en-US")
+ALICE = 1001  # a demo user the sandbox creates
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(path)]
+    if missing:
+        pytest.fail(f"Chromium is not installed (missing {', '.join(missing)}): run "
+                    "`apt-get install -y chromium chromium-driver` (.ci/run does it when missing)",
+                    pytrace=False)
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail("selenium is not installed: `bash scripts/bootstrap requirements-dev.txt`", pytrace=False)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    for flag in (*FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+async def until(driver: Any, check: Callable[[Any], Any], timeout: float = 15, what: str = "") -> Any:  # noqa: ASYNC109
+    """Run ``check(driver)`` in a worker thread until it returns something truthy."""
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def wait() -> Any:
+        return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(check)
+    try:
+        return await asyncio.to_thread(wait)
+    except TimeoutException:
+        shot = Path(tempfile.mkdtemp(prefix="webchat-failure-")) / "page.png"
+        await asyncio.to_thread(driver.save_screenshot, str(shot))
+        raise AssertionError(f"timed out waiting for {what or check}; screenshot: {shot}") from None
+
+
+def css(driver: Any, selector: str) -> list[Any]:
+    from selenium.webdriver.common.by import By
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def bot_bubbles(driver: Any) -> list[Any]:
+    return css(driver, "#messages .msg.in")
+
+
+def bubble_with(fragment: str) -> Callable[[Any], Any]:
+    def check(driver: Any) -> Any:
+        found = [m for m in bot_bubbles(driver) if fragment in m.find_element("css selector", ".text").text]
+        return found[-1] if found else None
+    return check
+
+
+async def open_chat(driver: Any, url: str, user_id: int) -> None:
+    await asyncio.to_thread(driver.get, url)
+    await until(driver, lambda d: "live" in css(d, "#conn")[0].text, what="the live connection")
+    item = await until(driver, lambda d: css(d, f'#user-list [data-user-id="{user_id}"]'), what="the user")
+    await asyncio.to_thread(item[0].click)
+    await until(driver, lambda d: css(d, "#composer-input")[0].is_enabled(), what="the composer")
+
+
+async def send(driver: Any, text: str) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    box = css(driver, "#composer-input")[0]
+    await asyncio.to_thread(box.send_keys, text + Keys.ENTER)
+
+
+async def test_start_menu_and_help_edit_in_the_browser(tmp_path, capsys):
+    started = time.monotonic()
+    async with running_sandbox(tmp_path) as sb:
+        with chromium() as driver:
+            await open_chat(driver, sb.chat_url, ALICE)
+            await send(driver, "/start")
+            menu = await until(driver, bubble_with("Hi, Alice!"), what="the /start menu")
+            menu_id = menu.get_attribute("data-id")
+            labels = [b.text for b in css(driver, f'#messages [data-id="{menu_id}"] .kb-btn')]
+            assert "❓ Help" in labels and "🤖 AI tokens" in labels
+            own = css(driver, "#messages .msg.out .text")
+            assert own and own[-1].text == "/start"  # the user's own message, on the right
+
+            help_button = next(b for b in css(driver, f'#messages [data-id="{menu_id}"] .kb-btn')
+                               if b.text == "❓ Help")
+            await asyncio.to_thread(help_button.click)
+            edited = await until(driver, bubble_with("How it works"), what="the help text")
+            assert edited.get_attribute("data-id") == menu_id  # the same message, edited in place
+            assert len(bot_bubbles(driver)) == 1
+            assert "edited" in edited.find_element("css selector", ".meta").text
+            assert sb.telegram.last_bot_message(ALICE)["message_id"] == int(menu_id)
+
+            shot = Path(tempfile.mkdtemp(prefix="webchat-")) / "help.png"
+            await asyncio.to_thread(driver.save_screenshot, str(shot))
+    with capsys.disabled():
+        print(f"\nweb chat screenshot: {shot} (browser test took {time.monotonic() - started:.1f} s)")
+    assert shot.stat().st_size > 10_000
+
+
+async def test_hostile_text_and_names_stay_text(tmp_path):
+    hostile = "<img src=x onerror=window.__xss=1>"
+    async with running_sandbox(tmp_path) as sb:
+        with chromium() as driver:
+            await asyncio.to_thread(driver.get, sb.chat_url)
+            await until(driver, lambda d: "live" in css(d, "#conn")[0].text, what="the live connection")
+            # Create the user through the page's own form.
+            await asyncio.to_thread(css(driver, "#new-user-box summary")[0].click)
+            await asyncio.to_thread(css(driver, '#new-user-form [name="first_name"]')[0].send_keys, hostile)
+            await asyncio.to_thread(css(driver, '#new-user-form [name="id"]')[0].send_keys, "4242")
+            await asyncio.to_thread(css(driver, "#new-user-form button")[0].click)
+            await until(driver, lambda d: css(d, '#user-list [data-user-id="4242"]'), what="the new user")
+            assert sb.telegram.users[4242]["first_name"] == hostile
+
+            await send(driver, hostile)  # the user's own message
+            await until(driver, lambda d: [m for m in css(d, "#messages .msg.out .text") if m.text == hostile],
+                        what="the user's hostile message shown as text")
+            await sb.app.bot.send_message(4242, "<b>bold</b> &lt;script&gt;alert(1)&lt;/script&gt; "
+                                                '<a href="javascript:alert(1)">click</a>', parse_mode="HTML")
+            last = await until(driver, bubble_with("<script>alert(1)</script>"), what="the hostile message")
+            assert last.find_element("css selector", ".text b").text == "bold"
+            links = last.find_elements("css selector", ".text a")
+            assert not links  # javascript: URLs never become links
+            assert css(driver, "#user-list .item-name")[-1].text.startswith(hostile)
+            assert not css(driver, "#app img:not(.photo)") and not css(driver, "script:not([src])")
+            assert await asyncio.to_thread(driver.execute_script, "return window.__xss === undefined")
+
+
+async def test_invoice_shows_pay_and_the_outcome(tmp_path):
+    from aiogram.types import LabeledPrice
+
+    async with running_sandbox(tmp_path, pre_checkout_timeout=2) as sb:
+        with chromium() as driver:
+            await open_chat(driver, sb.chat_url, ALICE)
+            await sb.app.bot.send_invoice(ALICE, title="Sandbox test", description="Not for sale",
+                                          payload="browser-test-unknown-order", currency="XTR",
+                                          prices=[LabeledPrice(label="Test", amount=7)])
+            card = await until(driver, lambda d: css(d, "#messages .invoice"), what="the invoice")
+            assert "⭐️ 7" in card[0].text
+            pay = css(driver, "#messages .kb-btn.pay")
+            assert pay and pay[0].text == "Pay ⭐️ 7"
+            await asyncio.to_thread(pay[0].click)
+            # The bot knows no such order: it declines, or leaves the query unanswered (timeout).
+            title = await until(driver, lambda d: (t := css(d, "#modal-title")[0].text) in (
+                "Payment declined", "Payment failed", "Payment") and t != "Payment" and t, timeout=10,
+                what="the payment outcome")
+            assert css(driver, "#modal-body")[0].text.strip()
+            assert not sb.telegram.payments, title
