@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
 
+from aiogram.client.session.base import BaseSession
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
@@ -13,21 +15,25 @@ from bot.commands import register_commands
 from bot.factory import create_bot, create_dispatcher
 from bot.gate import OutgoingGate
 from bot.i18n import build_i18n
+from bot.middlewares import ThrottleMiddleware
 from bot.web import build_web_app
 from db import migrate
 from db.engine import Database
 from processing.delivery import BotDeliverer
-from processing.fulfilment import Fulfiller, FulfilmentWorker
+from processing.fulfilment import FulfilmentWorker
 from processing.notify import Notifier
 from processing.payments import PaymentProcessor
 from processing.refunds import RefundService
 from processing.scheduler import build_scheduler
+from services.ai_tokens import PRODUCT, AiTokenFulfiller, AiTokenShop, Headroom, PriceBook, PriceRules
 from services.checkout import CheckoutService
+from services.openrouter import OpenRouterClient
 from services.orders import OrderService
 from services.payments.base import PaymentProvider
 from services.payments.cryptopay import CryptoPayProvider
 from services.payments.kryptoexpress import KryptoExpressProvider
 from services.payments.stars import StarsProvider
+from services.products import Fulfiller
 from services.settings import Settings
 from services.users import UserService
 
@@ -43,25 +49,34 @@ def secret(value) -> str | None:
 
 
 class App:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, session: BaseSession | None = None,
+                 throttle: ThrottleMiddleware | None = None) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
         self.users = UserService(self.db)
         self.orders = OrderService(self.db)
         self.i18n = build_i18n()
         self.gate = OutgoingGate(settings.telegram_rate_limit, on_blocked=self.users.mark_blocked)
-        self.bot = create_bot(secret(settings.telegram_bot_token) or "", settings.telegram_api_url, self.gate)
+        self.bot = create_bot(secret(settings.telegram_bot_token) or "", settings.telegram_api_url, self.gate,
+                              session)
         self.notifier = Notifier(self.bot, self.users, self.i18n, settings.admin_ids)
         self.providers = self._providers()
         self.stars: StarsProvider | None = self.providers.get("stars")  # type: ignore[assignment]
-        self.fulfillers: dict[str, Fulfiller] = {}
+        self.openrouter = OpenRouterClient(settings.openrouter_api_url, secret(settings.openrouter_management_key))
+        self.ai_tokens = AiTokenShop(
+            PriceBook(self.openrouter, settings.ai_token_models),
+            PriceRules(settings.ai_token_markup, settings.ai_token_max_order_usd, settings.ai_token_min_tokens),
+            Headroom(self.openrouter, self.db), self.orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes),
+            can_deliver=self.openrouter.can_issue_keys)
+        self.fulfillers: dict[str, Fulfiller] = {PRODUCT: AiTokenFulfiller(self.openrouter)}
         self.worker = FulfilmentWorker(self.db, self.orders, self.fulfillers, BotDeliverer(self.notifier))
         self.payments = PaymentProcessor(self.orders, self.providers, self.notifier, self.worker)
         self.refunds = RefundService(self.orders, self.notifier, self.stars)
         self.checkout = CheckoutService(self.orders, self.providers)
         self.dp = create_dispatcher(
             settings, users=self.users, i18n=self.i18n, db=self.db, orders=self.orders, checkout=self.checkout,
-            payments=self.payments, refunds=self.refunds, stars=self.stars)
+            payments=self.payments, refunds=self.refunds, stars=self.stars, notifier=self.notifier,
+            ai_tokens=self.ai_tokens, throttle=throttle)
         self.scheduler = build_scheduler(settings.tz)
         self.web = build_web_app(self.db, payment_webhook=self.payments.handle_webhook)
         if settings.webhook_mode:
@@ -97,6 +112,8 @@ class App:
         self.scheduler.add_job(self.payments.poll, "interval", seconds=s.payment_poll_interval_seconds,
                                id="poll_payments")
         self.scheduler.add_job(self.payments.expire, "interval", seconds=EXPIRY_CHECK_SECONDS, id="expire_orders")
+        self.scheduler.add_job(self.ai_tokens.prices.refresh, "interval", minutes=5, id="refresh_ai_prices",
+                               next_run_time=datetime.now(UTC))
 
     async def start(self) -> None:
         """Migrate, serve HTTP, start the scheduler and workers, then start taking updates."""
@@ -154,6 +171,7 @@ class App:
             await self._runner.cleanup()
         for provider in self.providers.values():
             await provider.close()
+        await self.openrouter.close()
         await self.dp.storage.close()
         await self.bot.session.close()
         await self.db.close()

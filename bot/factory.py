@@ -7,6 +7,7 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
@@ -22,8 +23,9 @@ from services.settings import Settings
 from services.users import UserService
 
 
-def create_bot(token: str, api_url: str, gate: OutgoingGate) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(api_url))
+def create_bot(token: str, api_url: str, gate: OutgoingGate, session: BaseSession | None = None) -> Bot:
+    """A bot whose every request passes the gate; `session` replaces the network (tests)."""
+    session = session or AiohttpSession(api=TelegramAPIServer.from_base(api_url))
     session.middleware(gate)
     return Bot(token=token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 

@@ -11,6 +11,13 @@ def usd(cents: int) -> str:
     return f"{sign}${abs(cents) // 100:,}.{abs(cents) % 100:02d}"
 
 
+def money_text(amount: Decimal) -> str:
+    """A USD amount that may hold fractions of a cent: '$0.075', '$12.50'."""
+    text = format(amount.quantize(Decimal("0.0001")).normalize(), "f")
+    whole, _, frac = text.partition(".")
+    return f"${whole}.{frac.ljust(2, '0')}"
+
+
 def cents_to_decimal(cents: int) -> Decimal:
     return Decimal(cents) / 100
 

@@ -52,18 +52,19 @@ async def database(database_url) -> AsyncIterator[Database]:
 
 
 def make_settings(**overrides) -> Settings:
-    values = {"admin_ids": [ADMIN_ID], "_env_file": None}
+    values = {"admin_ids": [ADMIN_ID], "_env_file": None, "telegram_rate_limit": 1000,
+              "telegram_bot_token": "42:TEST-TOKEN-abcdefghijklmnopqrstuv"}
     values.update(overrides)
     return Settings(**values)
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return make_settings()
+def settings(database_url) -> Settings:
+    return make_settings(database_url=database_url)
 
 
 @pytest.fixture
-async def harness(database, settings) -> AsyncIterator[Harness]:
-    h = Harness(database, settings)
+async def harness(settings) -> AsyncIterator[Harness]:
+    h = await Harness(settings).start()
     yield h
-    await h.dp.storage.close()
+    await h.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from decimal import Decimal
 
 from aiogram import F, Router
 from aiogram.filters import Command
@@ -12,12 +13,14 @@ from aiogram.utils.i18n import gettext as _
 from bot.keyboards import Menu, back_to_menu
 from bot.texts import status_label
 from db.models import Order
-from services.money import usd
+from services.ai_tokens import AiTokenShop
+from services.money import money_text, usd
 from services.orders import OrderService
 from services.settings import Settings
 
 
-def orders_text(orders: list[Order], settings: Settings, *, title: str | None = None) -> str:
+def orders_text(orders: list[Order], settings: Settings, *, title: str | None = None,
+                credit: dict[int, tuple[Decimal, Decimal]] | None = None) -> str:
     if not orders:
         return _("You have no orders yet. Start with /tokens or /plans.")
     lines = [title or _("🧾 <b>Your orders</b>"), ""]
@@ -26,21 +29,29 @@ def orders_text(orders: list[Order], settings: Settings, *, title: str | None = 
         lines.append(_("#{id} · {title} · {amount}\n{status} · {when}").format(
             id=order.id, title=html.escape(order.title), amount=usd(order.amount_cents),
             status=status_label(order.status), when=when))
+        if credit and order.id in credit:
+            left, limit = credit[order.id]
+            lines[-1] += "\n" + _("🔑 key …{last4}: {left} of {limit} credit left").format(
+                last4=order.delivery.get("key_last4", ""), left=money_text(left), limit=money_text(limit))
     return "\n\n".join([lines[0], *lines[2:]])
 
 
 def build_router() -> Router:
     router = Router(name="orders")
 
+    async def render(user_id: int, orders: OrderService, settings: Settings, ai_tokens: AiTokenShop) -> str:
+        items = await orders.for_user(user_id)
+        return orders_text(items, settings, credit=await ai_tokens.credit_left(items))
+
     @router.message(Command("orders"))
-    async def my_orders(message: Message, orders: OrderService, settings: Settings):
-        items = await orders.for_user(message.from_user.id)
-        await message.answer(orders_text(items, settings), reply_markup=back_to_menu())
+    async def my_orders(message: Message, orders: OrderService, settings: Settings, ai_tokens: AiTokenShop):
+        text = await render(message.from_user.id, orders, settings, ai_tokens)
+        await message.answer(text, reply_markup=back_to_menu())
 
     @router.callback_query(Menu.filter(F.section == "orders"))
-    async def orders_menu(query: CallbackQuery, orders: OrderService, settings: Settings):
-        items = await orders.for_user(query.from_user.id)
-        await query.message.edit_text(orders_text(items, settings), reply_markup=back_to_menu())
+    async def orders_menu(query: CallbackQuery, orders: OrderService, settings: Settings, ai_tokens: AiTokenShop):
+        text = await render(query.from_user.id, orders, settings, ai_tokens)
+        await query.message.edit_text(text, reply_markup=back_to_menu())
         await query.answer()
 
     return router

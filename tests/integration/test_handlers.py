@@ -139,9 +139,9 @@ async def test_cancel_leaves_a_conversation(harness):
     assert not harness.session.of("CopyMessage")
 
 
-async def test_throttle_sends_one_notice_then_drops(database, settings):
+async def test_throttle_sends_one_notice_then_drops(settings):
     clock = [0.0]
-    h = Harness(database, settings, throttle=ThrottleMiddleware(limit=3, window=5, clock=lambda: clock[0]))
+    h = await Harness(settings, throttle=ThrottleMiddleware(limit=3, window=5, clock=lambda: clock[0])).start()
     for _ in range(10):
         await h.send(40, "/help")
     texts = h.session.texts_to(40)
@@ -149,8 +149,9 @@ async def test_throttle_sends_one_notice_then_drops(database, settings):
     clock[0] += 5.1
     await h.send(40, "/help")
     assert len(h.session.texts_to(40)) == 5 and "How it works" in h.session.texts_to(40)[-1]
-    async with database.session() as s:
+    async with h.db.session() as s:
         assert (await s.execute(select(func.count()).select_from(User))).scalar() == 1
+    await h.close()
 
 
 async def test_handler_crash_gives_the_user_an_error_id(harness, monkeypatch, caplog):

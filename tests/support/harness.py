@@ -1,42 +1,39 @@
-"""Drive the real dispatcher in-process: build updates, feed them, read what the bot sent."""
+"""Drive the real app in-process: the same wiring as run.py, fed updates, with a recording session
+in place of the network."""
 
 from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
 
-from aiogram import Bot, Dispatcher
-from aiogram.client.default import DefaultBotProperties
-from aiogram.enums import ParseMode
 from aiogram.types import CallbackQuery, Chat, Message, MessageEntity, Update, User
 
-from bot.factory import create_dispatcher
-from bot.gate import OutgoingGate
-from bot.i18n import build_i18n
+from bot.app import App
 from bot.middlewares import ThrottleMiddleware
-from db.engine import Database
+from db import migrate
 from services.settings import Settings
-from services.users import UserService
 from tests.support.recording import RecordingSession
 
 
 class Harness:
-    def __init__(self, database: Database, settings: Settings, *, throttle: ThrottleMiddleware | None = None):
-        self.db = database
-        self.settings = settings
-        self.users = UserService(database)
+    def __init__(self, settings: Settings, *, throttle: ThrottleMiddleware | None = None):
         self.session = RecordingSession()
-        self.gate = OutgoingGate(1000, on_blocked=self.users.mark_blocked)
-        self.session.middleware(self.gate)
-        self.bot = Bot("42:TEST-TOKEN-abcdefghijklmnopqrstuv", session=self.session,
-                       default=DefaultBotProperties(parse_mode=ParseMode.HTML))
-        self.i18n = build_i18n()
-        self.dp: Dispatcher = create_dispatcher(
-            settings, users=self.users, i18n=self.i18n, db=database,
-            throttle=throttle or ThrottleMiddleware(limit=1000),
-        )
+        self.app = App(settings, session=self.session, throttle=throttle or ThrottleMiddleware(limit=1000))
+        self.settings, self.db, self.users, self.bot, self.dp = settings, self.app.db, self.app.users, \
+            self.app.bot, self.app.dp
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
+
+    async def start(self) -> Harness:
+        await migrate.upgrade(self.db)
+        return self
+
+    async def close(self) -> None:
+        await self.dp.storage.close()
+        await self.app.openrouter.close()
+        for provider in self.app.providers.values():
+            await provider.close()
+        await self.db.close()
 
     @staticmethod
     def user(user_id: int, *, first_name: str = "Alice", username: str | None = None,
@@ -48,12 +45,9 @@ class Harness:
         user = self.user(user) if isinstance(user, int) else user
         entities = None
         if text.startswith("/"):
-            length = len(text.split()[0])
-            entities = [MessageEntity(type="bot_command", offset=0, length=length)]
-        message = Message(
-            message_id=next(self._message_ids), date=datetime.now(UTC),
-            chat=Chat(id=user.id, type="private"), from_user=user, text=text, entities=entities,
-        )
+            entities = [MessageEntity(type="bot_command", offset=0, length=len(text.split()[0]))]
+        message = Message(message_id=next(self._message_ids), date=datetime.now(UTC),
+                          chat=Chat(id=user.id, type="private"), from_user=user, text=text, entities=entities)
         await self.dp.feed_update(self.bot, Update(update_id=next(self._update_ids), message=message))
 
     async def press(self, user: User | int, data: str, *, message_id: int = 1, text: str = "menu") -> None:

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from db.models import Order
-from processing.fulfilment import Delivery
 from services.orders import PaymentReport
 from services.payments.base import InvoiceDraft, InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
+from services.products import Delivery
 
 
 @dataclass

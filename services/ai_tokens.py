@@ -1,0 +1,263 @@
+"""AI-token packages: OpenRouter credit for a chosen model, sold with a markup, bought only after payment.
+
+Price rule: base = tokens × the model's completion price per token; total = base × (1 + markup),
+rounded up to the cent. An order whose total exceeds the cap is not sold. The buyer gets a
+fresh OpenRouter key named `order-<id>` whose limit is the base cost; nothing is bought earlier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy import select
+
+from db.engine import Database
+from db.models import Order
+from services.openrouter import KeyInfo, ModelPrice, OpenRouterClient, OpenRouterError
+from services.orders import Status
+from services.products import Delivery, FulfilmentFailed
+
+log = logging.getLogger(__name__)
+
+PRODUCT = "ai_tokens"
+PACKAGES: tuple[tuple[str, int], ...] = (
+    ("starter", 1_000), ("standard", 5_000), ("professional", 10_000), ("enterprise", 20_000))
+MAX_INPUT_DIGITS = 9
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    model: str
+    tokens: int
+    base: Decimal  # USD we pay OpenRouter (the key's limit)
+    total_cents: int  # USD cents the buyer pays
+
+
+class PriceRules:
+    def __init__(self, markup: Decimal, cap_usd: Decimal, min_tokens: int) -> None:
+        self.markup, self.cap, self.min_tokens = markup, cap_usd, min_tokens
+
+    def quote(self, model: ModelPrice, tokens: int) -> Quote:
+        base = model.completion * tokens
+        total = (base * (1 + self.markup)).quantize(CENT, rounding=ROUND_CEILING)
+        return Quote(model.id, tokens, base, int(total * 100))
+
+    def max_tokens(self, model: ModelPrice) -> int:
+        """Most tokens of this model one order may hold under the cap (the cap is whole cents, so
+        rounding the total up to the cent never crosses it)."""
+        per_token = model.completion * (1 + self.markup)
+        if per_token <= 0:
+            return 0
+        return int((self.cap / per_token).to_integral_value(rounding=ROUND_FLOOR))
+
+    def sellable(self, model: ModelPrice) -> bool:
+        return model.completion > 0 and self.max_tokens(model) >= self.min_tokens
+
+    def packages(self, model: ModelPrice) -> list[tuple[str, Quote]]:
+        limit = self.max_tokens(model)
+        return [(name, self.quote(model, tokens)) for name, tokens in PACKAGES
+                if tokens <= limit and self.quote(model, tokens).total_cents > 0]
+
+    def parse_custom(self, text: str | None, model: ModelPrice) -> tuple[int | None, str | None]:
+        """(tokens, None) or (None, problem): not_a_number, too_few, too_many."""
+        value = (text or "").strip().replace(",", "").replace(" ", "")  # "5,000" and "5 000" are fine
+        if not (value.isascii() and value.isdigit()):  # letters, signs, decimals, other scripts' digits
+            return None, "not_a_number"
+        if len(value) > MAX_INPUT_DIGITS:
+            return None, "too_many"
+        tokens = int(value)
+        if tokens < self.min_tokens:
+            return None, "too_few"
+        if tokens > self.max_tokens(model):
+            return None, "too_many"
+        return tokens, None
+
+
+class PriceBook:
+    """Live OpenRouter prices for the offered models, refreshed in the background; the last good
+    prices are kept while OpenRouter is down."""
+
+    def __init__(self, client: OpenRouterClient, model_ids: list[str], *, max_age: float = 600,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client, self.model_ids, self.max_age, self.clock = client, model_ids, max_age, clock
+        self._prices: dict[str, ModelPrice] = {}
+        self._fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def refresh(self) -> bool:
+        async with self._lock:
+            try:
+                models = {m.id: m for m in await self.client.models()}
+            except OpenRouterError as exc:
+                log.warning("OpenRouter prices not refreshed (keeping the last good ones): %s", exc)
+                return False
+            self._prices = {mid: models[mid] for mid in self.model_ids if mid in models}
+            missing = [mid for mid in self.model_ids if mid not in models]
+            if missing:
+                log.warning("models not offered by OpenRouter: %s", ", ".join(missing))
+            self._fetched_at = self.clock()
+            return True
+
+    async def models(self) -> list[ModelPrice]:
+        """The offered models in configured order; empty only if prices were never fetched."""
+        if self._fetched_at is None or self.clock() - self._fetched_at > self.max_age:
+            await self.refresh()
+        return [self._prices[mid] for mid in self.model_ids if mid in self._prices]
+
+    async def model(self, index: int) -> ModelPrice | None:
+        if not 0 <= index < len(self.model_ids):
+            return None
+        return self._prices.get(self.model_ids[index]) if await self.models() else None
+
+    def index(self, model_id: str) -> int:
+        return self.model_ids.index(model_id)
+
+
+class Headroom:
+    """Can the operator's OpenRouter account cover a new order's base cost?
+
+    Free credit = account balance − credit still open on issued keys − base cost of orders paid
+    but not yet delivered."""
+
+    def __init__(self, client: OpenRouterClient, database: Database) -> None:
+        self.client, self.db = client, database
+
+    async def available(self) -> Decimal:
+        balance = await self.client.credits()
+        open_on_keys = sum((k.remaining or Decimal(0) for k in await self.client.keys()
+                            if k.name.startswith("order-") and not k.disabled), Decimal(0))
+        async with self.db.session() as session:
+            rows = await session.scalars(select(Order.details).where(
+                Order.product == PRODUCT, Order.status.in_((Status.PAID, Status.PAID_OVER))))
+            reserved = sum((Decimal(d["base_usd"]) for d in rows), Decimal(0))
+        return balance - open_on_keys - reserved
+
+    async def covers(self, base: Decimal) -> bool:
+        """False also when OpenRouter cannot be asked: never sell what may not be deliverable."""
+        try:
+            return await self.available() >= base
+        except OpenRouterError as exc:
+            log.warning("OpenRouter headroom unknown: %s", exc)
+            return False
+
+
+def key_name(order_id: int) -> str:
+    return f"order-{order_id}"
+
+
+class AiTokenFulfiller:
+    """Creates the order's OpenRouter key. Idempotent: an existing `order-<id>` key is looked up first.
+    Its secret cannot be read back, so a key left by an attempt that died before recording delivery
+    is deleted and issued afresh — the buyer always ends with exactly one working key."""
+
+    product = PRODUCT
+
+    def __init__(self, client: OpenRouterClient) -> None:
+        self.client = client
+
+    async def fulfil(self, order: Order) -> Delivery:
+        if not self.client.can_issue_keys:
+            raise FulfilmentFailed("OPENROUTER_MANAGEMENT_KEY is not set")
+        name, limit = key_name(order.id), Decimal(order.details["base_usd"])
+        try:
+            for stale in await self.client.find_key(name):
+                log.warning("order %s: replacing key %s left by an earlier attempt", order.id, stale.hash[:8])
+                await self.client.delete_key(stale.hash)
+            issued = await self.client.create_key(name, limit)
+        except OpenRouterError as exc:
+            if not exc.retryable:
+                raise FulfilmentFailed(str(exc)) from None
+            raise
+        model, tokens, base_url, key = order.details["model"], order.details["tokens"], self.client.api_url, issued.key
+        return Delivery(
+            text=lambda: delivery_text(key, model, tokens, base_url),
+            record={"key_hash": issued.info.hash, "key_last4": key[-4:], "limit_usd": format(limit, "f"),
+                    "model": model, "tokens": tokens})
+
+
+def delivery_text(key: str, model: str, tokens: int, base_url: str) -> str:
+    return _(
+        "🤖 <b>Your AI tokens are ready</b>\n\n"
+        "Model: <code>{model}</code> · {tokens} tokens\n"
+        "API key (shown only once — save it now):\n<code>{key}</code>\n\n"
+        "Base URL: <code>{base_url}</code>\n"
+        "Example:\n<pre>curl {base_url}/chat/completions \\\n"
+        "  -H \"Authorization: Bearer {key}\" \\\n"
+        "  -H \"Content-Type: application/json\" \\\n"
+        "  -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'</pre>\n"
+        "Check what's left any time in /orders."
+    ).format(model=model, tokens=f"{tokens:,}", key=key, base_url=base_url)
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """`problem`: unknown_model, not_a_number, too_few, too_many, no_headroom, not_configured."""
+
+    order: Order | None = None
+    problem: str | None = None
+
+
+class AiTokenShop:
+    ALERT_EVERY = 1800.0  # seconds between two low-headroom alerts
+
+    def __init__(self, prices: PriceBook, rules: PriceRules, headroom: Headroom, orders, *,
+                 ttl, can_deliver: bool, clock: Callable[[], float] = time.monotonic) -> None:
+        self.prices, self.rules, self.headroom, self.orders = prices, rules, headroom, orders
+        self.ttl, self.can_deliver, self.clock = ttl, can_deliver, clock
+        self._last_alert: float | None = None
+
+    async def place(self, user_id: int, model_index: int, tokens: int) -> Placed:
+        """Quote, check the operator can deliver, and create the pending order. Buys nothing."""
+        if not self.can_deliver:
+            return Placed(problem="not_configured")
+        model = await self.prices.model(model_index)
+        if model is None or not self.rules.sellable(model):
+            return Placed(problem="unknown_model")
+        if tokens < self.rules.min_tokens:
+            return Placed(problem="too_few")
+        if tokens > self.rules.max_tokens(model):
+            return Placed(problem="too_many")
+        quote = self.rules.quote(model, tokens)
+        if not await self.headroom.covers(quote.base):
+            return Placed(problem="no_headroom")
+        order = await self.orders.create(
+            user_id=user_id, product=PRODUCT, product_ref=model.id, amount_cents=quote.total_cents, ttl=self.ttl,
+            title=f"{tokens:,} tokens · {model.name}"[:200],
+            details={"model": model.id, "tokens": tokens, "base_usd": format(quote.base, "f"),
+                     "completion_price": format(model.completion, "f"), "markup": format(self.rules.markup, "f")})
+        return Placed(order=order)
+
+    async def credit_left(self, orders: list[Order]) -> dict[int, tuple[Decimal, Decimal]]:
+        """(remaining, limit) USD of each delivered key, asked of OpenRouter; orders it can't answer for
+        are left out."""
+        keyed = [o for o in orders if o.product == PRODUCT and (o.delivery or {}).get("key_hash")]
+
+        async def one(order: Order) -> tuple[int, KeyInfo | None]:
+            try:
+                return order.id, await self.prices.client.get_key(order.delivery["key_hash"])
+            except OpenRouterError:
+                return order.id, None
+
+        results = await asyncio.gather(*(one(o) for o in keyed[:10]))
+        return {oid: (info.remaining, info.limit) for oid, info in results
+                if info is not None and info.limit is not None}
+
+    def alert_due(self) -> bool:
+        now = self.clock()
+        if self._last_alert is not None and now - self._last_alert < self.ALERT_EVERY:
+            return False
+        self._last_alert = now
+        return True
+
+
+def per_million(model: ModelPrice, markup: Decimal) -> str:
+    """Our price for a million output tokens, for comparing models at a glance."""
+    price = (model.completion * 1_000_000 * (1 + markup)).quantize(CENT, rounding=ROUND_CEILING)
+    return f"${price:,}"
