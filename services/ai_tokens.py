@@ -230,8 +230,9 @@ class AiTokenShop:
         order = await self.orders.create(
             user_id=user_id, product=PRODUCT, product_ref=model.id, amount_cents=quote.total_cents, ttl=self.ttl,
             title=f"{tokens:,} tokens · {model.name}"[:200],
-            details={"model": model.id, "tokens": tokens, "base_usd": format(quote.base, "f"),
-                     "completion_price": format(model.completion, "f"), "markup": format(self.rules.markup, "f")})
+            details={"model": model.id, "tokens": tokens, "base_usd": format(quote.base.normalize(), "f"),
+                     "completion_price": format(model.completion.normalize(), "f"),
+                     "markup": format(self.rules.markup, "f")})
         return Placed(order=order)
 
     async def credit_left(self, orders: list[Order]) -> dict[int, tuple[Decimal, Decimal]]:

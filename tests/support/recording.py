@@ -20,10 +20,12 @@ from aiogram.methods import (
     CopyMessage,
     EditMessageText,
     GetMe,
+    SendInvoice,
     SendMessage,
+    SendPhoto,
     TelegramMethod,
 )
-from aiogram.types import Chat, Message, MessageId, User
+from aiogram.types import Chat, Invoice, Message, MessageId, User
 
 BOT_USER = User(id=42, is_bot=True, first_name="Test bot", username="test_bot")
 
@@ -56,6 +58,13 @@ class RecordingSession(BaseSession):
             return MessageId(message_id=next(self._ids))
         if isinstance(method, AnswerCallbackQuery):
             return True
+        if isinstance(method, SendInvoice):
+            message = self._message(method.chat_id, method.title, method.reply_markup)
+            return message.model_copy(update={"text": None, "invoice": Invoice(
+                title=method.title, description=method.description, start_parameter="",
+                currency=method.currency, total_amount=sum(p.amount for p in method.prices))})
+        if isinstance(method, SendPhoto):
+            return self._message(method.chat_id, method.caption or "", method.reply_markup)
         return True
 
     def _message(self, chat_id: Any, text: str, markup: Any, message_id: int | None = None) -> Message:
