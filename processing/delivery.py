@@ -7,9 +7,9 @@ import html
 from aiogram.utils.i18n import gettext as _
 
 from db.models import Order
-from processing.fulfilment import Delivery
 from processing.notify import Notifier
 from services.money import usd
+from services.products import Delivery
 
 PROVIDER_NAMES = {"stars": "Telegram Stars", "cryptopay": "Crypto Pay", "kryptoexpress": "KryptoExpress"}
 

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -23,30 +22,9 @@ from db.base import utcnow
 from db.engine import Database
 from db.models import FulfilmentJob, Order
 from services.orders import FULFIL_ON, OrderService, Status, TransitionRefused
+from services.products import Delivery, Fulfiller, FulfilmentFailed
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """What the buyer is sent, and what is kept about it (never a secret).
-
-    `text` renders the message; it is called in the buyer's locale."""
-
-    text: Callable[[], str]
-    record: dict = field(default_factory=dict)
-
-
-class FulfilmentFailed(Exception):
-    """Fulfilment cannot succeed by retrying (e.g. the product no longer exists)."""
-
-
-class Fulfiller(Protocol):
-    product: str
-
-    async def fulfil(self, order: Order) -> Delivery:
-        """Deliver `order`; idempotent per order id."""
-        ...
 
 
 class Deliverer(Protocol):
