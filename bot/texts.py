@@ -25,7 +25,7 @@ def method_label(method_id: str, stars: int | None = None) -> str:
         return _("⭐ Telegram Stars ({stars} ⭐)").format(stars=stars) if stars else _("⭐ Telegram Stars")
     if method_id == "cryptopay":
         return _("💎 Crypto Pay (@CryptoBot)")
-    if method_id.startswith("kx:"):
+    if method_id.startswith("kx-"):
         asset = method_id[3:].replace("_", " ")
         return _("🔗 {asset} on-chain").format(asset=asset)
     return method_id

@@ -21,13 +21,15 @@ from services.payments.stars import expires_in
 
 log = logging.getLogger(__name__)
 
-#: KryptoExpress assets offered as separate methods ("kx:<asset>").
+#: KryptoExpress assets offered as separate methods ("kx-<asset>").
 KRYPTO_EXPRESS_ASSETS = ("USDT_TRC20", "BTC")
+#: Smallest order a provider accepts, USD cents (KryptoExpress refuses payments under $1).
+MINIMUM_CENTS = {"kryptoexpress": 100}
 
 
 @dataclass(frozen=True, slots=True)
 class Method:
-    id: str  # "stars", "cryptopay", "kx:USDT_TRC20"
+    id: str  # "stars", "cryptopay", "kx-USDT_TRC20" (no ":", the callback-data separator)
     provider: str
     asset: str | None = None
 
@@ -47,17 +49,20 @@ class CheckoutService:
     def __init__(self, orders: OrderService, providers: Mapping[str, PaymentProvider]) -> None:
         self.orders, self.providers = orders, providers
 
-    def methods(self) -> list[Method]:
+    def methods(self, amount_cents: int | None = None) -> list[Method]:
+        """Configured methods, leaving out those whose minimum the amount does not reach."""
         methods = []
         for name in ("stars", "cryptopay"):
             if name in self.providers:
                 methods.append(Method(name, name))
         if "kryptoexpress" in self.providers:
-            methods += [Method(f"kx:{asset}", "kryptoexpress", asset) for asset in KRYPTO_EXPRESS_ASSETS]
+            methods += [Method(f"kx-{asset}", "kryptoexpress", asset) for asset in KRYPTO_EXPRESS_ASSETS]
+        if amount_cents is not None:
+            methods = [m for m in methods if amount_cents >= MINIMUM_CENTS.get(m.provider, 1)]
         return methods
 
-    def method(self, method_id: str) -> Method | None:
-        return next((m for m in self.methods() if m.id == method_id), None)
+    def method(self, method_id: str, amount_cents: int) -> Method | None:
+        return next((m for m in self.methods(amount_cents) if m.id == method_id), None)
 
     async def owned_order(self, order_id: int, user_id: int) -> tuple[Order | None, str | None]:
         """The caller's order, or why not (a forged button names someone else's order)."""
@@ -73,7 +78,7 @@ class CheckoutService:
         order, problem = await self.owned_order(order_id, user_id)
         if problem:
             return CheckoutResult(problem)
-        method = self.method(method_id)
+        method = self.method(method_id, order.amount_cents)
         if method is None:
             return CheckoutResult("unknown_method", order)
         if order.status != Status.PENDING:
@@ -96,8 +101,15 @@ class CheckoutService:
                 address=draft.address, raw=draft.raw)
         except TransitionRefused:
             return CheckoutResult("not_pending", order)
-        if "message_id" in draft.raw:  # Stars: the invoice message is the bot's own
-            await self.orders.set_invoice_message(invoice.id, draft.raw["chat_id"], draft.raw["message_id"])
+        if method.provider == "stars":  # the bot sends Stars invoices itself, once they are recorded
+            try:
+                message = await provider.send(user_id, order.title, order.title, invoice.external_id,
+                                              int(invoice.amount))
+            except TelegramAPIError as exc:
+                log.warning("could not send the Stars invoice for order %s: %s", order.id, exc)
+                await self.orders.close_invoice("stars", invoice.external_id)
+                return CheckoutResult("unavailable", order, method=method)
+            await self.orders.set_invoice_message(invoice.id, message.chat.id, message.message_id)
         return CheckoutResult(None, order, invoice, method)
 
     async def cancel(self, order_id: int, user_id: int) -> str | None:

@@ -57,7 +57,7 @@ def order_summary(order: Order) -> str:
 
 def payment_options(order: Order, checkout: CheckoutService, stars: StarsProvider | None) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
-    for method in checkout.methods():
+    for method in checkout.methods(order.amount_cents):
         price = stars.price(order.amount_cents) if stars and method.id == "stars" else None
         builder.button(text=method_label(method.id, price), callback_data=PayWith(order_id=order.id, method=method.id))
     builder.button(text=_("✖️ Cancel order"), callback_data=CancelOrder(order_id=order.id))
@@ -68,7 +68,7 @@ def payment_options(order: Order, checkout: CheckoutService, stars: StarsProvide
 async def offer_payment(target: Message, order: Order, checkout: CheckoutService, stars: StarsProvider | None,
                         *, edit: bool) -> None:
     """What a product handler calls once it has created an order."""
-    if not checkout.methods():
+    if not checkout.methods(order.amount_cents):
         text = order_summary(order) + "\n\n" + _("Payments are not set up yet. Please try again later.")
         markup = None
     else:

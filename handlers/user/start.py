@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 from aiogram import Bot, F, Router
@@ -24,7 +25,7 @@ def welcome_text(first_name: str | None) -> str:
         "Here you can buy <b>AI tokens</b> for top models, subscribe to <b>trading signals</b> "
         "and follow the <b>whale wallets</b> that are winning right now.\n\n"
         "Choose what you need:"
-    ).format(name=first_name or _("trader"))
+    ).format(name=html.escape(first_name or _("trader")))
 
 
 def build_router() -> Router:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from aiogram import Bot
-from aiogram.types import LabeledPrice
+from aiogram.types import LabeledPrice, Message
 
 from db.base import utcnow
 from services.money import stars_for
@@ -41,17 +41,16 @@ class StarsProvider:
         return stars_for(amount_cents, self.rate)
 
     async def create_invoice(self, request: InvoiceRequest) -> InvoiceDraft:
-        stars = self.price(request.amount_cents)
-        payload = invoice_payload(request.order_id)
-        message = await self.bot.send_invoice(
-            chat_id=request.user_id, title=request.title[:32], description=request.description[:255],
-            payload=payload, currency="XTR", prices=[LabeledPrice(label=request.title[:32], amount=stars)],
-        )
+        """Prices the invoice; `send` delivers it once it is recorded, so a payer can never reach
+        pre-checkout with an invoice we don't know yet."""
         return InvoiceDraft(
-            external_id=payload, amount=Decimal(stars), asset="XTR",
-            expires_at=utcnow() + timedelta(seconds=request.expires_in_seconds),
-            raw={"chat_id": message.chat.id, "message_id": message.message_id},
-        )
+            external_id=invoice_payload(request.order_id), amount=Decimal(self.price(request.amount_cents)),
+            asset="XTR", expires_at=utcnow() + timedelta(seconds=request.expires_in_seconds))
+
+    async def send(self, user_id: int, title: str, description: str, payload: str, stars: int) -> Message:
+        return await self.bot.send_invoice(
+            chat_id=user_id, title=title[:32], description=description[:255], payload=payload, currency="XTR",
+            prices=[LabeledPrice(label=title[:32], amount=stars)])
 
     async def fetch(self, external_ids: Sequence[str]) -> list[RemoteInvoice]:
         return []  # Stars payments reach us as updates only

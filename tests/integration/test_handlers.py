@@ -23,6 +23,11 @@ async def test_start_shows_welcome_and_main_menu(harness):
     assert user.first_name == "Bob" and user.referrer_id is None and user.language == "en"
 
 
+async def test_hostile_first_name_is_escaped(harness):
+    await harness.send(harness.user(2, first_name="<img src=x onerror=alert(1)> & co"), "/start")
+    assert "Hi, &lt;img src=x onerror=alert(1)&gt; &amp; co!" in harness.session.of("SendMessage")[-1].text
+
+
 async def test_start_with_referral_payload_records_referrer_once(harness):
     await harness.send(100, "/start")
     await harness.send(2, "/start ref_100")
