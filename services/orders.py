@@ -89,6 +89,9 @@ class PaymentReport:
     paid_at: datetime | None = None
     usd_cents: int | None = None
     raw: dict | None = None
+    #: `amount` is the running total received so far (providers that only report totals); the
+    #: increment over what is already recorded is stored, so repeats and restarts never double-count.
+    cumulative: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,13 +283,21 @@ class OrderService:
         if invoice is None:
             log.warning("payment %s for unknown %s invoice %s", report.payment_id, report.provider, report.invoice_id)
             return PaymentOutcome("unknown_invoice")
+        payment_id, amount = report.payment_id, report.amount
+        if report.cumulative:
+            earlier = await session.scalars(select(Payment.amount).where(
+                Payment.provider == report.provider, Payment.external_id.startswith(f"{report.payment_id}:")))
+            amount = report.amount - sum(earlier, Decimal(0))
+            if amount <= 0:
+                return PaymentOutcome("duplicate", order_id=invoice.order_id)
+            payment_id = f"{report.payment_id}:{format(report.amount.normalize(), 'f')}"
         exists = await session.scalar(select(Payment.id).where(
-            Payment.provider == report.provider, Payment.external_id == report.payment_id))
+            Payment.provider == report.provider, Payment.external_id == payment_id))
         if exists is not None:
             return PaymentOutcome("duplicate", order_id=invoice.order_id)
         now = self.clock()
-        session.add(Payment(order_id=invoice.order_id, provider=report.provider, external_id=report.payment_id,
-                            amount=report.amount, asset=report.asset, usd_cents=report.usd_cents,
+        session.add(Payment(order_id=invoice.order_id, provider=report.provider, external_id=payment_id,
+                            amount=amount, asset=report.asset, usd_cents=report.usd_cents,
                             raw=report.raw or {}, received_at=now))
         await session.flush()
         amounts = await session.scalars(select(Payment.amount).where(
@@ -296,7 +307,7 @@ class OrderService:
         order = await session.get(Order, invoice.order_id)
         current = Status(order.status)
         target = self._target(current, order, invoice, paid_total, report.paid_at or now)
-        detail = {"provider": report.provider, "payment_id": report.payment_id, "amount": str(report.amount),
+        detail = {"provider": report.provider, "payment_id": payment_id, "amount": str(amount),
                   "asset": report.asset, "paid_total": str(paid_total), "expected": str(invoice.amount)}
         invoice.status = "paid" if target in FULFIL_ON or target == S.PAID_LATE else "partial"
         common = {"order_id": order.id, "user_id": order.user_id, "from_status": current,
@@ -306,8 +317,12 @@ class OrderService:
             session.add(OrderEvent(order_id=order.id, from_status=current, to_status=current,
                                    cause="extra_payment", detail=detail, created_at=now))
             return PaymentOutcome("extra_payment", to_status=current, **common)
-        await self.transition_in(session, order.id, target, cause="payment", detail=detail,
-                               extra={"provider": report.provider})
+        if target == current:  # a top-up of a part-paid order that is still short
+            session.add(OrderEvent(order_id=order.id, from_status=current, to_status=current, cause="top_up",
+                                   detail=detail, created_at=now))
+        else:
+            await self.transition_in(session, order.id, target, cause="payment", detail=detail,
+                                     extra={"provider": report.provider})
         return PaymentOutcome("applied", to_status=target, **common)
 
     @staticmethod
@@ -320,7 +335,7 @@ class OrderService:
         if not awaiting and current != S.PAID_PARTIAL:
             return None
         if paid_total < invoice.amount:
-            return S.PAID_PARTIAL if awaiting else None
+            return S.PAID_PARTIAL  # first part, or a top-up that still leaves it short
         if paid_total > invoice.amount * (1 + OVERPAY_TOLERANCE):
             return S.PAID_OVER
         return S.PAID

@@ -6,23 +6,11 @@ reads one back. Amounts are JSON numbers: we send them as exact decimal literals
 ``parse_float=Decimal``, so no float ever holds money. There is no batch read, so `fetch` runs one request
 per hash, ``CONCURRENCY`` at a time.
 
-Payment ids — what the API lets us see:
-
-- The real record has no transaction list and no received figure, only ``isPaid`` (true once the aggregated
-  transactions reach ``cryptoAmount``). The stand-in adds ``receivedCryptoAmount``, the cumulative total.
-  Neither names individual transactions, so there is no per-transaction id to key payments on.
-- services.orders *sums* the reports it has not seen before (deduplicated by ``payment_id``). So each
-  distinct cumulative total the client observes, ``t1 < t2 < ...``, becomes one report with id
-  ``kryptoexpress:{hash}:{t_i}`` and amount ``t_i - t_(i-1)``: a repeat observation repeats the same ids and
-  amounts (duplicates), a top-up adds one new increment, and the increments always sum to the latest
-  total. Without ``receivedCryptoAmount`` the total is 0 until ``isPaid`` and then ``cryptoAmount``, so on
-  the real API a payment is exactly one report ``kryptoexpress:{hash}:{cryptoAmount}``.
-- Each fetch re-sends the whole chain, so an increment whose recording failed is retried next time.
-- The chain of observed totals lives in this process (shared by all instances, keyed by API URL and hash).
-  A new process does not know it: if a payment's total changed between two *partial* observations across a
-  restart, the new total would be reported whole, over-counting by the earlier partial. The recorded payment
-  ids encode the chain, so `remember` (fed the stored ``payments.external_id`` values at start-up) closes
-  that gap; the exact fix is for services.orders to accept cumulative reports (record max, not sum).
+Payments: the real record has no transaction list, only ``isPaid`` (true once the transactions reach
+``cryptoAmount``); the stand-in also reports ``receivedCryptoAmount``, a running total. So each fetch reports
+one *cumulative* PaymentReport (id ``kryptoexpress:{hash}``, amount = total received so far) and
+services.orders records only the increment over what the database already holds: repeats are duplicates,
+a top-up is one new payment, and a restart loses nothing.
 
 States: ``isPaid`` -> "paid"; money received but short -> "partial" (even past expiry: money arrived, a
 person should look); past ``expireDatetime`` with nothing received -> "expired"; else "active".
@@ -40,8 +28,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -56,8 +43,6 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Signature"
 #: GET /payment requests in flight at once during `fetch`.
 CONCURRENCY = 10
-#: Payments whose observed totals are remembered (oldest forgotten first).
-LEDGER_SIZE = 100_000
 
 
 class _Number(str):
@@ -118,35 +103,6 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == name), None)
 
 
-class _Ledger:
-    """Cumulative totals observed per payment, in increasing order (see the module docstring)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._totals: OrderedDict[tuple[str, str], list[Decimal]] = OrderedDict()
-
-    def observe(self, key: tuple[str, str], total: Decimal) -> list[Decimal]:
-        """Record ``total`` (ignored unless it grew) and return the chain of totals, oldest first."""
-        chain = self._totals.pop(key, [])
-        if total > 0 and (not chain or total > chain[-1]):
-            chain.append(total)
-        self._store(key, chain)
-        return list(chain)
-
-    def seed(self, key: tuple[str, str], totals: Iterable[Decimal]) -> None:
-        """Merge totals already recorded elsewhere (the database) into the chain."""
-        self._store(key, sorted(set(self._totals.pop(key, [])) | {t for t in totals if t > 0}))
-
-    def _store(self, key: tuple[str, str], chain: list[Decimal]) -> None:
-        if chain:
-            self._totals[key] = chain
-            while len(self._totals) > self.size:
-                self._totals.popitem(last=False)
-
-
-_LEDGER = _Ledger(LEDGER_SIZE)
-
-
 class KryptoExpressProvider:
     """`PaymentProvider` for KryptoExpress. The API key and callback secret never appear in logs or errors."""
 
@@ -168,7 +124,6 @@ class KryptoExpressProvider:
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._timeout = timeout
         self._clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
-        self._ledger = _LEDGER
 
     def __repr__(self) -> str:
         return f"KryptoExpressProvider(api_url={self.api_url!r}, default_asset={self.default_asset!r})"
@@ -209,20 +164,6 @@ class KryptoExpressProvider:
     def _refuse(self, what: str, status: int, data: Any) -> ProviderError:
         return ProviderError(f"KryptoExpress {what}: HTTP {status} {self._error_name(data)}".rstrip(),
                              retryable=False)
-
-    def remember(self, payment_ids: Iterable[str]) -> int:
-        """Seed the chain of observed totals from payment ids recorded earlier (``kryptoexpress:{hash}:{total}``,
-        e.g. every stored KryptoExpress ``payments.external_id`` at start-up); returns how many were used."""
-        by_hash: dict[str, list[Decimal]] = {}
-        for payment_id in payment_ids:
-            prefix, _, rest = str(payment_id).partition(":")
-            pay_hash, _, total = rest.rpartition(":")
-            amount = _amount(total) if prefix == self.name and pay_hash else None
-            if amount is not None and amount > 0:
-                by_hash.setdefault(pay_hash, []).append(amount)
-        for pay_hash, totals in by_hash.items():
-            self._ledger.seed((self.api_url, pay_hash), totals)
-        return sum(map(len, by_hash.values()))
 
     # ------------------------------------------------------------------ PaymentProvider
 
@@ -302,29 +243,23 @@ class KryptoExpressProvider:
             state = "expired"
         else:
             state = "active"
-        chain = self._ledger.observe((self.api_url, pay_hash), received)
-        return RemoteInvoice(external_id=pay_hash, state=state, payments=self._reports(pay_hash, record, chain),
+        return RemoteInvoice(external_id=pay_hash, state=state, payments=self._reports(pay_hash, record, received),
                              raw=jsonable(record))
 
-    def _reports(self, pay_hash: str, record: dict[str, Any], chain: list[Decimal]) -> tuple[PaymentReport, ...]:
+    def _reports(self, pay_hash: str, record: dict[str, Any], received: Decimal) -> tuple[PaymentReport, ...]:
+        """One cumulative report of everything received so far (services.orders records the increment)."""
+        if received <= 0:
+            return ()
         asset = str(record.get("cryptoCurrency") or self.default_asset)
         due, fiat = _amount(record.get("cryptoAmount")), _amount(record.get("fiatAmount"))
         usd_rate = fiat / due if due and fiat is not None and record.get("fiatCurrency") == "USD" else None
+        cents = None
+        if usd_rate is not None:
+            cents = int((received * usd_rate * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
         paid_at = _from_ms(record.get("paidAt")) if record.get("isPaid") is True else None
-        reports, previous = [], Decimal(0)
-        for total in chain:
-            increment = total - previous
-            previous = total
-            cents = None
-            if usd_rate is not None:
-                cents = int((increment * usd_rate * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-            # money up to the completing transaction arrived by paidAt; earlier increments: when observed
-            at = paid_at if paid_at is not None and total >= (due or Decimal(0)) else None
-            reports.append(PaymentReport(
-                provider=self.name, invoice_id=pay_hash, payment_id=f"kryptoexpress:{pay_hash}:{_plain(total)}",
-                amount=increment, asset=asset, paid_at=at, usd_cents=cents,
-                raw={"cumulative": _plain(total), "record": jsonable(record)}))
-        return tuple(reports)
+        return (PaymentReport(
+            provider=self.name, invoice_id=pay_hash, payment_id=f"kryptoexpress:{pay_hash}", amount=received,
+            asset=asset, paid_at=paid_at, usd_cents=cents, raw={"record": jsonable(record)}, cumulative=True),)
 
     def webhook_invoice_ids(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         """Authenticate a callback (raw body, or its compact re-serialisation) and name its payment."""
