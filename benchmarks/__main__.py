@@ -4,7 +4,7 @@ import asyncio
 import importlib
 import sys
 
-BENCHMARKS = ["start_rate"]
+BENCHMARKS = ["start_rate", "payments"]
 
 
 def main() -> None:
