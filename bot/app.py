@@ -21,6 +21,7 @@ from db import migrate
 from db.engine import Database
 from processing.delivery import BotDeliverer
 from processing.fulfilment import FulfilmentWorker
+from processing.metrics_job import refresh_today
 from processing.notify import Notifier
 from processing.payments import PaymentProcessor
 from processing.refunds import RefundService
@@ -114,6 +115,8 @@ class App:
         self.scheduler.add_job(self.payments.expire, "interval", seconds=EXPIRY_CHECK_SECONDS, id="expire_orders")
         self.scheduler.add_job(self.ai_tokens.prices.refresh, "interval", minutes=5, id="refresh_ai_prices",
                                next_run_time=datetime.now(UTC))
+        self.scheduler.add_job(refresh_today, "interval", minutes=1, id="business_metrics",
+                               args=(self.db, list(self.fulfillers), s.tz), next_run_time=datetime.now(UTC))
 
     async def start(self) -> None:
         """Migrate, serve HTTP, start the scheduler and workers, then start taking updates."""
