@@ -10,7 +10,7 @@ def status_label(status: str) -> str:
         "pending": _("⏳ awaiting payment"),
         "paid": _("💰 paid, delivering"),
         "paid_over": _("💰 paid (overpaid), delivering"),
-        "paid_partial": _("🟡 part-paid"),
+        "paid_partial": _("🟡 partly paid"),
         "paid_late": _("🟡 paid after expiry, under review"),
         "fulfilled": _("✅ delivered"),
         "fulfil_failed": _("⚠️ delivery failed, we're on it"),

@@ -17,6 +17,7 @@ from datetime import timedelta
 from aiogram.utils.i18n import gettext as _
 from prometheus_client import Counter
 
+from bot.texts import status_label
 from processing.fulfilment import FulfilmentWorker
 from processing.notify import Notifier
 from services.money import format_amount
@@ -146,7 +147,8 @@ class PaymentProcessor:
             await self.notifier.alert_admins(lambda: _(
                 "⚠️ Extra payment for order #{id} (already {status}): {amount} via {provider}. "
                 "Refund it to the user <code>{user}</code>.").format(
-                id=outcome.order_id, status=outcome.from_status, amount=format_amount(report.amount, report.asset),
+                id=outcome.order_id, status=status_label(outcome.from_status),
+                amount=format_amount(report.amount, report.asset),
                 provider=report.provider, user=outcome.user_id))
             return
         if outcome.kind != "applied":
@@ -172,7 +174,7 @@ class PaymentProcessor:
             await self.notifier.alert_admins(lambda: _(
                 "⚠️ Order #{id} is {status}: received {got}, expected {expected} via {provider} "
                 "(user <code>{user}</code>).").format(
-                id=oid, status=outcome.to_status, got=got, expected=expected, provider=report.provider,
+                id=oid, status=status_label(outcome.to_status), got=got, expected=expected, provider=report.provider,
                 user=outcome.user_id))
         if outcome.to_status in (Status.PAID, Status.PAID_OVER):
             self.worker.wake()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import html
+
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.texts import status_label
 from handlers.user.orders import orders_text
 from processing.refunds import RefundService
 from services.orders import OrderService
@@ -20,7 +23,7 @@ def build_router() -> Router:
     async def refund(message: Message, command: CommandObject, refunds: RefundService):
         arg = (command.args or "").strip().lstrip("#")
         if not arg.isdigit() or len(arg) > 12:
-            await message.answer(_("Usage: /refund <order id>, e.g. /refund 42"))
+            await message.answer(_("Usage: /refund ORDER_ID, e.g. /refund 42"))
             return
         result = await refunds.refund(int(arg), admin_id=message.from_user.id)
         if not result.ok:
@@ -28,9 +31,10 @@ def build_router() -> Router:
             if reason == "not_found":
                 text = _("Order #{id} doesn't exist.").format(id=arg)
             elif reason.startswith("status:"):
-                text = _("Order #{id} is {status}: nothing to refund.").format(id=arg, status=reason[7:])
+                text = _("Order #{id} is {status}: nothing to refund.").format(id=arg, status=status_label(reason[7:]))
             else:
-                text = _("Refund of order #{id} failed: {reason}. Nothing was changed.").format(id=arg, reason=reason)
+                text = _("Refund of order #{id} failed: {reason}. Nothing was changed.").format(
+                    id=arg, reason=html.escape(reason))
             await message.answer(text)
             return
         lines = [_("↩️ Order #{id} refunded; the user has been told.").format(id=arg)]

@@ -81,18 +81,18 @@ async def offer_payment(target: Message, order: Order, checkout: CheckoutService
 
 
 def invoice_text(order: Order, invoice: Invoice, settings: Settings) -> str:
-    expires = invoice.expires_at.astimezone(settings.tz).strftime("%H:%M %Z")
+    expires = invoice.expires_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z")
     lines = [order_summary(order), ""]
     if invoice.address:
         lines.append(_("Send exactly <b>{amount}</b> to:\n<code>{address}</code>").format(
             amount=format_amount(invoice.amount, invoice.asset.replace("_", " ")),
             address=html.escape(invoice.address)))
-        lines.append(_("Only this network and amount; a different amount needs manual review."))
+        lines.append(_("Send it in one transfer on this network; a different amount needs a manual check."))
     else:
         lines.append(_("Pay {amount} with the button below.").format(amount=format_amount(invoice.amount,
                                                                                           invoice.asset)))
-    lines.append(_("The invoice is valid until {time}. We confirm automatically; "
-                   "\"Check payment\" asks right now.").format(time=expires))
+    lines.append(_("Valid until {time}. Payment is confirmed automatically; tap \"Check payment\" if you "
+                   "don't want to wait.").format(time=expires))
     return "\n".join(lines)
 
 

@@ -31,7 +31,7 @@ def orders_text(orders: list[Order], settings: Settings, *, title: str | None = 
             status=status_label(order.status), when=when))
         if credit and order.id in credit:
             left, limit = credit[order.id]
-            lines[-1] += "\n" + _("🔑 key …{last4}: {left} of {limit} credit left").format(
+            lines[-1] += "\n" + _("🔑 Key …{last4}: {left} of {limit} credit left").format(
                 last4=order.delivery.get("key_last4", ""), left=money_text(left), limit=money_text(limit))
     return "\n\n".join([lines[0], *lines[2:]])
 

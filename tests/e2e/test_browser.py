@@ -178,3 +178,34 @@ async def test_invoice_shows_pay_and_the_outcome(tmp_path):
                 what="the payment outcome")
             assert css(driver, "#modal-body")[0].text.strip()
             assert not sb.telegram.payments, title
+
+
+async def click(driver: Any, bubble: Any, label: str) -> None:
+    button = next(b for b in bubble.find_elements("css selector", ".kb-btn") if label in b.text)
+    await asyncio.to_thread(button.click)
+
+
+async def test_a_person_buys_ai_tokens_with_stars_in_the_browser(tmp_path, capsys):
+    """The issue's promise: in the web chat, buy 5,000 tokens, pay with Stars, receive a working key."""
+    started = time.monotonic()
+    async with running_sandbox(tmp_path) as sb:
+        with chromium() as driver:
+            await open_chat(driver, sb.chat_url, ALICE)
+            await send(driver, "/tokens")
+            await click(driver, await until(driver, bubble_with("Pick a model")), "GPT-4o-mini")
+            await click(driver, await until(driver, bubble_with("Choose a package")), "Standard · 5,000")
+            await click(driver, await until(driver, bubble_with("Choose how to pay")), "Telegram Stars")
+            await click(driver, await until(driver, bubble_with("accept our terms")), "I accept")
+            pay = await until(driver, lambda d: css(d, "#messages .kb-btn.pay"), what="the Stars invoice")
+            await asyncio.to_thread(pay[-1].click)
+            delivery = await until(driver, lambda d: [m for m in bot_bubbles(d) if "AI tokens are ready" in m.text],
+                                   timeout=20, what="the key")
+            key = next(c.text.replace("\n", "") for c in delivery[-1].find_elements("css selector", "code")
+                       if c.text.startswith("sk-or-v1-"))
+            shot = Path(tempfile.mkdtemp(prefix="webchat-")) / "purchase.png"
+            await asyncio.to_thread(driver.save_screenshot, str(shot))
+        assert key.startswith("sk-or-v1-") and sb.openrouter.key_for_secret(key) is not None
+        [order] = await sb.app.orders.for_user(ALICE)
+        assert order.status == "fulfilled" and order.details["tokens"] == 5000
+    with capsys.disabled():
+        print(f"\nweb chat purchase screenshot: {shot} (took {time.monotonic() - started:.1f} s)")

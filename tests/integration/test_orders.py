@@ -88,7 +88,7 @@ async def test_partial_then_top_up_then_paid(core):
     await core.processor.poll()
     assert await status(core, order.id) == Status.PAID_PARTIAL
     assert "We received $4.00 of $10.00" in core.session.texts_to(6)[-1]
-    assert "paid_partial" in core.session.texts_to(ADMIN)[-1]
+    assert f"Order #{order.id} is 🟡 partly paid" in core.session.texts_to(ADMIN)[-1]
     await core.processor.poll()  # the same partial payment seen again: counted once
     assert len(await core.orders.payments(order.id)) == 1
     core.provider.pay(invoice, Decimal("6"))
@@ -105,7 +105,7 @@ async def test_overpayment_is_delivered_and_flagged(core):
     await core.processor.poll()
     assert await status(core, order.id) == Status.PAID_OVER
     assert "refund the difference" in core.session.texts_to(7)[-1]
-    assert "paid_over" in core.session.texts_to(ADMIN)[-1]
+    assert "overpaid" in core.session.texts_to(ADMIN)[-1]
     await core.drain()
     assert await status(core, order.id) == Status.FULFILLED
 
