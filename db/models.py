@@ -134,3 +134,19 @@ class FulfilmentJob(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def _load_feature_models() -> None:
+    """Each product keeps its tables in db/models_<feature>.py; import them all so the metadata
+    (and Alembic) always sees every table."""
+    import importlib
+    import pkgutil
+
+    import db
+
+    for module in pkgutil.iter_modules(db.__path__):
+        if module.name.startswith("models_"):
+            importlib.import_module(f"db.{module.name}")
+
+
+_load_feature_models()
