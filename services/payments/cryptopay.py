@@ -21,13 +21,14 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
 
 from services.orders import PaymentReport
 from services.payments.base import InvoiceDraft, InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
+from services.payments.wire import finite_decimal, header, jsonable
 
 log = logging.getLogger(__name__)
 
@@ -52,33 +53,14 @@ def parse_date(value: Any) -> datetime | None:
 
 
 def _decimal(value: Any, what: str) -> Decimal:
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise ProviderError(f"Crypto Pay sent a malformed {what}: {value!r}", retryable=False) from None
-    if not amount.is_finite():
+    amount = finite_decimal(value)
+    if amount is None:
         raise ProviderError(f"Crypto Pay sent a malformed {what}: {value!r}", retryable=False)
     return amount
 
 
 def _truncate(text: str, max_bytes: int) -> str:
     return text.encode()[:max_bytes].decode(errors="ignore")
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with every Decimal written as a string, so it can be stored in a JSON column."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    name = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == name), None)
 
 
 class CryptoPayProvider:
@@ -204,7 +186,7 @@ class CryptoPayProvider:
 
     def webhook_invoice_ids(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         """Authenticate an update over the raw body; ``invoice_paid`` names its invoice, others name none."""
-        signature = _header(headers, SIGNATURE_HEADER)
+        signature = header(headers, SIGNATURE_HEADER)
         if not signature:
             raise WebhookRejected("missing crypto-pay-api-signature")
         expected = hmac.new(self._secret, body, hashlib.sha256).hexdigest()

@@ -30,13 +30,14 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
 
 from services.orders import PaymentReport
 from services.payments.base import InvoiceDraft, InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
+from services.payments.wire import finite_decimal, header, jsonable
 
 log = logging.getLogger(__name__)
 
@@ -70,37 +71,15 @@ def _plain(amount: Decimal) -> str:
     return "0" if text == "-0" else text
 
 
-def _amount(value: Any) -> Decimal | None:
-    """A JSON number (parsed as Decimal or int) -> Decimal; None when absent or not a finite number."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return amount if amount.is_finite() else None
-
-
 def _from_ms(value: Any) -> datetime | None:
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         return None
     return datetime.fromtimestamp(int(value) / 1000, UTC)
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` with every Decimal written as its exact string, so it can be stored in a JSON column."""
-    if isinstance(value, Decimal):
-        return _plain(value)
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    name = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == name), None)
+def _raw(record: Any) -> Any:
+    """``record`` for a JSON column, every Decimal written normalised (``1.50`` -> ``"1.5"``)."""
+    return jsonable(record, decimal=_plain)
 
 
 class KryptoExpressProvider:
@@ -185,7 +164,7 @@ class KryptoExpressProvider:
             raise self._refuse("POST /payment", status, data)
         if not isinstance(data, dict) or not data.get("hash"):
             raise ProviderError("KryptoExpress POST /payment: reply without a payment", retryable=False)
-        amount = _amount(data.get("cryptoAmount"))
+        amount = finite_decimal(data.get("cryptoAmount"))
         expires_at = _from_ms(data.get("expireDatetime"))
         if amount is None or expires_at is None:
             raise ProviderError("KryptoExpress POST /payment: reply without cryptoAmount/expireDatetime",
@@ -193,7 +172,7 @@ class KryptoExpressProvider:
         pay_url = next((data[k] for k in ("paymentUrl", "payUrl", "url") if isinstance(data.get(k), str)), None)
         return InvoiceDraft(external_id=str(data["hash"]), amount=amount,
                             asset=str(data.get("cryptoCurrency") or crypto), expires_at=expires_at,
-                            pay_url=pay_url, address=data.get("address"), raw=jsonable(data))
+                            pay_url=pay_url, address=data.get("address"), raw=_raw(data))
 
     async def fetch(self, external_ids: Sequence[str]) -> list[RemoteInvoice]:
         """One GET per hash, ``CONCURRENCY`` at a time; unknown hashes are absent. Any transport failure
@@ -225,9 +204,9 @@ class KryptoExpressProvider:
         return [r for r in results if isinstance(r, RemoteInvoice)]
 
     def _remote(self, pay_hash: str, record: dict[str, Any]) -> RemoteInvoice:
-        due = _amount(record.get("cryptoAmount")) or Decimal(0)
+        due = finite_decimal(record.get("cryptoAmount")) or Decimal(0)
         paid = record.get("isPaid") is True
-        received = _amount(record.get("receivedCryptoAmount"))
+        received = finite_decimal(record.get("receivedCryptoAmount"))
         if received is None:  # the documented record: nothing is known until it is paid in full
             received = due if paid else Decimal(0)
         elif paid:  # the provider says paid in full (it may tolerate a dust shortfall): never report less
@@ -244,14 +223,14 @@ class KryptoExpressProvider:
         else:
             state = "active"
         return RemoteInvoice(external_id=pay_hash, state=state, payments=self._reports(pay_hash, record, received),
-                             raw=jsonable(record))
+                             raw=_raw(record))
 
     def _reports(self, pay_hash: str, record: dict[str, Any], received: Decimal) -> tuple[PaymentReport, ...]:
         """One cumulative report of everything received so far (services.orders records the increment)."""
         if received <= 0:
             return ()
         asset = str(record.get("cryptoCurrency") or self.default_asset)
-        due, fiat = _amount(record.get("cryptoAmount")), _amount(record.get("fiatAmount"))
+        due, fiat = finite_decimal(record.get("cryptoAmount")), finite_decimal(record.get("fiatAmount"))
         usd_rate = fiat / due if due and fiat is not None and record.get("fiatCurrency") == "USD" else None
         cents = None
         if usd_rate is not None:
@@ -259,13 +238,13 @@ class KryptoExpressProvider:
         paid_at = _from_ms(record.get("paidAt")) if record.get("isPaid") is True else None
         return (PaymentReport(
             provider=self.name, invoice_id=pay_hash, payment_id=f"kryptoexpress:{pay_hash}", amount=received,
-            asset=asset, paid_at=paid_at, usd_cents=cents, raw={"record": jsonable(record)}, cumulative=True),)
+            asset=asset, paid_at=paid_at, usd_cents=cents, raw={"record": _raw(record)}, cumulative=True),)
 
     def webhook_invoice_ids(self, headers: Mapping[str, str], body: bytes) -> list[str]:
         """Authenticate a callback (raw body, or its compact re-serialisation) and name its payment."""
         if self._secret is None:
             raise WebhookRejected("no KryptoExpress callback secret configured; callbacks are not accepted")
-        signature = (_header(headers, SIGNATURE_HEADER) or "").strip().lower()
+        signature = (header(headers, SIGNATURE_HEADER) or "").strip().lower()
         if not signature:
             raise WebhookRejected("missing X-Signature")
         try:
