@@ -221,6 +221,10 @@ class OrderService:
             if order is None or order.status != S.PENDING:
                 raise TransitionRefused(f"order {order_id} is not awaiting payment")
             order.provider = provider
+            if provider == "stars":  # an older Stars invoice for this order must not be payable too
+                await session.execute(update(Invoice).where(
+                    Invoice.order_id == order_id, Invoice.provider == "stars", Invoice.status == "active"
+                ).values(status="superseded"))
             invoice = Invoice(order_id=order_id, provider=provider, external_id=external_id, amount=amount,
                               asset=asset, pay_url=pay_url, address=address, expires_at=expires_at,
                               status="active", raw=raw or {}, created_at=self.clock())

@@ -235,3 +235,13 @@ async def test_paid_just_before_expiry_but_noticed_after_is_on_time(core):
     assert await status(core, order.id) == Status.PAID
     await core.drain()
     assert await status(core, order.id) == Status.FULFILLED
+
+
+async def test_a_newer_stars_invoice_supersedes_the_older_one(core):
+    order = await core.order(user_id=16)
+    for payload in ("order:1:a", "order:1:b"):
+        await core.orders.add_invoice(order.id, provider="stars", external_id=payload, amount=Decimal(769),
+                                      asset="XTR", expires_at=order.expires_at)
+    check = core.orders.precheckout_problem
+    assert await check("stars", "order:1:a", 16, Decimal(769), "XTR") == "not_pending"
+    assert await check("stars", "order:1:b", 16, Decimal(769), "XTR") is None
