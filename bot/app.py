@@ -26,7 +26,9 @@ from processing.notify import Notifier
 from processing.payments import PaymentProcessor
 from processing.refunds import RefundService
 from processing.scheduler import build_scheduler
+from processing.subscriptions import SubscriptionLifecycle
 from services.ai_tokens import PRODUCT, AiTokenFulfiller, AiTokenShop, Headroom, PriceBook, PriceRules
+from services.channel import PrivateChannel
 from services.checkout import CheckoutService
 from services.openrouter import OpenRouterClient
 from services.orders import OrderService
@@ -34,8 +36,12 @@ from services.payments.base import PaymentProvider
 from services.payments.cryptopay import CryptoPayProvider
 from services.payments.kryptoexpress import KryptoExpressProvider
 from services.payments.stars import StarsProvider
+from services.plan_notices import PlanNotices
+from services.plan_sales import PRODUCT as PLAN_PRODUCT
+from services.plan_sales import PlanFulfiller, PlanShop
 from services.products import Fulfiller
 from services.settings import Settings
+from services.subscriptions import SubscriptionService
 from services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -70,6 +76,12 @@ class App:
             Headroom(self.openrouter, self.db), self.orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes),
             can_deliver=self.openrouter.can_issue_keys)
         self.fulfillers: dict[str, Fulfiller] = {PRODUCT: AiTokenFulfiller(self.openrouter)}
+        self.subscriptions = SubscriptionService(self.db)
+        self.channel = PrivateChannel(self.bot, settings.private_channel_id)
+        self.plan_shop = PlanShop(self.orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes))
+        self.fulfillers[PLAN_PRODUCT] = PlanFulfiller(self.subscriptions, self.channel, settings.tz)
+        self.plan_lifecycle = SubscriptionLifecycle(self.subscriptions, PlanNotices(self.db), self.channel,
+                                                    self.notifier, self.users, settings.tz)
         self.worker = FulfilmentWorker(self.db, self.orders, self.fulfillers, BotDeliverer(self.notifier))
         self.payments = PaymentProcessor(self.orders, self.providers, self.notifier, self.worker)
         self.refunds = RefundService(self.orders, self.notifier, self.stars)
@@ -77,7 +89,8 @@ class App:
         self.dp = create_dispatcher(
             settings, users=self.users, i18n=self.i18n, db=self.db, orders=self.orders, checkout=self.checkout,
             payments=self.payments, refunds=self.refunds, stars=self.stars, notifier=self.notifier,
-            ai_tokens=self.ai_tokens, throttle=throttle)
+            ai_tokens=self.ai_tokens, throttle=throttle, subscriptions=self.subscriptions,
+            plan_shop=self.plan_shop, channel=self.channel)
         self.scheduler = build_scheduler(settings.tz)
         self.web = build_web_app(self.db, payment_webhook=self.payments.handle_webhook)
         if settings.webhook_mode:
@@ -113,7 +126,10 @@ class App:
         self.scheduler.add_job(self.payments.poll, "interval", seconds=s.payment_poll_interval_seconds,
                                id="poll_payments")
         self.scheduler.add_job(self.payments.expire, "interval", seconds=EXPIRY_CHECK_SECONDS, id="expire_orders")
-        self.scheduler.add_job(self.ai_tokens.prices.refresh, "interval", minutes=5, id="refresh_ai_prices",
+        if self.ai_tokens.can_deliver:  # without a management key nothing is sold: don't ask OpenRouter
+            self.scheduler.add_job(self.ai_tokens.prices.refresh, "interval", minutes=5, id="refresh_ai_prices",
+                                   next_run_time=datetime.now(UTC))
+        self.scheduler.add_job(self.plan_lifecycle.run, "interval", minutes=5, id="plan_lifecycle",
                                next_run_time=datetime.now(UTC))
         self.scheduler.add_job(refresh_today, "interval", minutes=1, id="business_metrics",
                                args=(self.db, list(self.fulfillers), s.tz), next_run_time=datetime.now(UTC))

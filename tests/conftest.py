@@ -7,7 +7,9 @@ same tests again on PostgreSQL whenever TEST_DATABASE_URL points at a server
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -20,6 +22,33 @@ from services.settings import Settings
 from tests.support.harness import Harness
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
+_connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+
+def _loopback_only(address) -> None:
+    """Tests talk to stand-ins on this machine only: any other address fails loudly."""
+    if isinstance(address, tuple):
+        try:
+            if not ipaddress.ip_address(address[0]).is_loopback:
+                raise ConnectionRefusedError(f"tests may not reach {address[0]}: use a sandbox stand-in")
+        except ValueError:  # a host name
+            if address[0] != "localhost":
+                raise ConnectionRefusedError(f"tests may not reach {address[0]}: use a sandbox stand-in") from None
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network():
+    def connect(sock, address):
+        _loopback_only(address)
+        return _connect(sock, address)
+
+    def connect_ex(sock, address):
+        _loopback_only(address)
+        return _connect_ex(sock, address)
+
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+    yield
+    socket.socket.connect, socket.socket.connect_ex = _connect, _connect_ex
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 ADMIN_ID = 9001
 
