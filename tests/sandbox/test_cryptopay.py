@@ -5,61 +5,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from sandbox.cryptopay import DEFAULT_TOKEN, CryptoPayStandIn, PayError
+from tests.support import webhooks
 
 TOKEN = DEFAULT_TOKEN
 AUTH = {"Crypto-Pay-API-Token": TOKEN}
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Receiver:
-    """A tiny webhook endpoint that records raw requests and fails the first ``fail`` of them."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.fail = 0
-        app = web.Application()
-        app.router.add_post("/hook", self._hook)
-        self.server = TestServer(app)
-
-    async def _hook(self, request: web.Request) -> web.Response:
-        self.requests.append((dict(request.headers), await request.read()))
-        if self.fail:
-            self.fail -= 1
-            return web.Response(status=500)
-        return web.Response(text="ok")
-
-    @property
-    def url(self) -> str:
-        return str(self.server.make_url("/hook"))
-
-
-@pytest.fixture
-async def receiver():
-    r = Receiver()
-    await r.server.start_server()
-    yield r
-    await r.server.close()
-
-
-@pytest.fixture
-def clock():
-    return Clock()
+clock, receiver = webhooks.clock, webhooks.receiver  # shared fixtures
 
 
 @pytest.fixture

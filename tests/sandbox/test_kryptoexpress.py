@@ -6,65 +6,20 @@ import hashlib
 import hmac
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from sandbox.kryptoexpress import KryptoExpressStandIn, PayError, sandbox_address
+from tests.support import webhooks
 
 KEY = "test-api-key"
 SECRET = "callback-secret"
 AUTH = {"X-Api-Key": KEY}
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Receiver:
-    """A tiny callback endpoint that records raw requests and fails the first ``fail`` of them."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.fail = 0
-        app = web.Application()
-        app.router.add_post("/cb", self._hook)
-        self.server = TestServer(app)
-
-    async def _hook(self, request: web.Request) -> web.Response:
-        self.requests.append((dict(request.headers), await request.read()))
-        if self.fail:
-            self.fail -= 1
-            return web.Response(status=500)
-        return web.Response(text="ok")
-
-    @property
-    def url(self) -> str:
-        return str(self.server.make_url("/cb"))
-
-    def bodies(self) -> list[dict]:
-        return [json.loads(body, parse_float=Decimal) for _, body in self.requests]
-
-
-@pytest.fixture
-async def receiver():
-    r = Receiver()
-    await r.server.start_server()
-    yield r
-    await r.server.close()
-
-
-@pytest.fixture
-def clock():
-    return Clock()
+clock, receiver = webhooks.clock, webhooks.receiver  # shared fixtures
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import httpx
@@ -15,48 +15,12 @@ from aiohttp.test_utils import TestServer
 from sandbox.cryptopay import CryptoPayStandIn, iso
 from services.payments.base import InvoiceRequest, ProviderError, WebhookRejected
 from services.payments.cryptopay import CryptoPayProvider
+from tests.support import webhooks
 
 TOKEN = "777:test-crypto-pay-token"
 ASSETS = ["USDT", "BTC", "TON"]
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Receiver:
-    """A webhook endpoint that records raw requests."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        app = web.Application()
-        app.router.add_post("/hook", self._hook)
-        self.server = TestServer(app)
-
-    async def _hook(self, request: web.Request) -> web.Response:
-        self.requests.append((dict(request.headers), await request.read()))
-        return web.Response(text="ok")
-
-    @property
-    def url(self) -> str:
-        return str(self.server.make_url("/hook"))
-
-
-@pytest.fixture
-async def receiver():
-    r = Receiver()
-    await r.server.start_server()
-    yield r
-    await r.server.close()
-
-
-@pytest.fixture
-def clock():
-    return Clock()
+clock, receiver = webhooks.clock, webhooks.receiver  # shared fixtures
 
 
 @pytest.fixture

@@ -4,47 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from db.models import User
 from sandbox.kryptoexpress import KryptoExpressStandIn
 from services.orders import OrderService, Status
 from services.payments.base import InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
 from services.payments.kryptoexpress import CONCURRENCY, KryptoExpressProvider
+from tests.support import webhooks
 
 KEY = "test-ke-key"
 SECRET = "our-callback-secret"
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Receiver:
-    """A callback endpoint that records raw requests."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        app = web.Application()
-        app.router.add_post("/cb", self._hook)
-        self.server = TestServer(app)
-
-    async def _hook(self, request: web.Request) -> web.Response:
-        self.requests.append((dict(request.headers), await request.read()))
-        return web.Response(text="ok")
-
-    @property
-    def url(self) -> str:
-        return str(self.server.make_url("/cb"))
+clock, receiver = webhooks.clock, webhooks.receiver  # shared fixtures
 
 
 class InFlight:
@@ -64,19 +40,6 @@ class InFlight:
                 self.now -= 1
 
         self.middleware = middleware
-
-
-@pytest.fixture
-async def receiver():
-    r = Receiver()
-    await r.server.start_server()
-    yield r
-    await r.server.close()
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture
