@@ -6,7 +6,7 @@ from aiogram import Router
 
 from handlers import admin, common, fallback, payments
 from handlers.admin import refusal
-from handlers.user import ai_tokens, checkout, help, orders, sections, settings, start, support
+from handlers.user import ai_tokens, checkout, help, orders, plans, sections, settings, start, support
 
 
 def build_routers(admin_ids: list[int]) -> list[Router]:
@@ -22,6 +22,7 @@ def build_routers(admin_ids: list[int]) -> list[Router]:
         checkout.build_router(),
         orders.build_router(),
         sections.build_router(),
+        plans.build_router(),
         ai_tokens.build_router(),  # after the commands: its custom-amount state takes stray text
         fallback.build_router(),  # last: takes only what nobody else did
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers.admin import orders, panel, support
+from handlers.admin import grant, orders, panel, support
 
 
 def build_router(admin_ids: list[int]) -> Router:
@@ -12,5 +12,6 @@ def build_router(admin_ids: list[int]) -> Router:
     only_admins = F.from_user.id.in_(set(admin_ids))
     router.message.filter(only_admins)
     router.callback_query.filter(only_admins)
-    router.include_routers(panel.build_router(), orders.build_router(), support.build_router())
+    router.include_routers(panel.build_router(), orders.build_router(), support.build_router(),
+                           grant.build_router())
     return router

@@ -9,8 +9,8 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.keyboards import Menu, back_to_menu
 
-PENDING_SECTIONS = ("plans", "whales")
-PENDING_COMMANDS = ("plans", "signals", "whales", "performance")
+PENDING_SECTIONS = ("whales",)
+PENDING_COMMANDS = ("signals", "whales", "performance")
 
 
 def opens_soon() -> str:

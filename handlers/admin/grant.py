@@ -1,0 +1,79 @@
+"""Admins: /grant <user_id> <plan> <days> — add plan time by hand (support, partners, make-goods)."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+
+from processing.notify import Notifier
+from services.channel import PrivateChannel
+from services.plan_sales import format_end
+from services.plans import PLANS
+from services.settings import Settings
+from services.subscriptions import SubscriptionService
+from services.users import UserService
+
+MAX_DAYS = 3650
+
+
+def usage() -> str:
+    plans = ", ".join(p.code for p in PLANS.values() if p.is_paid)
+    return _("Usage: /grant USER_ID PLAN DAYS, e.g. /grant 123456789 pro 30\nPlans: {plans}. Days: 1 to {max}.").format(
+        plans=plans, max=MAX_DAYS)
+
+
+def granted_text(plan_name: str, days: int, ends: str, link: str | None) -> str:
+    lines = [_("🎁 You've been given the <b>{plan}</b> plan for {days} days. It's active until {ends}.").format(
+        plan=plan_name, days=days, ends=ends)]
+    if link:
+        lines.append(_("🔑 Your private channel invite (one person, one use): {link}").format(link=link))
+    lines.append(_("See your plan any time in /plans."))
+    return "\n".join(lines)
+
+
+def build_router() -> Router:
+    router = Router(name="admin_grant")
+
+    @router.message(Command("grant"))
+    async def grant(message: Message, command: CommandObject, subscriptions: SubscriptionService,
+                    users: UserService, channel: PrivateChannel, notifier: Notifier, settings: Settings):
+        args = (command.args or "").split()
+        if len(args) != 3:
+            await message.answer(usage())
+            return
+        user_arg, plan_code, days_arg = args[0], args[1].lower(), args[2]
+        if not user_arg.isdigit() or len(user_arg) > 15:
+            await message.answer(_("The user id must be a number.") + "\n" + usage())
+            return
+        plan = PLANS.get(plan_code)
+        if plan is None or not plan.is_paid:
+            await message.answer(_("There's no paid plan called that.") + "\n" + usage())
+            return
+        if not days_arg.isdigit() or len(days_arg) > 6:
+            await message.answer(_("Days must be a whole number.") + "\n" + usage())
+            return
+        days = int(days_arg)
+        if not 1 <= days <= MAX_DAYS:
+            await message.answer(_("Days must be from 1 to {max}.").format(max=MAX_DAYS) + "\n" + usage())
+            return
+        user_id = int(user_arg)
+        if await users.get(user_id) is None:
+            await message.answer(_("User {id} hasn't used the bot yet, so they can't be given a plan.").format(
+                id=user_id))
+            return
+        period = await subscriptions.add_time(user_id, plan.code, days, source="grant",
+                                              granted_by=message.from_user.id)
+        ends = format_end(period.ends_at, settings.tz)
+        link = await channel.invite(user_id, until=period.ends_at)
+        sent = await notifier.send(user_id, lambda: granted_text(plan.name, days, ends, link))
+        lines = [_("✅ User {id} has the {plan} plan until {ends} ({days} days added).").format(
+            id=user_id, plan=plan.name, ends=ends, days=days)]
+        if sent is None:
+            lines.append(_("They couldn't be told: they may have blocked the bot."))
+        elif channel.enabled and link is None:
+            lines.append(_("The channel invite couldn't be made; they can get one from /plans."))
+        await message.answer("\n".join(lines))
+
+    return router

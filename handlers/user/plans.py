@@ -1,0 +1,121 @@
+"""/plans: compare the plans, see your own, buy a month or a year, get the private channel invite."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.enums import ChatMemberStatus
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.keyboards import Menu
+from handlers.user.checkout import offer_payment
+from services.channel import PrivateChannel
+from services.checkout import CheckoutService
+from services.money import usd
+from services.payments.stars import StarsProvider
+from services.plan_sales import PERIODS, PlanShop, format_end
+from services.plans import PLANS, Plan
+from services.settings import Settings
+from services.subscriptions import Current, SubscriptionService
+
+
+class PlanBuy(CallbackData, prefix="pb"):
+    plan: str
+    period: str
+
+
+class PlanInvite(CallbackData, prefix="pinv"):
+    pass
+
+
+def plan_lines(plan: Plan) -> str:
+    if plan.is_paid:
+        head = _("<b>{name}</b> — {month} a month or {year} a year (2 months free)").format(
+            name=plan.name, month=usd(PERIODS["month"].price_cents(plan)), year=usd(PERIODS["year"].price_cents(plan)))
+    else:
+        head = _("<b>{name}</b> — free").format(name=plan.name)
+    per_day = (_("unlimited signals a day") if plan.signals_per_day is None
+               else _("{count:,} signals a day").format(count=plan.signals_per_day))
+    history = _("{days} days of history").format(days=plan.history_days)
+    whales = (_("follow up to {count} whale wallets").format(count=plan.whale_follows) if plan.whale_follows
+              else _("no whale follows"))
+    return f"{head}\n{per_day} · {history} · {whales}"
+
+
+def plans_screen(current: Current, settings: Settings, channel: PrivateChannel) -> tuple[str, InlineKeyboardMarkup]:
+    parts = [_("📈 <b>Signal plans</b>")] + [plan_lines(p) for p in PLANS.values()]
+    if current.plan.is_paid and current.ends_at is not None:
+        parts.append(_("Your plan: <b>{plan}</b> until {ends}. Buying more adds to the time that's left.").format(
+            plan=current.plan.name, ends=format_end(current.ends_at, settings.tz)))
+    else:
+        parts.append(_("Your plan: <b>Free</b>."))
+    builder = InlineKeyboardBuilder()
+    for plan in PLANS.values():
+        if not plan.is_paid:
+            continue
+        builder.button(text=_("{name} · month {price}").format(name=plan.name, price=usd(plan.monthly_cents)),
+                       callback_data=PlanBuy(plan=plan.code, period="month"))
+        builder.button(text=_("{name} · year {price}").format(name=plan.name, price=usd(plan.annual_cents)),
+                       callback_data=PlanBuy(plan=plan.code, period="year"))
+    rows = [2] * sum(1 for p in PLANS.values() if p.is_paid)
+    if current.plan.is_paid and channel.enabled:
+        builder.button(text=_("🔑 Private channel invite"), callback_data=PlanInvite())
+        rows.append(1)
+    builder.button(text=_("⬅️ Back to menu"), callback_data=Menu(section="home"))
+    builder.adjust(*rows, 1)
+    return "\n\n".join(parts), builder.as_markup()
+
+
+def build_router() -> Router:
+    router = Router(name="plans")
+
+    @router.message(Command("plans"))
+    async def plans_command(message: Message, subscriptions: SubscriptionService, settings: Settings,
+                            channel: PrivateChannel):
+        text, markup = plans_screen(await subscriptions.current(message.from_user.id), settings, channel)
+        await message.answer(text, reply_markup=markup)
+
+    @router.callback_query(Menu.filter(F.section == "plans"))
+    async def plans_menu(query: CallbackQuery, subscriptions: SubscriptionService, settings: Settings,
+                         channel: PrivateChannel):
+        text, markup = plans_screen(await subscriptions.current(query.from_user.id), settings, channel)
+        await query.message.edit_text(text, reply_markup=markup)
+        await query.answer()
+
+    @router.callback_query(PlanBuy.filter())
+    async def buy(query: CallbackQuery, callback_data: PlanBuy, plan_shop: PlanShop, checkout: CheckoutService,
+                  stars: StarsProvider | None):
+        placed = await plan_shop.place(query.from_user.id, callback_data.plan, callback_data.period)
+        if placed.problem:
+            await query.answer(_("This plan isn't available. Open /plans for the current choice."), show_alert=True)
+            return
+        await offer_payment(query.message, placed.order, checkout, stars, edit=True)
+        await query.answer()
+
+    @router.callback_query(PlanInvite.filter())
+    async def invite(query: CallbackQuery, subscriptions: SubscriptionService, channel: PrivateChannel):
+        current = await subscriptions.current(query.from_user.id)
+        if not current.plan.is_paid or not channel.enabled:
+            await query.answer(_("The private channel is for paid plans. Pick one in /plans."), show_alert=True)
+            return
+        try:
+            member = await query.bot.get_chat_member(channel.chat_id, query.from_user.id)
+            if member.status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR,
+                                 ChatMemberStatus.CREATOR, ChatMemberStatus.RESTRICTED):
+                await query.answer(_("You're already in the private channel."), show_alert=True)
+                return
+        except TelegramAPIError:
+            pass  # can't tell: make a link anyway
+        link = await channel.invite(query.from_user.id, until=current.ends_at)
+        if link is None:
+            await query.answer(_("The invite link can't be made right now. Please try again in a minute."),
+                               show_alert=True)
+            return
+        await query.message.answer(_("🔑 Your private channel invite (one person, one use): {link}").format(link=link))
+        await query.answer()
+
+    return router

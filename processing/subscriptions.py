@@ -1,0 +1,88 @@
+"""The subscription lifecycle job: reminders 3 days and 1 day before a user's paid time ends, and on
+expiry removal from the private channel and a message saying how to renew.
+
+Safe to run twice or from two processes: each notice is claimed once in the database
+(services.plan_notices) before anything is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from aiogram.utils.i18n import gettext as _
+
+from db.base import utcnow
+from processing.notify import Notifier
+from services.channel import PrivateChannel
+from services.plan_notices import EXPIRED, REMIND_1D, Due, PlanNotices
+from services.plan_sales import format_end
+from services.plans import PLANS
+from services.subscriptions import SubscriptionService
+from services.users import UserService
+
+log = logging.getLogger(__name__)
+
+
+def reminder_text(kind: str, plan_name: str, ends: str) -> str:
+    if kind == REMIND_1D:
+        text = _("⏰ Your <b>{plan}</b> plan ends within a day, on {ends}.")
+    else:
+        text = _("⏰ Your <b>{plan}</b> plan ends in 3 days, on {ends}.")
+    return text.format(plan=plan_name, ends=ends) + "\n" + _(
+        "Renew in /plans to keep your signals: the new time is added to what's left.")
+
+
+def expired_text(plan_name: str, removed: bool) -> str:
+    lines = [_("Your <b>{plan}</b> plan has ended, so you're on the Free plan now.").format(plan=plan_name)]
+    if removed:
+        lines.append(_("Your access to the private channel has ended too."))
+    lines.append(_("Renew any time in /plans: you'll get the plan and a new channel invite at once."))
+    return "\n".join(lines)
+
+
+class SubscriptionLifecycle:
+    def __init__(self, subscriptions: SubscriptionService, notices: PlanNotices, channel: PrivateChannel,
+                 notifier: Notifier, users: UserService, tz: ZoneInfo, *,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.subscriptions, self.notices, self.channel = subscriptions, notices, channel
+        self.notifier, self.users, self.tz, self.clock = notifier, users, tz, clock
+
+    async def run(self) -> int:
+        """Handle every due notice; returns how many were acted on."""
+        done = 0
+        for item in await self.notices.due():
+            if not await self.notices.claim(item):
+                continue
+            try:
+                status = await self._handle(item)
+            except Exception:
+                log.exception("plan notice %s for user %s failed; retried after the claim lease", item.kind,
+                              item.user_id)
+                continue
+            await self.notices.finish(item, status)
+            done += 1
+        return done
+
+    async def _handle(self, item: Due) -> str:
+        plan_name = PLANS[item.plan_code].name if item.plan_code in PLANS else item.plan_code
+        current = await self.subscriptions.current(item.user_id)
+        if item.kind == EXPIRED:
+            if current.plan.is_paid:  # renewed at the last moment
+                return "skipped"
+            removed = await self.channel.remove(item.user_id)
+            log.info("user %s: paid time ended at %s; now Free (channel removal: %s)", item.user_id,
+                     item.ends_at, removed)
+            render = lambda: expired_text(plan_name, self.channel.enabled)  # noqa: E731
+        else:
+            if current.ends_at is None or current.ends_at > item.ends_at:
+                return "skipped"
+            ends = format_end(item.ends_at, self.tz)
+            render = lambda: reminder_text(item.kind, plan_name, ends)  # noqa: E731
+        user = await self.users.get(item.user_id)
+        if user is None or user.is_blocked:
+            return "skipped"
+        await self.notifier.send(item.user_id, render)
+        return "sent"

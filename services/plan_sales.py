@@ -1,0 +1,117 @@
+"""Selling plans through the payment core: prepaid periods (a month or a year) as orders, and the
+fulfiller that turns a paid order into subscription time plus a private-channel invite.
+
+Stars subscriptions (`createInvoiceLink(subscription_period=…)`) are deliberately not used: every
+period is a prepaid order. One order pays once through the one state machine, so receipts, /orders,
+refunds and the "counted once" rules stay exactly those of every other product; Telegram would
+charge a Stars subscription's next month with no pre-checkout (so no chance to refuse a plan that
+changed price or no longer exists), against the first invoice's payload (an order already
+fulfilled), and only in Stars. Renewal is one tap in /plans and stacks on the time that is left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from aiogram.utils.i18n import gettext as _
+
+from db.models import Order
+from services.channel import PrivateChannel
+from services.orders import OrderService
+from services.plans import PLANS, Plan
+from services.products import Delivery, FulfilmentFailed
+from services.subscriptions import SubscriptionService
+
+PRODUCT = "plan"
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    code: str  # "month" or "year" (the product_ref suffix)
+    days: int
+    months_charged: int  # a year costs 10 months
+
+    def price_cents(self, plan: Plan) -> int:
+        return plan.monthly_cents * self.months_charged
+
+
+PERIODS: dict[str, Period] = {p.code: p for p in (Period("month", 30, 1), Period("year", 365, 10))}
+
+
+def product_ref(plan: Plan, period: Period) -> str:
+    return f"{plan.code}:{period.code}"
+
+
+def parse_ref(ref: str) -> tuple[Plan, Period] | None:
+    """("pro", "month") from "pro:month"; None for anything not for sale (Free, unknown, malformed)."""
+    code, _sep, period_code = ref.partition(":")
+    plan, period = PLANS.get(code), PERIODS.get(period_code)
+    if plan is None or period is None or not plan.is_paid:
+        return None
+    return plan, period
+
+
+def format_end(when: datetime, tz: ZoneInfo) -> str:
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """`problem`: unknown_plan."""
+
+    order: Order | None = None
+    problem: str | None = None
+
+
+class PlanShop:
+    def __init__(self, orders: OrderService, *, ttl: timedelta) -> None:
+        self.orders, self.ttl = orders, ttl
+
+    async def place(self, user_id: int, plan_code: str, period_code: str) -> Placed:
+        """Create the pending order for a plan period; a forged or stale choice is refused."""
+        parsed = parse_ref(f"{plan_code}:{period_code}")
+        if parsed is None:
+            return Placed(problem="unknown_plan")
+        plan, period = parsed
+        length = "1 month" if period.code == "month" else "12 months"
+        order = await self.orders.create(
+            user_id=user_id, product=PRODUCT, product_ref=product_ref(plan, period),
+            title=f"{plan.name} plan · {length}", amount_cents=period.price_cents(plan), ttl=self.ttl,
+            details={"plan": plan.code, "period": period.code, "days": period.days})
+        return Placed(order=order)
+
+
+def activated_text(plan_name: str, ends: str, link: str | None, channel: bool) -> str:
+    lines = [_("✅ <b>{plan} plan active</b> until {ends}.").format(plan=plan_name, ends=ends)]
+    if link:
+        lines.append(_("🔑 Your private channel invite (one person, one use): {link}").format(link=link))
+    elif channel:
+        lines.append(_("The private channel invite could not be made right now; get it any time from /plans."))
+    lines.append(_("Renew any time in /plans: new time is added to what's left."))
+    return "\n".join(lines)
+
+
+class PlanFulfiller:
+    """Adds the paid time (once per order, however often the job is retried), then invites."""
+
+    product = PRODUCT
+
+    def __init__(self, subscriptions: SubscriptionService, channel: PrivateChannel, tz: ZoneInfo) -> None:
+        self.subscriptions, self.channel, self.tz = subscriptions, channel, tz
+
+    async def fulfil(self, order: Order) -> Delivery:
+        parsed = parse_ref(order.product_ref)
+        if parsed is None:
+            raise FulfilmentFailed(f"unknown plan {order.product_ref!r}")
+        plan, period = parsed
+        days = int((order.details or {}).get("days") or period.days)
+        period_row = await self.subscriptions.add_time(order.user_id, plan.code, days, source="order",
+                                                       order_id=order.id)
+        link = await self.channel.invite(order.user_id, until=period_row.ends_at)
+        ends = format_end(period_row.ends_at, self.tz)
+        return Delivery(
+            text=lambda: activated_text(plan.name, ends, link, self.channel.enabled),
+            record={"plan": plan.code, "period": period.code, "days": days,
+                    "ends_at": period_row.ends_at.isoformat(), "invite_sent": link is not None})
