@@ -26,6 +26,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from sandbox.pages import LocalServer
+
 JSON = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FailMode = Literal["500", "timeout", "garbage", "empty", "hostile"]
@@ -114,7 +116,7 @@ CALL = web.RequestKey("call", Call)
 
 
 @dataclass
-class DeepSeekStandIn:
+class DeepSeekStandIn(LocalServer):
     """In-memory DeepSeek served by aiohttp; ``start()`` returns the base URL (no ``/v1``)."""
 
     api_key: str = "sk-deepseek-sandbox"
@@ -132,7 +134,6 @@ class DeepSeekStandIn:
         if self.fail_mode is not None and self.fail_mode not in FAIL_MODES:
             raise ValueError(f"fail_mode must be one of {FAIL_MODES} or None")
         self._rng = random.Random(self.seed)
-        self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self.app = web.Application(middlewares=[self._middleware])
         for prefix in ("", "/v1"):
@@ -147,25 +148,12 @@ class DeepSeekStandIn:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on ``host:port`` (0 = any free port); return ``http://host:port``."""
         self._stopping = asyncio.Event()
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self.base_url = f"http://{host}:{self._runner.addresses[0][1]}"
-        return self.base_url
+        return await super().start(host, port)
 
     async def stop(self) -> None:
         """Release hanging requests and stop the server."""
         self._stopping.set()
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> DeepSeekStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await super().stop()
 
     # ------------------------------------------------------------------ plumbing
 

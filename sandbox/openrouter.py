@@ -27,6 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.pages import LocalServer
+
 JSON = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API_PREFIX = "/api/v1"
@@ -185,7 +187,7 @@ class _Fault:
 
 
 @dataclass
-class OpenRouterStandIn:
+class OpenRouterStandIn(LocalServer):
     """In-memory OpenRouter served by aiohttp at ``http://host:port/api/v1``."""
 
     management_key: str = "sk-or-v1-mgmt-sandbox"
@@ -206,7 +208,6 @@ class OpenRouterStandIn:
         self.models = copy.deepcopy(DEFAULT_MODELS if self.models is None else self.models)
         self.credits = Decimal(str(self.credits))
         self._faults: list[_Fault] = []
-        self._runner: web.AppRunner | None = None
         self.app = web.Application()
         api = web.Application(middlewares=[self._middleware])
         api.add_routes([
@@ -227,23 +228,8 @@ class OpenRouterStandIn:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on ``host:port`` (0 = any free port); return the base URL ending in ``/api/v1``."""
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self.base_url = f"http://{host}:{self._runner.addresses[0][1]}{API_PREFIX}"
+        self.base_url = await super().start(host, port) + API_PREFIX
         return self.base_url
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> OpenRouterStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # ------------------------------------------------------------------ driving / faults
 

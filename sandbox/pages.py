@@ -1,8 +1,10 @@
-"""Shared plumbing for the payment-provider stand-ins (Crypto Pay, KryptoExpress).
+"""Shared plumbing for the stand-ins.
 
-- :class:`ProviderStandIn`: the aiohttp server's lifecycle, the request log (``calls``), fault
-  injection (``fail_next``, ``down``) and webhook delivery with retries, a delivery log and a
-  queue of webhooks that could not be delivered (``pending``).
+- :class:`LocalServer`: serving ``self.app`` on localhost (``start``/``stop``, ``async with``), for
+  every stand-in (Telegram, OpenRouter, DeepSeek and the payment providers).
+- :class:`ProviderStandIn`, a `LocalServer` for the payment-provider stand-ins (Crypto Pay,
+  KryptoExpress): the request log (``calls``), fault injection (``fail_next``, ``down``) and webhook
+  delivery with retries, a delivery log and a queue of webhooks that could not be delivered (``pending``).
 - Tiny HTML helpers for the pay pages. Everything that is not a literal goes through :func:`esc`.
 """
 
@@ -16,7 +18,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
@@ -74,7 +76,37 @@ class Delivery:
         return json.loads(self.body)
 
 
-class ProviderStandIn:
+class LocalServer:
+    """Serves ``self.app`` (set by the subclass) on localhost. Subclasses that hold more (tasks,
+    sessions, waiters) extend `start`/`stop` and call ``super()``."""
+
+    app: web.Application
+    base_url: str | None
+    _runner: web.AppRunner | None = None
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on ``host:port`` (0 = any free port); return the base URL."""
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        self.base_url = f"http://{host}:{self._runner.addresses[0][1]}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        """Stop the server."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class ProviderStandIn(LocalServer):
     """Base class: serve ``self.app``, log calls, inject faults, deliver webhooks with retries.
 
     Subclasses add routes to ``self.app`` and answer API calls through :meth:`_gate`, which logs the
@@ -97,7 +129,6 @@ class ProviderStandIn:
         self.base_url: str | None = None
         self._public_url = public_url
         self._faults: dict[str, list[list[Any]]] = {}
-        self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[bool]] = set()
 
@@ -115,14 +146,6 @@ class ProviderStandIn:
     def public_url(self, value: str | None) -> None:
         self._public_url = value
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host:port`` (0 = any free port); return the base URL."""
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self.base_url = f"http://{host}:{self._runner.addresses[0][1]}"
-        return self.base_url
-
     async def stop(self) -> None:
         """Cancel deliveries in flight and stop the server."""
         for task in list(self._tasks):
@@ -133,16 +156,7 @@ class ProviderStandIn:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> ProviderStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await super().stop()
 
     # ------------------------------------------------------------------ calls and faults
 

@@ -38,6 +38,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from sandbox.pages import LocalServer
+
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
@@ -246,7 +248,7 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-class TelegramStandIn:
+class TelegramStandIn(LocalServer):
     """In-memory Telegram Bot API with an aiohttp front end. See the module docstring."""
 
     def __init__(
@@ -298,7 +300,6 @@ class TelegramStandIn:
         self._poll_generation = 0
         self._closing = False
         self._token = ""
-        self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
         self._webhook_task: asyncio.Task[None] | None = None
         self.handlers: dict[str, Handler] = {
@@ -332,11 +333,7 @@ class TelegramStandIn:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on ``host:port`` (0 = any free port); return the base URL."""
         self._closing = False
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        self.base_url = f"http://{host}:{self._runner.addresses[0][1]}"
-        return self.base_url
+        return await super().start(host, port)
 
     async def stop(self) -> None:
         """Release long polls, stop webhook delivery and the server."""
@@ -349,16 +346,7 @@ class TelegramStandIn:
         if self._client:
             await self._client.close()
             self._client = None
-        if self._runner:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> TelegramStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
+        await super().stop()
 
     def register(self, method: str, handler: Handler) -> None:
         """Add or replace a Bot API method handler (``handler(params) -> result``)."""
