@@ -19,15 +19,20 @@ from bot.middlewares import ThrottleMiddleware
 from bot.web import build_web_app
 from db import migrate
 from db.engine import Database
+from processing.broadcast_progress import BroadcastProgress
 from processing.delivery import BotDeliverer
 from processing.fulfilment import FulfilmentWorker
+from processing.ingest_auth import IngestAuth
 from processing.metrics_job import refresh_today
 from processing.notify import Notifier
 from processing.payments import PaymentProcessor
 from processing.refunds import RefundService
 from processing.scheduler import build_scheduler
+from processing.signal_delivery import SignalDelivery
+from processing.signal_ingest import add_signal_routes
 from processing.subscriptions import SubscriptionLifecycle
 from services.ai_tokens import PRODUCT, AiTokenFulfiller, AiTokenShop, Headroom, PriceBook, PriceRules
+from services.broadcasts import BroadcastService
 from services.channel import PrivateChannel
 from services.checkout import CheckoutService
 from services.openrouter import OpenRouterClient
@@ -41,6 +46,7 @@ from services.plan_sales import PRODUCT as PLAN_PRODUCT
 from services.plan_sales import PlanFulfiller, PlanShop
 from services.products import Fulfiller
 from services.settings import Settings
+from services.signals import SignalService
 from services.subscriptions import SubscriptionService
 from services.users import UserService
 
@@ -86,13 +92,20 @@ class App:
         self.payments = PaymentProcessor(self.orders, self.providers, self.notifier, self.worker)
         self.refunds = RefundService(self.orders, self.notifier, self.stars)
         self.checkout = CheckoutService(self.orders, self.providers)
+        self.signals = SignalService(self.db, tz=settings.tz, channel_map=settings.telegram_channel_map)
+        self.broadcasts = BroadcastService(self.db)
+        self.signal_delivery = SignalDelivery(self.db, self.bot, self.i18n)
+        self.broadcast_progress = BroadcastProgress(self.broadcasts, self.bot, self.users, self.i18n)
         self.dp = create_dispatcher(
             settings, users=self.users, i18n=self.i18n, db=self.db, orders=self.orders, checkout=self.checkout,
             payments=self.payments, refunds=self.refunds, stars=self.stars, notifier=self.notifier,
             ai_tokens=self.ai_tokens, throttle=throttle, subscriptions=self.subscriptions,
+            signals=self.signals, broadcasts=self.broadcasts, signal_delivery=self.signal_delivery,
+            broadcast_progress=self.broadcast_progress,
             plan_shop=self.plan_shop, channel=self.channel)
         self.scheduler = build_scheduler(settings.tz)
         self.web = build_web_app(self.db, payment_webhook=self.payments.handle_webhook)
+        add_signal_routes(self.web, IngestAuth.from_settings(settings), self.signals, self.signal_delivery.wake)
         if settings.webhook_mode:
             SimpleRequestHandler(self.dp, self.bot, secret_token=secret(settings.telegram_webhook_secret)
                                  ).register(self.web, path=WEBHOOK_PATH)
@@ -133,6 +146,7 @@ class App:
                                next_run_time=datetime.now(UTC))
         self.scheduler.add_job(refresh_today, "interval", minutes=1, id="business_metrics",
                                args=(self.db, list(self.fulfillers), s.tz), next_run_time=datetime.now(UTC))
+        self.scheduler.add_job(self.broadcast_progress.tick, "interval", seconds=2, id="broadcast_progress")
 
     async def start(self) -> None:
         """Migrate, serve HTTP, start the scheduler and workers, then start taking updates."""
@@ -148,6 +162,8 @@ class App:
         self.scheduler.start()
         self._tasks = [asyncio.create_task(self.worker.run(), name="fulfilment"),
                        asyncio.create_task(self._reconcile(), name="reconcile")]
+        await self.signal_delivery.recover()
+        self._tasks.append(asyncio.create_task(self.signal_delivery.run(), name="signal_delivery"))
         allowed = self.dp.resolve_used_update_types()
         if self.settings.webhook_mode:
             await self.bot.set_webhook(self.settings.telegram_webhook_url,
@@ -182,6 +198,7 @@ class App:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         self.worker.stop()  # the job in hand finishes; an unfinished one is resumed after restart
+        self.signal_delivery.stop()  # sends in hand finish; the rest stay queued for the next start
         try:
             await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), SHUTDOWN_GRACE_SECONDS)
         except TimeoutError:

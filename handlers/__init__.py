@@ -6,7 +6,7 @@ from aiogram import Router
 
 from handlers import admin, common, fallback, payments
 from handlers.admin import refusal
-from handlers.user import ai_tokens, checkout, help, orders, plans, sections, settings, start, support
+from handlers.user import ai_tokens, checkout, help, orders, plans, sections, settings, signals, start, support
 
 
 def build_routers(admin_ids: list[int]) -> list[Router]:
@@ -21,6 +21,7 @@ def build_routers(admin_ids: list[int]) -> list[Router]:
         payments.build_router(),
         checkout.build_router(),
         orders.build_router(),
+        signals.build_router(),
         sections.build_router(),
         plans.build_router(),
         ai_tokens.build_router(),  # after the commands: its custom-amount state takes stray text

@@ -51,7 +51,10 @@ class SubscriptionLifecycle:
         self.notifier, self.users, self.tz, self.clock = notifier, users, tz, clock
 
     async def run(self) -> int:
-        """Handle every due notice; returns how many were acted on."""
+        """Take back refunded time, then handle every due notice; returns how many notices were acted on."""
+        revoked = await self.subscriptions.revoke_refunded()
+        if revoked:
+            log.info("refunded plan time taken back from users %s", revoked)
         done = 0
         for item in await self.notices.due():
             if not await self.notices.claim(item):

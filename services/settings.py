@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = Field(8080, ge=0, le=65535)
     public_base_url: str | None = None
-    telegram_rate_limit: float = Field(30, gt=0, le=1000)
+    telegram_rate_limit: float = Field(30, gt=0, le=10_000)
     telegram_chat_id: Annotated[int | str | None, NoDecode] = None
     telegram_channel_map: Annotated[dict[str, int | str], NoDecode] = Field(default_factory=dict)
     private_channel_id: Annotated[int | str | None, NoDecode] = None

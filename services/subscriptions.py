@@ -6,11 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from db.base import utcnow
 from db.engine import Database
+from db.models import Order
 from db.models_subscriptions import Subscription
+from services.orders import Status
 from services.plans import FREE, PLANS, Plan
 
 
@@ -72,3 +74,34 @@ class SubscriptionService:
             query = query.where(Subscription.plan.in_(plan_codes))
         async with self.db.session() as session:
             return list(await session.scalars(query))
+
+    async def revoke_refunded(self) -> list[int]:
+        """Take back the time of periods whose order was refunded: what is not used yet ends now, and
+        later periods on the same plan move up to close the gap. Safe to repeat; returns the users
+        whose time changed."""
+        now = self.clock()
+        async with self.db.session() as session:
+            ids = list(await session.scalars(
+                select(Subscription.id).join(Order, Order.id == Subscription.order_id)
+                .where(Order.status == Status.REFUNDED, Subscription.ends_at > now,
+                       Subscription.ends_at > Subscription.starts_at).order_by(Subscription.id)))
+        users: list[int] = []
+        for sub_id in ids:
+            async with self.db.transaction() as session:
+                row = await session.get(Subscription, sub_id)
+                old_end = row.ends_at
+                new_end = max(row.starts_at, now)
+                removed = old_end - new_end
+                if removed <= timedelta(0):
+                    continue
+                result = await session.execute(update(Subscription).where(
+                    Subscription.id == sub_id, Subscription.ends_at == old_end).values(ends_at=new_end))
+                if result.rowcount != 1:
+                    continue
+                later = await session.scalars(select(Subscription).where(
+                    Subscription.user_id == row.user_id, Subscription.plan == row.plan, Subscription.id != sub_id,
+                    Subscription.starts_at >= old_end))
+                for period in later:
+                    period.starts_at, period.ends_at = period.starts_at - removed, period.ends_at - removed
+                users.append(row.user_id)
+        return users

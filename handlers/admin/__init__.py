@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers.admin import grant, orders, panel, support
+from handlers.admin import broadcast, grant, orders, panel, support
+from handlers.admin import signals as signal_admin
 
 
 def build_router(admin_ids: list[int]) -> Router:
@@ -14,4 +15,5 @@ def build_router(admin_ids: list[int]) -> Router:
     router.callback_query.filter(only_admins)
     router.include_routers(panel.build_router(), orders.build_router(), support.build_router(),
                            grant.build_router())
+    router.include_routers(signal_admin.build_router(), broadcast.build_router())
     return router

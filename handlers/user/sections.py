@@ -10,7 +10,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.keyboards import Menu, back_to_menu
 
 PENDING_SECTIONS = ("whales",)
-PENDING_COMMANDS = ("signals", "whales", "performance")
+PENDING_COMMANDS = ("whales",)
 
 
 def opens_soon() -> str:

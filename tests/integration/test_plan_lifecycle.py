@@ -2,12 +2,14 @@
 runs; expiry drops the user to Free, removes them from the private channel and tells them how to
 renew. The clock is injected."""
 
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from processing.subscriptions import SubscriptionLifecycle
 from services.channel import PrivateChannel
+from services.orders import Status
 from services.plan_notices import PlanNotices
 from services.subscriptions import SubscriptionService
 from tests.support.core import Core
@@ -93,3 +95,31 @@ async def test_a_user_who_blocked_the_bot_is_removed_but_not_messaged(life):
     assert await run_twice(job) == 1  # only the expiry is due now: a missed reminder is not sent late
     assert texts(core, 3) == []
     assert [m.user_id for m in core.session.of("BanChatMember")] == [3]
+
+
+async def paid_plan_order(core, subs, user_id, days=30):
+    order = await core.orders.create(user_id=user_id, product="plan", product_ref="pro:month", title="Pro plan",
+                                     amount_cents=2999, ttl=timedelta(minutes=30))
+    await core.orders.transition(order.id, Status.PAID, cause="test")
+    await subs.add_time(user_id, "pro", days, source="order", order_id=order.id)
+    await core.orders.transition(order.id, Status.FULFILLED, cause="test")
+    return order
+
+
+async def test_a_refund_takes_back_the_time_not_yet_used(life):
+    core, subs, job = life
+    first = await paid_plan_order(core, subs, 1)
+    second = await paid_plan_order(core, subs, 1)  # stacked: days 30..60
+    core.clock.advance(days=10)
+    await core.orders.refund(first.id, cause="admin_refund")
+    assert await job.run() == 0
+    assert await job.run() == 0
+    current = await subs.current(1)  # the second month moved up: 30 days from now
+    assert current.plan.code == "pro" and current.ends_at == core.clock() + timedelta(days=30)
+
+    await core.orders.refund(second.id, cause="admin_refund")
+    assert await job.run() == 1
+    assert (await subs.current(1)).plan.code == "free"
+    assert "you're on the Free plan now" in texts(core, 1)[-1]
+    assert [m.user_id for m in core.session.of("BanChatMember")] == [1]
+    assert await job.run() == 0

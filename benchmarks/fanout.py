@@ -1,0 +1,191 @@
+"""Signal fan-out: one signal to N subscribers through the Telegram stand-in over real HTTP.
+
+Runs (N = BENCH_SUBSCRIBERS, default 10,000 paid subscribers plus the crypto channel; 5 % of users
+have blocked the bot):
+
+1. limit 500 msg/s, 2 % of sends answered 429 (retry after 1 s): delivered / ideal rate, where ideal is
+   500 msg/s; also the same ratio with the flood-control pauses Telegram ordered taken out of the time
+   (the best any compliant sender can do), duplicates and losses;
+2. limit 500 msg/s without 429s;
+3. no limit (TELEGRAM_RATE_LIMIT at its maximum): the bot's own ceiling in messages per second;
+4. limit 500 msg/s, the process's worker killed mid-fan-out (task cancelled, the app torn down), a new App
+   started on the same database: duplicates and losses.
+
+Duplicates: messages beyond one per chat; losses: deliverable chats (not blocked) without the signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import func, insert, select
+
+from bot.app import App
+from db import migrate
+from db.engine import Database
+from db.models import User
+from db.models_signals import Outbox
+from db.models_subscriptions import Subscription
+from processing.ingest_auth import signed_headers
+from sandbox.runner import SANDBOX_TOKEN
+from sandbox.telegram import ApiError, TelegramStandIn
+from services.settings import Settings
+
+SUBSCRIBERS = int(os.environ.get("BENCH_SUBSCRIBERS", "10000"))
+LIMIT = 500
+CHANNEL = -1001000000003
+SECRET = "bench-secret"
+FIRST_USER = 1_000_000
+SIGNAL = {"ecosystem": "crypto", "symbol": "SOL/USDT", "side": "long", "entry": "142.5",
+          "take_profits": ["150", "158"], "stop_loss": "136", "timeframe": "4h"}
+
+
+async def seed(database_url: str) -> tuple[list[int], set[int]]:
+    db = Database(database_url)
+    await migrate.upgrade(db)
+    now = datetime.now(UTC)
+    users = list(range(FIRST_USER, FIRST_USER + SUBSCRIBERS))
+    async with db.transaction() as session:
+        await session.execute(insert(User), [dict(id=u, language="en", first_seen=now, last_seen=now, is_blocked=False)
+                                             for u in users])
+        await session.execute(insert(Subscription), [
+            dict(user_id=u, plan="pro", starts_at=now, ends_at=now + timedelta(days=30), source="grant", created_at=now)
+            for u in users])
+    await db.close()
+    blocked = set(users[::20])  # 5 %
+    return users, blocked
+
+
+def add_chats(telegram: TelegramStandIn, users: list[int], blocked: set[int]) -> None:
+    telegram.add_channel(CHANNEL, "Signals")
+    for uid in users:
+        telegram.add_user(uid)
+    for uid in blocked:
+        telegram.blocked.add(uid)  # blocked before the signal, without queuing updates to the bot
+
+
+def flood(telegram: TelegramStandIn, every: int) -> list[float]:
+    """Answer every `every`-th sendMessage with 429 retry_after=1 (2 % for every=50)."""
+    original = telegram.handlers["sendmessage"]
+    seen, times = [0], []
+
+    async def handler(params):
+        seen[0] += 1
+        if seen[0] % every == 0:
+            times.append(time.monotonic())
+            raise ApiError(429, "Too Many Requests: retry after 1", retry_after=1)
+        return await original(params)
+
+    telegram.register("sendMessage", handler)
+    return times
+
+
+def settings_for(telegram: TelegramStandIn, database_url: str, rate: float) -> Settings:
+    return Settings(_env_file=None, telegram_bot_token=SANDBOX_TOKEN, telegram_api_url=telegram.base_url,
+                    web_port=0, telegram_rate_limit=rate, database_url=database_url, stars_enabled=False,
+                    signal_webhook_secret=SECRET, telegram_channel_map={"crypto": str(CHANNEL)}, log_level="ERROR")
+
+
+async def post_signal(app: App, signal_id: str) -> None:
+    body = json.dumps({"id": signal_id, **SIGNAL}).encode()
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"http://127.0.0.1:{app.port}/api/signals", content=body,
+                                     headers=signed_headers(SECRET, body))
+    assert response.status_code == 202, response.text
+
+
+async def waiting(database_url: str) -> int:
+    db = Database(database_url)
+    try:
+        async with db.session() as session:
+            return await session.scalar(select(func.count()).select_from(Outbox).where(
+                Outbox.status.in_(("queued", "sending"))))
+    finally:
+        await db.close()
+
+
+def tally(telegram: TelegramStandIn, users: list[int], blocked: set[int]) -> tuple[int, int, int, list[float]]:
+    counts: dict[int, int] = {}
+    times = []
+    for call in telegram.calls_of("sendMessage"):
+        if call.ok:
+            chat = int(call.params["chat_id"])
+            counts[chat] = counts.get(chat, 0) + 1
+            times.append(call.time)
+    deliverable = [u for u in users if u not in blocked] + [CHANNEL]
+    duplicates = sum(n - 1 for n in counts.values() if n > 1)
+    losses = sum(1 for chat in deliverable if counts.get(chat, 0) == 0)
+    return len(counts), duplicates, losses, times
+
+
+def paused_seconds(starts: list[float], length: float = 1.0) -> float:
+    total, end = 0.0, float("-inf")
+    for start in sorted(starts):
+        if start >= end:
+            total += length
+        else:
+            total += start + length - end
+        end = max(end, start + length)
+    return total
+
+
+async def fan_out(label: str, *, limit: float | None, rate: float, faults: bool = False, kill: bool = False) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        database_url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+        users, blocked = await seed(database_url)
+        async with TelegramStandIn(rate_limit=limit) as telegram:
+            add_chats(telegram, users, blocked)
+            flood_times = flood(telegram, 50) if faults else []
+            app = App(settings_for(telegram, database_url, rate))
+            await app.start()
+            deliverable = len(users) - len(blocked) + 1
+            try:
+                started, cpu = time.time(), time.process_time()
+                await post_signal(app, f"bench-{label}")
+                if kill:
+                    def delivered_count() -> int:
+                        return sum(1 for c in telegram.calls_of("sendMessage") if c.ok)
+                    await telegram.wait_for(lambda: delivered_count() >= deliverable // 2, timeout=600)
+                    task = next(t for t in app._tasks if t.get_name() == "signal_delivery")
+                    task.cancel()  # dies mid-batch: claimed rows stay "sending", answers in flight are lost
+                    await app.stop()
+                    at_kill = delivered_count()
+                    app = App(settings_for(telegram, database_url, rate))
+                    await app.start()
+                while await waiting(database_url):
+                    await asyncio.sleep(0.2)
+            finally:
+                await app.stop()
+            cpu = time.process_time() - cpu
+            chats, duplicates, losses, times = tally(telegram, users, blocked)
+            delivered = sum(1 for c in telegram.calls_of("sendMessage") if c.ok)
+            elapsed = max(times) - started
+            rate_seen = delivered / elapsed
+            line = (f"{label:34} {delivered:6} delivered in {elapsed:6.2f} s = {rate_seen:7.1f} msg/s; "
+                    f"duplicates {duplicates}, losses {losses}")
+            if limit:
+                line += f"; delivered/ideal {rate_seen / limit:.3f}"
+            if faults:
+                paused = paused_seconds(flood_times)
+                line += (f"; 429s {len(flood_times)} ({len(flood_times) / max(1, delivered):.1%}), "
+                         f"ordered pauses {paused:.1f} s, delivered/ideal without them "
+                         f"{delivered / max(0.001, elapsed - paused) / limit:.3f}")
+            if kill:
+                line += f"; killed after {at_kill} sends"
+            blocked_calls = sum(1 for c in telegram.calls_of("sendMessage") if c.error_code == 403)
+            print(line + f"; 403 answers {blocked_calls}; CPU {cpu / delivered * 1000:.2f} ms per message "
+                         f"(bot and stand-in together: {delivered / cpu:.0f} msg per CPU-second)")
+
+
+async def run() -> None:
+    print(f"{SUBSCRIBERS} subscribers (5 % blocked) + 1 channel")
+    await fan_out("limit 500/s, 2 % 429", limit=LIMIT, rate=LIMIT, faults=True)
+    await fan_out("limit 500/s", limit=LIMIT, rate=LIMIT)
+    await fan_out("no limit (gate at 10,000/s)", limit=None, rate=10_000)
+    await fan_out("limit 500/s, killed and restarted", limit=LIMIT, rate=LIMIT, kill=True)

@@ -1,0 +1,274 @@
+"""The fan-out worker: sends signals, their events and broadcasts from the outbox (db.models_signals.Outbox).
+
+* Claim: one conditional UPDATE takes a batch of due rows (`queued` and due, or `sending` with an expired
+  lease) and stamps them with this claim's token; only rows carrying the token are sent.
+* Send: inside `with bulk():` through the app's bot (so the outgoing gate spaces them at
+  TELEGRAM_RATE_LIMIT, keeps 1 s per chat, pauses everything on 429, marks users blocked on 403),
+  a bounded number at once.
+* Record: each result is written as soon as Telegram answers (results that arrive together are committed
+  together), guarded by the claim token. `sent` keeps the message id, so an event is sent as a reply to
+  that recipient's own copy of its signal.
+* Restart: rows left `sending` by a dead process are queued again at start (one bot process per database,
+  as long polling requires) or when their lease runs out. A request Telegram accepted whose answer the dead
+  process never recorded is the only thing that can be sent twice (at most `concurrency` messages).
+* Blocked users (403, or `users.is_blocked`) are marked `blocked`/`skipped` and never tried again;
+  cancelled broadcasts' rows are not sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+)
+from aiogram.types import ReplyParameters
+from aiogram.utils.i18n import I18n
+from sqlalchemy import bindparam, or_, select, update
+
+from bot.gate import bulk
+from db.base import utcnow
+from db.engine import Database
+from db.models import User
+from db.models_signals import Broadcast, Outbox, Signal, SignalEvent
+from services.signals import render_event, render_signal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Job:
+    id: int
+    kind: str
+    item_id: int
+    chat: str
+    user_id: int | None
+    parent_id: int | None
+    attempts: int
+    claim: str
+    language: str | None
+    user_blocked: bool
+
+
+@dataclass(slots=True)
+class Result:
+    id: int
+    claim: str
+    status: str
+    message_id: int | None = None
+    error: str | None = None
+    next_at: datetime | None = None
+
+
+def chat_ref(chat: str) -> int | str:
+    return int(chat) if chat.lstrip("-").isdigit() else chat
+
+
+class SignalDelivery:
+    def __init__(self, database: Database, bot: Bot, i18n: I18n, *, clock: Callable[[], datetime] = utcnow,
+                 batch: int = 200, concurrency: int = 32, lease: timedelta = timedelta(minutes=2),
+                 idle_wait: float = 1.0, max_attempts: int = 5, base_delay: float = 2.0) -> None:
+        self.db, self.bot, self.i18n, self.clock = database, bot, i18n, clock
+        self.batch, self.concurrency, self.lease, self.idle_wait = batch, concurrency, lease, idle_wait
+        self.max_attempts, self.base_delay = max_attempts, base_delay
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._pending: list[Result] = []
+        self._flush_lock = asyncio.Lock()
+        self._signals: dict[int, Signal] = {}
+        self._events: dict[int, SignalEvent] = {}
+        self.sent = 0  # messages sent by this worker (benchmarks)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def recover(self) -> int:
+        """At start: rows a dead process left `sending` go back to the queue."""
+        async with self.db.transaction() as session:
+            result = await session.execute(update(Outbox).where(Outbox.status == "sending")
+                                           .values(status="queued", claim=None, lease_until=None))
+        if result.rowcount:
+            log.warning("requeued %s deliveries left in flight by the previous process", result.rowcount)
+        return result.rowcount
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                done = await self.run_once()
+            except Exception:
+                log.exception("signal delivery sweep failed")
+                done = 0
+            if not done and not self._stopping:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.idle_wait)
+
+    async def run_once(self) -> int:
+        """Claim one batch and deliver it; returns how many rows were handled."""
+        jobs = await self._claim()
+        if not jobs:
+            return 0
+        await self._load(jobs)
+        parents = await self._parents(jobs)
+        cancelled = await self._cancelled_broadcasts(jobs)
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def one(job: Job) -> None:
+            async with gate:
+                result = await self._deliver(job, parents, cancelled)
+            await self._record(result)
+
+        with bulk():
+            await asyncio.gather(*(one(job) for job in jobs))
+        return len(jobs)
+
+    # -- claim ----------------------------------------------------------------------------------------
+
+    def _due(self, now: datetime):
+        return or_((Outbox.status == "queued") & (Outbox.next_attempt_at <= now),
+                   (Outbox.status == "sending") & (Outbox.lease_until < now))
+
+    async def _claim(self) -> list[Job]:
+        now, token = self.clock(), uuid.uuid4().hex
+        async with self.db.transaction() as session:
+            ids = list(await session.scalars(select(Outbox.id).where(self._due(now)).order_by(Outbox.id)
+                                             .limit(self.batch)))
+            if not ids:
+                return []
+            await session.execute(update(Outbox).where(Outbox.id.in_(ids), self._due(now)).values(
+                status="sending", claim=token, lease_until=now + self.lease, attempts=Outbox.attempts + 1))
+            rows = (await session.execute(
+                select(Outbox.id, Outbox.kind, Outbox.item_id, Outbox.chat, Outbox.user_id, Outbox.parent_id,
+                       Outbox.attempts, User.language, User.is_blocked)
+                .outerjoin(User, User.id == Outbox.user_id)
+                .where(Outbox.claim == token, Outbox.status == "sending").order_by(Outbox.id))).all()
+        return [Job(r[0], r[1], r[2], r[3], r[4], r[5], r[6], token, r[7], bool(r[8])) for r in rows]
+
+    async def _load(self, jobs: list[Job]) -> None:
+        event_ids = {j.item_id for j in jobs if j.kind == "event"} - set(self._events)
+        async with self.db.session() as session:
+            if event_ids:
+                for event in await session.scalars(select(SignalEvent).where(SignalEvent.id.in_(event_ids))):
+                    self._events[event.id] = event
+            signal_ids = {j.item_id for j in jobs if j.kind == "signal"}
+            signal_ids |= {self._events[j.item_id].signal_id for j in jobs
+                           if j.kind == "event" and j.item_id in self._events}
+            missing = signal_ids - set(self._signals)
+            if missing:
+                for signal in await session.scalars(select(Signal).where(Signal.id.in_(missing))):
+                    self._signals[signal.id] = signal
+        if len(self._signals) > 1000:
+            self._signals = {k: v for k, v in self._signals.items() if k in signal_ids}
+        if len(self._events) > 1000:
+            self._events = {k: v for k, v in self._events.items() if k in event_ids}
+
+    async def _parents(self, jobs: list[Job]) -> dict[int, tuple[str, int | None, datetime]]:
+        ids = {j.parent_id for j in jobs if j.parent_id is not None}
+        if not ids:
+            return {}
+        async with self.db.session() as session:
+            rows = (await session.execute(select(Outbox.id, Outbox.status, Outbox.message_id, Outbox.next_attempt_at)
+                                          .where(Outbox.id.in_(ids)))).all()
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    async def _cancelled_broadcasts(self, jobs: list[Job]) -> set[int]:
+        ids = {j.item_id for j in jobs if j.kind == "broadcast"}
+        if not ids:
+            return set()
+        async with self.db.session() as session:
+            return set(await session.scalars(select(Broadcast.id).where(Broadcast.id.in_(ids),
+                                                                        Broadcast.status == "cancelled")))
+
+    # -- send -----------------------------------------------------------------------------------------
+
+    def _text(self, job: Job) -> str | None:
+        locale = job.language or self.i18n.default_locale
+        with self.i18n.context(), self.i18n.use_locale(locale):
+            if job.kind == "signal":
+                signal = self._signals.get(job.item_id)
+                return render_signal(signal) if signal else None
+            event = self._events.get(job.item_id)
+            signal = self._signals.get(event.signal_id) if event else None
+            return render_event(event, signal) if event and signal else None
+
+    async def _deliver(self, job: Job, parents: dict, cancelled: set[int]) -> Result:
+        now = self.clock()
+        if self._stopping:  # let the next process take it; nothing was sent
+            return Result(job.id, job.claim, "queued", next_at=now)
+        if job.user_blocked:
+            return Result(job.id, job.claim, "skipped", error="user has blocked the bot")
+        reply_to = None
+        if job.kind == "event":
+            status, message_id, due = parents.get(job.parent_id, ("gone", None, now))
+            if status in ("queued", "sending"):  # the copy to reply to is not out yet
+                return Result(job.id, job.claim, "queued", next_at=max(due, now) + timedelta(seconds=2))
+            if status != "sent" or message_id is None:
+                return Result(job.id, job.claim, "skipped", error=f"signal copy is {status}")
+            reply_to = message_id
+        if job.kind == "broadcast" and job.item_id in cancelled:
+            return Result(job.id, job.claim, "cancelled")
+        try:
+            if job.kind == "broadcast":
+                broadcast = await self._broadcast(job.item_id)
+                sent = await self.bot.copy_message(chat_ref(job.chat), broadcast.from_chat_id, broadcast.message_id)
+            else:
+                text = self._text(job)
+                if text is None:
+                    return Result(job.id, job.claim, "failed", error="item is gone")
+                reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
+                sent = await self.bot.send_message(chat_ref(job.chat), text, reply_parameters=reply)
+        except TelegramForbiddenError as exc:
+            return Result(job.id, job.claim, "blocked", error=exc.message[:300])
+        except TelegramRetryAfter as exc:  # the gate already waited and retried; come back later
+            return Result(job.id, job.claim, "queued", error="flood control",
+                          next_at=now + timedelta(seconds=exc.retry_after))
+        except (TelegramBadRequest, TelegramNotFound) as exc:
+            return Result(job.id, job.claim, "failed", error=exc.message[:300])
+        except Exception as exc:  # network trouble, 5xx: retry with backoff, then give up
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            if job.attempts >= self.max_attempts:
+                return Result(job.id, job.claim, "failed", error=error)
+            delay = self.base_delay * 2 ** (job.attempts - 1)
+            return Result(job.id, job.claim, "queued", error=error, next_at=now + timedelta(seconds=delay))
+        self.sent += 1
+        return Result(job.id, job.claim, "sent", message_id=sent.message_id)
+
+    async def _broadcast(self, broadcast_id: int) -> Broadcast:
+        async with self.db.session() as session:
+            return await session.get(Broadcast, broadcast_id)
+
+    # -- record ---------------------------------------------------------------------------------------
+
+    async def _record(self, result: Result) -> None:
+        """Group commit: whoever holds the lock writes every result that has arrived meanwhile."""
+        self._pending.append(result)
+        async with self._flush_lock:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, []
+            now = self.clock()
+            params = [{"b_id": r.id, "b_claim": r.claim, "b_status": r.status, "b_message_id": r.message_id,
+                       "b_error": r.error, "b_next": r.next_at or now,
+                       "b_sent_at": now if r.status == "sent" else None} for r in batch]
+            table = Outbox.__table__
+            statement = (update(table).where(table.c.id == bindparam("b_id"), table.c.claim == bindparam("b_claim"),
+                                             table.c.status == "sending")
+                         .values(status=bindparam("b_status"), message_id=bindparam("b_message_id"),
+                                 last_error=bindparam("b_error"), next_attempt_at=bindparam("b_next"),
+                                 sent_at=bindparam("b_sent_at"), lease_until=None, claim=None))
+            async with self.db.transaction() as session:
+                await session.execute(statement, params)

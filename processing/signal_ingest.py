@@ -1,0 +1,65 @@
+"""HTTP ingest: `POST /api/signals` and `POST /api/signals/{id}/events` (../shared/CONTRACT.md).
+
+Authentication (timestamp window, HMAC over the raw body, IP allow-list) is processing.ingest_auth's;
+a refused or invalid request changes nothing. `{id}` in the events path is the sender's id (our own
+numeric id is accepted too when no sender's id matches).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+
+from processing.ingest_auth import IngestAuth, error_response, parse_json_object
+from services.signals import EventIn, InvalidInput, SignalIn, SignalService, validate
+
+log = logging.getLogger(__name__)
+
+
+def add_signal_routes(app: web.Application, auth: IngestAuth, signals: SignalService,
+                      queued: Callable[[], None]) -> None:
+    """Register the ingest routes; `queued()` is called when deliveries were queued (wakes the worker)."""
+
+    async def receive_signal(request: web.Request) -> web.Response:
+        checked = await auth.check(request)
+        if isinstance(checked, web.Response):
+            return checked
+        payload = parse_json_object(checked)
+        if isinstance(payload, web.Response):
+            return payload
+        try:
+            data = validate(SignalIn, payload)
+        except InvalidInput as exc:
+            return error_response(422, f"{exc.field} {exc.message}", field=exc.field)
+        result = await signals.ingest(data)
+        if not result.created:
+            return web.json_response({"stored": False, "duplicate": True, "id": result.signal_id}, status=200)
+        log.info("signal %s (%s) stored; %s deliveries queued", result.signal_id, data.id, result.recipients)
+        queued()
+        return web.json_response({"stored": True, "id": result.signal_id}, status=202)
+
+    async def receive_event(request: web.Request) -> web.Response:
+        checked = await auth.check(request)
+        if isinstance(checked, web.Response):
+            return checked
+        payload = parse_json_object(checked)
+        if isinstance(payload, web.Response):
+            return payload
+        try:
+            data = validate(EventIn, payload)
+            result = await signals.add_event(request.match_info["id"], data)
+        except InvalidInput as exc:
+            return error_response(422, f"{exc.field} {exc.message}", field=exc.field)
+        if result.status == "not_found":
+            return error_response(404, "unknown signal id", field="id")
+        if result.status == "closed":
+            return error_response(409, "the signal is already closed")
+        if result.status == "duplicate":
+            return web.json_response({"stored": False, "duplicate": True}, status=200)
+        queued()
+        return web.json_response({"stored": True, "id": result.event_id}, status=202)
+
+    app.router.add_post("/api/signals", receive_signal)
+    app.router.add_post("/api/signals/{id}/events", receive_event)

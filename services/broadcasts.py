@@ -1,0 +1,115 @@
+"""Admin broadcasts on the signal delivery queue: audiences, queuing, cancelling and progress.
+
+Audiences: `all` (everyone who has not blocked the bot), `paying` (paid time covering now),
+`plan-<code>` (paid time on that plan now), `lapsed` (had paid time, none now).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+
+from db.base import utcnow
+from db.engine import Database
+from db.models import User
+from db.models_signals import Broadcast, Outbox
+from db.models_subscriptions import Subscription
+from services.plans import PLANS
+
+
+def audiences() -> list[str]:
+    return ["all", "paying", *(f"plan-{code}" for code, plan in PLANS.items() if plan.is_paid), "lapsed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    broadcast: Broadcast
+    total: int
+    sent: int
+    blocked: int
+    failed: int
+    waiting: int
+    cancelled: int
+
+    @property
+    def finished(self) -> bool:
+        return self.waiting == 0
+
+
+class BroadcastService:
+    def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db, self.clock = database, clock
+
+    async def recipients(self, audience: str) -> list[int]:
+        if audience not in audiences():
+            raise ValueError(f"unknown audience {audience!r}")
+        now = self.clock()
+        active = select(Subscription.user_id).where(Subscription.ends_at > now)
+        query = select(User.id).where(User.is_blocked.is_(False))
+        if audience == "paying":
+            query = query.where(User.id.in_(active))
+        elif audience.startswith("plan-"):
+            query = query.where(User.id.in_(active.where(Subscription.plan == audience.removeprefix("plan-"))))
+        elif audience == "lapsed":
+            query = query.where(User.id.in_(select(Subscription.user_id)), User.id.not_in(active))
+        async with self.db.session() as session:
+            return list(await session.scalars(query.order_by(User.id)))
+
+    async def create(self, admin_id: int, from_chat_id: int, message_id: int, audience: str) -> Broadcast:
+        """Queue the message for every recipient of the audience, in one transaction."""
+        users = await self.recipients(audience)
+        now = self.clock()
+        async with self.db.transaction() as session:
+            broadcast = Broadcast(admin_id=admin_id, from_chat_id=from_chat_id, message_id=message_id,
+                                  audience=audience, status="sending", total=len(users), created_at=now)
+            session.add(broadcast)
+            await session.flush()
+            if users:
+                await session.execute(insert(Outbox), [
+                    dict(kind="broadcast", item_id=broadcast.id, chat=str(uid), user_id=uid, status="queued",
+                         attempts=0, next_attempt_at=now, created_at=now) for uid in users])
+        return broadcast
+
+    async def set_progress_message(self, broadcast_id: int, chat_id: int, message_id: int) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(update(Broadcast).where(Broadcast.id == broadcast_id)
+                                  .values(progress_chat_id=chat_id, progress_message_id=message_id))
+
+    async def cancel(self, broadcast_id: int) -> bool:
+        """Stop a broadcast: rows not yet sent are never sent. False if it had already finished."""
+        async with self.db.transaction() as session:
+            result = await session.execute(update(Broadcast).where(
+                Broadcast.id == broadcast_id, Broadcast.status == "sending").values(
+                status="cancelled", finished_at=self.clock()))
+            if result.rowcount != 1:
+                return False
+            await session.execute(update(Outbox).where(
+                Outbox.kind == "broadcast", Outbox.item_id == broadcast_id, Outbox.status == "queued").values(
+                status="cancelled"))
+        return True
+
+    async def progress(self, broadcast_id: int) -> Progress | None:
+        async with self.db.session() as session:
+            broadcast = await session.get(Broadcast, broadcast_id)
+            if broadcast is None:
+                return None
+            counts = dict((await session.execute(
+                select(Outbox.status, func.count()).where(Outbox.kind == "broadcast", Outbox.item_id == broadcast_id)
+                .group_by(Outbox.status))).all())
+        return Progress(broadcast, broadcast.total, counts.get("sent", 0),
+                        counts.get("blocked", 0) + counts.get("skipped", 0), counts.get("failed", 0),
+                        counts.get("queued", 0) + counts.get("sending", 0), counts.get("cancelled", 0))
+
+    async def running(self) -> list[int]:
+        async with self.db.session() as session:
+            return list(await session.scalars(select(Broadcast.id).where(Broadcast.status.in_(("sending",)))))
+
+    async def finish(self, broadcast_id: int) -> bool:
+        async with self.db.transaction() as session:
+            result = await session.execute(update(Broadcast).where(
+                Broadcast.id == broadcast_id, Broadcast.status == "sending").values(
+                status="done", finished_at=self.clock()))
+            return result.rowcount == 1

@@ -1,0 +1,495 @@
+"""Signals: validation (the field named on error), storage on the hash chain, who gets each signal,
+events, filters, history, and the Cornix-parsable rendering.
+
+Who gets a signal (decided once, in the transaction that stores it, as one outbox row per recipient):
+every user who has not blocked the bot, on their current plan (Free when no paid time covers now),
+whose plan's daily cap (`signals_per_day`, days in `TIMEZONE`) is not reached and whose filters match;
+plus the channel mapped to the signal's ecosystem (`TELEGRAM_CHANNEL_MAP`). Free users get the full
+signal `FREE_DELAY` later (paid plans get it at once); /signals hides it from them for as long.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from aiogram.utils.i18n import gettext as _
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from db.base import utcnow
+from db.engine import Database
+from db.models import User
+from db.models_signals import Outbox, Signal, SignalEvent, SignalFilter
+from db.models_subscriptions import Subscription
+from services import track_record
+from services.plans import FREE, PLANS, Plan
+
+FREE_DELAY = timedelta(minutes=30)
+ACTIVE = ("queued", "sending", "sent")  # outbox states that count as "delivered or on its way"
+MAX_TARGETS = 10
+PRICE_RE = re.compile(r"\d{1,18}(\.\d{1,18})?")
+SYMBOL_RE = re.compile(r"[A-Z0-9]{1,20}(/[A-Z0-9]{1,20})?")
+FILTER_KINDS = ("ecosystem", "symbol")
+
+
+class InvalidInput(ValueError):
+    """A body or command that fails validation; `field` names what is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+def parse_price(value: Any) -> Decimal:
+    """An exact positive decimal from a string ("142.5"); numbers are refused (floats are not exact)."""
+    if not isinstance(value, str):
+        raise ValueError("must be a decimal string such as \"142.5\"")
+    text = value.strip()
+    if not PRICE_RE.fullmatch(text):
+        raise ValueError("must be a positive decimal string such as \"142.5\"")
+    try:
+        price = Decimal(text)
+    except InvalidOperation:
+        raise ValueError("not a decimal number") from None
+    if price <= 0:
+        raise ValueError("must be greater than 0")
+    return price
+
+
+class SignalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    id: str
+    ecosystem: str
+    symbol: str
+    side: Literal["long", "short"]
+    entry: Decimal
+    take_profits: list[Decimal]
+    stop_loss: Decimal
+    timeframe: str | None = None
+    note: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not 1 <= len(value) <= 128:
+            raise ValueError("must be 1 to 128 characters")
+        return value
+
+    @field_validator("ecosystem")
+    @classmethod
+    def _ecosystem(cls, value: str) -> str:
+        value = value.lower()
+        if not re.fullmatch(r"[a-z0-9_-]{1,32}", value):
+            raise ValueError("must be a short name such as \"crypto\"")
+        return value
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, value: str) -> str:
+        value = value.upper().replace("-", "/")
+        if not SYMBOL_RE.fullmatch(value):
+            raise ValueError("must be a pair such as \"SOL/USDT\"")
+        return value
+
+    @field_validator("side", mode="before")
+    @classmethod
+    def _side(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("entry", "stop_loss", mode="before")
+    @classmethod
+    def _price(cls, value: Any) -> Decimal:
+        return parse_price(value)
+
+    @field_validator("take_profits", mode="before")
+    @classmethod
+    def _targets(cls, value: Any) -> list[Decimal]:
+        if not isinstance(value, list) or not 1 <= len(value) <= MAX_TARGETS:
+            raise ValueError(f"must be a list of 1 to {MAX_TARGETS} decimal strings")
+        prices = []
+        for i, item in enumerate(value):
+            try:
+                prices.append(parse_price(item))
+            except ValueError as exc:
+                raise ValueError(f"item {i + 1}: {exc}") from None
+        return prices
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not re.fullmatch(r"\d{1,3}[smhdwM]", value):
+            raise ValueError("must look like 15m, 4h or 1d")
+        return value
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, value: str | None) -> str | None:
+        if value is not None and len(value) > 500:
+            raise ValueError("must be at most 500 characters")
+        return value or None
+
+    @model_validator(mode="after")
+    def _levels(self) -> SignalIn:
+        long = self.side == "long"
+        if (self.stop_loss >= self.entry) if long else (self.stop_loss <= self.entry):
+            raise InvalidInput("stop_loss", f"must be {'below' if long else 'above'} the entry for a {self.side}")
+        wrong = [tp for tp in self.take_profits if (tp <= self.entry if long else tp >= self.entry)]
+        if wrong:
+            raise InvalidInput("take_profits",
+                               f"every target must be {'above' if long else 'below'} the entry for a {self.side}")
+        self.take_profits = sorted(self.take_profits, reverse=not long)
+        return self
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    type: Literal["tp_hit", "sl_hit", "closed"]
+    level: int | None = None
+    price: Decimal
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _price(cls, value: Any) -> Decimal:
+        return parse_price(value)
+
+    @model_validator(mode="after")
+    def _level(self) -> EventIn:
+        if self.type == "tp_hit" and (self.level is None or self.level < 1):
+            raise InvalidInput("level", "a tp_hit needs the target level, 1 or more")
+        if self.type != "tp_hit":
+            self.level = 0
+        return self
+
+
+def validate(model: type[BaseModel], payload: Any) -> Any:
+    """The model, or InvalidInput naming the first bad field."""
+    try:
+        return model.model_validate(payload)
+    except InvalidInput:
+        raise
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        original = (error.get("ctx") or {}).get("error")
+        if isinstance(original, InvalidInput):
+            raise original from None
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "is required"
+        elif error["type"] == "extra_forbidden":
+            message = "is not a known field"
+        raise InvalidInput(field, message) from None
+
+
+def parse_command(text: str, *, external_id: str) -> SignalIn:
+    """Admin one-line format: `<ecosystem> <PAIR> <long|short> <entry> <tp1,tp2,...> <stop> [timeframe] [note...]`."""
+    parts = text.split()
+    names = ("ecosystem", "symbol", "side", "entry", "take_profits", "stop_loss")
+    if len(parts) < len(names):
+        raise InvalidInput(names[len(parts)], "is missing")
+    payload: dict[str, Any] = dict(zip(names, parts[:6], strict=True))
+    payload["take_profits"] = [p for p in payload["take_profits"].split(",") if p]
+    rest = parts[6:]
+    if rest and re.fullmatch(r"\d{1,3}[smhdwM]", rest[0]):
+        payload["timeframe"] = rest.pop(0)
+    if rest:
+        payload["note"] = " ".join(rest)
+    payload["id"] = external_id
+    return validate(SignalIn, payload)
+
+
+# ------------------------------------------------------------------------------------------ rendering
+
+def _p(value: Decimal | str) -> str:
+    return format(Decimal(value).normalize(), "f")
+
+
+def render_signal(signal: Signal) -> str:
+    """Cornix-parsable: full pair, the Entry, Take-Profit and Stop keywords, one price per line.
+    Those keywords stay English in every language (they are a format parsers read, not prose)."""
+    side = "Long" if signal.side == "long" else "Short"
+    lines = [f"<b>#{html.escape(signal.symbol)}</b> {side}", "",
+             f"Entry: {_p(signal.entry)}", "", "Take-Profit Targets:"]
+    lines += [f"{i}) {_p(tp)}" for i, tp in enumerate(signal.take_profits, 1)]
+    lines += ["", f"Stop: {_p(signal.stop_loss)}"]
+    extra = []
+    if signal.timeframe:
+        extra.append(_("Timeframe: {timeframe}").format(timeframe=html.escape(signal.timeframe)))
+    if signal.note:
+        extra.append(f"<i>{html.escape(signal.note)}</i>")
+    extra.append(_("Signal #{id} · {ecosystem}").format(id=signal.id, ecosystem=html.escape(signal.ecosystem)))
+    return "\n".join([*lines, "", *extra])
+
+
+def render_event(event: SignalEvent, signal: Signal) -> str:
+    pair = html.escape(signal.symbol)
+    price = _p(event.price)
+    if event.type == "tp_hit":
+        return _("🎯 #{pair} Take-Profit target {level} reached at {price}").format(
+            pair=pair, level=event.level, price=price)
+    if event.type == "sl_hit":
+        return _("🛑 #{pair} Stop reached at {price}").format(pair=pair, price=price)
+    return _("🏁 #{pair} closed at {price}").format(pair=pair, price=price)
+
+
+# ------------------------------------------------------------------------------------------ the service
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    created: bool
+    signal_id: int
+    recipients: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    status: Literal["stored", "duplicate", "not_found", "closed"]
+    event_id: int | None = None
+    recipients: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    plan: Plan
+    ends_at: datetime | None
+    today: int
+
+
+def best_plans(rows) -> dict[int, tuple[Plan, datetime]]:
+    """(user_id, plan code, ends_at) rows of time covering now -> each user's best plan."""
+    best: dict[int, tuple[Plan, datetime]] = {}
+    for user_id, code, ends in rows:
+        plan = PLANS.get(code)
+        if plan is not None and (user_id not in best or plan.rank > best[user_id][0].rank):
+            best[user_id] = (plan, ends)
+    return best
+
+
+class SignalService:
+    def __init__(self, database: Database, *, tz: ZoneInfo, channel_map: dict[str, int | str] | None = None,
+                 clock: Callable[[], datetime] = utcnow, free_delay: timedelta = FREE_DELAY) -> None:
+        self.db, self.tz, self.channel_map = database, tz, dict(channel_map or {})
+        self.clock, self.free_delay = clock, free_delay
+
+    def day_start(self, now: datetime) -> datetime:
+        local = now.astimezone(self.tz)
+        return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    # -- ingest ------------------------------------------------------------------------------------
+
+    async def ingest(self, data: SignalIn, *, source: str = "api") -> Ingested:
+        """Store the signal on the chain and queue its deliveries, in one transaction. A repeated
+        sender id changes nothing."""
+        for _attempt in range(5):
+            try:
+                return await self._ingest(data, source)
+            except IntegrityError:  # a concurrent duplicate, or a concurrent append to the chain
+                async with self.db.session() as session:
+                    existing = await session.scalar(select(Signal.id).where(Signal.external_id == data.id))
+                if existing is not None:
+                    return Ingested(False, existing)
+        raise RuntimeError("could not append the signal to the chain")
+
+    async def _ingest(self, data: SignalIn, source: str) -> Ingested:
+        now = self.clock()
+        async with self.db.transaction() as session:
+            existing = await session.scalar(select(Signal.id).where(Signal.external_id == data.id))
+            if existing is not None:
+                return Ingested(False, existing)
+            head = await session.scalar(select(Signal.hash).order_by(Signal.id.desc()).limit(1)) \
+                or track_record.GENESIS
+            targets = [_p(tp) for tp in data.take_profits]
+            row = Signal(external_id=data.id, source=source, ecosystem=data.ecosystem, symbol=data.symbol,
+                         side=data.side, entry=data.entry, take_profits=targets, stop_loss=data.stop_loss,
+                         timeframe=data.timeframe, note=data.note, received_at=now, prev_hash=head)
+            row.hash = track_record.hash_of_signal(row)
+            session.add(row)
+            await session.flush()
+            recipients = await self._recipients(session, row, now)
+            if recipients:
+                await session.execute(insert(Outbox), recipients)
+            return Ingested(True, row.id, len(recipients))
+
+    async def _recipients(self, session, signal: Signal, now: datetime) -> list[dict]:
+        paid = best_plans((await session.execute(
+            select(Subscription.user_id, Subscription.plan, func.max(Subscription.ends_at))
+            .where(Subscription.ends_at > now).group_by(Subscription.user_id, Subscription.plan))).all())
+        users = list(await session.scalars(select(User.id).where(User.is_blocked.is_(False))))
+        filters: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        for user_id, kind, value in (await session.execute(
+                select(SignalFilter.user_id, SignalFilter.kind, SignalFilter.value))).all():
+            filters[user_id][kind].add(value)
+        today = dict((await session.execute(
+            select(Outbox.user_id, func.count()).where(
+                Outbox.kind == "signal", Outbox.user_id.is_not(None), Outbox.created_at >= self.day_start(now),
+                Outbox.status.in_(ACTIVE)).group_by(Outbox.user_id))).all())
+        rows = []
+        for user_id in users:
+            plan = paid[user_id][0] if user_id in paid else FREE
+            if plan.signals_per_day is not None and today.get(user_id, 0) >= plan.signals_per_day:
+                continue
+            if not matches(filters.get(user_id), signal.ecosystem, signal.symbol):
+                continue
+            due = now + self.free_delay if not plan.is_paid else now
+            rows.append(dict(kind="signal", item_id=signal.id, chat=str(user_id), user_id=user_id, status="queued",
+                             attempts=0, next_attempt_at=due, created_at=now))
+        channel = self.channel_map.get(signal.ecosystem)
+        if channel is not None:
+            rows.append(dict(kind="signal", item_id=signal.id, chat=str(channel), user_id=None, status="queued",
+                             attempts=0, next_attempt_at=now, created_at=now))
+        return rows
+
+    # -- events ------------------------------------------------------------------------------------
+
+    async def find(self, ref: str) -> Signal | None:
+        """By the sender's id; a number that is no sender's id is taken as our id."""
+        async with self.db.session() as session:
+            row = await session.scalar(select(Signal).where(Signal.external_id == ref))
+            if row is None and ref.isdigit():
+                row = await session.get(Signal, int(ref))
+            return row
+
+    async def add_event(self, ref: str, data: EventIn) -> EventResult:
+        for _attempt in range(5):
+            try:
+                return await self._add_event(ref, data)
+            except IntegrityError:
+                continue
+        raise RuntimeError("could not append the event to the chain")
+
+    async def _add_event(self, ref: str, data: EventIn) -> EventResult:
+        now = self.clock()
+        signal = await self.find(ref)
+        if signal is None:
+            return EventResult("not_found")
+        if data.type == "tp_hit" and data.level > len(signal.take_profits):
+            raise InvalidInput("level", f"this signal has {len(signal.take_profits)} targets")
+        async with self.db.transaction() as session:
+            events = list(await session.scalars(select(SignalEvent).where(SignalEvent.signal_id == signal.id)))
+            if any(e.type == data.type and e.level == data.level for e in events):
+                return EventResult("duplicate")
+            if track_record.outcome(signal, events) is not None:
+                return EventResult("closed")
+            head = await session.scalar(select(SignalEvent.hash).order_by(SignalEvent.id.desc()).limit(1)) \
+                or track_record.GENESIS
+            event = SignalEvent(signal_id=signal.id, type=data.type, level=data.level, price=data.price,
+                                received_at=now, prev_hash=head)
+            event.hash = track_record.event_hash(head, signal_hash_=signal.hash, type_=event.type, level=event.level,
+                                                 price=event.price, received_at=now)
+            session.add(event)
+            await session.flush()
+            parents = (await session.execute(select(Outbox.id, Outbox.chat, Outbox.user_id, Outbox.next_attempt_at)
+                                             .where(Outbox.kind == "signal", Outbox.item_id == signal.id,
+                                                    Outbox.status.in_(ACTIVE)))).all()
+            rows = [dict(kind="event", item_id=event.id, chat=chat, user_id=user_id, parent_id=parent_id,
+                         status="queued", attempts=0, next_attempt_at=max(now, due), created_at=now)
+                    for parent_id, chat, user_id, due in parents]
+            if rows:
+                await session.execute(insert(Outbox), rows)
+            return EventResult("stored", event.id, len(rows))
+
+    # -- users -------------------------------------------------------------------------------------
+
+    async def usage(self, user_id: int, plan: Plan, ends_at: datetime | None) -> Usage:
+        now = self.clock()
+        async with self.db.session() as session:
+            today = await session.scalar(select(func.count()).select_from(Outbox).where(
+                Outbox.kind == "signal", Outbox.user_id == user_id, Outbox.created_at >= self.day_start(now),
+                Outbox.status.in_(ACTIVE)))
+        return Usage(plan, ends_at, today or 0)
+
+    async def latest(self, user_id: int, plan: Plan, limit: int = 10) -> list[Signal]:
+        """The newest signals within the plan's history window that match the user's filters (Free:
+        only those older than the Free delay)."""
+        now = self.clock()
+        newest = now if plan.is_paid else now - self.free_delay
+        filters = await self.filters(user_id)
+        query = select(Signal).where(Signal.received_at >= now - timedelta(days=plan.history_days),
+                                     Signal.received_at <= newest).order_by(Signal.id.desc())
+        if filters["ecosystem"]:
+            query = query.where(Signal.ecosystem.in_(filters["ecosystem"]))
+        if filters["symbol"]:
+            query = query.where(Signal.symbol.in_(filters["symbol"]))
+        async with self.db.session() as session:
+            return list(await session.scalars(query.limit(limit)))
+
+    async def filters(self, user_id: int) -> dict[str, set[str]]:
+        async with self.db.session() as session:
+            rows = (await session.execute(select(SignalFilter.kind, SignalFilter.value)
+                                          .where(SignalFilter.user_id == user_id))).all()
+        result: dict[str, set[str]] = {kind: set() for kind in FILTER_KINDS}
+        for kind, value in rows:
+            result.setdefault(kind, set()).add(value)
+        return result
+
+    async def toggle_filter(self, user_id: int, kind: str, value: str) -> bool:
+        """Add the filter, or remove it if set; returns whether it is now set."""
+        if kind not in FILTER_KINDS:
+            raise ValueError(f"unknown filter kind {kind!r}")
+        async with self.db.transaction() as session:
+            removed = await session.execute(delete(SignalFilter).where(
+                SignalFilter.user_id == user_id, SignalFilter.kind == kind, SignalFilter.value == value))
+            if removed.rowcount:
+                return False
+            session.add(SignalFilter(user_id=user_id, kind=kind, value=value))
+            return True
+
+    async def clear_filters(self, user_id: int) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(delete(SignalFilter).where(SignalFilter.user_id == user_id))
+
+    async def choices(self, limit: int = 12) -> dict[str, list[str]]:
+        """Ecosystems and symbols a user may filter on: the mapped channels' ecosystems and what was
+        received in the last 90 days."""
+        since = self.clock() - timedelta(days=90)
+        async with self.db.session() as session:
+            ecosystems = set(await session.scalars(select(Signal.ecosystem).where(Signal.received_at >= since)
+                                                   .distinct()))
+            symbols = list(await session.scalars(
+                select(Signal.symbol).where(Signal.received_at >= since).group_by(Signal.symbol)
+                .order_by(func.max(Signal.id).desc()).limit(limit)))
+        return {"ecosystem": sorted(ecosystems | set(self.channel_map))[:limit], "symbol": sorted(symbols)}
+
+    # -- track record ------------------------------------------------------------------------------
+
+    async def history(self) -> tuple[list[Signal], list[SignalEvent]]:
+        async with self.db.session() as session:
+            signals = list(await session.scalars(select(Signal).order_by(Signal.id)))
+            events = list(await session.scalars(select(SignalEvent).order_by(SignalEvent.id)))
+        return signals, events
+
+    async def trades(self) -> list[track_record.Trade]:
+        signals, events = await self.history()
+        by_signal: dict[int, list[SignalEvent]] = defaultdict(list)
+        for event in events:
+            by_signal[event.signal_id].append(event)
+        trades = []
+        for signal in signals:
+            closed = track_record.outcome(signal, by_signal.get(signal.id, ()))
+            if closed is not None:
+                trades.append(closed)
+        return trades
+
+    async def verify_chain(self) -> track_record.ChainCheck:
+        signals, events = await self.history()
+        return track_record.verify_chain(signals, events)
+
+
+def matches(filters: dict[str, set[str]] | None, ecosystem: str, symbol: str) -> bool:
+    if not filters:
+        return True
+    ecosystems, symbols = filters.get("ecosystem"), filters.get("symbol")
+    return (not ecosystems or ecosystem in ecosystems) and (not symbols or symbol in symbols)
