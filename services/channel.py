@@ -12,12 +12,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from aiogram import Bot
+from aiogram.enums import ChatMemberStatus
 from aiogram.exceptions import TelegramAPIError
 
 from db.base import utcnow
 
 log = logging.getLogger(__name__)
 
+MEMBER_STATUSES = frozenset({ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.CREATOR,
+                             ChatMemberStatus.RESTRICTED})
 #: An invite link is valid for this long (or until the paid time ends, if sooner).
 INVITE_TTL = timedelta(days=7)
 
@@ -29,6 +32,17 @@ class PrivateChannel:
     @property
     def enabled(self) -> bool:
         return self.chat_id is not None
+
+    async def is_member(self, user_id: int) -> bool:
+        """Whether the user is in the channel now (False when it can't be told)."""
+        if not self.enabled:
+            return False
+        try:
+            member = await self.bot.get_chat_member(chat_id=self.chat_id, user_id=user_id)
+        except TelegramAPIError as exc:
+            log.info("could not look up user %s in the private channel: %s", user_id, exc.message)
+            return False
+        return getattr(member, "status", None) in MEMBER_STATUSES
 
     async def invite(self, user_id: int, until: datetime | None = None) -> str | None:
         """A link that admits one person, expiring in INVITE_TTL or at `until`, whichever is first."""

@@ -109,9 +109,10 @@ class PlanFulfiller:
         days = int((order.details or {}).get("days") or period.days)
         period_row = await self.subscriptions.add_time(order.user_id, plan.code, days, source="order",
                                                        order_id=order.id)
-        link = await self.channel.invite(order.user_id, until=period_row.ends_at)
+        member = await self.channel.is_member(order.user_id)
+        link = None if member else await self.channel.invite(order.user_id, until=period_row.ends_at)
         ends = format_end(period_row.ends_at, self.tz)
         return Delivery(
-            text=lambda: activated_text(plan.name, ends, link, self.channel.enabled),
+            text=lambda: activated_text(plan.name, ends, link, self.channel.enabled and not member),
             record={"plan": plan.code, "period": period.code, "days": days,
                     "ends_at": period_row.ends_at.isoformat(), "invite_sent": link is not None})

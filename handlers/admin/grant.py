@@ -66,13 +66,14 @@ def build_router() -> Router:
         period = await subscriptions.add_time(user_id, plan.code, days, source="grant",
                                               granted_by=message.from_user.id)
         ends = format_end(period.ends_at, settings.tz)
-        link = await channel.invite(user_id, until=period.ends_at)
+        member = await channel.is_member(user_id)
+        link = None if member else await channel.invite(user_id, until=period.ends_at)
         sent = await notifier.send(user_id, lambda: granted_text(plan.name, days, ends, link))
         lines = [_("✅ User {id} has the {plan} plan until {ends} ({days} days added).").format(
             id=user_id, plan=plan.name, ends=ends, days=days)]
         if sent is None:
             lines.append(_("They couldn't be told: they may have blocked the bot."))
-        elif channel.enabled and link is None:
+        elif channel.enabled and link is None and not member:
             lines.append(_("The channel invite couldn't be made; they can get one from /plans."))
         await message.answer("\n".join(lines))
 

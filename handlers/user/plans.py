@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.enums import ChatMemberStatus
-from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -102,14 +100,9 @@ def build_router() -> Router:
         if not current.plan.is_paid or not channel.enabled:
             await query.answer(_("The private channel is for paid plans. Pick one in /plans."), show_alert=True)
             return
-        try:
-            member = await query.bot.get_chat_member(channel.chat_id, query.from_user.id)
-            if member.status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR,
-                                 ChatMemberStatus.CREATOR, ChatMemberStatus.RESTRICTED):
-                await query.answer(_("You're already in the private channel."), show_alert=True)
-                return
-        except TelegramAPIError:
-            pass  # can't tell: make a link anyway
+        if await channel.is_member(query.from_user.id):
+            await query.answer(_("You're already in the private channel."), show_alert=True)
+            return
         link = await channel.invite(query.from_user.id, until=current.ends_at)
         if link is None:
             await query.answer(_("The invite link can't be made right now. Please try again in a minute."),

@@ -99,7 +99,9 @@ async def test_buy_pro_with_stars_join_once_renew_and_expire(sb):
     second_id = await buy(sb, "Pro · year", first=False)
     renewed = await sb.app.subscriptions.current(BUYER)
     assert renewed.ends_at == current.ends_at + timedelta(days=365)
-    assert renewed.ends_at.strftime("%Y-%m-%d %H:%M") in message_with(sb, "plan active")()["text"]
+    renewal_text = message_with(sb, "plan active")()["text"]
+    assert renewed.ends_at.strftime("%Y-%m-%d %H:%M") in renewal_text
+    assert "t.me/+" not in renewal_text  # already in the channel: no spare link to pass on
     assert second_id != first_id
 
     # The end: run the lifecycle job as if 396 days had passed
@@ -114,3 +116,16 @@ async def test_buy_pro_with_stars_join_once_renew_and_expire(sb):
     assert sb.telegram.member_status(SANDBOX_PRIVATE_CHANNEL_ID, BUYER)["status"] == "left"
     ended = await sb.telegram.wait_for(message_with(sb, "you're on the Free plan now"))
     assert "/plans" in ended["text"]
+
+
+async def test_grant_sends_a_working_invite_and_confirms(sb):
+    sb.telegram.add_user(FRIEND, "Friend")
+    sb.telegram.send_text(FRIEND, "/start")
+    await sb.telegram.wait_for(message_with(sb, "Hi, Friend", chat_id=FRIEND))
+    sb.telegram.send_text(1000, "/grant 802 enterprise 90")
+    confirmed = await sb.telegram.wait_for(message_with(sb, "User 802 has the Enterprise plan until", chat_id=1000))
+    told = await sb.telegram.wait_for(message_with(sb, "given the Enterprise plan for 90 days", chat_id=FRIEND))
+    link = re.search(r"https://t\.me/\+\S+", told["text"]).group(0)
+    assert sb.telegram.join_via_link(FRIEND, link)["status"] == "member"
+    assert (await sb.app.subscriptions.current(FRIEND)).plan.code == "enterprise"
+    assert "couldn't" not in confirmed["text"]
