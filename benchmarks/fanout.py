@@ -100,12 +100,16 @@ async def post_signal(app: App, signal_id: str) -> None:
     assert response.status_code == 202, response.text
 
 
-async def waiting(database_url: str) -> int:
+async def drained(telegram: TelegramStandIn, database_url: str) -> None:
     db = Database(database_url)
-    try:
+
+    async def nothing_waiting() -> bool:
+        await asyncio.sleep(0.2)
         async with db.session() as session:
-            return await session.scalar(select(func.count()).select_from(Outbox).where(
+            return not await session.scalar(select(func.count()).select_from(Outbox).where(
                 Outbox.status.in_(("queued", "sending"))))
+    try:
+        await telegram.wait_for(nothing_waiting, timeout=1800)
     finally:
         await db.close()
 
@@ -158,12 +162,11 @@ async def fan_out(label: str, *, limit: float | None, rate: float, faults: bool 
                     at_kill = delivered_count()
                     app = App(settings_for(telegram, database_url, rate))
                     await app.start()
-                while await waiting(database_url):
-                    await asyncio.sleep(0.2)
+                await drained(telegram, database_url)
             finally:
                 await app.stop()
             cpu = time.process_time() - cpu
-            chats, duplicates, losses, times = tally(telegram, users, blocked)
+            _chats, duplicates, losses, times = tally(telegram, users, blocked)
             delivered = sum(1 for c in telegram.calls_of("sendMessage") if c.ok)
             elapsed = max(times) - started
             rate_seen = delivered / elapsed
