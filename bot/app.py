@@ -20,6 +20,7 @@ from bot.web import build_web_app
 from db import migrate
 from db.engine import Database
 from processing.broadcast_progress import BroadcastProgress
+from processing.content import ContentPublisher
 from processing.delivery import BotDeliverer
 from processing.fulfilment import FulfilmentWorker
 from processing.ingest_auth import IngestAuth
@@ -35,6 +36,8 @@ from services.ai_tokens import PRODUCT, AiTokenFulfiller, AiTokenShop, Headroom,
 from services.broadcasts import BroadcastService
 from services.channel import PrivateChannel
 from services.checkout import CheckoutService
+from services.content import ContentService
+from services.deepseek import DeepSeekClient
 from services.openrouter import OpenRouterClient
 from services.orders import OrderService
 from services.payments.base import PaymentProvider
@@ -92,6 +95,10 @@ class App:
         self.payments = PaymentProcessor(self.orders, self.providers, self.notifier, self.worker)
         self.refunds = RefundService(self.orders, self.notifier, self.stars)
         self.checkout = CheckoutService(self.orders, self.providers)
+        self.deepseek = DeepSeekClient(settings.deepseek_api_url, secret(settings.deepseek_key),
+                                       settings.deepseek_model, attempts=settings.telegram_content_max_retries)
+        self.content = ContentService(self.db, self.deepseek, settings)
+        self.publisher = ContentPublisher(self.bot, self.content, self.notifier, settings)
         self.signals = SignalService(self.db, tz=settings.tz, channel_map=settings.telegram_channel_map)
         self.broadcasts = BroadcastService(self.db)
         self.signal_delivery = SignalDelivery(self.db, self.bot, self.i18n)
@@ -99,7 +106,8 @@ class App:
         self.dp = create_dispatcher(
             settings, users=self.users, i18n=self.i18n, db=self.db, orders=self.orders, checkout=self.checkout,
             payments=self.payments, refunds=self.refunds, stars=self.stars, notifier=self.notifier,
-            ai_tokens=self.ai_tokens, throttle=throttle, subscriptions=self.subscriptions,
+            ai_tokens=self.ai_tokens, content=self.content, publisher=self.publisher,
+            throttle=throttle, subscriptions=self.subscriptions,
             signals=self.signals, broadcasts=self.broadcasts, signal_delivery=self.signal_delivery,
             broadcast_progress=self.broadcast_progress,
             plan_shop=self.plan_shop, channel=self.channel)
@@ -146,6 +154,8 @@ class App:
                                next_run_time=datetime.now(UTC))
         self.scheduler.add_job(refresh_today, "interval", minutes=1, id="business_metrics",
                                args=(self.db, list(self.fulfillers), s.tz), next_run_time=datetime.now(UTC))
+        if s.telegram_content_enabled:
+            self.publisher.schedule(self.scheduler)
         self.scheduler.add_job(self.broadcast_progress.tick, "interval", seconds=2, id="broadcast_progress")
 
     async def start(self) -> None:
@@ -208,6 +218,7 @@ class App:
         for provider in self.providers.values():
             await provider.close()
         await self.openrouter.close()
+        await self.deepseek.close()
         await self.dp.storage.close()
         await self.bot.session.close()
         await self.db.close()

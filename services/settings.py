@@ -113,6 +113,7 @@ class Settings(BaseSettings):
     )
     telegram_content_rotation: StrList = Field(default_factory=lambda: list(CONTENT_KINDS))
     telegram_content_max_retries: int = Field(2, ge=0, le=10)
+    telegram_content_dry_run: bool = False
     gmgn_promo_link: str | None = None
     forex_community_link: str | None = None
     signal_webhook_secret: SecretStr | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers.admin import broadcast, grant, orders, panel, support
+from handlers.admin import broadcast, content, grant, orders, panel, support
 from handlers.admin import signals as signal_admin
 
 
@@ -13,7 +13,7 @@ def build_router(admin_ids: list[int]) -> Router:
     only_admins = F.from_user.id.in_(set(admin_ids))
     router.message.filter(only_admins)
     router.callback_query.filter(only_admins)
-    router.include_routers(panel.build_router(), orders.build_router(), support.build_router(),
+    router.include_routers(panel.build_router(), content.build_router(), orders.build_router(), support.build_router(),
                            grant.build_router())
     router.include_routers(signal_admin.build_router(), broadcast.build_router())
     return router

@@ -22,6 +22,7 @@ class AdminMenu(CallbackData, prefix="adm"):
 def panel_keyboard() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("📊 Stats"), callback_data=AdminMenu(action="stats"))
+    builder.button(text=_("📝 Content"), callback_data=AdminMenu(action="content"))
     builder.adjust(2)
     return builder.as_markup()
 

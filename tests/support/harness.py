@@ -31,6 +31,7 @@ class Harness:
     async def close(self) -> None:
         await self.dp.storage.close()
         await self.app.openrouter.close()
+        await self.app.deepseek.close()
         for provider in self.app.providers.values():
             await provider.close()
         await self.db.close()

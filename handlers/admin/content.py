@@ -1,0 +1,170 @@
+"""Admins and the channel: /post_now [kind], /preview [kind] (Publish / Regenerate / Discard), /schedule."""
+
+from __future__ import annotations
+
+import html
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from handlers.admin.panel import AdminMenu, panel_keyboard
+from processing.content import ContentPublisher, PostResult
+from services.content import KINDS, ContentService, Draft, with_header
+from services.settings import Settings
+
+
+class DraftAction(CallbackData, prefix="cdraft"):
+    action: str  # pub, regen, drop
+    id: int
+
+
+def draft_keyboard(draft_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("✅ Publish"), callback_data=DraftAction(action="pub", id=draft_id))
+    builder.button(text=_("🔄 Regenerate"), callback_data=DraftAction(action="regen", id=draft_id))
+    builder.button(text=_("🗑 Discard"), callback_data=DraftAction(action="drop", id=draft_id))
+    builder.adjust(3)
+    return builder.as_markup()
+
+
+def parse_kind(command: CommandObject) -> str | bool | None:
+    """The kind asked for, None for "the next in rotation", False for a word that is not a kind."""
+    arg = (command.args or "").strip().lower()
+    if not arg:
+        return None
+    return arg if arg in KINDS else False
+
+
+def usage(command: str) -> str:
+    return _("Usage: /{command} [kind], kind is one of: {kinds}. Without a kind, the next one in the "
+             "rotation.").format(command=command, kinds=", ".join(KINDS))
+
+
+def draft_text(draft: Draft) -> str:
+    header = _("📝 <b>Draft</b> · {kind} · {topic}").format(kind=draft.kind, topic=html.escape(draft.topic))
+    if draft.fallback_used:
+        header += "\n" + _("The AI was unavailable ({error}); this is the template.").format(
+            error=html.escape(draft.error or "?"))
+    return with_header(header, draft.text)
+
+
+def result_text(result: PostResult) -> str:
+    topic = html.escape(result.topic or "")
+    if result.status == "posted":
+        text = _("✅ The {kind} post on “{topic}” is in the channel.").format(kind=result.kind, topic=topic)
+    elif result.status == "dry_run":
+        text = _("🧪 Dry run: the {kind} post on “{topic}” went to the admins, not to the channel.").format(
+            kind=result.kind, topic=topic)
+    elif result.status == "failed":
+        return _("❌ The post was not published: {error}").format(error=html.escape(result.error or "?"))
+    else:
+        return _("This post has already been handled.")
+    if result.fallback_used:
+        text += "\n" + _("The AI was unavailable, so the template was used.")
+    return text
+
+
+STATUS_ICONS = {"posted": "✅", "dry_run": "🧪", "failed": "❌", "skipped": "⏭", "interrupted": "⚠️", "claimed": "⏳"}
+
+
+def status_label(status: str) -> str:
+    labels = {"posted": _("posted"), "dry_run": _("dry run"), "failed": _("failed"), "skipped": _("skipped"),
+              "interrupted": _("interrupted"), "claimed": _("posting")}
+    return f"{STATUS_ICONS.get(status, '•')} {labels.get(status, status)}"
+
+
+async def schedule_text(content: ContentService, settings: Settings) -> str:
+    tz = settings.tz
+    lines = [_("🗓 <b>Channel posts</b>")]
+    if settings.telegram_content_enabled:
+        lines.append(_("Scheduled posts are on: {slots} ({tz}).").format(
+            slots=", ".join(settings.telegram_content_schedules), tz=settings.timezone))
+        if settings.telegram_content_dry_run:
+            lines.append(_("Dry run: posts go to the admins, not to the channel."))
+        lines.append("")
+        lines.append(_("<b>Next slots</b>"))
+        lines += [f"• {at.astimezone(tz):%a %d %b %H:%M}" for at in content.upcoming(5)]
+    else:
+        lines.append(_("Scheduled posts are off (TELEGRAM_CONTENT_ENABLED). /post_now and /preview still work."))
+    posts = await content.recent(10)
+    lines.append("")
+    lines.append(_("<b>Last posts</b>"))
+    if not posts:
+        lines.append(_("None yet."))
+    for post in posts:
+        what = _("missed slot") if post.status == "skipped" else f"{post.kind} · {html.escape(post.topic)}"
+        line = f"• {post.slot_at.astimezone(tz):%d %b %H:%M} · {what} · {status_label(post.status)}"
+        if post.error and post.status in ("failed", "skipped", "interrupted"):
+            line += f" ({html.escape(post.error[:120])})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def build_router() -> Router:
+    router = Router(name="admin_content")
+
+    @router.message(Command("post_now"))
+    async def post_now(message: Message, command: CommandObject, publisher: ContentPublisher):
+        kind = parse_kind(command)
+        if kind is False:
+            await message.answer(usage("post_now"))
+            return
+        status = await message.answer(_("✍️ Writing and publishing a post…"))
+        result = await publisher.post_now(f"{message.chat.id}:{message.message_id}", kind or None)
+        await message.bot.edit_message_text(result_text(result), chat_id=status.chat.id,
+                                            message_id=status.message_id)
+
+    @router.message(Command("preview"))
+    async def preview(message: Message, command: CommandObject, content: ContentService):
+        kind = parse_kind(command)
+        if kind is False:
+            await message.answer(usage("preview"))
+            return
+        status = await message.answer(_("✍️ Writing a draft…"))
+        kind, topic = await content.choose(kind or None)
+        draft = await content.generate(kind, topic)
+        draft_id = await content.save_draft(message.from_user.id, draft)
+        await message.bot.edit_message_text(draft_text(draft), chat_id=status.chat.id, message_id=status.message_id,
+                                            reply_markup=draft_keyboard(draft_id), disable_web_page_preview=True)
+
+    @router.callback_query(DraftAction.filter())
+    async def draft_button(query: CallbackQuery, callback_data: DraftAction, content: ContentService,
+                           publisher: ContentPublisher):
+        new_status = {"pub": "published", "regen": "replaced", "drop": "discarded"}.get(callback_data.action)
+        draft = await content.take_draft(callback_data.id, query.from_user.id, new_status) if new_status else None
+        if draft is None:
+            await query.answer(_("This draft is no longer available. Make a new one with /preview."),
+                               show_alert=True)
+            return
+        if callback_data.action == "drop":
+            await query.answer(_("Discarded."))
+            await query.message.edit_reply_markup(reply_markup=None)
+            return
+        if callback_data.action == "regen":
+            await query.answer(_("✍️ Writing a new draft…"))
+            fresh = await content.generate(draft.kind, draft.topic)
+            fresh_id = await content.save_draft(query.from_user.id, fresh)
+            await query.message.edit_text(draft_text(fresh), reply_markup=draft_keyboard(fresh_id),
+                                          disable_web_page_preview=True)
+            return
+        await query.answer(_("Publishing…"))
+        await query.message.edit_reply_markup(reply_markup=None)
+        result = await publisher.publish_draft(draft.id, draft.kind, draft.topic, draft.text, draft.generation_id)
+        await query.message.answer(result_text(result))
+
+    @router.message(Command("schedule"))
+    async def schedule(message: Message, content: ContentService, settings: Settings):
+        await message.answer(await schedule_text(content, settings))
+
+    @router.callback_query(AdminMenu.filter(F.action == "content"))
+    async def content_button(query: CallbackQuery, content: ContentService, settings: Settings):
+        text = await schedule_text(content, settings) + "\n\n" + _(
+            "/preview [kind] — a draft to publish, regenerate or discard\n/post_now [kind] — publish at once")
+        await query.message.edit_text(text, reply_markup=panel_keyboard())
+        await query.answer()
+
+    return router
