@@ -32,6 +32,9 @@ from processing.scheduler import build_scheduler
 from processing.signal_delivery import SignalDelivery
 from processing.signal_ingest import add_signal_routes
 from processing.subscriptions import SubscriptionLifecycle
+from processing.whale_alerts import WhaleAlerts
+from processing.whale_ingest import add_routes as add_whale_routes
+from processing.whale_post import WeeklyWhalePost
 from services.ai_tokens import PRODUCT, AiTokenFulfiller, AiTokenShop, Headroom, PriceBook, PriceRules
 from services.broadcasts import BroadcastService
 from services.channel import PrivateChannel
@@ -52,12 +55,15 @@ from services.settings import Settings
 from services.signals import SignalService
 from services.subscriptions import SubscriptionService
 from services.users import UserService
+from services.whales import WhaleService
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
 EXPIRY_CHECK_SECONDS = 20
 SHUTDOWN_GRACE_SECONDS = 20
+WHALE_RANKING_TTL = 30  # seconds a computed leaderboard is served before it is recomputed
+WHALE_ALERT_TICK_SECONDS = 10
 
 
 def secret(value) -> str | None:
@@ -99,6 +105,7 @@ class App:
                                        settings.deepseek_model, attempts=settings.telegram_content_max_retries)
         self.content = ContentService(self.db, self.deepseek, settings)
         self.publisher = ContentPublisher(self.bot, self.content, self.notifier, settings)
+        self.whales = WhaleService(self.db, ranking_ttl=WHALE_RANKING_TTL)
         self.signals = SignalService(self.db, tz=settings.tz, channel_map=settings.telegram_channel_map)
         self.broadcasts = BroadcastService(self.db)
         self.signal_delivery = SignalDelivery(self.db, self.bot, self.i18n)
@@ -107,13 +114,16 @@ class App:
             settings, users=self.users, i18n=self.i18n, db=self.db, orders=self.orders, checkout=self.checkout,
             payments=self.payments, refunds=self.refunds, stars=self.stars, notifier=self.notifier,
             ai_tokens=self.ai_tokens, content=self.content, publisher=self.publisher,
-            throttle=throttle, subscriptions=self.subscriptions,
+            throttle=throttle, subscriptions=self.subscriptions, whales=self.whales,
             signals=self.signals, broadcasts=self.broadcasts, signal_delivery=self.signal_delivery,
             broadcast_progress=self.broadcast_progress,
             plan_shop=self.plan_shop, channel=self.channel)
         self.scheduler = build_scheduler(settings.tz)
         self.web = build_web_app(self.db, payment_webhook=self.payments.handle_webhook)
         add_signal_routes(self.web, IngestAuth.from_settings(settings), self.signals, self.signal_delivery.wake)
+        add_whale_routes(self.web, self.whales, IngestAuth.from_settings(settings))
+        self.whale_alerts = WhaleAlerts(self.whales, self.notifier, self.users, self.subscriptions, settings.tz)
+        self.whale_post = WeeklyWhalePost(self.db, self.whales, self.bot, self.i18n, settings)
         if settings.webhook_mode:
             SimpleRequestHandler(self.dp, self.bot, secret_token=secret(settings.telegram_webhook_secret)
                                  ).register(self.web, path=WEBHOOK_PATH)
@@ -157,6 +167,8 @@ class App:
         if s.telegram_content_enabled:
             self.publisher.schedule(self.scheduler)
         self.scheduler.add_job(self.broadcast_progress.tick, "interval", seconds=2, id="broadcast_progress")
+        self.scheduler.add_job(self.whale_alerts.tick, "interval", seconds=WHALE_ALERT_TICK_SECONDS, id="whale_alerts")
+        self.whale_post.schedule(self.scheduler)
 
     async def start(self) -> None:
         """Migrate, serve HTTP, start the scheduler and workers, then start taking updates."""

@@ -6,6 +6,7 @@ from aiogram import F, Router
 
 from handlers.admin import broadcast, content, grant, orders, panel, support
 from handlers.admin import signals as signal_admin
+from handlers.admin import whales as whale_admin
 
 
 def build_router(admin_ids: list[int]) -> Router:
@@ -16,4 +17,5 @@ def build_router(admin_ids: list[int]) -> Router:
     router.include_routers(panel.build_router(), content.build_router(), orders.build_router(), support.build_router(),
                            grant.build_router())
     router.include_routers(signal_admin.build_router(), broadcast.build_router())
+    router.include_routers(whale_admin.build_router())
     return router

@@ -9,8 +9,8 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.keyboards import Menu, back_to_menu
 
-PENDING_SECTIONS = ("whales",)
-PENDING_COMMANDS = ("whales",)
+PENDING_SECTIONS: tuple[str, ...] = ()
+PENDING_COMMANDS: tuple[str, ...] = ()
 
 
 def opens_soon() -> str:
@@ -20,9 +20,10 @@ def opens_soon() -> str:
 def build_router() -> Router:
     router = Router(name="sections")
 
-    @router.message(Command(*PENDING_COMMANDS))
-    async def pending_command(message: Message):
-        await message.answer(opens_soon(), reply_markup=back_to_menu())
+    if PENDING_COMMANDS:  # every section is open now; kept for the next one still being built
+        @router.message(Command(*PENDING_COMMANDS))
+        async def pending_command(message: Message):
+            await message.answer(opens_soon(), reply_markup=back_to_menu())
 
     @router.callback_query(Menu.filter(F.section.in_(PENDING_SECTIONS)))
     async def pending_menu(query: CallbackQuery):

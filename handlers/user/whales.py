@@ -1,0 +1,307 @@
+"""/whales: leaderboards by period and metric, pages of 10 editing one message, wallet cards,
+follow with a USD threshold (paying plans, up to the plan's maximum)."""
+
+from __future__ import annotations
+
+import html
+
+from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.keyboards import Menu
+from services.money import usd
+from services.plans import Plan
+from services.settings import Settings
+from services.subscriptions import SubscriptionService
+from services.whales import (
+    FREE_TOP,
+    METRICS,
+    PAGE_SIZE,
+    PERIODS,
+    THRESHOLDS_USD,
+    Board,
+    BoardRow,
+    Card,
+    WhaleService,
+    short_address,
+)
+
+DEFAULT = ("7d", "score")
+
+
+class WBoard(CallbackData, prefix="wb"):
+    p: str
+    m: str
+    pg: int = 0
+
+
+class WCard(CallbackData, prefix="wc"):
+    w: int
+    p: str
+    m: str
+    pg: int = 0
+
+
+class WFollow(CallbackData, prefix="wf"):
+    w: int
+    t: int = -1  # index into THRESHOLDS_USD; -1 shows the choice
+
+
+class WUnfollow(CallbackData, prefix="wu"):
+    w: int
+
+
+def period_names() -> dict[str, str]:
+    return {"7d": _("7 days"), "30d": _("30 days"), "all": _("All time")}
+
+
+def metric_names() -> dict[str, str]:
+    return {"score": _("Score"), "pnl": _("PnL"), "roi": _("ROI"), "winrate": _("Win rate"), "volume": _("Volume")}
+
+
+def signed_usd(cents: int) -> str:
+    return ("+" if cents > 0 else "") + usd(cents)
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def metric_value(row: BoardRow, metric: str) -> str:
+    return {"score": _("score {score:.0f}").format(score=row.score), "pnl": signed_usd(row.pnl_cents),
+            "roi": _("ROI {roi}").format(roi=pct(row.roi)), "winrate": _("win {rate}").format(rate=pct(row.win_rate)),
+            "volume": _("volume {usd}").format(usd=usd(row.volume_cents))}[metric]
+
+
+def wallet_name(address: str, label: str | None, verified: bool, *, short: bool) -> str:
+    shown = short_address(address) if short else address
+    name = f"{html.escape(label)} · <code>{html.escape(shown)}</code>" if label else \
+        f"<code>{html.escape(shown)}</code>"
+    return ("✅ " if verified else "") + name
+
+
+def board_screen(board: Board, plan: Plan, min_trades: int) -> tuple[str, InlineKeyboardMarkup]:
+    paid = plan.is_paid
+    periods, metrics = period_names(), metric_names()
+    lines = [_("🐋 <b>Whale leaderboard</b> · {period} · by {metric}").format(
+        period=periods[board.period], metric=metrics[board.metric].lower()), ""]
+    if not board.rows:
+        lines.append(_("No wallet has {count} or more trades in this period yet.").format(count=min_trades))
+    for row in board.rows:
+        lines.append(f"{row.rank}. {wallet_name(row.address, row.label, row.verified, short=not paid)}\n"
+                     f"    {metric_value(row, board.metric)} · "
+                     + _("PnL {pnl} · {trades} trades").format(pnl=signed_usd(row.pnl_cents), trades=row.trades))
+    builder = InlineKeyboardBuilder()
+    page = board.offset // PAGE_SIZE
+    for row in board.rows:
+        builder.button(text=f"{row.rank}. {row.label or short_address(row.address)}",
+                       callback_data=WCard(w=row.wallet_id, p=board.period, m=board.metric, pg=page))
+    sizes = [2] * (len(board.rows) // 2) + [1] * (len(board.rows) % 2)
+    for code in PERIODS:
+        mark = "• " if code == board.period else ""
+        builder.button(text=mark + periods[code], callback_data=WBoard(p=code, m=board.metric))
+    for code in METRICS:
+        mark = "• " if code == board.metric else ""
+        builder.button(text=mark + metrics[code], callback_data=WBoard(p=board.period, m=code))
+    sizes += [3, 3, 2]
+    pages = max(1, (board.total + PAGE_SIZE - 1) // PAGE_SIZE)
+    if paid and pages > 1:
+        nav = 0
+        if page > 0:
+            builder.button(text="◀️", callback_data=WBoard(p=board.period, m=board.metric, pg=page - 1))
+            nav += 1
+        builder.button(text=f"{page + 1}/{pages}", callback_data=WBoard(p=board.period, m=board.metric, pg=page))
+        nav += 1
+        if page + 1 < pages:
+            builder.button(text="▶️", callback_data=WBoard(p=board.period, m=board.metric, pg=page + 1))
+            nav += 1
+        sizes.append(nav)
+    if not paid:
+        lines += ["", _("Free plan: the top {count}, short addresses. Paid plans see every ranked wallet and "
+                        "can follow wallets for trade alerts.").format(count=FREE_TOP)]
+        builder.button(text=_("📈 See plans"), callback_data=Menu(section="plans"))
+        sizes.append(1)
+    else:
+        lines += ["", _("{total} wallets ranked (at least {count} trades in the period).").format(
+            total=board.total, count=min_trades)]
+    builder.button(text=_("⬅️ Back to menu"), callback_data=Menu(section="home"))
+    sizes.append(1)
+    builder.adjust(*sizes)
+    return "\n".join(lines), builder.as_markup()
+
+
+def card_text(card: Card, *, short: bool, settings: Settings) -> str:
+    wallet = card.wallet
+    head = _("🐋 <b>{name}</b>").format(name=html.escape(wallet.label) if wallet.label else _("Wallet"))
+    if wallet.verified:
+        head += " ✅ " + _("verified")
+    lines = [head, f"<code>{html.escape(short_address(wallet.address) if short else wallet.address)}</code> · "
+             f"{html.escape(wallet.chain)}"]
+    if wallet.twitter:
+        lines.append(f"𝕏 @{html.escape(wallet.twitter)}")
+    lines.append("")
+    for period, name in period_names().items():
+        f = card.figures[period]
+        lines.append(_("<b>{period}</b>: PnL {pnl} · win {win} · ROI {roi} · volume {volume} · {trades} trades")
+                     .format(period=name, pnl=signed_usd(f.pnl_cents), win=pct(f.win_rate), roi=pct(f.roi),
+                             volume=usd(f.volume_cents), trades=f.trades))
+    lines += ["", _("<b>Recent trades</b>")]
+    if not card.recent:
+        lines.append(_("none yet"))
+    for trade in card.recent:
+        when = trade.ts.astimezone(settings.tz).strftime("%d %b %H:%M")
+        line = f"• {when} {trade.side.upper()} {html.escape(trade.symbol)} {usd(trade.usd_cents)}"
+        if trade.pnl_cents is not None:
+            line += " (" + _("PnL {pnl}").format(pnl=signed_usd(trade.pnl_cents)) + ")"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+async def card_screen(whales: WhaleService, subscriptions: SubscriptionService, settings: Settings, user_id: int,
+                      data: WCard) -> tuple[str, InlineKeyboardMarkup] | None:
+    """None when the wallet is unknown or not visible to this user's plan (forged button)."""
+    if data.p not in PERIODS or data.m not in METRICS:
+        return None
+    plan = await subscriptions.current_plan(user_id)
+    if not plan.is_paid and await whales.rank_of(data.p, data.m, data.w, within=FREE_TOP) is None:
+        return None
+    card = await whales.card(data.w)
+    if card is None:
+        return None
+    builder = InlineKeyboardBuilder()
+    if plan.is_paid:
+        follow = await whales.follow_of(user_id, data.w)
+        if follow is None:
+            builder.button(text=_("🔔 Follow"), callback_data=WFollow(w=data.w))
+        else:
+            builder.button(text=_("🔔 Alerts from {usd} · change").format(usd=_usd_whole(follow.threshold_cents)),
+                           callback_data=WFollow(w=data.w))
+            builder.button(text=_("🔕 Unfollow"), callback_data=WUnfollow(w=data.w))
+    else:
+        builder.button(text=_("🔔 Follow · paid plans"), callback_data=Menu(section="plans"))
+    builder.button(text=_("⬅️ Leaderboard"), callback_data=WBoard(p=data.p, m=data.m, pg=data.pg))
+    builder.adjust(1)
+    return card_text(card, short=not plan.is_paid, settings=settings), builder.as_markup()
+
+
+def _usd_whole(cents: int) -> str:
+    return f"${cents // 100:,}"
+
+
+async def _edit(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup) -> None:
+    try:
+        await query.message.edit_text(text, reply_markup=markup)
+    except TelegramBadRequest as exc:  # pressing the button of the screen already shown
+        if "not modified" not in exc.message:
+            raise
+
+
+def refused() -> str:
+    return _("This wallet isn't available. Open the leaderboard again: /whales")
+
+
+def build_router() -> Router:
+    router = Router(name="whales")
+
+    async def board_for(whales: WhaleService, subscriptions: SubscriptionService, user_id: int, period: str,
+                        metric: str, page: int) -> tuple[str, InlineKeyboardMarkup]:
+        plan = await subscriptions.current_plan(user_id)
+        if plan.is_paid:
+            board = await whales.board(period, metric, offset=max(page, 0) * PAGE_SIZE)
+            if not board.rows and page > 0:  # past the end (the board shrank): first page
+                board = await whales.board(period, metric)
+        else:
+            board = await whales.board(period, metric, limit=FREE_TOP)
+        return board_screen(board, plan, whales.min_trades)
+
+    @router.message(Command("whales"))
+    async def whales_command(message: Message, whales: WhaleService, subscriptions: SubscriptionService):
+        text, markup = await board_for(whales, subscriptions, message.from_user.id, *DEFAULT, 0)
+        await message.answer(text, reply_markup=markup)
+
+    @router.callback_query(Menu.filter(F.section == "whales"))
+    async def whales_menu(query: CallbackQuery, whales: WhaleService, subscriptions: SubscriptionService):
+        text, markup = await board_for(whales, subscriptions, query.from_user.id, *DEFAULT, 0)
+        await _edit(query, text, markup)
+        await query.answer()
+
+    @router.callback_query(WBoard.filter())
+    async def switch(query: CallbackQuery, callback_data: WBoard, whales: WhaleService,
+                     subscriptions: SubscriptionService):
+        if callback_data.p not in PERIODS or callback_data.m not in METRICS:
+            await query.answer(_("This button is out of date. Open the leaderboard again: /whales"), show_alert=True)
+            return
+        text, markup = await board_for(whales, subscriptions, query.from_user.id, callback_data.p, callback_data.m,
+                                       callback_data.pg)
+        await _edit(query, text, markup)
+        await query.answer()
+
+    @router.callback_query(WCard.filter())
+    async def open_card(query: CallbackQuery, callback_data: WCard, whales: WhaleService,
+                        subscriptions: SubscriptionService, settings: Settings):
+        screen = await card_screen(whales, subscriptions, settings, query.from_user.id, callback_data)
+        if screen is None:
+            await query.answer(refused(), show_alert=True)
+            return
+        await _edit(query, *screen)
+        await query.answer()
+
+    @router.callback_query(WFollow.filter())
+    async def follow(query: CallbackQuery, callback_data: WFollow, whales: WhaleService,
+                     subscriptions: SubscriptionService, settings: Settings):
+        user_id = query.from_user.id
+        plan = await subscriptions.current_plan(user_id)
+        if not plan.is_paid or plan.whale_follows <= 0:
+            await query.answer(_("Following wallets is part of the paid plans: /plans"), show_alert=True)
+            return
+        wallet = await whales.get_wallet(callback_data.w)
+        if wallet is None or callback_data.t >= len(THRESHOLDS_USD) or callback_data.t < -1:
+            await query.answer(refused(), show_alert=True)
+            return
+        if callback_data.t == -1:
+            builder = InlineKeyboardBuilder()
+            for i, amount in enumerate(THRESHOLDS_USD):
+                builder.button(text=_usd_whole(amount * 100), callback_data=WFollow(w=wallet.id, t=i))
+            builder.button(text=_("⬅️ Back"), callback_data=WCard(w=wallet.id, p=DEFAULT[0], m=DEFAULT[1]))
+            builder.adjust(2, 2, 1)
+            await _edit(query, _("🔔 Alert me when {name} trades at least:").format(
+                name=wallet_name(wallet.address, wallet.label, wallet.verified, short=True)), builder.as_markup())
+            await query.answer()
+            return
+        result = await whales.follow(user_id, wallet.id, THRESHOLDS_USD[callback_data.t] * 100,
+                                     limit=plan.whale_follows)
+        if not result.ok:
+            if result.problem == "limit":
+                text = _("You already follow {count} of {limit} wallets on {plan}. Unfollow one first, or "
+                         "upgrade: /plans").format(count=result.count, limit=result.limit, plan=plan.name)
+            elif result.problem == "unknown_wallet":
+                text = refused()
+            else:
+                text = _("Following wallets is part of the paid plans: /plans")
+            await query.answer(text, show_alert=True)
+            return
+        screen = await card_screen(whales, subscriptions, settings, user_id,
+                                   WCard(w=wallet.id, p=DEFAULT[0], m=DEFAULT[1]))
+        if screen is not None:
+            await _edit(query, *screen)
+        await query.answer(_("Following. Alerts for trades from {usd}.").format(
+            usd=_usd_whole(THRESHOLDS_USD[callback_data.t] * 100)))
+
+    @router.callback_query(WUnfollow.filter())
+    async def unfollow(query: CallbackQuery, callback_data: WUnfollow, whales: WhaleService,
+                       subscriptions: SubscriptionService, settings: Settings):
+        if not await whales.unfollow(query.from_user.id, callback_data.w):
+            await query.answer(refused(), show_alert=True)
+            return
+        screen = await card_screen(whales, subscriptions, settings, query.from_user.id,
+                                   WCard(w=callback_data.w, p=DEFAULT[0], m=DEFAULT[1]))
+        if screen is not None:
+            await _edit(query, *screen)
+        await query.answer(_("Unfollowed."))
+
+    return router

@@ -1,0 +1,102 @@
+"""Whale alerts: the queue filled by ingest (one row per follow × trade) turned into messages.
+
+Batching: a follower's first pending alert opens a window of `window` seconds (60 by default);
+every alert queued for that user meanwhile goes into the same message, sent when the window
+closes. Rows are claimed with a conditional update and a lease, so a second worker never sends
+them twice and a worker that died mid-send is picked up again once its lease runs out. Users who
+blocked the bot, or whose paid plan has ended, are skipped (rows marked `skipped`).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
+from aiogram.utils.i18n import gettext as _
+
+from bot.gate import bulk
+from db.base import utcnow
+from db.models_whales import WhaleTrade, WhaleWallet
+from processing.notify import Notifier
+from services.money import usd
+from services.subscriptions import SubscriptionService
+from services.users import UserService
+from services.whales import WhaleService, short_address
+
+log = logging.getLogger(__name__)
+BATCH_WINDOW = timedelta(seconds=60)
+LEASE = timedelta(minutes=5)
+MAX_LINES = 15
+
+
+def alert_text(items: list[tuple[WhaleTrade, WhaleWallet]], tz: ZoneInfo) -> str:
+    lines = [_("🐋 <b>Whale alert</b>: {count} new trades from wallets you follow").format(count=len(items))
+             if len(items) > 1 else _("🐋 <b>Whale alert</b>: a wallet you follow just traded")]
+    by_wallet: dict[int, list[WhaleTrade]] = {}
+    wallets: dict[int, WhaleWallet] = {}
+    for trade, wallet in items:
+        by_wallet.setdefault(wallet.id, []).append(trade)
+        wallets[wallet.id] = wallet
+    shown = 0
+    for wallet_id, trades in by_wallet.items():
+        wallet = wallets[wallet_id]
+        name = html.escape(wallet.label) + " · " if wallet.label else ""
+        mark = "✅ " if wallet.verified else ""
+        address = html.escape(short_address(wallet.address))
+        lines += ["", f"{mark}<b>{name}</b><code>{address}</code> ({html.escape(wallet.chain)})"]
+        for trade in trades:
+            if shown >= MAX_LINES:
+                break
+            shown += 1
+            line = (f"• {trade.ts.astimezone(tz).strftime('%H:%M')} {trade.side.upper()} {html.escape(trade.symbol)} "
+                    f"{usd(trade.usd_cents)}")
+            if trade.pnl_cents is not None:
+                line += " · " + _("PnL {pnl}").format(pnl=("+" if trade.pnl_cents > 0 else "") + usd(trade.pnl_cents))
+            lines.append(line)
+    if len(items) > shown:
+        lines += ["", _("…and {count} more.").format(count=len(items) - shown)]
+    lines += ["", _("Leaderboards and your follows: /whales")]
+    return "\n".join(lines)
+
+
+class WhaleAlerts:
+    def __init__(self, whales: WhaleService, notifier: Notifier, users: UserService,
+                 subscriptions: SubscriptionService, tz: ZoneInfo, *, clock: Callable[[], datetime] = utcnow,
+                 window: timedelta = BATCH_WINDOW, lease: timedelta = LEASE) -> None:
+        self.whales, self.notifier, self.users, self.subscriptions, self.tz = whales, notifier, users, subscriptions, tz
+        self.clock, self.window, self.lease = clock, window, lease
+
+    async def tick(self) -> int:
+        """Send every batch whose window has closed; returns messages sent."""
+        sent = 0
+        now = self.clock()
+        for user_id in await self.whales.due_alert_users(now, self.window, self.lease):
+            batch = await self.whales.claim_alerts(user_id, now, self.lease)
+            if batch:
+                sent += await self._deliver(user_id, batch)
+        return sent
+
+    async def _deliver(self, user_id: int, batch) -> int:
+        ids = [alert.id for alert, _trade, _wallet in batch]
+        user = await self.users.get(user_id)
+        plan = await self.subscriptions.current_plan(user_id)
+        if user is None or user.is_blocked or not plan.is_paid:
+            await self.whales.finish_alerts(ids, "skipped", self.clock())
+            return 0
+        items = [(trade, wallet) for _alert, trade, wallet in batch]
+        try:
+            with bulk():
+                await self.notifier.send(user_id, lambda: alert_text(items, self.tz), strict=True)
+        except TelegramForbiddenError:
+            await self.whales.finish_alerts(ids, "skipped", self.clock())
+            return 0
+        except TelegramAPIError as exc:
+            log.warning("whale alert to %s failed: %s", user_id, exc.message)
+            await self.whales.finish_alerts(ids, "failed", self.clock())
+            return 0
+        await self.whales.finish_alerts(ids, "sent", self.clock())
+        return 1
