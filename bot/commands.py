@@ -30,6 +30,8 @@ ADMIN_COMMANDS = {
     "stats": __("Business figures"),
     "broadcast": __("Message all users"),
     "post_now": __("Publish a channel post now"),
+    "preview": __("Draft a channel post to check first"),
+    "schedule": __("Channel post slots and the last posts"),
     "refund": __("Refund an order"),
     "grant": __("Grant a plan"),
     "signal": __("Post a signal by hand"),
