@@ -158,29 +158,29 @@ def _render(tokens: list[tuple[str, str, str]], limit: int) -> str:
     out: list[str] = []
     open_: list[str] = []
     budget = limit - len(ELLIPSIS)  # always keep room to mark a cut
-
-    def used() -> int:
-        return sum(u16(p) for p in out) + sum(len(f"</{n}>") for n in open_)
+    used = 0  # UTF-16 units written so far plus the closing tags still owed
 
     truncated = False
     for kind, value, tag in tokens:
         if kind == "open":
-            if used() + u16(tag) + len(f"</{value}>") > budget:
+            closer = len(f"</{value}>")
+            if used + u16(tag) + closer > budget:
                 truncated = True
                 break
             out.append(tag)
             open_.append(value)
+            used += u16(tag) + closer
         elif kind == "close":
-            out.append(f"</{value}>")
+            out.append(f"</{value}>")  # already counted when opened
             open_.pop()
         else:
             value = _BLANK_LINES_RE.sub("\n\n", value)
-            room = budget - used()
             escaped = html.escape(value, quote=False)
-            if u16(escaped) <= room:
+            if used + u16(escaped) <= budget:
                 out.append(escaped)
+                used += u16(escaped)
                 continue
-            out.append(html.escape(_cut(value, room), quote=False))
+            out.append(html.escape(_cut(value, budget - used), quote=False))
             truncated = True
             break
     result = "".join(out)

@@ -97,7 +97,8 @@ class DeepSeekClient:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, openai.APIStatusError):
-        return f"HTTP {exc.status_code}: {exc.message}"[:300]
+        body = exc.body if isinstance(exc.body, dict) else {}
+        return f"HTTP {exc.status_code}: {body.get('message') or exc.message}"[:300]
     if isinstance(exc, openai.APITimeoutError):
         return "timed out"
     if isinstance(exc, json.JSONDecodeError):
