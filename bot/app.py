@@ -40,6 +40,7 @@ from services.broadcasts import BroadcastService
 from services.channel import PrivateChannel
 from services.checkout import CheckoutService
 from services.content import ContentService
+from services.content_facts import top_whale_fact, track_record_fact
 from services.deepseek import DeepSeekClient
 from services.openrouter import OpenRouterClient
 from services.orders import OrderService
@@ -107,6 +108,7 @@ class App:
         self.publisher = ContentPublisher(self.bot, self.content, self.notifier, settings)
         self.whales = WhaleService(self.db, ranking_ttl=WHALE_RANKING_TTL)
         self.signals = SignalService(self.db, tz=settings.tz, channel_map=settings.telegram_channel_map)
+        self.content.feeders.update(track_record=track_record_fact(self.signals), top_whale=top_whale_fact(self.whales))
         self.broadcasts = BroadcastService(self.db)
         self.signal_delivery = SignalDelivery(self.db, self.bot, self.i18n)
         self.broadcast_progress = BroadcastProgress(self.broadcasts, self.bot, self.users, self.i18n)

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiogram import Bot
@@ -20,8 +21,11 @@ from processing.notify import Notifier
 from sandbox.deepseek import DeepSeekStandIn
 from sandbox.telegram import parse_text
 from services.content import MAX_POST_CHARS, TEMPLATES, ContentService, u16
+from services.content_facts import top_whale_fact, track_record_fact
 from services.deepseek import DeepSeekClient
+from services.signals import EventIn, SignalIn, SignalService
 from services.users import UserService
+from services.whales import WhaleService
 from tests.conftest import ADMIN_ID, make_settings
 from tests.support.core import Clock
 from tests.support.recording import RecordingSession
@@ -288,3 +292,34 @@ async def test_upcoming_slots_follow_the_time_zone_and_its_clock_change(database
                                            datetime(2026, 3, 29, 17, 0, tzinfo=UTC)]
     finally:
         await rig.close()
+
+
+# --------------------------------------------------------------------------- live facts from other features
+
+async def test_track_record_and_top_whale_feed_the_prompts(database):
+    signals, whales = SignalService(database, tz=ZoneInfo("UTC")), WhaleService(database, clock=Clock())
+    track_record, top_whale = track_record_fact(signals), top_whale_fact(whales)
+    assert await track_record() is None and await top_whale() is None  # nothing to say yet: left out
+
+    for ref, exit_event in (("s1", EventIn(type="tp_hit", level=1, price="110")),
+                            ("s2", EventIn(type="sl_hit", price="95"))):
+        await signals.ingest(SignalIn(id=ref, ecosystem="crypto", symbol="SOL/USDT", side="long", entry="100",
+                                      take_profits=["110"], stop_loss="95"))
+        await signals.add_event(ref, exit_event)
+    assert await track_record() == "Our signals, last 30 days: 2 closed, 1 won (50%), cumulative return +5.0%."
+
+    await whales.ingest([{"id": f"tx-{i}", "wallet": "WhaleWallet123456", "chain": "solana", "label": "Big <fish>",
+                          "symbol": "SOL", "side": "sell", "usd_value": "1000", "pnl_usd": "250",
+                          "ts": "2026-11-21T11:00:00Z"} for i in range(5)])
+    assert await top_whale() == ("This week's top whale on our leaderboard: Big <fish> (solana), PnL $1,250.00 "
+                                 "over 5 trades.")
+
+    rig = Rig(database, None, Clock())
+    try:
+        rig.content.feeders.update(track_record=track_record, top_whale=top_whale)
+        draft = await rig.content.generate("market", "momentum")  # no key: the template carries the facts too
+    finally:
+        await rig.close()
+    assert "• Our signals, last 30 days: 2 closed" in draft.text and "Big &lt;fish&gt; (solana)" in draft.text
+    prompt = (await generations(database))[0].prompt
+    assert "This week's top whale" in prompt and "cumulative return +5.0%" in prompt
