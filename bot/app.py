@@ -170,6 +170,8 @@ class App:
             self.publisher.schedule(self.scheduler)
         self.scheduler.add_job(self.broadcast_progress.tick, "interval", seconds=2, id="broadcast_progress")
         self.scheduler.add_job(self.whale_alerts.tick, "interval", seconds=WHALE_ALERT_TICK_SECONDS, id="whale_alerts")
+        self.scheduler.add_job(self.whales.refresh_rankings, "interval", seconds=WHALE_RANKING_TTL * 2 // 3,
+                               id="whale_rankings")
         self.whale_post.schedule(self.scheduler)
 
     async def start(self) -> None:

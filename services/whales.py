@@ -373,21 +373,25 @@ class WhaleService:
                 labels[(t.wallet, t.chain)] = t.label
         keys = list(labels)
         ids: dict[tuple[str, str], int] = {}
+        wallets = WhaleWallet.__table__.c
         for start in range(0, len(keys), CHUNK):
             part = keys[start:start + CHUNK]
-            await session.execute(
-                self._insert(WhaleWallet.__table__).on_conflict_do_nothing(index_elements=["address", "chain"]),
-                [{"address": a, "chain": c, "label": labels[(a, c)], "verified": False, "created_at": now}
-                 for a, c in part])
-            rows = await session.execute(
-                select(WhaleWallet.id, WhaleWallet.address, WhaleWallet.chain, WhaleWallet.label)
-                .where(tuple_(WhaleWallet.address, WhaleWallet.chain).in_(part)))
-            for wallet_id, address, chain, label in rows.all():
-                ids[(address, chain)] = wallet_id
-                if label is None and labels[(address, chain)]:
+            lookup = select(wallets.id, wallets.address, wallets.chain, wallets.label).where(
+                tuple_(wallets.address, wallets.chain).in_(part))
+            known = {(a, c): (i, lb) for i, a, c, lb in (await session.execute(lookup)).all()}
+            missing = [key for key in part if key not in known]
+            if missing:  # new wallets only: most batches are from wallets seen before
+                await session.execute(
+                    self._insert(WhaleWallet.__table__).on_conflict_do_nothing(index_elements=["address", "chain"]),
+                    [{"address": a, "chain": c, "label": labels[(a, c)], "verified": False, "created_at": now}
+                     for a, c in missing])
+                known.update({(a, c): (i, lb) for i, a, c, lb in (await session.execute(
+                    lookup.where(tuple_(wallets.address, wallets.chain).in_(missing)))).all()})
+            for key, (wallet_id, label) in known.items():
+                ids[key] = wallet_id
+                if label is None and labels[key]:
                     await session.execute(update(WhaleWallet).where(
-                        WhaleWallet.id == wallet_id, WhaleWallet.label.is_(None)
-                    ).values(label=labels[(address, chain)]))
+                        WhaleWallet.id == wallet_id, WhaleWallet.label.is_(None)).values(label=labels[key]))
         return ids
 
     async def _roll_up(self, session, trades: list[tuple[int, TradeIn]]) -> None:
@@ -495,6 +499,15 @@ class WhaleService:
             self._sorted[(period, metric)] = ordered
         return Board(period, metric, [_board_row(offset + i + 1, r) for i, r in
                                       enumerate(ordered[offset:offset + limit])], len(ordered), offset)
+
+    async def refresh_rankings(self) -> int:
+        """Recompute the rankings someone has looked at (a scheduler job, so page views rarely pay
+        the aggregate); returns how many were refreshed."""
+        periods = list(self._cache)
+        for period in periods:
+            self._cache.pop(period, None)
+            await self._ranking(period)
+        return len(periods)
 
     def forget_rankings(self) -> None:
         self._cache.clear()

@@ -170,3 +170,16 @@ async def test_csv_import_wallets_and_trades(database, whales):
     assert (await whales.import_csv(trades)).duplicates == 2
     with pytest.raises(Invalid):
         await whales.import_csv("foo,bar\n1,2\n")
+
+
+async def test_ranking_cache_is_kept_then_refreshed(database, clock):
+    whales = WhaleService(database, clock=clock, ranking_ttl=30)
+    await whales.ingest([trade(f"a{i}", "Early1111111") for i in range(5)])
+    assert [r.address for r in (await whales.board("7d", "pnl")).rows] == ["Early1111111"]
+    await whales.ingest([trade(f"b{i}", "Later1111111", pnl="999") for i in range(5)])
+    assert (await whales.board("7d", "pnl")).total == 1  # served from the ranking computed 0 s ago
+    assert await whales.refresh_rankings() == 1  # the scheduler job: only periods someone looked at
+    assert [r.address for r in (await whales.board("7d", "pnl")).rows] == ["Later1111111", "Early1111111"]
+    await whales.ingest([trade(f"c{i}", "Third1111111", pnl="5000") for i in range(5)])
+    clock.advance(seconds=31)  # past the TTL: recomputed on the next view
+    assert (await whales.board("7d", "pnl")).rows[0].address == "Third1111111"

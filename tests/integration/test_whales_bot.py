@@ -273,3 +273,22 @@ async def test_menu_whales_section_is_open(harness):
     await harness.send(FREE, "/start")
     await harness.press(FREE, "menu:whales")
     assert "Whale leaderboard" in last(harness, "EditMessageText").text
+
+
+async def test_weekly_post_is_scheduled_monday_9_in_timezone_and_needs_a_chat(database_url):
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    h = await Harness(make_settings(database_url=database_url, timezone="Asia/Tokyo")).start()
+    try:
+        post = WeeklyWhalePost(h.db, h.app.whales, h.bot, h.app.i18n, h.settings)
+        scheduler = AsyncIOScheduler(timezone=h.settings.tz)
+        post.schedule(scheduler)
+        job = scheduler.get_job("whales_weekly_post")
+        after = datetime(2026, 11, 21, 12, 0, tzinfo=h.settings.tz)  # a Saturday
+        fire = job.trigger.get_next_fire_time(None, after)
+        assert (fire.weekday(), fire.hour, fire.minute, fire.utcoffset()) == (0, 9, 0, timedelta(hours=9))
+        assert fire.date().isoformat() == "2026-11-23"
+        assert not await post.run()  # TELEGRAM_CHAT_ID unset: nothing sent, nothing claimed
+        assert h.session.of("SendPhoto") == []
+    finally:
+        await h.close()
