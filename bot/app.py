@@ -36,6 +36,7 @@ from processing.whale_alerts import WhaleAlerts
 from processing.whale_ingest import add_routes as add_whale_routes
 from processing.whale_post import WeeklyWhalePost
 from services.ai_tokens import PRODUCT, AiTokenFulfiller, AiTokenShop, Headroom, PriceBook, PriceRules
+from services.audit import AuditService
 from services.broadcasts import BroadcastService
 from services.channel import PrivateChannel
 from services.checkout import CheckoutService
@@ -100,7 +101,8 @@ class App:
                                                     self.notifier, self.users, settings.tz)
         self.worker = FulfilmentWorker(self.db, self.orders, self.fulfillers, BotDeliverer(self.notifier))
         self.payments = PaymentProcessor(self.orders, self.providers, self.notifier, self.worker)
-        self.refunds = RefundService(self.orders, self.notifier, self.stars)
+        self.audit = AuditService(self.db)
+        self.refunds = RefundService(self.orders, self.notifier, self.stars, self.audit)
         self.checkout = CheckoutService(self.orders, self.providers)
         self.deepseek = DeepSeekClient(settings.deepseek_api_url, secret(settings.deepseek_key),
                                        settings.deepseek_model, attempts=settings.telegram_content_max_retries)
@@ -115,10 +117,10 @@ class App:
         self.dp = create_dispatcher(
             settings, users=self.users, i18n=self.i18n, db=self.db, orders=self.orders, checkout=self.checkout,
             payments=self.payments, refunds=self.refunds, stars=self.stars, notifier=self.notifier,
-            ai_tokens=self.ai_tokens, content=self.content, publisher=self.publisher,
-            throttle=throttle, subscriptions=self.subscriptions, whales=self.whales,
+            ai_tokens=self.ai_tokens, audit=self.audit, content=self.content, publisher=self.publisher,
             signals=self.signals, broadcasts=self.broadcasts, signal_delivery=self.signal_delivery,
             broadcast_progress=self.broadcast_progress,
+            throttle=throttle, subscriptions=self.subscriptions, whales=self.whales,
             plan_shop=self.plan_shop, channel=self.channel)
         self.scheduler = build_scheduler(settings.tz)
         self.web = build_web_app(self.db, payment_webhook=self.payments.handle_webhook)
@@ -166,13 +168,13 @@ class App:
                                next_run_time=datetime.now(UTC))
         self.scheduler.add_job(refresh_today, "interval", minutes=1, id="business_metrics",
                                args=(self.db, list(self.fulfillers), s.tz), next_run_time=datetime.now(UTC))
-        if s.telegram_content_enabled:
-            self.publisher.schedule(self.scheduler)
         self.scheduler.add_job(self.broadcast_progress.tick, "interval", seconds=2, id="broadcast_progress")
         self.scheduler.add_job(self.whale_alerts.tick, "interval", seconds=WHALE_ALERT_TICK_SECONDS, id="whale_alerts")
         self.scheduler.add_job(self.whales.refresh_rankings, "interval", seconds=WHALE_RANKING_TTL * 2 // 3,
                                id="whale_rankings")
         self.whale_post.schedule(self.scheduler)
+        if s.telegram_content_enabled:
+            self.publisher.schedule(self.scheduler)
 
     async def start(self) -> None:
         """Migrate, serve HTTP, start the scheduler and workers, then start taking updates."""

@@ -42,7 +42,7 @@ def create_dispatcher(
     """The dispatcher with every router and middleware; `services` reach handlers by name."""
     dp = Dispatcher(storage=storage or MemoryStorage(), settings=settings, users=users, **services)
     dp.update.outer_middleware(ObserveMiddleware())
-    dp.update.outer_middleware(UserMiddleware(users))
+    dp.update.outer_middleware(UserMiddleware(users, settings.admin_ids))
     UserLocaleMiddleware(i18n).setup(dp)  # before the throttle, whose notice is translated
     throttle = throttle or ThrottleMiddleware()
     dp.message.outer_middleware(throttle)

@@ -38,20 +38,23 @@ class ObserveMiddleware(BaseMiddleware):
 
 
 class UserMiddleware(BaseMiddleware):
-    """Records the sender (see UserService.seen) and puts `user_info` in the handler data."""
+    """Records the sender (see UserService.seen) and puts `user_info` in the handler data. Updates
+    from users an admin banned from the bot go no further (admins cannot be banned out)."""
 
-    def __init__(self, users: UserService) -> None:
-        self.users = users
+    def __init__(self, users: UserService, admin_ids: list[int] | None = None) -> None:
+        self.users, self.admin_ids = users, set(admin_ids or ())
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
         if user is not None and not user.is_bot:
-            data["user_info"] = await self.users.seen(
+            data["user_info"] = info = await self.users.seen(
                 user.id,
                 username=user.username,
                 first_name=user.first_name,
                 language_code=user.language_code,
             )
+            if info.is_banned and user.id not in self.admin_ids:
+                return None
         return await handler(event, data)
 
 

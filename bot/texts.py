@@ -29,3 +29,14 @@ def method_label(method_id: str, stars: int | None = None) -> str:
         asset = method_id[3:].replace("_", " ")
         return _("🔗 {asset} on-chain").format(asset=asset)
     return method_id
+
+
+PROVIDER_NAMES = {"stars": "Telegram Stars", "cryptopay": "Crypto Pay", "kryptoexpress": "KryptoExpress"}
+
+
+def provider_name(provider: str | None) -> str:
+    return PROVIDER_NAMES.get(provider or "", provider or "—")
+
+
+def product_name(product: str) -> str:
+    return {"ai_tokens": _("AI tokens"), "plan": _("Plans")}.get(product, product)

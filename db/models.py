@@ -36,6 +36,7 @@ class User(Base):
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     is_blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     terms_accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    is_banned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # by an admin
 
 
 class Order(Base):
@@ -55,7 +56,7 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivery: Mapped[dict] = mapped_column(JSON, default=dict)
 

@@ -6,18 +6,17 @@ import html
 
 from aiogram.utils.i18n import gettext as _
 
+from bot.texts import provider_name
 from db.models import Order
 from processing.notify import Notifier
 from services.money import usd
 from services.products import Delivery
 
-PROVIDER_NAMES = {"stars": "Telegram Stars", "cryptopay": "Crypto Pay", "kryptoexpress": "KryptoExpress"}
-
 
 def receipt(order: Order) -> str:
     return _("🧾 Receipt: order #{id} · {title} · {amount} · paid with {provider}").format(
         id=order.id, title=html.escape(order.title), amount=usd(order.amount_cents),
-        provider=PROVIDER_NAMES.get(order.provider or "", order.provider or "—"))
+        provider=provider_name(order.provider))
 
 
 class BotDeliverer:

@@ -10,6 +10,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.utils.i18n import gettext as _
 
 from processing.notify import Notifier
+from services.audit import AuditService
 from services.orders import MONEY_IN, OrderService, Status, TransitionRefused
 from services.payments.stars import StarsProvider
 
@@ -25,8 +26,9 @@ class RefundResult:
 
 
 class RefundService:
-    def __init__(self, orders: OrderService, notifier: Notifier, stars: StarsProvider | None) -> None:
-        self.orders, self.notifier, self.stars = orders, notifier, stars
+    def __init__(self, orders: OrderService, notifier: Notifier, stars: StarsProvider | None,
+                 audit: AuditService | None = None) -> None:
+        self.orders, self.notifier, self.stars, self.audit = orders, notifier, stars, audit
 
     async def refund(self, order_id: int, *, admin_id: int) -> RefundResult:
         order = await self.orders.get(order_id)
@@ -54,6 +56,10 @@ class RefundService:
                                      detail={"admin_id": admin_id, "manual": result.manual})
         except TransitionRefused as exc:
             return RefundResult(False, str(exc))
+        if self.audit is not None:
+            await self.audit.record(admin_id, "refund", f"order:{order_id}", before={"status": order.status},
+                                    after={"status": Status.REFUNDED, "stars": result.stars_refunded,
+                                           "manual": result.manual})
         await self.notifier.send(order.user_id, lambda: _(
             "↩️ Order #{id} has been refunded.").format(id=order_id))
         return result

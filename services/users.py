@@ -30,6 +30,7 @@ class UserInfo:
     is_blocked: bool
     is_new: bool
     written_at: datetime
+    is_banned: bool = False
 
 
 def pick_language(code: str | None) -> str:
@@ -69,7 +70,7 @@ class UserService:
                 user.username, user.first_name = username, first_name
                 user.last_seen = now
                 user.is_blocked = False  # they wrote to us, so they unblocked the bot
-            info = UserInfo(user_id, username, user.language, False, is_new, now)
+            info = UserInfo(user_id, username, user.language, False, is_new, now, bool(user.is_banned))
         self._remember(info)
         return info
 
@@ -100,6 +101,28 @@ class UserService:
             )
             return result.rowcount == 1
 
+    async def set_banned(self, user_id: int, banned: bool) -> bool | None:
+        """Ban or unban a user from the bot; returns the previous state (None: no such user)."""
+        async with self.db.transaction() as session:
+            user = await session.get(User, user_id)
+            if user is None:
+                return None
+            before, user.is_banned = bool(user.is_banned), banned
+        if cached := self._cache.get(user_id):
+            self._cache[user_id] = replace(cached, is_banned=banned)
+        return before
+
+    async def find(self, ref: str) -> User | None:
+        """A user by id or @username."""
+        ref = ref.strip()
+        async with self.db.session() as session:
+            if ref.isdigit() and len(ref) <= 15:
+                return await session.get(User, int(ref))
+            name = ref.removeprefix("@")
+            if not name:
+                return None
+            return await session.scalar(select(User).where(func.lower(User.username) == name.lower()))
+
     async def accept_terms(self, user_id: int) -> None:
         async with self.db.transaction() as session:
             await session.execute(update(User).where(User.id == user_id, User.terms_accepted_at.is_(None))
@@ -110,19 +133,6 @@ class UserService:
             await session.execute(update(User).where(User.id == user_id).values(is_blocked=True))
         if cached := self._cache.get(user_id):
             self._cache[user_id] = replace(cached, is_blocked=True)
-
-    async def counts(self, since: datetime) -> dict[str, int]:
-        async with self.db.session() as session:
-            row = (
-                await session.execute(
-                    select(
-                        func.count(),
-                        func.count().filter(User.first_seen >= since),
-                        func.count().filter(User.is_blocked.is_(True)),
-                    ).select_from(User)
-                )
-            ).one()
-        return {"total": row[0], "new": row[1], "blocked": row[2]}
 
     def _remember(self, info: UserInfo) -> None:
         if len(self._cache) >= CACHE_LIMIT:

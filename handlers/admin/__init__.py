@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers.admin import broadcast, content, grant, orders, panel, support
+from handlers.admin import audit, broadcast, content, grant, orders, panel, stats, support, users
 from handlers.admin import signals as signal_admin
 from handlers.admin import whales as whale_admin
+from handlers.admin.audit import AuditMiddleware
 
 
 def build_router(admin_ids: list[int]) -> Router:
@@ -14,6 +15,9 @@ def build_router(admin_ids: list[int]) -> Router:
     only_admins = F.from_user.id.in_(set(admin_ids))
     router.message.filter(only_admins)
     router.callback_query.filter(only_admins)
+    router.message.middleware(AuditMiddleware())  # inner: runs only for admin updates a handler takes
+    router.callback_query.middleware(AuditMiddleware())
+    router.include_routers(audit.build_router(), users.build_router(), stats.build_router())
     router.include_routers(panel.build_router(), content.build_router(), orders.build_router(), support.build_router(),
                            grant.build_router())
     router.include_routers(signal_admin.build_router(), broadcast.build_router())

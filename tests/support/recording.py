@@ -20,6 +20,7 @@ from aiogram.methods import (
     CopyMessage,
     EditMessageText,
     GetMe,
+    SendDocument,
     SendInvoice,
     SendMessage,
     SendPhoto,
@@ -63,7 +64,7 @@ class RecordingSession(BaseSession):
             return message.model_copy(update={"text": None, "invoice": Invoice(
                 title=method.title, description=method.description, start_parameter="",
                 currency=method.currency, total_amount=sum(p.amount for p in method.prices))})
-        if isinstance(method, SendPhoto):
+        if isinstance(method, SendPhoto | SendDocument):
             return self._message(method.chat_id, method.caption or "", method.reply_markup)
         return True
 

@@ -1,0 +1,75 @@
+"""/audit: the admin audit log, newest first, ten a page."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware, Router
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from services.audit import AuditService
+from services.settings import Settings
+
+
+class AuditPage(CallbackData, prefix="aud"):
+    page: int
+
+
+class AuditMiddleware(BaseMiddleware):
+    """Records every admin command and button tap (who, what, target) before it runs; actions that
+    change state also record their before/after themselves."""
+
+    async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+                       event: TelegramObject, data: dict[str, Any]) -> Any:
+        audit: AuditService = data["audit"]
+        if isinstance(event, Message) and event.text and event.text.startswith("/"):
+            command, _sep, args = event.text.partition(" ")
+            await audit.record(event.from_user.id, command.split("@")[0], args)
+        elif isinstance(event, CallbackQuery) and event.data and not event.data.startswith("aud:"):
+            await audit.record(event.from_user.id, "tap:" + event.data.split(":")[0], event.data)
+        return await handler(event, data)
+
+
+def page_view(entries, page: int, pages: int, settings: Settings) -> tuple[str, InlineKeyboardMarkup]:
+    lines = [_("📜 <b>Audit log</b> — page {page} of {pages}").format(page=page + 1, pages=pages)]
+    for e in entries:
+        change = ""
+        if e.before is not None or e.after is not None:
+            change = f"\n   {html.escape(json.dumps(e.before, ensure_ascii=False), quote=False)} → " \
+                     f"{html.escape(json.dumps(e.after, ensure_ascii=False), quote=False)}"
+        lines.append(f"{e.created_at.astimezone(settings.tz):%m-%d %H:%M} · <code>{e.admin_id}</code> · "
+                     f"{html.escape(e.action)} {html.escape(e.target)}{change}")
+    if not entries:
+        lines.append(_("Nothing recorded yet."))
+    builder = InlineKeyboardBuilder()
+    if page > 0:
+        builder.button(text="◀️", callback_data=AuditPage(page=page - 1))
+    if page + 1 < pages:
+        builder.button(text="▶️", callback_data=AuditPage(page=page + 1))
+    return "\n".join(lines), builder.as_markup()
+
+
+def build_router() -> Router:
+    router = Router(name="admin_audit")
+
+    @router.message(Command("audit"))
+    async def audit_command(message: Message, audit: AuditService, settings: Settings):
+        entries, pages = await audit.page(0)
+        text, markup = page_view(entries, 0, pages, settings)
+        await message.answer(text, reply_markup=markup)
+
+    @router.callback_query(AuditPage.filter())
+    async def audit_page(query: CallbackQuery, callback_data: AuditPage, audit: AuditService, settings: Settings):
+        entries, pages = await audit.page(max(0, callback_data.page))
+        text, markup = page_view(entries, min(max(0, callback_data.page), pages - 1), pages, settings)
+        await query.message.edit_text(text, reply_markup=markup)
+        await query.answer()
+
+    return router

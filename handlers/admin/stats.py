@@ -1,0 +1,121 @@
+"""/stats: today's money and the month's health, a 30-day revenue chart, and a CSV of orders."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from datetime import datetime, timedelta
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy import select
+
+from bot.texts import product_name, provider_name
+from db.base import utcnow
+from db.engine import Database
+from db.models import Order
+from handlers.admin.panel import AdminMenu
+from services.analytics import Dashboard, dashboard
+from services.charts import revenue_chart
+from services.money import usd
+from services.plans import PLANS
+from services.settings import Settings
+
+MAX_EXPORT_DAYS = 366
+
+
+def percent(value) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
+def money(cents) -> str:
+    return "—" if cents is None else usd(int(cents))
+
+
+def stats_text(d: Dashboard, settings: Settings) -> str:
+    month = d.revenue["30d"]
+    products = " · ".join(f"{product_name(k[8:])} {usd(v)}" for k, v in month.items() if k.startswith("product:"))
+    providers = " · ".join(f"{provider_name(k[9:])} {usd(v)}" for k, v in month.items()
+                           if k.startswith("provider:"))
+    per_day = " · ".join(str(n) for _, n in d.orders_per_day)
+    plans = " · ".join(f"{p.name} {d.subscribers.get(code, 0)}" for code, p in PLANS.items() if p.is_paid)
+    return "\n".join([
+        _("📊 <b>Stats</b> ({tz})").format(tz=settings.timezone),
+        _("Revenue: today {today} · 7 days {week} · 30 days {month}").format(
+            today=usd(d.revenue["today"]["total"]), week=usd(d.revenue["7d"]["total"]), month=usd(month["total"])),
+        _("30 days by product: {items}").format(items=products or "—"),
+        _("30 days by provider: {items}").format(items=providers or "—"),
+        _("Orders per day, last 7 days: {items}").format(items=per_day),
+        _("Last 30 days: {orders} orders · paid {paid_rate} · delivered {delivered_rate} · revenue per order "
+          "{rpo} · average order {aov}").format(
+            orders=d.month.orders, paid_rate=percent(d.month.payment_success_rate),
+            delivered_rate=percent(d.month.delivery_success_rate), rpo=money(d.month.revenue_per_order_cents),
+            aov=money(d.month.average_order_value_cents)),
+        _("Subscribers: {plans} · MRR {mrr} · churn (30 days) {churn}").format(
+            plans=plans, mrr=usd(d.mrr_cents), churn=percent(d.churn)),
+        _("Users: {total} · new today {today} · new this week {week} · blocked the bot {blocked}").format(
+            total=d.users_total, today=d.users_new_today, week=d.users_new_week, blocked=d.users_blocked),
+    ])
+
+
+def stats_keyboard() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("⬇️ Orders CSV, 30 days"), callback_data=AdminMenu(action="export"))
+    return builder.as_markup()
+
+
+async def orders_csv(database: Database, since: datetime) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["order_id", "created_at_utc", "paid_at_utc", "user_id", "product", "product_ref", "title",
+                     "amount_usd", "provider", "status"])
+    async with database.session() as session:
+        for o in await session.scalars(select(Order).where(Order.created_at >= since).order_by(Order.id)):
+            writer.writerow([o.id, o.created_at.isoformat(), o.paid_at.isoformat() if o.paid_at else "", o.user_id,
+                             o.product, o.product_ref, o.title, f"{o.amount_cents // 100}.{o.amount_cents % 100:02d}",
+                             o.provider or "", o.status])
+    return out.getvalue().encode("utf-8-sig")  # the BOM makes spreadsheet apps read UTF-8
+
+
+def build_router() -> Router:
+    router = Router(name="admin_stats")
+
+    async def send_stats(chat_id: int, bot: Bot, db: Database, settings: Settings) -> None:
+        d = await dashboard(db, settings.tz, utcnow())
+        await bot.send_message(chat_id, stats_text(d, settings), reply_markup=stats_keyboard())
+        # drawing takes a few hundred ms of CPU: off the event loop, so other users aren't kept waiting
+        chart = await asyncio.to_thread(revenue_chart, d.daily_revenue, _("Revenue per day, last 30 days"))
+        await bot.send_photo(chat_id, BufferedInputFile(chart, "revenue.png"))
+
+    @router.message(Command("stats"))
+    async def stats(message: Message, bot: Bot, db: Database, settings: Settings):
+        await send_stats(message.chat.id, bot, db, settings)
+
+    @router.callback_query(AdminMenu.filter(F.action == "stats"))
+    async def stats_button(query: CallbackQuery, bot: Bot, db: Database, settings: Settings):
+        await query.answer()
+        await send_stats(query.message.chat.id, bot, db, settings)
+
+    async def export(chat_id: int, days: int, bot: Bot, db: Database) -> None:
+        data = await orders_csv(db, utcnow() - timedelta(days=days))
+        await bot.send_document(chat_id, BufferedInputFile(data, f"orders-{days}d.csv"),
+                                caption=_("Orders of the last {days} days").format(days=days))
+
+    @router.message(Command("export"))
+    async def export_command(message: Message, command: CommandObject, bot: Bot, db: Database):
+        arg = (command.args or "30").strip()
+        if not arg.isdigit() or not 1 <= int(arg) <= MAX_EXPORT_DAYS:
+            await message.answer(_("Usage: /export DAYS (1 to {max}), e.g. /export 30").format(max=MAX_EXPORT_DAYS))
+            return
+        await export(message.chat.id, int(arg), bot, db)
+
+    @router.callback_query(AdminMenu.filter(F.action == "export"))
+    async def export_button(query: CallbackQuery, bot: Bot, db: Database):
+        await query.answer()
+        await export(query.message.chat.id, 30, bot, db)
+
+    return router

@@ -1,0 +1,138 @@
+"""/user <id or @username>: who a user is, and the actions an admin takes on them."""
+
+from __future__ import annotations
+
+import html
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.texts import status_label
+from db.models import User
+from processing.refunds import RefundService
+from services.audit import AuditService
+from services.money import usd
+from services.orders import MONEY_IN, OrderService
+from services.settings import Settings
+from services.subscriptions import SubscriptionService
+from services.users import UserService
+
+
+class UserAct(CallbackData, prefix="uact"):
+    action: str  # ban, unban, refund, refund_yes, card
+    user_id: int
+    order_id: int = 0
+
+
+async def card(user: User, users: UserService, orders: OrderService, subscriptions: SubscriptionService,
+               settings: Settings) -> tuple[str, InlineKeyboardMarkup]:
+    fmt = "%Y-%m-%d %H:%M"
+    plan = await subscriptions.current(user.id)
+    items = await orders.for_user(user.id, limit=5)
+    state = (_("🚫 banned from the bot") if user.is_banned else
+             _("⛔️ has blocked the bot") if user.is_blocked else _("✅ active"))
+    lines = [
+        _("👤 <b>{name}</b> {username} · id <code>{id}</code>").format(
+            name=html.escape(user.first_name or "—"), username=f"@{user.username}" if user.username else "",
+            id=user.id),
+        _("Language: {lang} · first seen {first} · last seen {last}").format(
+            lang=user.language, first=user.first_seen.astimezone(settings.tz).strftime(fmt),
+            last=user.last_seen.astimezone(settings.tz).strftime(fmt)),
+        _("Status: {state}").format(state=state),
+        _("Plan: {plan}").format(plan=plan.plan.name + (
+            _(" until {date}").format(date=plan.ends_at.astimezone(settings.tz).strftime(fmt)) if plan.ends_at
+            else "")),
+    ]
+    if user.referrer_id:
+        lines.append(_("Referred by <code>{id}</code>").format(id=user.referrer_id))
+    lines.append(_("Orders:") if items else _("No orders."))
+    lines += [f"#{o.id} · {html.escape(o.title)} · {usd(o.amount_cents)} · {status_label(o.status)}" for o in items]
+    builder = InlineKeyboardBuilder()
+    if user.is_banned:
+        builder.button(text=_("✅ Unban"), callback_data=UserAct(action="unban", user_id=user.id))
+    elif not settings.is_admin(user.id):
+        builder.button(text=_("🚫 Ban from the bot"), callback_data=UserAct(action="ban", user_id=user.id))
+    for order in items:
+        if order.status in MONEY_IN and order.status != "refunded":
+            builder.button(text=_("↩️ Refund #{id}").format(id=order.id),
+                           callback_data=UserAct(action="refund", user_id=user.id, order_id=order.id))
+    builder.adjust(1)
+    lines.append("\n" + _("Grant a plan: /grant {id} pro 30").format(id=user.id))
+    return "\n".join(lines), builder.as_markup()
+
+
+def build_router() -> Router:
+    router = Router(name="admin_users")
+
+    async def show(target: Message, user_id: int, *, edit: bool, **services) -> None:
+        user = await services["users"].get(user_id)
+        text, markup = await card(user, **services)
+        await (target.edit_text(text, reply_markup=markup) if edit else target.answer(text, reply_markup=markup))
+
+    @router.message(Command("user"))
+    async def user_command(message: Message, command: CommandObject, users: UserService, orders: OrderService,
+                           subscriptions: SubscriptionService, settings: Settings):
+        user = await users.find(command.args or "") if command.args else None
+        if user is None:
+            await message.answer(_("Usage: /user ID or /user @username (someone who has used the bot)."))
+            return
+        await show(message, user.id, edit=False, users=users, orders=orders, subscriptions=subscriptions,
+                   settings=settings)
+
+    @router.callback_query(UserAct.filter(F.action.in_({"ban", "unban"})))
+    async def ban(query: CallbackQuery, callback_data: UserAct, users: UserService, audit: AuditService,
+                  orders: OrderService, subscriptions: SubscriptionService, settings: Settings):
+        banned = callback_data.action == "ban"
+        if banned and settings.is_admin(callback_data.user_id):
+            await query.answer(_("Admins can't be banned."), show_alert=True)
+            return
+        before = await users.set_banned(callback_data.user_id, banned)
+        if before is None:
+            await query.answer(_("No such user."), show_alert=True)
+            return
+        await audit.record(query.from_user.id, "ban" if banned else "unban", f"user:{callback_data.user_id}",
+                           before={"banned": before}, after={"banned": banned})
+        await show(query.message, callback_data.user_id, edit=True, users=users, orders=orders,
+                   subscriptions=subscriptions, settings=settings)
+        await query.answer(_("Banned.") if banned else _("Unbanned."))
+
+    @router.callback_query(UserAct.filter(F.action == "refund"))
+    async def refund_ask(query: CallbackQuery, callback_data: UserAct, orders: OrderService):
+        order = await orders.get(callback_data.order_id)
+        if order is None or order.user_id != callback_data.user_id:
+            await query.answer(_("No such order for this user."), show_alert=True)
+            return
+        builder = InlineKeyboardBuilder()
+        builder.button(text=_("Yes, refund"), callback_data=UserAct(action="refund_yes", user_id=order.user_id,
+                                                                   order_id=order.id))
+        builder.button(text=_("No"), callback_data=UserAct(action="card", user_id=order.user_id))
+        await query.message.edit_text(_("Refund order #{id} ({title}, {amount}) to user {user}?").format(
+            id=order.id, title=html.escape(order.title), amount=usd(order.amount_cents), user=order.user_id),
+            reply_markup=builder.as_markup())
+        await query.answer()
+
+    @router.callback_query(UserAct.filter(F.action == "refund_yes"))
+    async def refund_do(query: CallbackQuery, callback_data: UserAct, refunds: RefundService, users: UserService,
+                        orders: OrderService, subscriptions: SubscriptionService, settings: Settings):
+        order = await orders.get(callback_data.order_id)
+        if order is None or order.user_id != callback_data.user_id:
+            await query.answer(_("No such order for this user."), show_alert=True)
+            return
+        result = await refunds.refund(order.id, admin_id=query.from_user.id)
+        await query.answer(_("Refunded.") if result.ok else _("Not refunded: {reason}").format(reason=result.reason),
+                           show_alert=not result.ok)
+        await show(query.message, order.user_id, edit=True, users=users, orders=orders,
+                   subscriptions=subscriptions, settings=settings)
+
+    @router.callback_query(UserAct.filter(F.action == "card"))
+    async def back(query: CallbackQuery, callback_data: UserAct, users: UserService, orders: OrderService,
+                   subscriptions: SubscriptionService, settings: Settings):
+        await show(query.message, callback_data.user_id, edit=True, users=users, orders=orders,
+                   subscriptions=subscriptions, settings=settings)
+        await query.answer()
+
+    return router
