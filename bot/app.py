@@ -19,6 +19,7 @@ from bot.middlewares import ThrottleMiddleware
 from bot.web import build_web_app
 from db import migrate
 from db.engine import Database
+from processing.alerts import AdminAlerts
 from processing.broadcast_progress import BroadcastProgress
 from processing.content import ContentPublisher
 from processing.delivery import BotDeliverer
@@ -84,6 +85,7 @@ class App:
         self.bot = create_bot(secret(settings.telegram_bot_token) or "", settings.telegram_api_url, self.gate,
                               session)
         self.notifier = Notifier(self.bot, self.users, self.i18n, settings.admin_ids)
+        self.alerts = AdminAlerts(self.notifier)
         self.providers = self._providers()
         self.stars: StarsProvider | None = self.providers.get("stars")  # type: ignore[assignment]
         self.openrouter = OpenRouterClient(settings.openrouter_api_url, secret(settings.openrouter_management_key))
@@ -117,15 +119,17 @@ class App:
         self.dp = create_dispatcher(
             settings, users=self.users, i18n=self.i18n, db=self.db, orders=self.orders, checkout=self.checkout,
             payments=self.payments, refunds=self.refunds, stars=self.stars, notifier=self.notifier,
-            ai_tokens=self.ai_tokens, audit=self.audit, content=self.content, publisher=self.publisher,
+            ai_tokens=self.ai_tokens, audit=self.audit, alerts=self.alerts, content=self.content,
+            publisher=self.publisher,
             signals=self.signals, broadcasts=self.broadcasts, signal_delivery=self.signal_delivery,
             broadcast_progress=self.broadcast_progress,
             throttle=throttle, subscriptions=self.subscriptions, whales=self.whales,
             plan_shop=self.plan_shop, channel=self.channel)
-        self.scheduler = build_scheduler(settings.tz)
+        self.scheduler = build_scheduler(settings.tz, on_failure=self.alerts.job_failed)
         self.web = build_web_app(self.db, payment_webhook=self.payments.handle_webhook)
-        add_signal_routes(self.web, IngestAuth.from_settings(settings), self.signals, self.signal_delivery.wake)
-        add_whale_routes(self.web, self.whales, IngestAuth.from_settings(settings))
+        ingest_auth = IngestAuth.from_settings(settings, on_rejected=self.alerts.ingest_rejected)
+        add_signal_routes(self.web, ingest_auth, self.signals, self.signal_delivery.wake)
+        add_whale_routes(self.web, self.whales, ingest_auth)
         self.whale_alerts = WhaleAlerts(self.whales, self.notifier, self.users, self.subscriptions, settings.tz)
         self.whale_post = WeeklyWhalePost(self.db, self.whales, self.bot, self.i18n, settings)
         if settings.webhook_mode:
@@ -164,6 +168,10 @@ class App:
         if self.ai_tokens.can_deliver:  # without a management key nothing is sold: don't ask OpenRouter
             self.scheduler.add_job(self.ai_tokens.prices.refresh, "interval", minutes=5, id="refresh_ai_prices",
                                    next_run_time=datetime.now(UTC))
+            # warn while the largest order can still be covered, not when sales already fail
+            largest_base = s.ai_token_max_order_usd / (1 + s.ai_token_markup)
+            self.scheduler.add_job(self.alerts.check_headroom, "interval", minutes=30, id="openrouter_headroom",
+                                   args=(self.ai_tokens.headroom, largest_base))
         self.scheduler.add_job(self.plan_lifecycle.run, "interval", minutes=5, id="plan_lifecycle",
                                next_run_time=datetime.now(UTC))
         self.scheduler.add_job(refresh_today, "interval", minutes=1, id="business_metrics",

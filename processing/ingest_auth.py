@@ -72,6 +72,8 @@ class IngestAuth:
     allowed: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(default_factory=list)
     window: int = WINDOW_SECONDS
     clock: Callable[[], float] = time.time
+    #: told (status, reason) of every refused request; the app counts them for burst alerts
+    on_rejected: Callable[[int, str], None] | None = None
 
     @classmethod
     def build(cls, secret: str | None, allowed_ips: Iterable[str] = (), *,
@@ -80,10 +82,13 @@ class IngestAuth:
         return cls(secret.encode() if secret else None, nets, window, clock)
 
     @classmethod
-    def from_settings(cls, settings: Any, *, clock: Callable[[], float] = time.time) -> IngestAuth:
+    def from_settings(cls, settings: Any, *, clock: Callable[[], float] = time.time,
+                      on_rejected: Callable[[int, str], None] | None = None) -> IngestAuth:
         raw = settings.signal_webhook_secret
         secret = raw.get_secret_value() if hasattr(raw, "get_secret_value") else raw
-        return cls.build(secret or None, settings.signal_webhook_allowed_ips, clock=clock)
+        auth = cls.build(secret or None, settings.signal_webhook_allowed_ips, clock=clock)
+        auth.on_rejected = on_rejected
+        return auth
 
     @property
     def enabled(self) -> bool:
@@ -131,10 +136,15 @@ class IngestAuth:
         if not self.enabled:
             return error_response(503, DISABLED_MESSAGE)
         if not self.ip_allowed(request.remote):
-            return error_response(403, "client IP not allowed")
+            return self._rejected(error_response(403, "client IP not allowed"))
         body = await request.read()
         refused = self.verify(request.remote, request.headers, body)
-        return refused if refused is not None else body
+        return self._rejected(refused) if refused is not None else body
+
+    def _rejected(self, response: web.Response) -> web.Response:
+        if self.on_rejected is not None:
+            self.on_rejected(response.status, json.loads(response.body).get("error", ""))
+        return response
 
 
 def parse_json_object(body: bytes) -> dict[str, Any] | web.Response:

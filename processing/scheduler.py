@@ -8,6 +8,7 @@ twice (they work from database state, not from memory).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
@@ -20,15 +21,19 @@ JOB_FAILURES = Counter("bot_job_failures_total", "Scheduled job runs that raised
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
 
 
-def build_scheduler(timezone: ZoneInfo) -> AsyncIOScheduler:
+def build_scheduler(timezone: ZoneInfo,
+                    on_failure: Callable[[str, BaseException], None] | None = None) -> AsyncIOScheduler:
+    """`on_failure(job_id, exception)` is told of every failed run (the app alerts admins)."""
     scheduler = AsyncIOScheduler(timezone=timezone, job_defaults=JOB_DEFAULTS)
-    scheduler.add_listener(_on_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+
+    def on_event(event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            log.warning("job %s missed its run at %s", event.job_id, event.scheduled_run_time)
+            return
+        JOB_FAILURES.labels(job=event.job_id).inc()
+        log.error("job %s failed: %r", event.job_id, event.exception, exc_info=event.exception)
+        if on_failure is not None:
+            on_failure(event.job_id, event.exception)
+
+    scheduler.add_listener(on_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
     return scheduler
-
-
-def _on_event(event: JobExecutionEvent) -> None:
-    if event.code == EVENT_JOB_MISSED:
-        log.warning("job %s missed its run at %s", event.job_id, event.scheduled_run_time)
-        return
-    JOB_FAILURES.labels(job=event.job_id).inc()
-    log.error("job %s failed: %r", event.job_id, event.exception, exc_info=event.exception)

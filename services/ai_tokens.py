@@ -139,6 +139,13 @@ class Headroom:
             reserved = sum((Decimal(d["base_usd"]) for d in rows), Decimal(0))
         return balance - open_on_keys - reserved
 
+    async def available_or_none(self) -> Decimal | None:
+        try:
+            return await self.available()
+        except OpenRouterError as exc:
+            log.warning("OpenRouter headroom unknown: %s", exc)
+            return None
+
     async def covers(self, base: Decimal) -> bool:
         """False also when OpenRouter cannot be asked: never sell what may not be deliverable."""
         try:
@@ -205,13 +212,10 @@ class Placed:
 
 
 class AiTokenShop:
-    ALERT_EVERY = 1800.0  # seconds between two low-headroom alerts
-
     def __init__(self, prices: PriceBook, rules: PriceRules, headroom: Headroom, orders, *,
-                 ttl, can_deliver: bool, clock: Callable[[], float] = time.monotonic) -> None:
+                 ttl, can_deliver: bool) -> None:
         self.prices, self.rules, self.headroom, self.orders = prices, rules, headroom, orders
-        self.ttl, self.can_deliver, self.clock = ttl, can_deliver, clock
-        self._last_alert: float | None = None
+        self.ttl, self.can_deliver = ttl, can_deliver
 
     async def place(self, user_id: int, model_index: int, tokens: int) -> Placed:
         """Quote, check the operator can deliver, and create the pending order. Buys nothing."""
@@ -250,12 +254,6 @@ class AiTokenShop:
         return {oid: (info.remaining, info.limit) for oid, info in results
                 if info is not None and info.limit is not None}
 
-    def alert_due(self) -> bool:
-        now = self.clock()
-        if self._last_alert is not None and now - self._last_alert < self.ALERT_EVERY:
-            return False
-        self._last_alert = now
-        return True
 
 
 def per_million(model: ModelPrice, markup: Decimal) -> str:

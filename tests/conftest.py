@@ -97,3 +97,13 @@ async def harness(settings) -> AsyncIterator[Harness]:
     h = await Harness(settings).start()
     yield h
     await h.close()
+
+
+@pytest.fixture
+def i18n_context():
+    """Render translatable text outside a handler (English)."""
+    from bot.i18n import build_i18n
+
+    i18n = build_i18n()
+    with i18n.context(), i18n.use_locale("en"):
+        yield i18n

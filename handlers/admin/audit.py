@@ -7,13 +7,14 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware, Router
+from aiogram import BaseMiddleware, F, Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from handlers.admin.panel import AdminMenu
 from services.audit import AuditService
 from services.settings import Settings
 
@@ -64,6 +65,13 @@ def build_router() -> Router:
         entries, pages = await audit.page(0)
         text, markup = page_view(entries, 0, pages, settings)
         await message.answer(text, reply_markup=markup)
+
+    @router.callback_query(AdminMenu.filter(F.action == "audit"))
+    async def audit_button(query: CallbackQuery, audit: AuditService, settings: Settings):
+        entries, pages = await audit.page(0)
+        text, markup = page_view(entries, 0, pages, settings)
+        await query.message.answer(text, reply_markup=markup)
+        await query.answer()
 
     @router.callback_query(AuditPage.filter())
     async def audit_page(query: CallbackQuery, callback_data: AuditPage, audit: AuditService, settings: Settings):

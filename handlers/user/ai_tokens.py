@@ -13,7 +13,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.keyboards import Menu
 from handlers.user.checkout import offer_payment
-from processing.notify import Notifier
+from processing.alerts import AdminAlerts
 from services.ai_tokens import PACKAGES, AiTokenShop, per_million
 from services.checkout import CheckoutService
 from services.money import usd
@@ -121,11 +121,10 @@ def build_router() -> Router:
         await query.answer()
 
     async def place(target: Message, user_id: int, index: int, tokens: int, *, edit: bool, ai_tokens: AiTokenShop,
-                    checkout: CheckoutService, stars: StarsProvider | None, notifier: Notifier) -> str | None:
+                    checkout: CheckoutService, stars: StarsProvider | None, alerts: AdminAlerts) -> str | None:
         placed = await ai_tokens.place(user_id, index, tokens)
-        if placed.problem == "no_headroom" and ai_tokens.alert_due():
-            await notifier.alert_admins(lambda: _("⚠️ OpenRouter credit is too low to sell AI tokens. "
-                                                  "Top up the account."))
+        if placed.problem == "no_headroom":
+            await alerts.low_headroom_at_sale()
         if placed.problem:
             return placed.problem
         await offer_payment(target, placed.order, checkout, stars, edit=edit)
@@ -133,9 +132,9 @@ def build_router() -> Router:
 
     @router.callback_query(TokBuy.filter())
     async def buy_package(query: CallbackQuery, callback_data: TokBuy, ai_tokens: AiTokenShop,
-                          checkout: CheckoutService, stars: StarsProvider | None, notifier: Notifier):
+                          checkout: CheckoutService, stars: StarsProvider | None, alerts: AdminAlerts):
         problem = await place(query.message, query.from_user.id, callback_data.i, callback_data.tokens, edit=True,
-                              ai_tokens=ai_tokens, checkout=checkout, stars=stars, notifier=notifier)
+                              ai_tokens=ai_tokens, checkout=checkout, stars=stars, alerts=alerts)
         await query.answer(problem_text(problem, ai_tokens) if problem else None, show_alert=bool(problem))
 
     @router.callback_query(TokCustom.filter())
@@ -154,7 +153,7 @@ def build_router() -> Router:
 
     @router.message(StateFilter(CustomAmount.tokens), F.text, ~F.text.startswith("/"))
     async def custom_amount(message: Message, state: FSMContext, ai_tokens: AiTokenShop, checkout: CheckoutService,
-                            stars: StarsProvider | None, notifier: Notifier):
+                            stars: StarsProvider | None, alerts: AdminAlerts):
         index = (await state.get_data())["model_index"]
         model = await ai_tokens.prices.model(index)
         if model is None:
@@ -165,7 +164,7 @@ def build_router() -> Router:
         tokens, problem = ai_tokens.rules.parse_custom(message.text, model)
         if problem is None:
             problem = await place(message, message.from_user.id, index, tokens, edit=False, ai_tokens=ai_tokens,
-                                  checkout=checkout, stars=stars, notifier=notifier)
+                                  checkout=checkout, stars=stars, alerts=alerts)
         if problem in ("not_a_number", "too_few", "too_many"):
             await message.answer(problem_text(problem, ai_tokens, high=high))  # stays in the flow
             return

@@ -7,7 +7,8 @@ from processing.scheduler import JOB_FAILURES, build_scheduler
 
 
 async def test_failing_job_is_counted_and_others_keep_running():
-    scheduler = build_scheduler(ZoneInfo("UTC"))
+    told = []
+    scheduler = build_scheduler(ZoneInfo("UTC"), on_failure=lambda job, exc: told.append((job, str(exc))))
     runs = {"good": 0, "bad": 0}
 
     async def good():
@@ -31,6 +32,7 @@ async def test_failing_job_is_counted_and_others_keep_running():
         scheduler.shutdown(wait=False)
     # the failure was counted each time and stopped neither its own schedule nor the other job
     assert failures >= 2 and runs["good"] >= 2 and runs["bad"] >= failures
+    assert told[0] == ("bad", "provider down") and {job for job, _ in told} == {"bad"}  # admins get told
 
 
 async def test_slow_job_never_overlaps_itself():
