@@ -20,6 +20,7 @@ from services.orders import MONEY_IN, OrderService
 from services.settings import Settings
 from services.subscriptions import SubscriptionService
 from services.users import UserService
+from services.whales import WhaleService
 
 
 class UserAct(CallbackData, prefix="uact"):
@@ -28,8 +29,12 @@ class UserAct(CallbackData, prefix="uact"):
     order_id: int = 0
 
 
-async def card(user: User, users: UserService, orders: OrderService, subscriptions: SubscriptionService,
-               settings: Settings) -> tuple[str, InlineKeyboardMarkup]:
+async def card(user: User, data: dict) -> tuple[str, InlineKeyboardMarkup]:
+    """The card; `data` is the handler data (aiogram passes every service by name)."""
+    orders: OrderService = data["orders"]
+    subscriptions: SubscriptionService = data["subscriptions"]
+    whales: WhaleService = data["whales"]
+    settings: Settings = data["settings"]
     fmt = "%Y-%m-%d %H:%M"
     plan = await subscriptions.current(user.id)
     items = await orders.for_user(user.id, limit=5)
@@ -49,6 +54,10 @@ async def card(user: User, users: UserService, orders: OrderService, subscriptio
     ]
     if user.referrer_id:
         lines.append(_("Referred by <code>{id}</code>").format(id=user.referrer_id))
+    follows = await whales.follows(user.id)
+    if follows:
+        lines.append(_("Follows {count} wallets: {wallets}").format(count=len(follows), wallets=", ".join(
+            html.escape(w.label or f"{w.address[:6]}…{w.address[-4:]}") for _f, w in follows[:5])))
     lines.append(_("Orders:") if items else _("No orders."))
     lines += [f"#{o.id} · {html.escape(o.title)} · {usd(o.amount_cents)} · {status_label(o.status)}" for o in items]
     builder = InlineKeyboardBuilder()
@@ -68,24 +77,21 @@ async def card(user: User, users: UserService, orders: OrderService, subscriptio
 def build_router() -> Router:
     router = Router(name="admin_users")
 
-    async def show(target: Message, user_id: int, *, edit: bool, **services) -> None:
-        user = await services["users"].get(user_id)
-        text, markup = await card(user, **services)
+    async def show(target: Message, user_id: int, data: dict, *, edit: bool) -> None:
+        text, markup = await card(await data["users"].get(user_id), data)
         await (target.edit_text(text, reply_markup=markup) if edit else target.answer(text, reply_markup=markup))
 
     @router.message(Command("user"))
-    async def user_command(message: Message, command: CommandObject, users: UserService, orders: OrderService,
-                           subscriptions: SubscriptionService, settings: Settings):
+    async def user_command(message: Message, command: CommandObject, users: UserService, **data):
         user = await users.find(command.args or "") if command.args else None
         if user is None:
             await message.answer(_("Usage: /user ID or /user @username (someone who has used the bot)."))
             return
-        await show(message, user.id, edit=False, users=users, orders=orders, subscriptions=subscriptions,
-                   settings=settings)
+        await show(message, user.id, {"users": users, **data}, edit=False)
 
     @router.callback_query(UserAct.filter(F.action.in_({"ban", "unban"})))
     async def ban(query: CallbackQuery, callback_data: UserAct, users: UserService, audit: AuditService,
-                  orders: OrderService, subscriptions: SubscriptionService, settings: Settings):
+                  settings: Settings, **data):
         banned = callback_data.action == "ban"
         if banned and settings.is_admin(callback_data.user_id):
             await query.answer(_("Admins can't be banned."), show_alert=True)
@@ -96,8 +102,7 @@ def build_router() -> Router:
             return
         await audit.record(query.from_user.id, "ban" if banned else "unban", f"user:{callback_data.user_id}",
                            before={"banned": before}, after={"banned": banned})
-        await show(query.message, callback_data.user_id, edit=True, users=users, orders=orders,
-                   subscriptions=subscriptions, settings=settings)
+        await show(query.message, callback_data.user_id, {"users": users, "settings": settings, **data}, edit=True)
         await query.answer(_("Banned.") if banned else _("Unbanned."))
 
     @router.callback_query(UserAct.filter(F.action == "refund"))
@@ -116,8 +121,8 @@ def build_router() -> Router:
         await query.answer()
 
     @router.callback_query(UserAct.filter(F.action == "refund_yes"))
-    async def refund_do(query: CallbackQuery, callback_data: UserAct, refunds: RefundService, users: UserService,
-                        orders: OrderService, subscriptions: SubscriptionService, settings: Settings):
+    async def refund_do(query: CallbackQuery, callback_data: UserAct, refunds: RefundService, orders: OrderService,
+                        **data):
         order = await orders.get(callback_data.order_id)
         if order is None or order.user_id != callback_data.user_id:
             await query.answer(_("No such order for this user."), show_alert=True)
@@ -125,14 +130,11 @@ def build_router() -> Router:
         result = await refunds.refund(order.id, admin_id=query.from_user.id)
         await query.answer(_("Refunded.") if result.ok else _("Not refunded: {reason}").format(reason=result.reason),
                            show_alert=not result.ok)
-        await show(query.message, order.user_id, edit=True, users=users, orders=orders,
-                   subscriptions=subscriptions, settings=settings)
+        await show(query.message, order.user_id, {"orders": orders, **data}, edit=True)
 
     @router.callback_query(UserAct.filter(F.action == "card"))
-    async def back(query: CallbackQuery, callback_data: UserAct, users: UserService, orders: OrderService,
-                   subscriptions: SubscriptionService, settings: Settings):
-        await show(query.message, callback_data.user_id, edit=True, users=users, orders=orders,
-                   subscriptions=subscriptions, settings=settings)
+    async def back(query: CallbackQuery, callback_data: UserAct, **data):
+        await show(query.message, callback_data.user_id, data, edit=True)
         await query.answer()
 
     return router
