@@ -8,6 +8,7 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from processing.notify import Notifier
+from services.audit import AuditService
 from services.channel import PrivateChannel
 from services.plan_sales import format_end
 from services.plans import PLANS
@@ -38,7 +39,8 @@ def build_router() -> Router:
 
     @router.message(Command("grant"))
     async def grant(message: Message, command: CommandObject, subscriptions: SubscriptionService,
-                    users: UserService, channel: PrivateChannel, notifier: Notifier, settings: Settings):
+                    users: UserService, channel: PrivateChannel, notifier: Notifier, settings: Settings,
+                    audit: AuditService):
         args = (command.args or "").split()
         if len(args) != 3:
             await message.answer(usage())
@@ -63,8 +65,12 @@ def build_router() -> Router:
             await message.answer(_("User {id} hasn't used the bot yet, so they can't be given a plan.").format(
                 id=user_id))
             return
+        before = await subscriptions.current(user_id)
         period = await subscriptions.add_time(user_id, plan.code, days, source="grant",
                                               granted_by=message.from_user.id)
+        await audit.record(message.from_user.id, "grant", f"user:{user_id}",
+                           before={"plan": before.plan.code, "ends_at": before.ends_at and before.ends_at.isoformat()},
+                           after={"plan": plan.code, "days": days, "ends_at": period.ends_at.isoformat()})
         ends = format_end(period.ends_at, settings.tz)
         member = await channel.is_member(user_id)
         link = None if member else await channel.invite(user_id, until=period.ends_at)

@@ -124,3 +124,12 @@ async def test_audit_pages(harness):
     assert "page 3 of 3" in harness.session.of("EditMessageText")[-1].text
 
 
+
+
+async def test_grant_is_audited_with_before_and_after(harness):
+    await harness.users.seen(12, username=None, first_name="Lucky", language_code="en")
+    await harness.send(ADMIN_ID, "/grant 12 pro 30")
+    entries, _ = await harness.app.audit.page(0)
+    grant = next(e for e in entries if e.action == "grant")
+    assert grant.target == "user:12" and grant.before == {"plan": "free", "ends_at": None}
+    assert grant.after["plan"] == "pro" and grant.after["days"] == 30
