@@ -64,3 +64,21 @@ async def test_flood_control_is_ridden_out(app, telegram):
     await telegram.wait_for(has_text(telegram, 503, "Hi"), timeout=5)
     failures = [c for c in telegram.calls_of("sendMessage") if c.error_code == 429]
     assert len(failures) == 1 and app.gate.stats.retry_after >= 1
+
+
+async def test_a_429_storm_is_survived(app, telegram):
+    """Telegram (the stand-in) allows 20 msg/s while 60 users press /start at once and the bot's own
+    limit is far higher: flood-control answers pile up, the gate pauses everyone and retries, and every
+    user gets exactly one menu."""
+    telegram.rate_limit = 20
+    users = range(600, 660)
+    for uid in users:
+        telegram.add_user(uid)
+        telegram.send_text(uid, "/start")
+
+    def everyone_served():
+        return all(telegram.last_bot_message(uid) for uid in users)
+    await telegram.wait_for(everyone_served, timeout=30)
+    refused = [c for c in telegram.calls_of("sendMessage") if c.error_code == 429]
+    assert refused and app.gate.stats.retry_after >= 1  # there was a storm, and it was ridden out
+    assert all(len(telegram.chat_messages(uid, bot_only=True)) == 1 for uid in users)  # no duplicates
