@@ -6,7 +6,7 @@ from aiogram import Router
 
 from handlers import admin, common, fallback, payments
 from handlers.admin import refusal
-from handlers.user import ai_tokens, checkout, help, orders, plans, sections, settings, signals, start, support
+from handlers.user import ai_tokens, checkout, help, orders, plans, settings, signals, start, support
 from handlers.user import whales as whale_board
 
 
@@ -24,7 +24,6 @@ def build_routers(admin_ids: list[int]) -> list[Router]:
         orders.build_router(),
         signals.build_router(),
         whale_board.build_router(),
-        sections.build_router(),
         plans.build_router(),
         ai_tokens.build_router(),  # after the commands: its custom-amount state takes stray text
         fallback.build_router(),  # last: takes only what nobody else did
