@@ -16,6 +16,18 @@ from services.orders import OrderService
 from services.settings import Settings
 
 
+def refund_problem(order_id: int | str, reason: str) -> str:
+    """Why a refund did not happen, in words (RefundResult.reason is a code)."""
+    if reason == "not_found":
+        return _("Order #{id} doesn't exist.").format(id=order_id)
+    if reason.startswith("status:"):
+        return _("Order #{id} is {status}: nothing to refund.").format(id=order_id, status=status_label(reason[7:]))
+    if reason == "stars_unavailable":
+        reason = _("Telegram Stars are switched off, so the Stars payment can't be returned")
+    return _("Refund of order #{id} failed: {reason}. Nothing was changed.").format(
+        id=order_id, reason=html.escape(reason.removeprefix("telegram:")))
+
+
 def build_router() -> Router:
     router = Router(name="admin_orders")
 
@@ -27,15 +39,7 @@ def build_router() -> Router:
             return
         result = await refunds.refund(int(arg), admin_id=message.from_user.id)
         if not result.ok:
-            reason = result.reason
-            if reason == "not_found":
-                text = _("Order #{id} doesn't exist.").format(id=arg)
-            elif reason.startswith("status:"):
-                text = _("Order #{id} is {status}: nothing to refund.").format(id=arg, status=status_label(reason[7:]))
-            else:
-                text = _("Refund of order #{id} failed: {reason}. Nothing was changed.").format(
-                    id=arg, reason=html.escape(reason))
-            await message.answer(text)
+            await message.answer(refund_problem(arg, result.reason))
             return
         lines = [_("↩️ Order #{id} refunded; the user has been told.").format(id=arg)]
         if result.stars_refunded:

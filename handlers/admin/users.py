@@ -13,6 +13,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.texts import status_label
 from db.models import User
+from handlers.admin.orders import refund_problem
 from processing.refunds import RefundService
 from services.audit import AuditService
 from services.money import usd
@@ -128,7 +129,7 @@ def build_router() -> Router:
             await query.answer(_("No such order for this user."), show_alert=True)
             return
         result = await refunds.refund(order.id, admin_id=query.from_user.id)
-        await query.answer(_("Refunded.") if result.ok else _("Not refunded: {reason}").format(reason=result.reason),
+        await query.answer(_("Refunded.") if result.ok else refund_problem(order.id, result.reason),
                            show_alert=not result.ok)
         await show(query.message, order.user_id, {"orders": orders, **data}, edit=True)
 

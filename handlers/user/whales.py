@@ -89,7 +89,7 @@ def board_screen(board: Board, plan: Plan, min_trades: int) -> tuple[str, Inline
     paid = plan.is_paid
     periods, metrics = period_names(), metric_names()
     lines = [_("🐋 <b>Whale leaderboard</b> · {period} · by {metric}").format(
-        period=periods[board.period], metric=metrics[board.metric].lower()), ""]
+        period=periods[board.period], metric=metrics[board.metric]), ""]
     if not board.rows:
         lines.append(_("No wallet has {count} or more trades in this period yet.").format(count=min_trades))
     for row in board.rows:

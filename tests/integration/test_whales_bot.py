@@ -71,7 +71,7 @@ async def test_free_sees_top5_short_paid_sees_pages_and_full_addresses(harness):
     assert WBoard(p="7d", m="score", pg=1).pack() in markup_data(sent)
     await harness.press(PAID, WBoard(p="7d", m="pnl", pg=1).pack())
     edited = last(harness, "EditMessageText")
-    assert "11. " in edited.text and "12. " in edited.text and "by pnl" in edited.text
+    assert "11. " in edited.text and "12. " in edited.text and "by PnL" in edited.text
     assert wallet(1) in edited.text.split("12. ")[1]  # the lowest PnL is last
     await harness.press(PAID, WBoard(p="nonsense", m="pnl").pack())
     assert last(harness, "AnswerCallbackQuery").show_alert
