@@ -19,10 +19,7 @@ Usage in an aiohttp handler::
 
     auth = IngestAuth.from_settings(settings)
     async def receive(request):
-        checked = await auth.check(request)
-        if isinstance(checked, web.Response):
-            return checked
-        payload = parse_json_object(checked)       # bytes -> dict, or a 422 Response
+        payload = await auth.json_object(request)  # authenticated dict, or the 401/403/422/503 Response
         if isinstance(payload, web.Response):
             return payload
         ...
@@ -140,6 +137,11 @@ class IngestAuth:
         body = await request.read()
         refused = self.verify(request.remote, request.headers, body)
         return self._rejected(refused) if refused is not None else body
+
+    async def json_object(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """`check`, then the body as a JSON object: the payload, or the error response to return."""
+        checked = await self.check(request)
+        return checked if isinstance(checked, web.Response) else parse_json_object(checked)
 
     def _rejected(self, response: web.Response) -> web.Response:
         if self.on_rejected is not None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from processing.ingest_auth import IngestAuth, error_response, parse_json_object
+from processing.ingest_auth import IngestAuth, error_response
 from services.signals import EventIn, InvalidInput, SignalIn, SignalService, validate
 
 log = logging.getLogger(__name__)
@@ -23,10 +23,7 @@ def add_signal_routes(app: web.Application, auth: IngestAuth, signals: SignalSer
     """Register the ingest routes; `queued()` is called when deliveries were queued (wakes the worker)."""
 
     async def receive_signal(request: web.Request) -> web.Response:
-        checked = await auth.check(request)
-        if isinstance(checked, web.Response):
-            return checked
-        payload = parse_json_object(checked)
+        payload = await auth.json_object(request)
         if isinstance(payload, web.Response):
             return payload
         try:
@@ -41,10 +38,7 @@ def add_signal_routes(app: web.Application, auth: IngestAuth, signals: SignalSer
         return web.json_response({"stored": True, "id": result.signal_id}, status=202)
 
     async def receive_event(request: web.Request) -> web.Response:
-        checked = await auth.check(request)
-        if isinstance(checked, web.Response):
-            return checked
-        payload = parse_json_object(checked)
+        payload = await auth.json_object(request)
         if isinstance(payload, web.Response):
             return payload
         try:

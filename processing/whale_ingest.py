@@ -21,7 +21,7 @@ import logging
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from processing.ingest_auth import IngestAuth, error_response, parse_json_object
+from processing.ingest_auth import IngestAuth, error_response
 from services.whales import MAX_BATCH, WhaleService
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,7 @@ PATH = "/api/whales/trades"
 
 def trades_handler(whales: WhaleService, auth: IngestAuth):
     async def receive(request: web.Request) -> web.Response:
-        checked = await auth.check(request)
-        if isinstance(checked, web.Response):
-            return checked
-        payload = parse_json_object(checked)
+        payload = await auth.json_object(request)
         if isinstance(payload, web.Response):
             return payload
         items = payload.get("trades")
