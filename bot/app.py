@@ -241,11 +241,15 @@ class App:
             log.warning("background work did not finish in time; it resumes at the next start")
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.close_resources()
+        await self.bot.session.close()
+        log.info("stopped cleanly")
+
+    async def close_resources(self) -> None:
+        """Close the HTTP clients, the FSM storage and the database (also used by in-process tests)."""
         for provider in self.providers.values():
             await provider.close()
         await self.openrouter.close()
         await self.deepseek.close()
         await self.dp.storage.close()
-        await self.bot.session.close()
         await self.db.close()
-        log.info("stopped cleanly")

@@ -29,12 +29,7 @@ class Harness:
         return self
 
     async def close(self) -> None:
-        await self.dp.storage.close()
-        await self.app.openrouter.close()
-        await self.app.deepseek.close()
-        for provider in self.app.providers.values():
-            await provider.close()
-        await self.db.close()
+        await self.app.close_resources()
 
     @staticmethod
     def user(user_id: int, *, first_name: str = "Alice", username: str | None = None,
