@@ -76,7 +76,7 @@ def chat_ref(chat: str) -> int | str:
 
 class SignalDelivery:
     def __init__(self, database: Database, bot: Bot, i18n: I18n, *, clock: Callable[[], datetime] = utcnow,
-                 batch: int = 200, concurrency: int = 8, lease: timedelta = timedelta(minutes=2),
+                 batch: int = 1000, concurrency: int = 8, lease: timedelta = timedelta(minutes=2),
                  idle_wait: float = 1.0, max_attempts: int = 5, base_delay: float = 2.0) -> None:
         self.db, self.bot, self.i18n, self.clock = database, bot, i18n, clock
         self.batch, self.concurrency, self.lease, self.idle_wait = batch, concurrency, lease, idle_wait
