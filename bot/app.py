@@ -196,6 +196,7 @@ class App:
         await register_commands(self.bot, self.i18n, self.settings.admin_ids)
         self._schedule()
         self.scheduler.start()
+        await self.worker.recover()
         self._tasks = [asyncio.create_task(self.worker.run(), name="fulfilment"),
                        asyncio.create_task(self._reconcile(), name="reconcile")]
         await self.signal_delivery.recover()

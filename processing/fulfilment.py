@@ -46,6 +46,21 @@ class FulfilmentWorker:
         self._wake = asyncio.Event()
         self._stopping = False
 
+    async def recover(self) -> int:
+        """At start-up: jobs a dead process was working on go back to the queue at once instead of
+        waiting out their lease, and queued ones are retried now rather than after their backoff (a
+        restart is when conditions change). Safe because one bot token has one running process
+        (Telegram refuses a second poller), and fulfillers are idempotent anyway."""
+        now = self.clock()
+        async with self.db.transaction() as session:
+            result = await session.execute(update(FulfilmentJob)
+                                           .where(FulfilmentJob.status.in_(("running", "queued")))
+                                           .values(status="queued", lease_until=None, next_attempt_at=now,
+                                                   updated_at=now))
+        if result.rowcount:
+            log.warning("resuming %s unfinished fulfilment jobs", result.rowcount)
+        return result.rowcount
+
     def wake(self) -> None:
         """Something was queued: look now rather than at the next idle tick."""
         self._wake.set()

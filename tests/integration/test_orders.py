@@ -164,8 +164,8 @@ async def test_crash_between_paid_and_fulfilled_is_fulfilled_once_after_restart(
         job = await s.scalar(select(FulfilmentJob).where(FulfilmentJob.order_id == order.id))
     assert await core.worker._claim(job.id)  # the process takes the job... and dies
     core.restart()
-    assert await core.worker.run_once() == 0  # lease still held by the dead process
-    core.clock.advance(minutes=6)
+    assert await core.worker.run_once() == 0  # the lease would hold it for minutes...
+    assert await core.worker.recover() == 1  # ...but a starting process takes it back at once
     assert await core.worker.run_once() == 1
     assert await status(core, order.id) == Status.FULFILLED and core.product.created == {order.id: 1}
 
@@ -245,3 +245,21 @@ async def test_a_newer_stars_invoice_supersedes_the_older_one(core):
     check = core.orders.precheckout_problem
     assert await check("stars", "order:1:a", 16, Decimal(769), "XTR") == "not_pending"
     assert await check("stars", "order:1:b", 16, Decimal(769), "XTR") is None
+
+
+async def test_a_restart_retries_backed_off_deliveries_at_once(core):
+    order = await core.order(user_id=17)
+    invoice = await core.invoice(order)
+    core.provider.pay(invoice)
+    await core.processor.poll()
+    core.product.fail_next = 3
+    for attempt in range(3):  # three failures, backing off 1 s, 2 s, then 4 s
+        if attempt:
+            core.clock.advance(seconds=2.5)
+        assert await core.worker.run_once() == 1
+    core.product.fail_next = 0
+    core.restart()
+    assert await core.worker.run_once() == 0  # still backing off...
+    assert await core.worker.recover() == 1  # ...until the new process starts
+    assert await core.worker.run_once() == 1
+    assert await status(core, order.id) == Status.FULFILLED
