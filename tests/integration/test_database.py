@@ -1,7 +1,7 @@
 """Migrations (stairway), SQLite tuning, and the user service — on SQLite and PostgreSQL."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -12,6 +12,7 @@ from db.base import Base
 from db.engine import Database
 from db.models import User
 from services.users import LAST_SEEN_RESOLUTION, UserService
+from tests.support.clock import Clock
 
 
 def revisions() -> list[str]:
@@ -81,14 +82,6 @@ async def test_health_ping_reports_a_dead_database(tmp_path):
     db = Database("postgresql+asyncpg://nobody:nothing@127.0.0.1:1/none")
     assert await db.ping() is False
     await db.close()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 async def test_user_recorded_once_then_only_every_few_minutes(database):

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import pytest_asyncio
-from aiogram import Bot, Dispatcher, F
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
+from aiogram import Dispatcher, F
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import (
     InlineKeyboardButton,
@@ -33,14 +31,6 @@ async def tg():
         standin.add_user(OTHER, "Bob")
         standin.add_channel(CHANNEL, "VIP", username="sandbox_vip")
         yield standin
-
-
-@pytest_asyncio.fixture
-async def bot(tg):
-    bot = Bot("123:ABC", session=AiohttpSession(api=TelegramAPIServer.from_base(tg.base_url)))
-    yield bot
-    if bot.session._session is not None:
-        await bot.session._session.close()
 
 
 @dataclass

@@ -6,9 +6,7 @@ import time
 import aiohttp
 import pytest
 import pytest_asyncio
-from aiogram import Bot, Dispatcher, F
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
+from aiogram import Dispatcher, F
 from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramConflictError,
@@ -45,15 +43,6 @@ async def tg():
     async with TelegramStandIn() as standin:
         standin.add_user(USER, "Alice", username="alice")
         yield standin
-
-
-@pytest_asyncio.fixture
-async def bot(tg):
-    bot = Bot("123:ABC", session=AiohttpSession(api=TelegramAPIServer.from_base(tg.base_url)))
-    yield bot
-    # AiohttpSession.close() sleeps 250 ms for TLS shutdown; plain HTTP needs none.
-    if bot.session._session is not None:
-        await bot.session._session.close()
 
 
 async def raw(tg, method, *, http="POST", **kwargs):

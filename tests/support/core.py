@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
@@ -15,21 +15,11 @@ from processing.notify import Notifier
 from processing.payments import PaymentProcessor
 from services.orders import OrderService
 from services.users import UserService
+from tests.support.clock import Clock
 from tests.support.payments import RecordingProduct, ScriptedProvider
 from tests.support.recording import RecordingSession
 
 ADMIN = 9001
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs) -> None:
-        self.now += timedelta(**kwargs)
 
 
 class Core:
