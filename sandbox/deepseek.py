@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import random
 import re
 import secrets
@@ -26,6 +25,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from sandbox.openai_compat import count_tokens, message_text
 from sandbox.pages import LocalServer
 
 JSON = dict[str, Any]
@@ -245,10 +245,10 @@ class DeepSeekStandIn(LocalServer):
         else:
             content = self.compose(messages)
         finish = "stop"
-        if mode != "hostile" and max_tokens is not None and _tokens(content) > max_tokens:
+        if mode != "hostile" and max_tokens is not None and count_tokens(content) > max_tokens:
             content, finish = content[:max_tokens * 4], "length"
-        prompt_tokens = sum(4 + _tokens(_text(m.get("content"))) for m in messages)
-        completion_tokens = _tokens(content)
+        prompt_tokens = sum(4 + count_tokens(message_text(m.get("content"))) for m in messages)
+        completion_tokens = count_tokens(content)
         return web.json_response({
             "id": f"{secrets.token_hex(4)}-{secrets.token_hex(2)}-{secrets.token_hex(2)}-"
                   f"{secrets.token_hex(2)}-{secrets.token_hex(6)}",
@@ -276,8 +276,8 @@ class DeepSeekStandIn(LocalServer):
 
 def detect_request(messages: list[JSON]) -> tuple[str, str]:
     """``(kind, topic)`` asked for: the last user message wins, then the other messages."""
-    users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
-    others = [_text(m.get("content")) for m in messages if m.get("role") != "user"]
+    users = [message_text(m.get("content")) for m in messages if m.get("role") == "user"]
+    others = [message_text(m.get("content")) for m in messages if m.get("role") != "user"]
     texts = [t for t in [*(users[-1:]), *reversed(users[:-1]), *others] if t]
     kind = next((k for t in texts if (k := _first_kind(t))), "market")
     topic = next((tp for t in texts if (tp := _topic(t))), "the crypto market")
@@ -302,14 +302,3 @@ def _hostile_post() -> str:
     filler = "Market update <b>breaking</b> & <u>news</u> " * (HOSTILE_BODY_CHARS // 40 + 1)
     return (HOSTILE_HEAD + filler)[:HOSTILE_BODY_CHARS - 3] + "<b>"
 
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
-
-
-def _tokens(text: str) -> int:
-    return math.ceil(len(text) / 4)

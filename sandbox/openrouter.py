@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.openai_compat import count_tokens, message_text
 from sandbox.pages import LocalServer
 
 JSON = dict[str, Any]
@@ -424,11 +424,11 @@ class OpenRouterStandIn(LocalServer):
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise OpenRouterError(400, "max_tokens must be a positive integer")
 
-        prompt_tokens = sum(4 + _tokens(_text(m.get("content"))) for m in messages if isinstance(m, dict))
+        prompt_tokens = sum(4 + count_tokens(message_text(m.get("content"))) for m in messages if isinstance(m, dict))
         self._check_budget(key, model_id, prompt_tokens, max_tokens)
 
         text = (self.responder or _default_answer)(messages, model_id)
-        completion_tokens, finish = _tokens(text), "stop"
+        completion_tokens, finish = count_tokens(text), "stop"
         if max_tokens is not None and completion_tokens > max_tokens:
             text, completion_tokens, finish = text[:max_tokens * 4], max_tokens, "length"
         cost = self.price(model_id, prompt_tokens, completion_tokens)
@@ -524,18 +524,6 @@ def _object_body(request: web.Request) -> JSON:
     return body
 
 
-def _text(content: Any) -> str:
-    """Text of an OpenAI message ``content`` (a string or a list of parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
-
-
-def _tokens(text: str) -> int:
-    """Rough tokenizer: ~4 characters per token."""
-    return math.ceil(len(text) / 4)
 
 
 _OPENERS = ["Short answer:", "In brief:", "Here's the gist:", "Quick take:"]
@@ -550,7 +538,7 @@ _BODIES = [
 
 
 def _default_answer(messages: list[JSON], model_id: str) -> str:
-    question = next((_text(m.get("content")) for m in reversed(messages)
+    question = next((message_text(m.get("content")) for m in reversed(messages)
                      if isinstance(m, dict) and m.get("role") == "user"), "")
     digest = int(hashlib.sha256(f"{model_id}|{question}".encode()).hexdigest(), 16)
     topic = " ".join(question.split()[:8]).rstrip("?.!,") or "your question"
