@@ -148,11 +148,8 @@ class Headroom:
 
     async def covers(self, base: Decimal) -> bool:
         """False also when OpenRouter cannot be asked: never sell what may not be deliverable."""
-        try:
-            return await self.available() >= base
-        except OpenRouterError as exc:
-            log.warning("OpenRouter headroom unknown: %s", exc)
-            return False
+        available = await self.available_or_none()
+        return available is not None and available >= base
 
 
 def key_name(order_id: int) -> str:
