@@ -101,15 +101,15 @@ class CheckoutService:
                 address=draft.address, raw=draft.raw)
         except TransitionRefused:
             return CheckoutResult("not_pending", order)
-        if method.provider == "stars":  # the bot sends Stars invoices itself, once they are recorded
-            try:
-                message = await provider.send(user_id, order.title, order.title, invoice.external_id,
-                                              int(invoice.amount))
-            except TelegramAPIError as exc:
-                log.warning("could not send the Stars invoice for order %s: %s", order.id, exc)
-                await self.orders.close_invoice("stars", invoice.external_id)
-                return CheckoutResult("unavailable", order, method=method)
-            await self.orders.set_invoice_message(invoice.id, message.chat.id, message.message_id)
+        try:
+            shown = await provider.present(invoice.external_id, request, invoice.amount)
+        except (ProviderError, TelegramAPIError) as exc:
+            log.warning("could not show the %s invoice for order %s: %s", method.provider, order.id, exc)
+            await self.orders.close_invoice(method.provider, invoice.external_id)
+            return CheckoutResult("unavailable", order, method=method)
+        if shown is not None:
+            await self.orders.set_invoice_message(invoice.id, *shown)
+            invoice.chat_id, invoice.message_id = shown
         return CheckoutResult(None, order, invoice, method)
 
     async def cancel(self, order_id: int, user_id: int) -> str | None:

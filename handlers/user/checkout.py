@@ -124,7 +124,7 @@ def build_router() -> Router:
             await query.answer(PROBLEMS[result.problem](), show_alert=True)
             return
         await query.answer()
-        if result.method.provider == "stars":  # Telegram shows the invoice with its own Pay button
+        if result.invoice.message_id is not None:  # the provider showed its own invoice (Stars' Pay button)
             await query.message.edit_text(order_summary(result.order) + "\n\n" + _("⭐ Invoice sent below."))
             return
         text = invoice_text(result.order, result.invoice, settings)

@@ -77,4 +77,11 @@ class PaymentProvider(Protocol):
         The caller then fetches those invoices: a notification alone never counts."""
         ...
 
+    async def present(self, invoice_id: str, request: InvoiceRequest, amount: Decimal) -> tuple[int, int] | None:
+        """Show the recorded invoice to the payer if the provider does that itself (Stars: the bot's
+        invoice message), returning (chat_id, message_id); None means the bot shows the pay link
+        or address. Called only after the invoice is recorded, so a payment can never arrive for an
+        invoice we don't know."""
+        ...
+
     async def close(self) -> None: ...

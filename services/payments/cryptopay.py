@@ -211,6 +211,9 @@ class CryptoPayProvider:
             raise WebhookRejected("invoice_paid update without an invoice")
         return [str(payload["invoice_id"])]
 
+    async def present(self, invoice_id: str, request: InvoiceRequest, amount: Decimal) -> None:
+        return None  # the bot shows the pay link (and address)
+
     async def close(self) -> None:
         if self._owns_client:
             await self._client.aclose()

@@ -266,6 +266,9 @@ class KryptoExpressProvider:
             raise WebhookRejected("callback without a payment hash")
         return [record["hash"]]
 
+    async def present(self, invoice_id: str, request: InvoiceRequest, amount: Decimal) -> None:
+        return None  # the bot shows the pay link (and address)
+
     async def close(self) -> None:
         if self._owns_client:
             await self._client.aclose()

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from aiogram import Bot
-from aiogram.types import LabeledPrice, Message
+from aiogram.types import LabeledPrice
 
 from db.base import utcnow
 from services.money import stars_for
@@ -41,16 +41,16 @@ class StarsProvider:
         return stars_for(amount_cents, self.rate)
 
     async def create_invoice(self, request: InvoiceRequest) -> InvoiceDraft:
-        """Prices the invoice; `send` delivers it once it is recorded, so a payer can never reach
-        pre-checkout with an invoice we don't know yet."""
+        """Prices the invoice; `present` sends it once it is recorded."""
         return InvoiceDraft(
             external_id=invoice_payload(request.order_id), amount=Decimal(self.price(request.amount_cents)),
             asset="XTR", expires_at=utcnow() + timedelta(seconds=request.expires_in_seconds))
 
-    async def send(self, user_id: int, title: str, description: str, payload: str, stars: int) -> Message:
-        return await self.bot.send_invoice(
-            chat_id=user_id, title=title[:32], description=description[:255], payload=payload, currency="XTR",
-            prices=[LabeledPrice(label=title[:32], amount=stars)])
+    async def present(self, invoice_id: str, request: InvoiceRequest, amount: Decimal) -> tuple[int, int]:
+        message = await self.bot.send_invoice(
+            chat_id=request.user_id, title=request.title[:32], description=request.description[:255],
+            payload=invoice_id, currency="XTR", prices=[LabeledPrice(label=request.title[:32], amount=int(amount))])
+        return message.chat.id, message.message_id
 
     async def fetch(self, external_ids: Sequence[str]) -> list[RemoteInvoice]:
         return []  # Stars payments reach us as updates only
