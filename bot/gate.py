@@ -126,6 +126,7 @@ class GateStats:
     blocked: int  # 403 answers seen
     passed_through: int  # exempt requests (GetUpdates)
     paused_until: float  # clock() value; -inf if never paused
+    paused_total: float  # seconds paused by 429s so far (overlapping pauses counted once)
     next_free: float  # clock() value of the next free slot; -inf before the first request
 
 
@@ -178,6 +179,7 @@ class OutgoingGate(BaseRequestMiddleware):
 
         self._next_free = -math.inf
         self._paused_until = -math.inf
+        self._paused_total = 0.0
         self._chat_last: dict[int | str, float] = {}
         self._chat_locks: dict[int | str, _ChatLock] = {}
 
@@ -228,6 +230,7 @@ class OutgoingGate(BaseRequestMiddleware):
             blocked=self._blocked,
             passed_through=self._passed_through,
             paused_until=self._paused_until,
+            paused_total=self._paused_total,
             next_free=self._next_free,
         )
 
@@ -333,8 +336,10 @@ class OutgoingGate(BaseRequestMiddleware):
         self._retry_after += 1
         metrics.RETRY_AFTER.inc()
         retry_after = max(0.0, float(exc.retry_after))
+        now = self._clock()
         # max, not sum: concurrent 429s describe the same flood-control window.
-        self._paused_until = max(self._paused_until, self._clock() + retry_after)
+        self._paused_total += max(0.0, now + retry_after - max(now, self._paused_until))
+        self._paused_until = max(self._paused_until, now + retry_after)
         will_retry = attempt < self._max_retries
         logger.warning(
             "Flood control on %s (chat %s): all sends paused for %.1f s; %s",

@@ -263,6 +263,7 @@ async def test_concurrent_retry_after_pauses_take_the_max_not_the_sum() -> None:
 
     second_429_at = START + 0.1 + 0.5
     assert gate.paused_until == pytest.approx(second_429_at + 3, abs=EPS)
+    assert gate.stats.paused_total == pytest.approx(3.1, abs=EPS)  # the union of the two 3 s pauses
     assert gate.stats.retry_after == 2
     resumed = [c.at for c in session.calls if c.at > second_429_at]
     assert resumed[0] == pytest.approx(second_429_at + 3, abs=EPS)
@@ -458,5 +459,5 @@ def test_invalid_options_are_rejected(kwargs: dict[str, Any]) -> None:
 def test_stats_snapshot_before_any_request() -> None:
     gate = OutgoingGate(30)
     assert gate.rate == 30 and gate.interval == pytest.approx(1 / 30)
-    assert gate.stats == GateStats(0, 0, 0, 0, 0, 0, 0, -math.inf, -math.inf)
+    assert gate.stats == GateStats(0, 0, 0, 0, 0, 0, 0, -math.inf, 0.0, -math.inf)
     assert gate.pause_remaining() == 0.0
