@@ -4,7 +4,8 @@
   lease) and stamps them with this claim's token; only rows carrying the token are sent.
 * Send: inside `with bulk():` through the app's bot (so the outgoing gate spaces them at
   TELEGRAM_RATE_LIMIT, keeps 1 s per chat, pauses everything on 429, marks users blocked on 403),
-  a bounded number at once.
+  a bounded number in flight. Sends run on across batches, and the next batch is claimed while this one
+  is half way out, so the gate never waits for the database.
 * Record: each result is written as soon as Telegram answers (results that arrive together are committed
   together), guarded by the claim token. `sent` keeps the message id, so an event is sent as a reply to
   that recipient's own copy of its signal.
@@ -61,6 +62,17 @@ class Job:
 
 
 @dataclass(slots=True)
+class Batch:
+    """Claimed rows with everything needed to send them, loaded before the first send."""
+
+    jobs: list[Job]
+    signals: dict[int, Signal]
+    events: dict[int, SignalEvent]
+    parents: dict[int, tuple[str, int | None, datetime]]
+    cancelled: set[int]
+
+
+@dataclass(slots=True)
 class Result:
     id: int
     claim: str
@@ -85,8 +97,8 @@ class SignalDelivery:
         self._stopping = False
         self._pending: list[Result] = []
         self._flush_lock = asyncio.Lock()
-        self._signals: dict[int, Signal] = {}
-        self._events: dict[int, SignalEvent] = {}
+        self._slots = asyncio.Semaphore(concurrency)
+        self._in_flight: set[asyncio.Task[None]] = set()
         self.sent = 0  # messages sent by this worker (benchmarks)
 
     def wake(self) -> None:
@@ -106,35 +118,75 @@ class SignalDelivery:
         return result.rowcount
 
     async def run(self) -> None:
-        while not self._stopping:
-            try:
-                done = await self.run_once()
-            except Exception:
-                log.exception("signal delivery sweep failed")
-                done = 0
-            if not done and not self._stopping:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.idle_wait)
+        ahead: asyncio.Task[Batch | None] | None = None  # the next batch, claimed while this one goes out
+        try:
+            while not self._stopping or ahead is not None:
+                try:
+                    batch = await ahead if ahead is not None else await self._prepare()
+                except Exception:
+                    log.exception("signal delivery claim failed")
+                    batch = None
+                ahead = None
+                if batch is not None:
+                    ahead = await self._start_batch(batch, look_ahead=not self._stopping)
+                elif not self._stopping:
+                    await self._settle()  # results of the last batch are recorded before the queue looks empty
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.idle_wait)
+            await self._settle()
+        finally:  # on a kill: claimed rows stay `sending` and are requeued at the next start
+            if ahead is not None:
+                ahead.cancel()
+            for task in self._in_flight:
+                task.cancel()
 
     async def run_once(self) -> int:
         """Claim one batch and deliver it; returns how many rows were handled."""
+        batch = await self._prepare()
+        if batch is None:
+            return 0
+        await self._start_batch(batch, look_ahead=False)
+        await self._settle()
+        return len(batch.jobs)
+
+    async def _start_batch(self, batch: Batch, *, look_ahead: bool) -> asyncio.Task[Batch | None] | None:
+        """Start a send for every job, `concurrency` in flight across batches; returns once the last one has
+        started, with the claim of the next batch begun halfway (so database work overlaps the sends and the
+        gate never waits for it)."""
+        ahead = None
+        half = len(batch.jobs) // 2
+        with bulk():  # the send tasks inherit bulk mode
+            for index, job in enumerate(batch.jobs):
+                await self._slots.acquire()
+                if index == half and look_ahead:
+                    ahead = asyncio.create_task(self._prepare())
+                task = asyncio.create_task(self._send_one(job, batch))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+        return ahead
+
+    async def _send_one(self, job: Job, batch: Batch) -> None:
+        try:
+            result = await self._deliver(job, batch)
+        except Exception:  # a bug, not Telegram: the lease brings the row back
+            log.exception("delivering outbox row %s failed", job.id)
+            return
+        finally:
+            self._slots.release()
+        await self._record(result)
+
+    async def _settle(self) -> None:
+        """Wait until every started send has been recorded."""
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _prepare(self) -> Batch | None:
         jobs = await self._claim()
         if not jobs:
-            return 0
-        await self._load(jobs)
-        parents = await self._parents(jobs)
-        cancelled = await self._cancelled_broadcasts(jobs)
-        gate = asyncio.Semaphore(self.concurrency)
-
-        async def one(job: Job) -> None:
-            async with gate:
-                result = await self._deliver(job, parents, cancelled)
-            await self._record(result)
-
-        with bulk():
-            await asyncio.gather(*(one(job) for job in jobs))
-        return len(jobs)
+            return None
+        signals, events = await self._load(jobs)
+        return Batch(jobs, signals, events, await self._parents(jobs), await self._cancelled_broadcasts(jobs))
 
     # -- claim ----------------------------------------------------------------------------------------
 
@@ -144,37 +196,27 @@ class SignalDelivery:
 
     async def _claim(self) -> list[Job]:
         now, token = self.clock(), uuid.uuid4().hex
+        due = select(Outbox.id).where(self._due(now)).order_by(Outbox.id).limit(self.batch).scalar_subquery()
         async with self.db.transaction() as session:
-            ids = list(await session.scalars(select(Outbox.id).where(self._due(now)).order_by(Outbox.id)
-                                             .limit(self.batch)))
-            if not ids:
-                return []
-            await session.execute(update(Outbox).where(Outbox.id.in_(ids), self._due(now)).values(
+            claimed = await session.execute(update(Outbox).where(Outbox.id.in_(due), self._due(now)).values(
                 status="sending", claim=token, lease_until=now + self.lease, attempts=Outbox.attempts + 1))
+            if not claimed.rowcount:
+                return []
             rows = (await session.execute(
                 select(Outbox.id, Outbox.kind, Outbox.item_id, Outbox.chat, Outbox.user_id, Outbox.parent_id,
                        Outbox.attempts, User.language, User.is_blocked)
                 .outerjoin(User, User.id == Outbox.user_id)
-                .where(Outbox.claim == token, Outbox.status == "sending").order_by(Outbox.id))).all()
+                .where(Outbox.status == "sending", Outbox.claim == token).order_by(Outbox.id))).all()
         return [Job(r[0], r[1], r[2], r[3], r[4], r[5], r[6], token, r[7], bool(r[8])) for r in rows]
 
-    async def _load(self, jobs: list[Job]) -> None:
-        event_ids = {j.item_id for j in jobs if j.kind == "event"} - set(self._events)
+    async def _load(self, jobs: list[Job]) -> tuple[dict[int, Signal], dict[int, SignalEvent]]:
+        event_ids = {j.item_id for j in jobs if j.kind == "event"}
         async with self.db.session() as session:
-            if event_ids:
-                for event in await session.scalars(select(SignalEvent).where(SignalEvent.id.in_(event_ids))):
-                    self._events[event.id] = event
-            signal_ids = {j.item_id for j in jobs if j.kind == "signal"}
-            signal_ids |= {self._events[j.item_id].signal_id for j in jobs
-                           if j.kind == "event" and j.item_id in self._events}
-            missing = signal_ids - set(self._signals)
-            if missing:
-                for signal in await session.scalars(select(Signal).where(Signal.id.in_(missing))):
-                    self._signals[signal.id] = signal
-        if len(self._signals) > 1000:
-            self._signals = {k: v for k, v in self._signals.items() if k in signal_ids}
-        if len(self._events) > 1000:
-            self._events = {k: v for k, v in self._events.items() if k in event_ids}
+            events = await session.scalars(select(SignalEvent).where(SignalEvent.id.in_(event_ids)))
+            events_by_id = {event.id: event for event in events}
+            signal_ids = {j.item_id for j in jobs if j.kind == "signal"} | {e.signal_id for e in events_by_id.values()}
+            signals = await session.scalars(select(Signal).where(Signal.id.in_(signal_ids)))
+            return {signal.id: signal for signal in signals}, events_by_id
 
     async def _parents(self, jobs: list[Job]) -> dict[int, tuple[str, int | None, datetime]]:
         ids = {j.parent_id for j in jobs if j.parent_id is not None}
@@ -195,17 +237,17 @@ class SignalDelivery:
 
     # -- send -----------------------------------------------------------------------------------------
 
-    def _text(self, job: Job) -> str | None:
+    def _text(self, job: Job, batch: Batch) -> str | None:
         locale = job.language or self.i18n.default_locale
         with self.i18n.context(), self.i18n.use_locale(locale):
             if job.kind == "signal":
-                signal = self._signals.get(job.item_id)
+                signal = batch.signals.get(job.item_id)
                 return render_signal(signal) if signal else None
-            event = self._events.get(job.item_id)
-            signal = self._signals.get(event.signal_id) if event else None
+            event = batch.events.get(job.item_id)
+            signal = batch.signals.get(event.signal_id) if event else None
             return render_event(event, signal) if event and signal else None
 
-    async def _deliver(self, job: Job, parents: dict, cancelled: set[int]) -> Result:
+    async def _deliver(self, job: Job, batch: Batch) -> Result:
         now = self.clock()
         if self._stopping:  # let the next process take it; nothing was sent
             return Result(job.id, job.claim, "queued", next_at=now)
@@ -213,20 +255,20 @@ class SignalDelivery:
             return Result(job.id, job.claim, "skipped", error="user has blocked the bot")
         reply_to = None
         if job.kind == "event":
-            status, message_id, due = parents.get(job.parent_id, ("gone", None, now))
+            status, message_id, due = batch.parents.get(job.parent_id, ("gone", None, now))
             if status in ("queued", "sending"):  # the copy to reply to is not out yet
                 return Result(job.id, job.claim, "queued", next_at=max(due, now) + timedelta(seconds=2))
             if status != "sent" or message_id is None:
                 return Result(job.id, job.claim, "skipped", error=f"signal copy is {status}")
             reply_to = message_id
-        if job.kind == "broadcast" and job.item_id in cancelled:
+        if job.kind == "broadcast" and job.item_id in batch.cancelled:
             return Result(job.id, job.claim, "cancelled")
         try:
             if job.kind == "broadcast":
                 broadcast = await self._broadcast(job.item_id)
                 sent = await self.bot.copy_message(chat_ref(job.chat), broadcast.from_chat_id, broadcast.message_id)
             else:
-                text = self._text(job)
+                text = self._text(job, batch)
                 if text is None:
                     return Result(job.id, job.claim, "failed", error="item is gone")
                 reply = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None

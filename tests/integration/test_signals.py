@@ -3,6 +3,7 @@ recording session instead of Telegram and an injected clock."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -331,6 +332,40 @@ async def test_restart_resumes_without_duplicates_or_losses(h, client):
     for message in h.session.of("SendMessage"):
         per_chat[message.chat_id] = per_chat.get(message.chat_id, 0) + 1
     assert set(per_chat) == {*range(100, 130), CHANNEL} and set(per_chat.values()) == {1}
+
+
+async def until_drained(h) -> None:
+    async with asyncio.timeout(20):
+        while [row for row in await outbox(h) if row.status in ("queued", "sending")]:  # noqa: ASYNC110 - a query
+            await asyncio.sleep(0.02)
+
+
+async def test_the_running_worker_goes_on_across_batches_and_a_kill_loses_nothing(h, client):
+    await users(h, *range(200, 240), plan="basic")
+    await post(client, "/api/signals", SIGNAL)
+    worker = h.app.signal_delivery
+    worker.batch = 7  # six batches, each claimed while the one before is still going out
+    running = asyncio.create_task(worker.run())
+    while len(h.session.of("SendMessage")) < 20:  # noqa: ASYNC110 - the recording session has no event
+        await asyncio.sleep(0.005)
+    running.cancel()  # killed mid-batch: claimed rows, including the batch claimed ahead, stay "sending"
+    await asyncio.gather(running, return_exceptions=True)
+    assert [row for row in await outbox(h) if row.status == "sending"]
+    from processing.signal_delivery import SignalDelivery
+
+    fresh = SignalDelivery(h.db, h.bot, h.app.i18n, clock=h.clock, batch=7)
+    assert await fresh.recover() > 0
+    running = asyncio.create_task(fresh.run())
+    await until_drained(h)
+    fresh.stop()
+    await running
+    per_chat: dict[int, int] = {}
+    for message in h.session.of("SendMessage"):
+        per_chat[message.chat_id] = per_chat.get(message.chat_id, 0) + 1
+    assert set(per_chat) == {*range(200, 240), CHANNEL}  # nobody lost
+    # only answers in flight at the kill can be repeated (Telegram has no idempotency key)
+    assert sum(n - 1 for n in per_chat.values()) <= worker.concurrency
+    assert {row.status for row in await outbox(h)} == {"sent"}
 
 
 async def test_lease_expiry_also_resumes(h, client):
