@@ -320,7 +320,7 @@ class SignalService:
             await session.flush()
             recipients = await self._recipients(session, row, now)
             if recipients:
-                await session.execute(insert(Outbox), recipients)
+                await session.execute(insert(Outbox.__table__), recipients)
             return Ingested(True, row.id, len(recipients))
 
     async def _recipients(self, session, signal: Signal, now: datetime) -> list[dict]:
@@ -398,7 +398,7 @@ class SignalService:
                          status="queued", attempts=0, next_attempt_at=max(now, due), created_at=now)
                     for parent_id, chat, user_id, due in parents]
             if rows:
-                await session.execute(insert(Outbox), rows)
+                await session.execute(insert(Outbox.__table__), rows)
             return EventResult("stored", event.id, len(rows))
 
     # -- users -------------------------------------------------------------------------------------
