@@ -7,6 +7,7 @@ maximum (1,000 req/s) so the figure is the bot's own ceiling, not Telegram's lim
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 import time
@@ -28,6 +29,7 @@ async def run() -> None:
                                 database_url=f"sqlite+aiosqlite:///{tmp}/bench.db")
             app = App(settings)
             await app.start()
+            gc.freeze()  # as run.py does
             try:
                 for label, command in (("new users, /start", "/start"), ("known users, /help", "/help")):
                     before = len(telegram.calls_of("sendMessage"))
