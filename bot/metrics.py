@@ -12,3 +12,5 @@ ERRORS = Counter("bot_errors_total", "Unhandled errors in handlers")
 MESSAGES_SENT = Counter("bot_messages_sent_total", "Requests to the Bot API that succeeded", ["method"])
 RETRY_AFTER = Counter("bot_telegram_429_total", "Flood-control answers (429) seen from Telegram")
 BLOCKED = Counter("bot_telegram_403_total", "Sends refused because the user blocked the bot")
+OUTBOX_RESULTS = Counter("bot_outbox_results_total", "Fan-out deliveries recorded, by outcome "
+                         "(sent, blocked, skipped, failed, cancelled; queued = retried later)", ["status"])

@@ -37,6 +37,7 @@ from aiogram.types import ReplyParameters
 from aiogram.utils.i18n import I18n
 from sqlalchemy import bindparam, or_, select, update
 
+from bot import metrics
 from bot.gate import bulk
 from db.base import utcnow
 from db.engine import Database
@@ -314,3 +315,5 @@ class SignalDelivery:
                                  sent_at=bindparam("b_sent_at"), lease_until=None, claim=None))
             async with self.db.transaction() as session:
                 await session.execute(statement, params)
+            for r in batch:
+                metrics.OUTBOX_RESULTS.labels(status=r.status).inc()

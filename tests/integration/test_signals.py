@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 
 from db.models_signals import Outbox, Signal, SignalEvent
@@ -221,6 +222,19 @@ async def test_blocked_users_are_marked_and_skipped_thereafter(h, client):
     await post(client, "/api/signals", {**SIGNAL, "id": "ext-2"})
     assert len(await outbox(h, user_id=41)) == 1  # not queued again
     assert len(await outbox(h, user_id=42)) == 2
+
+
+async def test_delivery_outcomes_are_counted_on_metrics(h, client):
+    def counted(status: str) -> float:
+        return REGISTRY.get_sample_value("bot_outbox_results_total", {"status": status}) or 0.0
+
+    before = {status: counted(status) for status in ("sent", "blocked")}
+    await users(h, 51, 52, 53, plan="basic")
+    h.session.blocked.add(52)
+    await post(client, "/api/signals", SIGNAL)
+    await drain(h)
+    assert counted("sent") - before["sent"] == 3  # two users and the channel
+    assert counted("blocked") - before["blocked"] == 1
 
 
 # -- /signals filters ----------------------------------------------------------------------------------
