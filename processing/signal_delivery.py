@@ -11,7 +11,8 @@
   that recipient's own copy of its signal.
 * Restart: rows left `sending` by a dead process are queued again at start (one bot process per database,
   as long polling requires) or when their lease runs out. A request Telegram accepted whose answer the dead
-  process never recorded is the only thing that can be sent twice (at most `concurrency` messages).
+  process never recorded is the only thing that can be sent twice: the `concurrency` sends in flight
+  and the answers waiting for their group commit.
 * Blocked users (403, or `users.is_blocked`) are marked `blocked`/`skipped` and never tried again;
   cancelled broadcasts' rows are not sent.
 """
