@@ -77,7 +77,7 @@ if TYPE_CHECKING:
     from aiogram import Bot
     from aiogram.methods import Response
 
-__all__ = ["EXEMPT_METHODS", "GateStats", "OutgoingGate", "bulk", "gate_bulk", "in_bulk"]
+__all__ = ["EXEMPT_METHODS", "GateStats", "OutgoingGate", "bulk", "in_bulk"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +103,6 @@ def bulk() -> Iterator[None]:
         yield
     finally:
         _bulk_mode.reset(token)
-
-
-#: Alias, for call sites that read better with the gate's name in it.
-gate_bulk = bulk
 
 
 def in_bulk() -> bool:

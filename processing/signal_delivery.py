@@ -101,7 +101,6 @@ class SignalDelivery:
         self._flush_lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
-        self.sent = 0  # messages sent by this worker (benchmarks)
 
     def wake(self) -> None:
         self._wake.set()
@@ -288,7 +287,6 @@ class SignalDelivery:
                 return Result(job.id, job.claim, "failed", error=error)
             delay = self.base_delay * 2 ** (job.attempts - 1)
             return Result(job.id, job.claim, "queued", error=error, next_at=now + timedelta(seconds=delay))
-        self.sent += 1
         return Result(job.id, job.claim, "sent", message_id=sent.message_id)
 
     async def _broadcast(self, broadcast_id: int) -> Broadcast:
