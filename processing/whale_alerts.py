@@ -25,7 +25,7 @@ from processing.notify import Notifier
 from services.money import usd
 from services.subscriptions import SubscriptionService
 from services.users import UserService
-from services.whales import WhaleService, short_address
+from services.whales import WhaleService, signed_usd, wallet_name
 
 log = logging.getLogger(__name__)
 BATCH_WINDOW = timedelta(seconds=60)
@@ -44,10 +44,8 @@ def alert_text(items: list[tuple[WhaleTrade, WhaleWallet]], tz: ZoneInfo) -> str
     shown = 0
     for wallet_id, trades in by_wallet.items():
         wallet = wallets[wallet_id]
-        name = html.escape(wallet.label) + " · " if wallet.label else ""
-        mark = "✅ " if wallet.verified else ""
-        address = html.escape(short_address(wallet.address))
-        lines += ["", f"{mark}<b>{name}</b><code>{address}</code> ({html.escape(wallet.chain)})"]
+        name = wallet_name(wallet.address, wallet.label, wallet.verified, short=True, bold=True)
+        lines += ["", f"{name} ({html.escape(wallet.chain)})"]
         for trade in trades:
             if shown >= MAX_LINES:
                 break
@@ -55,7 +53,7 @@ def alert_text(items: list[tuple[WhaleTrade, WhaleWallet]], tz: ZoneInfo) -> str
             line = (f"• {trade.ts.astimezone(tz).strftime('%H:%M')} {trade.side.upper()} {html.escape(trade.symbol)} "
                     f"{usd(trade.usd_cents)}")
             if trade.pnl_cents is not None:
-                line += " · " + _("PnL {pnl}").format(pnl=("+" if trade.pnl_cents > 0 else "") + usd(trade.pnl_cents))
+                line += " · " + _("PnL {pnl}").format(pnl=signed_usd(trade.pnl_cents))
             lines.append(line)
     if len(items) > shown:
         lines += ["", _("…and {count} more.").format(count=len(items) - shown)]

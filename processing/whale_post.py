@@ -6,7 +6,6 @@ run or a restart never posts twice; a failed send is retried by the next run of 
 from __future__ import annotations
 
 import asyncio
-import html
 import io
 import logging
 from collections.abc import Callable
@@ -27,22 +26,18 @@ from db.engine import Database
 from db.models_whales import WhalePost
 from services.money import usd
 from services.settings import Settings
-from services.whales import Board, WhaleService, short_address
+from services.whales import Board, WhaleService, pct, short_address, signed_usd, wallet_name
 
 log = logging.getLogger(__name__)
 TOP = 10
 STALE_CLAIM = timedelta(minutes=15)
 
 
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
-
-
 def render_table(board: Board, title: str) -> bytes:
     """A PNG of the board (floats only for drawing)."""
     header = ["#", "Wallet", "Chain", "PnL", "Win rate", "ROI", "Volume", "Trades"]
     rows = [[str(r.rank), (r.label + " · " if r.label else "") + short_address(r.address), r.chain,
-             ("+" if r.pnl_cents > 0 else "") + usd(r.pnl_cents), _pct(r.win_rate), _pct(r.roi),
+             signed_usd(r.pnl_cents), pct(r.win_rate), pct(r.roi),
              usd(r.volume_cents), str(r.trades)] for r in board.rows] or [["", "no ranked wallets", "", "", "", "",
                                                                             "", ""]]
     fig = Figure(figsize=(11, 0.42 * len(rows) + 1.3), dpi=110)
@@ -71,10 +66,8 @@ def post_text(board: Board, week: str) -> str:
     lines = [_("🐋 <b>Weekly whale champions</b> · {week}").format(week=week),
              _("Top wallets of the last 7 days by composite score (PnL, ROI, win rate, volume)."), ""]
     for r in board.rows:
-        name = html.escape(r.label) + " · " if r.label else ""
-        lines.append(f"{r.rank}. {'✅ ' if r.verified else ''}{name}<code>{html.escape(short_address(r.address))}"
-                     f"</code> " + _("PnL {pnl} · win {win}").format(
-                         pnl=("+" if r.pnl_cents > 0 else "") + usd(r.pnl_cents), win=_pct(r.win_rate)))
+        lines.append(f"{r.rank}. {wallet_name(r.address, r.label, r.verified, short=True)} "
+                     + _("PnL {pnl} · win {win}").format(pnl=signed_usd(r.pnl_cents), win=pct(r.win_rate)))
     if not board.rows:
         lines.append(_("No wallet traded enough this week to be ranked."))
     lines += ["", _("Full leaderboards: /whales")]

@@ -28,6 +28,7 @@ Decisions (the issue was silent):
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from collections.abc import Callable, Iterable
@@ -42,6 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from db.base import utcnow
 from db.engine import Database
 from db.models_whales import WhaleAlert, WhaleDay, WhaleFollow, WhaleTotal, WhaleTrade, WhaleWallet
+from services.money import usd
 
 MIN_TRADES = 5
 PAGE_SIZE = 10
@@ -211,6 +213,26 @@ def parse_bool(value: str, name: str) -> bool:
 
 def short_address(address: str) -> str:
     return address if len(address) <= 10 else f"{address[:4]}…{address[-4:]}"
+
+
+# Display helpers (shared by the /whales screens, the alerts and the weekly post) --------------------
+
+
+def signed_usd(cents: int) -> str:
+    return ("+" if cents > 0 else "") + usd(cents)
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def wallet_name(address: str, label: str | None, verified: bool, *, short: bool, bold: bool = False) -> str:
+    """HTML: "✅ label · <code>address</code>" (the label in bold with `bold`)."""
+    shown = short_address(address) if short else address
+    name = f"{html.escape(label)} · " if label else ""
+    if bold and name:
+        name = f"<b>{name}</b>"
+    return ("✅ " if verified else "") + f"{name}<code>{html.escape(shown)}</code>"
 
 
 # Results ------------------------------------------------------------------------------------------

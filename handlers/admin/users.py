@@ -21,7 +21,7 @@ from services.orders import MONEY_IN, OrderService
 from services.settings import Settings
 from services.subscriptions import SubscriptionService
 from services.users import UserService
-from services.whales import WhaleService
+from services.whales import WhaleService, short_address
 
 
 class UserAct(CallbackData, prefix="uact"):
@@ -58,7 +58,7 @@ async def card(user: User, data: dict) -> tuple[str, InlineKeyboardMarkup]:
     follows = await whales.follows(user.id)
     if follows:
         lines.append(_("Follows {count} wallets: {wallets}").format(count=len(follows), wallets=", ".join(
-            html.escape(w.label or f"{w.address[:6]}…{w.address[-4:]}") for _f, w in follows[:5])))
+            html.escape(w.label or short_address(w.address)) for _f, w in follows[:5])))
     lines.append(_("Orders:") if items else _("No orders."))
     lines += [f"#{o.id} · {html.escape(o.title)} · {usd(o.amount_cents)} · {status_label(o.status)}" for o in items]
     builder = InlineKeyboardBuilder()

@@ -28,7 +28,10 @@ from services.whales import (
     BoardRow,
     Card,
     WhaleService,
+    pct,
     short_address,
+    signed_usd,
+    wallet_name,
 )
 
 DEFAULT = ("7d", "score")
@@ -64,25 +67,10 @@ def metric_names() -> dict[str, str]:
     return {"score": _("Score"), "pnl": _("PnL"), "roi": _("ROI"), "winrate": _("Win rate"), "volume": _("Volume")}
 
 
-def signed_usd(cents: int) -> str:
-    return ("+" if cents > 0 else "") + usd(cents)
-
-
-def pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
-
-
 def metric_value(row: BoardRow, metric: str) -> str:
     return {"score": _("score {score:.0f}").format(score=row.score), "pnl": signed_usd(row.pnl_cents),
             "roi": _("ROI {roi}").format(roi=pct(row.roi)), "winrate": _("win {rate}").format(rate=pct(row.win_rate)),
             "volume": _("volume {usd}").format(usd=usd(row.volume_cents))}[metric]
-
-
-def wallet_name(address: str, label: str | None, verified: bool, *, short: bool) -> str:
-    shown = short_address(address) if short else address
-    name = f"{html.escape(label)} · <code>{html.escape(shown)}</code>" if label else \
-        f"<code>{html.escape(shown)}</code>"
-    return ("✅ " if verified else "") + name
 
 
 def board_screen(board: Board, plan: Plan, min_trades: int) -> tuple[str, InlineKeyboardMarkup]:
