@@ -10,13 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Select, func, select, update
 
 from db.base import utcnow
 from db.engine import Database
 from db.models import User
 from db.models_signals import Broadcast, Outbox
 from db.models_subscriptions import Subscription
+from services import outbox
 from services.plans import PLANS
 
 
@@ -43,20 +44,27 @@ class BroadcastService:
     def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.db, self.clock = database, clock
 
-    async def recipients(self, audience: str) -> list[int]:
+    def _audience(self, audience: str) -> Select:
+        """The ids of the audience's users who have not blocked the bot."""
         if audience not in audiences():
             raise ValueError(f"unknown audience {audience!r}")
-        now = self.clock()
-        active = select(Subscription.user_id).where(Subscription.ends_at > now)
+        active = select(Subscription.user_id).where(Subscription.ends_at > self.clock())
         query = select(User.id).where(User.is_blocked.is_(False))
         if audience == "paying":
-            query = query.where(User.id.in_(active))
-        elif audience.startswith("plan-"):
-            query = query.where(User.id.in_(active.where(Subscription.plan == audience.removeprefix("plan-"))))
-        elif audience == "lapsed":
-            query = query.where(User.id.in_(select(Subscription.user_id)), User.id.not_in(active))
+            return query.where(User.id.in_(active))
+        if audience.startswith("plan-"):
+            return query.where(User.id.in_(active.where(Subscription.plan == audience.removeprefix("plan-"))))
+        if audience == "lapsed":
+            return query.where(User.id.in_(select(Subscription.user_id)), User.id.not_in(active))
+        return query
+
+    async def recipients(self, audience: str) -> list[int]:
         async with self.db.session() as session:
-            return list(await session.scalars(query.order_by(User.id)))
+            return list(await session.scalars(self._audience(audience).order_by(User.id)))
+
+    async def count(self, audience: str) -> int:
+        async with self.db.session() as session:
+            return await session.scalar(select(func.count()).select_from(self._audience(audience).subquery()))
 
     async def create(self, admin_id: int, from_chat_id: int, message_id: int, audience: str) -> Broadcast:
         """Queue the message for every recipient of the audience, in one transaction."""
@@ -67,10 +75,8 @@ class BroadcastService:
                                   audience=audience, status="sending", total=len(users), created_at=now)
             session.add(broadcast)
             await session.flush()
-            if users:
-                await session.execute(insert(Outbox), [
-                    dict(kind="broadcast", item_id=broadcast.id, chat=str(uid), user_id=uid, status="queued",
-                         attempts=0, next_attempt_at=now, created_at=now) for uid in users])
+            await outbox.enqueue(session, [outbox.row("broadcast", broadcast.id, uid, uid, due=now, now=now)
+                                           for uid in users])
         return broadcast
 
     async def set_progress_message(self, broadcast_id: int, chat_id: int, message_id: int) -> None:

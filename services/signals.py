@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from db.base import utcnow
@@ -30,7 +30,7 @@ from db.engine import Database
 from db.models import User
 from db.models_signals import Outbox, Signal, SignalEvent, SignalFilter
 from db.models_subscriptions import Subscription
-from services import track_record
+from services import outbox, track_record
 from services.plans import FREE, PLANS, Plan
 
 FREE_DELAY = timedelta(minutes=30)
@@ -288,6 +288,10 @@ class SignalService:
         local = now.astimezone(self.tz)
         return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
+    def _counted_today(self, now: datetime) -> tuple:
+        """The outbox rows that count against a daily cap: signals sent or on their way since midnight."""
+        return Outbox.kind == "signal", Outbox.created_at >= self.day_start(now), Outbox.status.in_(ACTIVE)
+
     # -- ingest ------------------------------------------------------------------------------------
 
     async def ingest(self, data: SignalIn, *, source: str = "api") -> Ingested:
@@ -296,11 +300,8 @@ class SignalService:
         for _attempt in range(5):
             try:
                 return await self._ingest(data, source)
-            except IntegrityError:  # a concurrent duplicate, or a concurrent append to the chain
-                async with self.db.session() as session:
-                    existing = await session.scalar(select(Signal.id).where(Signal.external_id == data.id))
-                if existing is not None:
-                    return Ingested(False, existing)
+            except IntegrityError:  # a concurrent duplicate (the next try finds it), or a concurrent append
+                continue
         raise RuntimeError("could not append the signal to the chain")
 
     async def _ingest(self, data: SignalIn, source: str) -> Ingested:
@@ -319,8 +320,7 @@ class SignalService:
             session.add(row)
             await session.flush()
             recipients = await self._recipients(session, row, now)
-            if recipients:
-                await session.execute(insert(Outbox.__table__), recipients)
+            await outbox.enqueue(session, recipients)
             return Ingested(True, row.id, len(recipients))
 
     async def _recipients(self, session, signal: Signal, now: datetime) -> list[dict]:
@@ -333,9 +333,8 @@ class SignalService:
                 select(SignalFilter.user_id, SignalFilter.kind, SignalFilter.value))).all():
             filters[user_id][kind].add(value)
         today = dict((await session.execute(
-            select(Outbox.user_id, func.count()).where(
-                Outbox.kind == "signal", Outbox.user_id.is_not(None), Outbox.created_at >= self.day_start(now),
-                Outbox.status.in_(ACTIVE)).group_by(Outbox.user_id))).all())
+            select(Outbox.user_id, func.count()).where(*self._counted_today(now), Outbox.user_id.is_not(None))
+            .group_by(Outbox.user_id))).all())
         rows = []
         for user_id in users:
             plan = paid[user_id][0] if user_id in paid else FREE
@@ -344,12 +343,10 @@ class SignalService:
             if not matches(filters.get(user_id), signal.ecosystem, signal.symbol):
                 continue
             due = now + self.free_delay if not plan.is_paid else now
-            rows.append(dict(kind="signal", item_id=signal.id, chat=str(user_id), user_id=user_id, status="queued",
-                             attempts=0, next_attempt_at=due, created_at=now))
+            rows.append(outbox.row("signal", signal.id, user_id, user_id, due=due, now=now))
         channel = self.channel_map.get(signal.ecosystem)
         if channel is not None:
-            rows.append(dict(kind="signal", item_id=signal.id, chat=str(channel), user_id=None, status="queued",
-                             attempts=0, next_attempt_at=now, created_at=now))
+            rows.append(outbox.row("signal", signal.id, channel, None, due=now, now=now))
         return rows
 
     # -- events ------------------------------------------------------------------------------------
@@ -394,12 +391,10 @@ class SignalService:
             parents = (await session.execute(select(Outbox.id, Outbox.chat, Outbox.user_id, Outbox.next_attempt_at)
                                              .where(Outbox.kind == "signal", Outbox.item_id == signal.id,
                                                     Outbox.status.in_(ACTIVE)))).all()
-            rows = [dict(kind="event", item_id=event.id, chat=chat, user_id=user_id, parent_id=parent_id,
-                         status="queued", attempts=0, next_attempt_at=max(now, due), created_at=now)
-                    for parent_id, chat, user_id, due in parents]
-            if rows:
-                await session.execute(insert(Outbox.__table__), rows)
-            return EventResult("stored", event.id, len(rows))
+            await outbox.enqueue(session, [
+                outbox.row("event", event.id, chat, user_id, parent_id=parent_id, due=max(now, due), now=now)
+                for parent_id, chat, user_id, due in parents])
+            return EventResult("stored", event.id, len(parents))
 
     # -- users -------------------------------------------------------------------------------------
 
@@ -407,8 +402,7 @@ class SignalService:
         now = self.clock()
         async with self.db.session() as session:
             today = await session.scalar(select(func.count()).select_from(Outbox).where(
-                Outbox.kind == "signal", Outbox.user_id == user_id, Outbox.created_at >= self.day_start(now),
-                Outbox.status.in_(ACTIVE)))
+                *self._counted_today(now), Outbox.user_id == user_id))
         return Usage(plan, ends_at, today or 0)
 
     async def latest(self, user_id: int, plan: Plan, limit: int = 10) -> list[Signal]:

@@ -42,7 +42,7 @@ def audience_name(audience: str) -> str:
 async def audience_keyboard(broadcasts: BroadcastService) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for audience in audiences():
-        count = len(await broadcasts.recipients(audience))
+        count = await broadcasts.count(audience)
         builder.button(text=f"{audience_name(audience)} · {count}", callback_data=BcAudience(audience=audience))
     builder.button(text=_("✖️ Cancel"), callback_data=BcConfirm(send=False))
     builder.adjust(1)
@@ -78,7 +78,7 @@ def build_router() -> Router:
             await query.answer(_("Unknown audience."), show_alert=True)
             return
         data = await state.get_data()
-        count = len(await broadcasts.recipients(callback_data.audience))
+        count = await broadcasts.count(callback_data.audience)
         await state.update_data(audience=callback_data.audience)
         await state.set_state(Compose.confirm)
         await query.answer()
