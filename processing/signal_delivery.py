@@ -14,7 +14,8 @@
   process never recorded is the only thing that can be sent twice: the `concurrency` sends in flight
   and the answers waiting for their group commit.
 * Blocked users (403, or `users.is_blocked`) are marked `blocked`/`skipped` and never tried again;
-  cancelled broadcasts' rows are not sent.
+  cancelled broadcasts' rows are not sent: a batch re-reads its broadcasts' status every `recheck_every`
+  sends, so a cancel also stops rows already claimed.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class Batch:
     signals: dict[int, Signal]
     events: dict[int, SignalEvent]
     parents: dict[int, tuple[str, int | None, datetime]]
-    cancelled: set[int]
+    broadcasts: dict[int, Broadcast]
 
 
 @dataclass(slots=True)
@@ -91,10 +92,11 @@ def chat_ref(chat: str) -> int | str:
 class SignalDelivery:
     def __init__(self, database: Database, bot: Bot, i18n: I18n, *, clock: Callable[[], datetime] = utcnow,
                  batch: int = 1000, concurrency: int = 8, lease: timedelta = timedelta(minutes=2),
-                 idle_wait: float = 1.0, max_attempts: int = 5, base_delay: float = 2.0) -> None:
+                 idle_wait: float = 1.0, max_attempts: int = 5, base_delay: float = 2.0,
+                 recheck_every: int = 50) -> None:
         self.db, self.bot, self.i18n, self.clock = database, bot, i18n, clock
         self.batch, self.concurrency, self.lease, self.idle_wait = batch, concurrency, lease, idle_wait
-        self.max_attempts, self.base_delay = max_attempts, base_delay
+        self.max_attempts, self.base_delay, self.recheck_every = max_attempts, base_delay, recheck_every
         self._wake = asyncio.Event()
         self._stopping = False
         self._pending: list[Result] = []
@@ -160,6 +162,8 @@ class SignalDelivery:
         with bulk():  # the send tasks inherit bulk mode
             for index, job in enumerate(batch.jobs):
                 await self._slots.acquire()
+                if batch.broadcasts and index and index % self.recheck_every == 0:
+                    batch.broadcasts = await self._broadcasts(batch.jobs)  # cancelled meanwhile?
                 if index == half and look_ahead:
                     ahead = asyncio.create_task(self._prepare())
                 task = asyncio.create_task(self._send_one(job, batch))
@@ -187,7 +191,7 @@ class SignalDelivery:
         if not jobs:
             return None
         signals, events = await self._load(jobs)
-        return Batch(jobs, signals, events, await self._parents(jobs), await self._cancelled_broadcasts(jobs))
+        return Batch(jobs, signals, events, await self._parents(jobs), await self._broadcasts(jobs))
 
     # -- claim ----------------------------------------------------------------------------------------
 
@@ -228,13 +232,12 @@ class SignalDelivery:
                                           .where(Outbox.id.in_(ids)))).all()
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
-    async def _cancelled_broadcasts(self, jobs: list[Job]) -> set[int]:
+    async def _broadcasts(self, jobs: list[Job]) -> dict[int, Broadcast]:
         ids = {j.item_id for j in jobs if j.kind == "broadcast"}
         if not ids:
-            return set()
+            return {}
         async with self.db.session() as session:
-            return set(await session.scalars(select(Broadcast.id).where(Broadcast.id.in_(ids),
-                                                                        Broadcast.status == "cancelled")))
+            return {b.id: b for b in await session.scalars(select(Broadcast).where(Broadcast.id.in_(ids)))}
 
     # -- send -----------------------------------------------------------------------------------------
 
@@ -262,11 +265,15 @@ class SignalDelivery:
             if status != "sent" or message_id is None:
                 return Result(job.id, job.claim, "skipped", error=f"signal copy is {status}")
             reply_to = message_id
-        if job.kind == "broadcast" and job.item_id in batch.cancelled:
-            return Result(job.id, job.claim, "cancelled")
+        broadcast = None
+        if job.kind == "broadcast":
+            broadcast = batch.broadcasts.get(job.item_id)
+            if broadcast is None:
+                return Result(job.id, job.claim, "failed", error="item is gone")
+            if broadcast.status == "cancelled":
+                return Result(job.id, job.claim, "cancelled")
         try:
-            if job.kind == "broadcast":
-                broadcast = await self._broadcast(job.item_id)
+            if broadcast is not None:
                 sent = await self.bot.copy_message(chat_ref(job.chat), broadcast.from_chat_id, broadcast.message_id)
             else:
                 text = self._text(job, batch)
@@ -288,10 +295,6 @@ class SignalDelivery:
             delay = self.base_delay * 2 ** (job.attempts - 1)
             return Result(job.id, job.claim, "queued", error=error, next_at=now + timedelta(seconds=delay))
         return Result(job.id, job.claim, "sent", message_id=sent.message_id)
-
-    async def _broadcast(self, broadcast_id: int) -> Broadcast:
-        async with self.db.session() as session:
-            return await session.get(Broadcast, broadcast_id)
 
     # -- record ---------------------------------------------------------------------------------------
 

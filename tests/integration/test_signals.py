@@ -315,6 +315,27 @@ async def test_broadcast_preview_confirm_progress_and_cancel(h):
     assert "cancelled" in h.session.texts_to(ADMIN_ID)[-1]
 
 
+async def test_a_cancel_also_stops_rows_already_claimed(h):
+    await users(h, *range(61, 71))
+    broadcast = await h.app.broadcasts.create(ADMIN_ID, ADMIN_ID, 5, "all")
+    copies = h.session.of  # the admin cancels while the third copy is going out
+    send = h.session.make_request
+
+    async def admin_cancels_during_the_third(bot, method, **kwargs):
+        if type(method).__name__ == "CopyMessage" and len(copies("CopyMessage")) == 2:
+            await h.app.broadcasts.cancel(broadcast.id)
+        return await send(bot, method, **kwargs)
+
+    h.session.make_request = admin_cancels_during_the_third
+    from processing.signal_delivery import SignalDelivery
+
+    worker = SignalDelivery(h.db, h.bot, h.app.i18n, clock=h.clock, concurrency=1, recheck_every=1)
+    assert await worker.run_once() == broadcast.total  # one batch, claimed before the cancel
+    statuses = [row.status for row in await outbox(h, kind="broadcast")]
+    assert statuses.count("sent") == 3 and statuses.count("cancelled") == broadcast.total - 3
+    assert len(copies("CopyMessage")) == 3
+
+
 async def test_broadcast_finishes_and_reports(h):
     await users(h, 91, 92)
     broadcast = await h.app.broadcasts.create(ADMIN_ID, ADMIN_ID, 5, "all")
