@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import re
 import secrets
@@ -25,7 +24,19 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from sandbox.openai_compat import count_tokens, message_text
+from sandbox.openai_compat import (
+    MAX_TOKENS_INVALID,
+    STREAM_UNSUPPORTED,
+    ProviderError,
+    answer,
+    bearer_token,
+    count_tokens,
+    message_text,
+    prompt_tokens,
+    read_body,
+    truncate_to_tokens,
+    valid_max_tokens,
+)
 from sandbox.pages import LocalServer
 
 JSON = dict[str, Any]
@@ -79,13 +90,13 @@ HOSTILE_HEAD = ('<script>alert(1)</script><b>unclosed <i>tags & "quotes" '
                 '<a href="javascript:alert(2)">click</a> <img src=x onerror=alert(3)> ')
 
 
-class DeepSeekError(Exception):
+class DeepSeekError(ProviderError):
     """An OpenAI-style error reply."""
 
     def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
                  code: str = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.status, self.message, self.type, self.code = status, message, type_, code
+        super().__init__(status, message)
+        self.type, self.code = type_, code
 
     def response(self) -> web.Response:
         return web.json_response({"error": {"message": self.message, "type": self.type, "param": None,
@@ -159,31 +170,20 @@ class DeepSeekStandIn(LocalServer):
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        body: Any = None
-        if request.can_read_body:
-            raw = await request.read()
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = raw.decode(errors="replace")
-        call = Call(request.method, request.path, body, time.time())
+        call = Call(request.method, request.path, await read_body(request), time.time())
         self.calls.append(call)
         request[CALL] = call
-        try:
+
+        async def run() -> web.StreamResponse:
             self._authorize(request)
-            response = await handler(request)
-        except DeepSeekError as exc:
-            response = exc.response()
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            response = DeepSeekError(exc.status, exc.reason).response()
+            return await handler(request)
+
+        response = await answer(run, DeepSeekError)
         call.status = response.status
         return response
 
     def _authorize(self, request: web.Request) -> None:
-        auth = request.headers.get("Authorization", "")
-        token = auth[7:].strip() if auth.startswith("Bearer ") else ""
+        token = bearer_token(request)
         if not token:
             raise DeepSeekError(401, "Authentication Fails (no such user)", "authentication_error")
         if not secrets.compare_digest(token, self.api_key):
@@ -220,10 +220,10 @@ class DeepSeekStandIn(LocalServer):
         if model not in MODELS:
             raise DeepSeekError(400, "Model Not Exist")
         if body.get("stream"):
-            raise DeepSeekError(400, "stream=true is not supported by the sandbox")
+            raise DeepSeekError(400, STREAM_UNSUPPORTED)
         max_tokens = body.get("max_tokens")
-        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-            raise DeepSeekError(422, "max_tokens must be a positive integer")
+        if not valid_max_tokens(max_tokens):
+            raise DeepSeekError(422, MAX_TOKENS_INVALID)
 
         call.fail_mode = mode = self._take_fail_mode()
         if mode == "500":
@@ -244,10 +244,11 @@ class DeepSeekStandIn(LocalServer):
             content = _hostile_post()
         else:
             content = self.compose(messages)
-        finish = "stop"
-        if mode != "hostile" and max_tokens is not None and count_tokens(content) > max_tokens:
-            content, finish = content[:max_tokens * 4], "length"
-        prompt_tokens = sum(4 + count_tokens(message_text(m.get("content"))) for m in messages)
+        cut = False
+        if mode != "hostile":
+            content, cut = truncate_to_tokens(content, max_tokens)
+        finish = "length" if cut else "stop"
+        prompt = prompt_tokens(messages)
         completion_tokens = count_tokens(content)
         return web.json_response({
             "id": f"{secrets.token_hex(4)}-{secrets.token_hex(2)}-{secrets.token_hex(2)}-"
@@ -257,10 +258,10 @@ class DeepSeekStandIn(LocalServer):
             "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                          "logprobs": None, "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens,
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt + completion_tokens,
                       "prompt_tokens_details": {"cached_tokens": 0},
-                      "prompt_cache_hit_tokens": 0, "prompt_cache_miss_tokens": prompt_tokens},
+                      "prompt_cache_hit_tokens": 0, "prompt_cache_miss_tokens": prompt},
             "system_fingerprint": "fp_sandbox_prod",
         })
 

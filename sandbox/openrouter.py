@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +25,19 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.openai_compat import count_tokens, message_text
+from sandbox.openai_compat import (
+    MAX_TOKENS_INVALID,
+    STREAM_UNSUPPORTED,
+    ProviderError,
+    answer,
+    bearer_token,
+    count_tokens,
+    message_text,
+    prompt_tokens,
+    read_body,
+    truncate_to_tokens,
+    valid_max_tokens,
+)
 from sandbox.pages import LocalServer
 
 JSON = dict[str, Any]
@@ -95,12 +106,12 @@ DEFAULT_MODELS: list[JSON] = [
 ]
 
 
-class OpenRouterError(Exception):
+class OpenRouterError(ProviderError):
     """An error reply in OpenRouter's shape."""
 
     def __init__(self, status: int, message: str, metadata: JSON | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.metadata = status, message, metadata
+        super().__init__(status, message)
+        self.metadata = metadata
 
     def response(self) -> web.Response:
         error: JSON = {"code": self.status, "message": self.message}
@@ -271,17 +282,12 @@ class OpenRouterStandIn(LocalServer):
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         path = request.path.removeprefix(API_PREFIX) or "/"
-        body: Any = None
-        if request.can_read_body:
-            raw = await request.read()
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = raw.decode(errors="replace")
+        body = await read_body(request)
         call = Call(request.method, path, dict(request.query), body, time.time())
         self.calls.append(call)
         request[CALL] = call
-        try:
+
+        async def run() -> web.StreamResponse:
             if self.down:
                 raise OpenRouterError(503, "Service Unavailable")
             for fault in self._faults:
@@ -292,13 +298,9 @@ class OpenRouterStandIn(LocalServer):
                     raise OpenRouterError(fault.status, f"Sandbox injected failure ({fault.status})")
             if request.can_read_body and isinstance(body, str):
                 raise OpenRouterError(400, "Invalid JSON body")
-            response = await handler(request)
-        except OpenRouterError as exc:
-            response = exc.response()
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            response = OpenRouterError(exc.status, exc.reason).response()
+            return await handler(request)
+
+        response = await answer(run, OpenRouterError)
         call.status = response.status
         return response
 
@@ -310,10 +312,10 @@ class OpenRouterStandIn(LocalServer):
 
     @staticmethod
     def _bearer(request: web.Request) -> str:
-        auth = request.headers.get("Authorization", "")
-        if not auth.startswith("Bearer ") or not auth[7:].strip():
+        token = bearer_token(request)
+        if not token:
             raise OpenRouterError(401, "No auth credentials found")
-        return auth[7:].strip()
+        return token
 
     def _require_management(self, request: web.Request) -> None:
         if not secrets.compare_digest(self._bearer(request), self.management_key):
@@ -419,19 +421,17 @@ class OpenRouterStandIn(LocalServer):
         if not isinstance(messages, list) or not messages:
             raise OpenRouterError(400, "messages must be a non-empty array")
         if body.get("stream"):
-            raise OpenRouterError(400, "stream=true is not supported by the sandbox")
+            raise OpenRouterError(400, STREAM_UNSUPPORTED)
         max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
-        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-            raise OpenRouterError(400, "max_tokens must be a positive integer")
+        if not valid_max_tokens(max_tokens):
+            raise OpenRouterError(400, MAX_TOKENS_INVALID)
 
-        prompt_tokens = sum(4 + count_tokens(message_text(m.get("content"))) for m in messages if isinstance(m, dict))
-        self._check_budget(key, model_id, prompt_tokens, max_tokens)
+        prompt = prompt_tokens(messages)
+        self._check_budget(key, model_id, prompt, max_tokens)
 
-        text = (self.responder or _default_answer)(messages, model_id)
-        completion_tokens, finish = count_tokens(text), "stop"
-        if max_tokens is not None and completion_tokens > max_tokens:
-            text, completion_tokens, finish = text[:max_tokens * 4], max_tokens, "length"
-        cost = self.price(model_id, prompt_tokens, completion_tokens)
+        text, cut = truncate_to_tokens((self.responder or _default_answer)(messages, model_id), max_tokens)
+        completion_tokens, finish = count_tokens(text), "length" if cut else "stop"
+        cost = self.price(model_id, prompt, completion_tokens)
         key.usage += cost
         self.total_usage += cost
         return web.json_response({
@@ -443,8 +443,8 @@ class OpenRouterStandIn(LocalServer):
             "choices": [{"logprobs": None, "finish_reason": finish, "native_finish_reason": finish,
                          "index": 0, "message": {"role": "assistant", "content": text, "refusal": None,
                                                  "reasoning": None}}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens, "cost": _num(cost), "is_byok": False,
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt + completion_tokens, "cost": _num(cost), "is_byok": False,
                       "prompt_tokens_details": {"cached_tokens": 0},
                       "completion_tokens_details": {"reasoning_tokens": 0}},
         })
