@@ -187,9 +187,6 @@ class ApiKey:
                                "note": "This field is deprecated and safe to ignore."}}
 
 
-Responder = Callable[[list[JSON], str], str]
-
-
 @dataclass
 class _Fault:
     prefix: str
@@ -204,10 +201,6 @@ class OpenRouterStandIn(LocalServer):
     management_key: str = "sk-or-v1-mgmt-sandbox"
     credits: Decimal = Decimal("100")
     models: list[JSON] | None = None
-    #: Reject a request whose ``max_tokens`` the remaining key/account budget can't cover (as real).
-    check_affordability: bool = True
-    #: ``responder(messages, model_id) -> text``; default writes a short deterministic answer.
-    responder: Responder | None = None
 
     total_usage: Decimal = Decimal(0)
     down: bool = False
@@ -429,7 +422,7 @@ class OpenRouterStandIn(LocalServer):
         prompt = prompt_tokens(messages)
         self._check_budget(key, model_id, prompt, max_tokens)
 
-        text, cut = truncate_to_tokens((self.responder or _default_answer)(messages, model_id), max_tokens)
+        text, cut = truncate_to_tokens(_default_answer(messages, model_id), max_tokens)
         completion_tokens, finish = count_tokens(text), "length" if cut else "stop"
         cost = self.price(model_id, prompt, completion_tokens)
         key.usage += cost
@@ -457,7 +450,8 @@ class OpenRouterStandIn(LocalServer):
         if account_left <= 0 and self.price(model_id, 1, 1) > 0:
             raise OpenRouterError(402, CREDITS_MESSAGE, {"limit_source": "openrouter_credits"})
         completion_price = Decimal(self._model(model_id)["pricing"]["completion"])
-        if not self.check_affordability or max_tokens is None or completion_price <= 0:
+        # As the real service: refuse a request whose max_tokens the key/account budget can't cover.
+        if max_tokens is None or completion_price <= 0:
             return
         left = account_left if key_left is None else min(key_left, account_left)
         affordable = max(int((left - self.price(model_id, prompt_tokens, 0)) / completion_price), 0)
