@@ -341,7 +341,7 @@ class WebChat:
                 except TimeoutError:
                     await response.write(b": keep-alive\n\n")
                     continue
-                if event is _CLOSE or event.get("type") == "_close":
+                if event is _CLOSE:
                     break
                 data = json.dumps(event, ensure_ascii=False, default=str)
                 await response.write(f"data: {data}\n\n".encode())
