@@ -482,13 +482,15 @@ class WhaleService:
             query = query.where(t.wallet_id == wallet_id)
         return query, func.sum(t.trades)
 
-    async def _ranking(self, period: str) -> list[tuple]:
+    async def _ranking(self, period: str, *, force: bool = False) -> list[tuple]:
         """Every wallet ranked in the period (min trade count met), with its metrics and composite
         score, aggregated in SQL. Cached for `ranking_ttl` seconds: boards need not be fresher than
-        that, and pages become slices."""
+        that, and pages become slices. `force` recomputes whatever the cache holds and replaces the
+        entry only when done, so views meanwhile are served the previous ranking."""
         now = self.clock()
         cached = self._cache.get(period)
-        if cached is not None and self.ranking_ttl > 0 and (now - cached[0]).total_seconds() < self.ranking_ttl:
+        if (not force and cached is not None and self.ranking_ttl > 0
+                and (now - cached[0]).total_seconds() < self.ranking_ttl):
             return cached[1]
         query, trades = self._aggregate(self._since(period))
         agg = (query.having(trades >= self.min_trades) if period != "all"
@@ -524,11 +526,11 @@ class WhaleService:
 
     async def refresh_rankings(self) -> int:
         """Recompute the rankings someone has looked at (a scheduler job, so page views rarely pay
-        the aggregate); returns how many were refreshed."""
+        the aggregate); returns how many were refreshed. The old ranking stays cached, and is
+        served, until its replacement is computed."""
         periods = list(self._cache)
         for period in periods:
-            self._cache.pop(period, None)
-            await self._ranking(period)
+            await self._ranking(period, force=True)
         return len(periods)
 
     def forget_rankings(self) -> None:
