@@ -405,12 +405,11 @@ class SignalService:
                 *self._counted_today(now), Outbox.user_id == user_id))
         return Usage(plan, ends_at, today or 0)
 
-    async def latest(self, user_id: int, plan: Plan, limit: int = 10) -> list[Signal]:
+    async def latest(self, plan: Plan, filters: dict[str, set[str]], limit: int = 10) -> list[Signal]:
         """The newest signals within the plan's history window that match the user's filters (Free:
         only those older than the Free delay)."""
         now = self.clock()
         newest = now if plan.is_paid else now - self.free_delay
-        filters = await self.filters(user_id)
         query = select(Signal).where(Signal.received_at >= now - timedelta(days=plan.history_days),
                                      Signal.received_at <= newest).order_by(Signal.id.desc())
         if filters["ecosystem"]:
@@ -466,20 +465,20 @@ class SignalService:
         return signals, events
 
     async def trades(self) -> list[track_record.Trade]:
-        signals, events = await self.history()
-        by_signal: dict[int, list[SignalEvent]] = defaultdict(list)
-        for event in events:
-            by_signal[event.signal_id].append(event)
-        trades = []
-        for signal in signals:
-            closed = track_record.outcome(signal, by_signal.get(signal.id, ()))
-            if closed is not None:
-                trades.append(closed)
-        return trades
+        return closed_trades(*await self.history())
 
-    async def verify_chain(self) -> track_record.ChainCheck:
+    async def track_record(self) -> tuple[list[track_record.Trade], track_record.ChainCheck]:
+        """The closed trades and the recomputed chain, from one read of the history."""
         signals, events = await self.history()
-        return track_record.verify_chain(signals, events)
+        return closed_trades(signals, events), track_record.verify_chain(signals, events)
+
+
+def closed_trades(signals: list[Signal], events: list[SignalEvent]) -> list[track_record.Trade]:
+    by_signal: dict[int, list[SignalEvent]] = defaultdict(list)
+    for event in events:
+        by_signal[event.signal_id].append(event)
+    outcomes = (track_record.outcome(signal, by_signal.get(signal.id, ())) for signal in signals)
+    return [trade for trade in outcomes if trade is not None]
 
 
 def matches(filters: dict[str, set[str]] | None, ecosystem: str, symbol: str) -> bool:

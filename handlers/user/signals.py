@@ -141,8 +141,7 @@ def performance_text(trades: list[track_record.Trade], check: track_record.Chain
 
 
 async def send_performance(message: Message, signals: SignalService) -> None:
-    trades = await signals.trades()
-    check = await signals.verify_chain()
+    trades, check = await signals.track_record()
     now = signals.clock()
     await message.answer(performance_text(trades, check, now))
     if not trades:
@@ -161,8 +160,8 @@ def build_router() -> Router:
                      settings: Settings) -> str:
         current = await subscriptions.current(user_id)
         usage = await signals.usage(user_id, current.plan, current.ends_at)
-        latest = await signals.latest(user_id, current.plan)
         filters = await signals.filters(user_id)
+        latest = await signals.latest(current.plan, filters)
         return signals_text(usage, latest, filters, settings, int(signals.free_delay.total_seconds() // 60))
 
     @router.message(Command("signals"))
@@ -178,8 +177,8 @@ def build_router() -> Router:
         await query.message.edit_text(text, reply_markup=signals_keyboard())
         await query.answer()
 
-    async def show_filters(query: CallbackQuery, signals: SignalService) -> None:
-        text, markup = filters_screen(await signals.choices(), await signals.filters(query.from_user.id))
+    async def show_filters(query: CallbackQuery, signals: SignalService, choices: dict | None = None) -> None:
+        text, markup = filters_screen(choices or await signals.choices(), await signals.filters(query.from_user.id))
         await query.message.edit_text(text, reply_markup=markup)
 
     @router.callback_query(SigMenu.filter(F.action == "filters"))
@@ -202,7 +201,7 @@ def build_router() -> Router:
             await query.answer(_("This filter is not available any more."), show_alert=True)
             return
         await signals.toggle_filter(query.from_user.id, callback_data.kind, callback_data.value)
-        await show_filters(query, signals)
+        await show_filters(query, signals, choices)
         await query.answer()
 
     @router.message(Command("performance"))
