@@ -38,7 +38,19 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.pages import JSON, Delivery, Outgoing, PayError, ProviderStandIn, esc, note, page, table
+from sandbox.pages import (
+    JSON,
+    Delivery,
+    Outgoing,
+    PayError,
+    ProviderStandIn,
+    esc,
+    iso,
+    note,
+    page,
+    plain_decimal,
+    table,
+)
 
 DEFAULT_TOKEN = "12345:SANDBOXcryptopaytoken"
 #: Decimal places of each asset (amounts are rounded up to these).
@@ -72,17 +84,6 @@ class ApiError(Exception):
 
 def bad(name: str) -> ApiError:
     return ApiError(400, name)
-
-
-def iso(moment: datetime) -> str:
-    """``2026-01-02T03:04:05.678Z``, as Crypto Pay writes dates."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def fmt(amount: Decimal) -> str:
-    """Plain decimal string without exponent or trailing zeros (``"12.5"``, ``"10"``)."""
-    text = format(amount.normalize(), "f")
-    return text if text != "-0" else "0"
 
 
 def _quantize(amount: Decimal, asset: str) -> Decimal:
@@ -282,7 +283,7 @@ class CryptoPayStandIn(ProviderStandIn):
         url = f"{self.public_url}/pay/{inv_hash}"
         now = self.clock()
         inv.update({
-            "invoice_id": invoice_id, "hash": inv_hash, "amount": fmt(amount),
+            "invoice_id": invoice_id, "hash": inv_hash, "amount": plain_decimal(amount),
             "bot_invoice_url": url, "mini_app_invoice_url": f"{url}?mode=mini_app",
             "web_app_invoice_url": f"{url}?mode=web_app", "pay_url": url,
             "status": "active", "created_at": iso(now),
@@ -343,14 +344,14 @@ class CryptoPayStandIn(ProviderStandIn):
 
     def _get_exchange_rates(self, p: JSON) -> list[JSON]:
         return [{"is_valid": True, "is_crypto": True, "is_fiat": False, "source": asset, "target": fiat,
-                 "rate": fmt(self.rate(asset, fiat))} for asset in ASSETS for fiat in FIAT_PER_USD]
+                 "rate": plain_decimal(self.rate(asset, fiat))} for asset in ASSETS for fiat in FIAT_PER_USD]
 
     def _get_balance(self, p: JSON) -> list[JSON]:
         available = dict.fromkeys(ASSETS, Decimal(0))
         for inv in self.invoices.values():
             if inv["status"] == "paid":
                 available[inv["paid_asset"]] += Decimal(inv["paid_amount"]) - Decimal(inv["fee_amount"])
-        return [{"currency_code": a, "available": fmt(v), "onhold": "0"} for a, v in available.items()]
+        return [{"currency_code": a, "available": plain_decimal(v), "onhold": "0"} for a, v in available.items()]
 
     # ------------------------------------------------------------------ driving API
 
@@ -383,14 +384,14 @@ class CryptoPayStandIn(ProviderStandIn):
         paid = options[asset]
         fee = _quantize(paid * self.fee, asset)
         inv.update({
-            "status": "paid", "paid_asset": asset, "paid_amount": fmt(paid),
-            "paid_usd_rate": fmt(self.rate(asset)), "usd_rate": fmt(self.rate(asset)),
-            "fee_asset": asset, "fee_amount": fmt(fee), "fee": fmt(fee),
-            "fee_in_usd": fmt((fee * self.rate(asset)).quantize(Decimal("0.01"), rounding=ROUND_UP)),
+            "status": "paid", "paid_asset": asset, "paid_amount": plain_decimal(paid),
+            "paid_usd_rate": plain_decimal(self.rate(asset)), "usd_rate": plain_decimal(self.rate(asset)),
+            "fee_asset": asset, "fee_amount": plain_decimal(fee), "fee": plain_decimal(fee),
+            "fee_in_usd": plain_decimal((fee * self.rate(asset)).quantize(Decimal("0.01"), rounding=ROUND_UP)),
             "paid_at": iso(self.clock()), "paid_anonymously": anonymous,
         })
         if inv["currency_type"] == "fiat":
-            inv["paid_fiat_rate"] = fmt(self.rate(asset, inv["fiat"]))
+            inv["paid_fiat_rate"] = plain_decimal(self.rate(asset, inv["fiat"]))
         if comment and inv["allow_comments"]:
             inv["comment"] = comment
         self._queue_webhook(inv)
@@ -457,7 +458,7 @@ class CryptoPayStandIn(ProviderStandIn):
         if error:
             parts.append(note(error, "err"))
         if inv["status"] == "active":
-            options = "".join(f"<option value='{esc(a)}'>{esc(fmt(v))} {esc(a)}</option>"
+            options = "".join(f"<option value='{esc(a)}'>{esc(plain_decimal(v))} {esc(a)}</option>"
                               for a, v in self.payable_assets(inv).items())
             parts.append(f"<form method=post action='/pay/{esc(inv['hash'])}'><label>Pay with "
                          f"<select name=asset>{options}</select></label> <button type=submit>Pay</button></form>")
@@ -473,4 +474,4 @@ class CryptoPayStandIn(ProviderStandIn):
 
 
 __all__ = ["ASSETS", "DEFAULT_TOKEN", "FIAT_PER_USD", "USD_RATES", "ApiError", "CryptoPayStandIn",
-           "PayError", "fmt", "iso"]
+           "PayError", "iso", "plain_decimal"]

@@ -48,7 +48,19 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.pages import JSON, Delivery, Outgoing, PayError, ProviderStandIn, button, esc, note, page, table
+from sandbox.pages import (
+    JSON,
+    Delivery,
+    Outgoing,
+    PayError,
+    ProviderStandIn,
+    button,
+    esc,
+    note,
+    page,
+    plain_decimal,
+    table,
+)
 
 #: Fixed sandbox price of one unit in USD.
 USD_PRICES: dict[str, Decimal] = {
@@ -95,12 +107,6 @@ def _ms(moment: datetime) -> int:
 def _num(amount: Decimal | None) -> float | None:
     """Decimal -> JSON number at the wire edge only (the repr of the float round-trips exactly)."""
     return None if amount is None else float(amount)
-
-
-def plain(amount: Decimal) -> str:
-    """Display form of an amount: no exponent, no trailing zeros."""
-    text = format(amount.normalize(), "f")
-    return text if text != "-0" else "0"
 
 
 def _base58(data: bytes) -> str:
@@ -420,28 +426,28 @@ class KryptoExpressStandIn(ProviderStandIn):
         unit = f" {cur}"
         rows: list[tuple[str, object]] = [("Payment", f"#{payment.id} ({payment.payment_type})")]
         if payment.fiat_amount is not None:
-            rows.append(("Price", f"{plain(payment.fiat_amount)} {payment.fiat_currency}"))
+            rows.append(("Price", f"{plain_decimal(payment.fiat_amount)} {payment.fiat_currency}"))
         rows += [("Send to", payment.address),
                  ("Expires", datetime.fromtimestamp(payment.expire_ms // 1000, UTC).isoformat()),
-                 ("Received", f"{plain(payment.received)}{unit}")]
+                 ("Received", f"{plain_decimal(payment.received)}{unit}")]
         parts = []
         if payment.crypto_amount is not None and payment.payment_type == "PAYMENT":
-            parts.append(f"<div class=amount>{esc(plain(payment.crypto_amount))}{esc(unit)}</div>")
+            parts.append(f"<div class=amount>{esc(plain_decimal(payment.crypto_amount))}{esc(unit)}</div>")
         parts.append(table(rows, mono=("Send to",)))
         if error:
             parts.append(note(error, "err"))
         total = payment.crypto_amount or Decimal(0)
         if payment.is_paid:
             over = payment.received - total
-            parts.append(note(f"Paid{f', overpaid by {plain(over)}{unit}' if over > 0 else ''}.", "ok"))
+            parts.append(note(f"Paid{f', overpaid by {plain_decimal(over)}{unit}' if over > 0 else ''}.", "ok"))
         elif payment.received > 0:
-            parts.append(note(f"Partially paid: {plain(payment.remaining())}{unit} still due.", "warn"))
+            parts.append(note(f"Partially paid: {plain_decimal(payment.remaining())}{unit} still due.", "warn"))
         if self.is_expired(payment):
             parts.append(note("Expired: a transaction now would arrive late.", "warn"))
         action = f"/pay/{payment.hash}"
         if payment.payment_type == "PAYMENT":
             labels = {"exact": "Pay exact", "less": "Pay less", "more": "Pay more"}
-            parts.append("<div>" + "".join(button(action, f"{labels[k]} ({plain(v)}{unit})", {"kind": k})
+            parts.append("<div>" + "".join(button(action, f"{labels[k]} ({plain_decimal(v)}{unit})", {"kind": k})
                                            for k, v in self.amounts(payment.hash).items()) + "</div>")
         if payment.payment_type == "PAYMENT" or not payment.transactions:
             parts.append(f"<form method=post action='{esc(action)}'><label>Other amount "
@@ -451,4 +457,4 @@ class KryptoExpressStandIn(ProviderStandIn):
 
 
 __all__ = ["DECIMALS", "FIAT_USD", "STABLECOINS", "USD_PRICES", "ApiError", "KryptoExpressStandIn",
-           "PayError", "Payment", "compact", "plain", "sandbox_address"]
+           "PayError", "Payment", "compact", "plain_decimal", "sandbox_address"]

@@ -38,7 +38,7 @@ from sandbox.openai_compat import (
     truncate_to_tokens,
     valid_max_tokens,
 )
-from sandbox.pages import LocalServer
+from sandbox.pages import LocalServer, iso, plain_decimal
 
 JSON = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -466,7 +466,7 @@ class OpenRouterStandIn(LocalServer):
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
 
 
 def _num(value: Decimal | None) -> float | int | None:
@@ -477,7 +477,7 @@ def _num(value: Decimal | None) -> float | int | None:
 
 
 def _price_str(value: Decimal | str | float) -> str:
-    return format(Decimal(str(value)).normalize(), "f")
+    return plain_decimal(Decimal(str(value)))
 
 
 def _limit(value: Any) -> Decimal | None:

@@ -5,6 +5,7 @@
 - :class:`ProviderStandIn`, a `LocalServer` for the payment-provider stand-ins (Crypto Pay,
   KryptoExpress): the request log (``calls``), fault injection (``fail_next``, ``down``) and webhook
   delivery with retries, a delivery log and a queue of webhooks that could not be delivered (``pending``).
+- Wire formats: :func:`plain_decimal` (amounts and prices as strings) and :func:`iso` (dates).
 - Tiny HTML helpers for the pay pages. Everything that is not a literal goes through :func:`esc`.
 """
 
@@ -18,6 +19,8 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Self
 
 import aiohttp
@@ -26,6 +29,17 @@ from aiohttp import web
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
+
+
+def plain_decimal(amount: Decimal) -> str:
+    """Plain decimal string without exponent or trailing zeros (``"12.5"``, ``"10"``, ``"0"``)."""
+    text = format(amount.normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+def iso(moment: datetime) -> str:
+    """``2026-01-02T03:04:05.678Z``: ISO 8601 in UTC with milliseconds, as the services write dates."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class PayError(ValueError):
