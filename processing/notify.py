@@ -11,6 +11,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from aiogram.types import InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 
+from db.models import User
 from services.users import UserService
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,9 @@ class Notifier:
         self.bot, self.users, self.i18n, self.admin_ids = bot, users, i18n, admin_ids
 
     async def language(self, user_id: int) -> str:
-        user = await self.users.get(user_id)
+        return self._language_of(await self.users.get(user_id))
+
+    def _language_of(self, user: User | None) -> str:
         return user.language if user else self.i18n.default_locale
 
     async def render(self, user_id: int, render: Render) -> str:
@@ -31,9 +34,13 @@ class Notifier:
             return render()
 
     async def send(self, user_id: int, render: Render, markup: RenderMarkup | None = None,
-                   *, strict: bool = False) -> Message | None:
-        """Send in the user's language. With `strict`, delivery errors are raised to the caller."""
-        with self.i18n.context(), self.i18n.use_locale(await self.language(user_id)):
+                   *, strict: bool = False, skip_blocked: bool = False) -> Message | None:
+        """Send in the user's language. With `strict`, delivery errors are raised to the caller. With
+        `skip_blocked`, nothing is sent (None) to a user who blocked the bot or never used it."""
+        user = await self.users.get(user_id)
+        if skip_blocked and (user is None or user.is_blocked):
+            return None
+        with self.i18n.context(), self.i18n.use_locale(self._language_of(user)):
             text, keyboard = render(), markup() if markup else None
         try:
             return await self.bot.send_message(user_id, text, reply_markup=keyboard)
@@ -47,13 +54,17 @@ class Notifier:
             log.warning("message to %s not delivered: %s", user_id, exc.message)
         return None
 
-    async def edit(self, chat_id: int, message_id: int, render: Render) -> None:
+    async def edit(self, chat_id: int, message_id: int, render: Render, markup: RenderMarkup | None = None) -> bool:
+        """Edit in the chat's language; False when Telegram refused (the error is only logged)."""
         with self.i18n.context(), self.i18n.use_locale(await self.language(chat_id)):
-            text = render()
+            text, keyboard = render(), markup() if markup else None
         try:
-            await self.bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id)
+            await self.bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id,
+                                             reply_markup=keyboard)
         except TelegramAPIError as exc:  # deleted, too old, or an invoice (not editable): fine
             log.debug("could not edit %s/%s: %s", chat_id, message_id, exc.message)
+            return False
+        return True
 
     async def delete(self, chat_id: int, message_id: int) -> None:
         try:

@@ -84,8 +84,5 @@ class SubscriptionLifecycle:
                 return "skipped"
             ends = format_end(item.ends_at, self.tz)
             render = lambda: reminder_text(item.kind, plan_name, ends)  # noqa: E731
-        user = await self.users.get(item.user_id)
-        if user is None or user.is_blocked:
-            return "skipped"
-        await self.notifier.send(item.user_id, render)
-        return "sent"
+        sent = await self.notifier.send(item.user_id, render, skip_blocked=True)
+        return "skipped" if sent is None else "sent"

@@ -80,21 +80,24 @@ class WhaleAlerts:
 
     async def _deliver(self, user_id: int, batch) -> int:
         ids = [alert.id for alert, _trade, _wallet in batch]
-        user = await self.users.get(user_id)
         plan = await self.subscriptions.current_plan(user_id)
-        if user is None or user.is_blocked or not plan.is_paid:
+        if not plan.is_paid:
             await self.whales.finish_alerts(ids, "skipped", self.clock())
             return 0
         items = [(trade, wallet) for _alert, trade, wallet in batch]
         try:
             with bulk():
-                await self.notifier.send(user_id, lambda: alert_text(items, self.tz), strict=True)
+                sent = await self.notifier.send(user_id, lambda: alert_text(items, self.tz), strict=True,
+                                                skip_blocked=True)
         except TelegramForbiddenError:
             await self.whales.finish_alerts(ids, "skipped", self.clock())
             return 0
         except TelegramAPIError as exc:
             log.warning("whale alert to %s failed: %s", user_id, exc.message)
             await self.whales.finish_alerts(ids, "failed", self.clock())
+            return 0
+        if sent is None:  # blocked the bot, or unknown
+            await self.whales.finish_alerts(ids, "skipped", self.clock())
             return 0
         await self.whales.finish_alerts(ids, "sent", self.clock())
         return 1
