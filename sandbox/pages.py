@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Self
+from typing import Any, Protocol, Self, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -58,6 +58,40 @@ class Call:
     params: JSON
     time: float
     status: int = 200
+
+
+class Faults:
+    """Injected failures queued per method name (lower-cased): each answers the next ``times`` calls."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, list[list[Any]]] = {}
+
+    def add(self, method: str, fault: tuple[Any, ...], times: int) -> None:
+        self._queues.setdefault(method.lower(), []).append([fault, times])
+
+    def take(self, *methods: str) -> tuple[Any, ...] | None:
+        """The fault due for a call of the first of ``methods`` that has one (counted down), if any."""
+        for method in methods:
+            queue = self._queues.get(method)
+            if queue:
+                fault, times = entry = queue[0]
+                entry[1] = times - 1
+                if times <= 1:
+                    queue.pop(0)
+                return fault
+        return None
+
+
+class HasMethod(Protocol):
+    method: str
+
+
+C = TypeVar("C", bound=HasMethod)
+
+
+def calls_of(calls: Iterable[C], method: str) -> list[C]:
+    """The ``calls`` of ``method`` (case-insensitive)."""
+    return [c for c in calls if c.method.lower() == method.lower()]
 
 
 @dataclass
@@ -142,7 +176,7 @@ class ProviderStandIn(LocalServer):
         self.delivery_timeout = delivery_timeout
         self.base_url: str | None = None
         self._public_url = public_url
-        self._faults: dict[str, list[list[Any]]] = {}
+        self._faults = Faults()
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[bool]] = set()
 
@@ -177,10 +211,10 @@ class ProviderStandIn(LocalServer):
     def fail_next(self, method: str, status: int = 500, times: int = 1, *, error: str | None = None) -> None:
         """Make the next ``times`` calls of ``method`` fail with HTTP ``status`` (``error``: the
         provider's error name; a per-status default otherwise). ``method="*"`` matches any call."""
-        self._faults.setdefault(method.lower(), []).append([status, error, times])
+        self._faults.add(method, (status, error), times)
 
     def calls_of(self, method: str) -> list[Call]:
-        return [c for c in self.calls if c.method.lower() == method.lower()]
+        return calls_of(self.calls, method)
 
     def _gate(self, method: str, params: JSON) -> tuple[Call, web.Response | None]:
         """Log the call; return the response to send instead of answering it (down / fault)."""
@@ -189,16 +223,12 @@ class ProviderStandIn(LocalServer):
         if self.down:
             call.status = 503
             return call, web.Response(status=503, text="503 Service Temporarily Unavailable")
-        for key in (method.lower(), "*"):
-            queue = self._faults.get(key)
-            if queue:
-                status, error, _ = fault = queue[0]
-                fault[2] -= 1
-                if fault[2] <= 0:
-                    queue.pop(0)
-                call.status = status
-                return call, self._fault_response(status, error)
-        return call, None
+        fault = self._faults.take(method.lower(), "*")
+        if fault is None:
+            return call, None
+        status, error = fault
+        call.status = status
+        return call, self._fault_response(status, error)
 
     def _fault_response(self, status: int, error: str | None) -> web.Response:
         raise NotImplementedError

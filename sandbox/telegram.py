@@ -38,7 +38,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from sandbox.pages import LocalServer
+from sandbox.pages import Faults, LocalServer, calls_of
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +294,7 @@ class TelegramStandIn(LocalServer):
         self._pending_checkouts: dict[str, tuple[asyncio.Future[JSON], StarPayment]] = {}
         self._open_queries: dict[str, int] = {}
         self._sent: deque[float] = deque()
-        self._faults: dict[str, list[list[Any]]] = {}
+        self._faults = Faults()
         self._subscribers: list[asyncio.Queue[JSON]] = []
         self._signal = asyncio.Event()
         self._poll_generation = 0
@@ -368,8 +368,7 @@ class TelegramStandIn(LocalServer):
         retry_after: int | None = None, times: int = 1,
     ) -> None:
         """Make the next ``times`` calls of ``method`` fail with this error."""
-        self._faults.setdefault(method.lower(), []).append(
-            [error_code, description, retry_after, times])
+        self._faults.add(method, (error_code, description, retry_after), times)
 
     # ------------------------------------------------------------------ driving users
 
@@ -655,7 +654,7 @@ class TelegramStandIn(LocalServer):
     # ------------------------------------------------------------------ inspecting state
 
     def calls_of(self, method: str) -> list[Call]:
-        return [c for c in self.calls if c.method.lower() == method.lower()]
+        return calls_of(self.calls, method)
 
     def chat_messages(self, chat_id: int, *, bot_only: bool = False) -> list[JSON]:
         """Current state of the chat's messages (after edits, without deleted ones)."""
@@ -773,13 +772,9 @@ class TelegramStandIn(LocalServer):
         return 200, {"ok": True, "result": result}
 
     def _raise_injected(self, name: str) -> None:
-        faults = self._faults.get(name)
-        if faults:
-            code, description, retry_after, _ = fault = faults[0]
-            fault[3] -= 1
-            if fault[3] <= 0:
-                faults.pop(0)
-            raise ApiError(code, description, retry_after)
+        fault = self._faults.take(name)
+        if fault is not None:
+            raise ApiError(*fault)
 
     def _check_rate(self) -> None:
         if self.rate_limit is None:
