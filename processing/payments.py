@@ -91,7 +91,9 @@ class PaymentProcessor:
         """Re-check every invoice that may still be paid (or only those of orders now due to
         expire), provider by provider, in batches."""
         async with self._poll_lock:
-            for name in self.providers:
+            for name, provider in self.providers.items():
+                if not provider.pollable:
+                    continue
                 invoices = await self.orders.pending_invoices(name, due_only=due_only)
                 if not invoices:
                     continue
@@ -106,6 +108,9 @@ class PaymentProcessor:
         The orders' invoices are checked with their providers first, so money that arrived just
         before the deadline is not mistaken for late."""
         await self.poll(due_only=True)
+        await self._expire_due()
+
+    async def _expire_due(self) -> None:
         for expired in await self.orders.expire_due():
             for provider, chat_id, message_id in expired.invoices:
                 if chat_id and message_id and provider == "stars":  # invoices cannot be edited
@@ -120,15 +125,15 @@ class PaymentProcessor:
     async def reconcile(self) -> None:
         """At start-up: ask providers about every open invoice, expire what ran out while we
         were down, and resume fulfilment."""
-        await self.poll()
-        await self.expire()
+        await self.poll()  # every open invoice, the due ones included
+        await self._expire_due()
         self.worker.wake()
 
     # The user's button ------------------------------------------------------------------
 
     async def check_now(self, order_id: int) -> CheckResult:
         invoices = [i for i in await self.orders.invoices(order_id) if i.provider in self.providers]
-        pollable = [i for i in invoices if i.status in ("active", "partial") and i.provider != "stars"]
+        pollable = [i for i in invoices if i.status in ("active", "partial") and self.providers[i.provider].pollable]
         if pollable:
             if not await self.orders.claim_check(pollable[-1].id, CHECK_INTERVAL):
                 return CheckResult("too_soon")

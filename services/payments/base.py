@@ -64,6 +64,7 @@ class RemoteInvoice:
 
 class PaymentProvider(Protocol):
     name: str  # stable id stored with orders: "stars", "cryptopay", "kryptoexpress"
+    pollable: bool  # whether fetch() can tell anything (Stars payments only arrive as updates)
 
     async def create_invoice(self, request: InvoiceRequest) -> InvoiceDraft: ...
 

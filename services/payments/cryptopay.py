@@ -67,6 +67,7 @@ class CryptoPayProvider:
     """`PaymentProvider` for Crypto Pay. The token never appears in logs, errors or reprs."""
 
     name = "cryptopay"
+    pollable = True
 
     def __init__(
         self, token: str, api_url: str, assets: list[str], *, webhook_url_hint: str | None = None,

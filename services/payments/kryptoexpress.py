@@ -86,6 +86,7 @@ class KryptoExpressProvider:
     """`PaymentProvider` for KryptoExpress. The API key and callback secret never appear in logs or errors."""
 
     name = "kryptoexpress"
+    pollable = True
 
     def __init__(
         self, api_key: str, api_url: str, callback_secret: str | None, *, callback_url: str | None = None,

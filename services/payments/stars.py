@@ -33,6 +33,7 @@ def order_id_from_payload(payload: str) -> int | None:
 
 class StarsProvider:
     name = "stars"
+    pollable = False
 
     def __init__(self, bot: Bot, stars_usd_rate: Decimal) -> None:
         self.bot, self.rate = bot, stars_usd_rate

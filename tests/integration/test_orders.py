@@ -1,6 +1,7 @@
 """The payment core: one state machine, payments counted once, fulfilment queued in the same
 transaction and resumed after a crash."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -79,6 +80,17 @@ async def test_poll_batches_a_thousand_invoices_into_ten_requests(core):
         await core.invoice(order)
     await core.processor.poll()
     assert core.provider.fetch_requests == 10
+
+
+async def test_start_up_asks_the_provider_about_each_open_invoice_once(core):
+    for n in range(3):
+        await core.invoice(await core.order(user_id=1100 + n, ttl_minutes=1))
+    for remote in core.provider.invoices.values():
+        remote.expires_at += timedelta(hours=1)  # the provider still takes payment; the orders are due
+    core.clock.advance(minutes=5)  # the process was down while they ran out
+    await core.processor.reconcile()
+    assert core.provider.fetch_requests == 1
+    assert {await status(core, order_id) for order_id in (1, 2, 3)} == {Status.EXPIRED}
 
 
 async def test_partial_then_top_up_then_paid(core):

@@ -25,6 +25,8 @@ class RemoteState:
 class ScriptedProvider:
     """Invoices in USD; `pay()` is the payer acting at the provider."""
 
+    pollable = True
+
     def __init__(self, clock, name: str = "fakepay") -> None:
         self.name, self.clock = name, clock
         self.invoices: dict[str, RemoteState] = {}
