@@ -115,7 +115,7 @@ class App:
         self.content.feeders.update(track_record=track_record_fact(self.signals), top_whale=top_whale_fact(self.whales))
         self.broadcasts = BroadcastService(self.db)
         self.signal_delivery = SignalDelivery(self.db, self.bot, self.i18n)
-        self.broadcast_progress = BroadcastProgress(self.broadcasts, self.bot, self.users, self.i18n)
+        self.broadcast_progress = BroadcastProgress(self.broadcasts, self.notifier)
         self.dp = create_dispatcher(
             settings, users=self.users, i18n=self.i18n, db=self.db, orders=self.orders, checkout=self.checkout,
             payments=self.payments, refunds=self.refunds, stars=self.stars, notifier=self.notifier,

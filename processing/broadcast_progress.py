@@ -3,20 +3,13 @@ broadcast when nothing is left to send."""
 
 from __future__ import annotations
 
-import logging
-
-from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
-from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from processing.notify import Notifier
 from services.broadcasts import BroadcastService, Progress
-from services.users import UserService
-
-log = logging.getLogger(__name__)
 
 
 class BroadcastCancel(CallbackData, prefix="bcx"):
@@ -43,8 +36,8 @@ def cancel_keyboard(broadcast_id: int) -> InlineKeyboardMarkup:
 
 
 class BroadcastProgress:
-    def __init__(self, broadcasts: BroadcastService, bot: Bot, users: UserService, i18n: I18n) -> None:
-        self.broadcasts, self.bot, self.users, self.i18n = broadcasts, bot, users, i18n
+    def __init__(self, broadcasts: BroadcastService, notifier: Notifier) -> None:
+        self.broadcasts, self.notifier = broadcasts, notifier
         self._shown: dict[int, str] = {}
 
     async def tick(self) -> None:
@@ -60,17 +53,11 @@ class BroadcastProgress:
         b = progress.broadcast
         if b.progress_chat_id is None or b.progress_message_id is None:
             return
-        user = await self.users.get(b.progress_chat_id)
-        with self.i18n.context(), self.i18n.use_locale(user.language if user else self.i18n.default_locale):
-            text = progress_text(progress)
-            markup = cancel_keyboard(b.id) if b.status == "sending" else None
+        text = await self.notifier.render(b.progress_chat_id, lambda: progress_text(progress))
         if self._shown.get(b.id) == text:
             return
-        try:
-            await self.bot.edit_message_text(text=text, chat_id=b.progress_chat_id, message_id=b.progress_message_id,
-                                             reply_markup=markup)
+        markup = (lambda: cancel_keyboard(b.id)) if b.status == "sending" else None
+        if await self.notifier.edit(b.progress_chat_id, b.progress_message_id, lambda: text, markup):
             self._shown[b.id] = text
-        except TelegramAPIError as exc:
-            log.debug("broadcast %s progress not shown: %s", b.id, exc.message)
         if b.status != "sending":
             self._shown.pop(b.id, None)
