@@ -3,6 +3,7 @@ fulfilment records its effects, for testing the payment core."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,18 +78,22 @@ class ScriptedProvider:
 
 class RecordingProduct:
     """Fulfilment with an outside effect ('a key'), idempotent the way real products must be:
-    look the effect up by order id before creating it."""
+    look the effect up by order id before creating it. The lookup and the creation are two round
+    trips to the outside, so a fulfilment running twice at once for an order creates two effects
+    (counted in ``created``), while a retry after a crash finds the first and creates none."""
 
     product = "test"
 
     def __init__(self) -> None:
-        self.created: dict[int, int] = {}  # order id -> times an effect was created
+        self.created: dict[int, int] = {}  # order id -> effects created for it
         self.fail_next = 0
 
     async def fulfil(self, order: Order) -> Delivery:
         if self.fail_next:
             self.fail_next -= 1
             raise ConnectionError("upstream unavailable")
-        if order.id not in self.created:
-            self.created[order.id] = 1
+        exists = order.id in self.created  # the lookup...
+        await asyncio.sleep(0)  # ...and the creation are separate requests
+        if not exists:
+            self.created[order.id] = self.created.get(order.id, 0) + 1
         return Delivery(text=lambda: f"Here is item {order.id}", record={"item": order.id})
