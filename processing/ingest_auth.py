@@ -104,49 +104,44 @@ class IngestAuth:
             address = address.ipv4_mapped
         return any(address.version == net.version and address in net for net in self.allowed)
 
-    def verify(self, remote: str | None, headers: Any, body: bytes) -> web.Response | None:
-        """None when the request may proceed, otherwise the error response to send."""
-        if not self.enabled:
-            return error_response(503, DISABLED_MESSAGE)
-        if not self.ip_allowed(remote):
-            return error_response(403, "client IP not allowed")
-        raw_ts = (headers.get("X-Timestamp") or "").strip()
-        if not raw_ts:
-            return error_response(401, "missing X-Timestamp", field="X-Timestamp")
-        try:
-            ts = int(raw_ts)
-        except ValueError:
-            return error_response(401, "X-Timestamp must be unix seconds", field="X-Timestamp")
-        if abs(self.clock() - ts) > self.window:
-            return error_response(401, f"X-Timestamp outside the ±{self.window} s window", field="X-Timestamp")
-        given = (headers.get("X-Signature") or "").strip().lower()
-        if not given:
-            return error_response(401, "missing X-Signature", field="X-Signature")
-        assert self.secret is not None
-        expected = sign(self.secret, raw_ts, body)
-        if not hmac.compare_digest(expected.encode(), given.encode("ascii", "replace")):
-            return error_response(401, "invalid signature", field="X-Signature")
-        return None
-
     async def check(self, request: web.Request) -> web.Response | bytes:
         """The raw body when the request is authentic, otherwise the error response to return."""
         if not self.enabled:
             return error_response(503, DISABLED_MESSAGE)
-        if not self.ip_allowed(request.remote):
-            return self._rejected(error_response(403, "client IP not allowed"))
+        if not self.ip_allowed(request.remote):  # before reading the body
+            return self._rejected(403, "client IP not allowed")
         body = await request.read()
-        refused = self.verify(request.remote, request.headers, body)
-        return self._rejected(refused) if refused is not None else body
+        refused = self._signature_problem(request.headers, body)
+        return refused if refused is not None else body
 
     async def json_object(self, request: web.Request) -> dict[str, Any] | web.Response:
         """`check`, then the body as a JSON object: the payload, or the error response to return."""
         checked = await self.check(request)
         return checked if isinstance(checked, web.Response) else parse_json_object(checked)
 
-    def _rejected(self, response: web.Response) -> web.Response:
+    def _signature_problem(self, headers: Any, body: bytes) -> web.Response | None:
+        raw_ts = (headers.get("X-Timestamp") or "").strip()
+        if not raw_ts:
+            return self._rejected(401, "missing X-Timestamp", field="X-Timestamp")
+        try:
+            ts = int(raw_ts)
+        except ValueError:
+            return self._rejected(401, "X-Timestamp must be unix seconds", field="X-Timestamp")
+        if abs(self.clock() - ts) > self.window:
+            return self._rejected(401, f"X-Timestamp outside the ±{self.window} s window", field="X-Timestamp")
+        given = (headers.get("X-Signature") or "").strip().lower()
+        if not given:
+            return self._rejected(401, "missing X-Signature", field="X-Signature")
+        assert self.secret is not None
+        expected = sign(self.secret, raw_ts, body)
+        if not hmac.compare_digest(expected.encode(), given.encode("ascii", "replace")):
+            return self._rejected(401, "invalid signature", field="X-Signature")
+        return None
+
+    def _rejected(self, status: int, error: str, field: str | None = None) -> web.Response:
         if self.on_rejected is not None:
-            self.on_rejected(response.status, json.loads(response.body).get("error", ""))
-        return response
+            self.on_rejected(status, error)
+        return error_response(status, error, field=field)
 
 
 def parse_json_object(body: bytes) -> dict[str, Any] | web.Response:
