@@ -15,11 +15,12 @@ from processing.notify import Notifier
 from processing.payments import PaymentProcessor
 from services.orders import OrderService
 from services.users import UserService
+from tests.conftest import ADMIN_ID, make_settings
 from tests.support.clock import Clock
 from tests.support.payments import RecordingProduct, ScriptedProvider
 from tests.support.recording import RecordingSession
 
-ADMIN = 9001
+ADMIN = ADMIN_ID
 
 
 class Core:
@@ -27,7 +28,7 @@ class Core:
         self.db = database
         self.clock = Clock()
         self.session = RecordingSession()
-        self.bot = Bot("42:TEST-TOKEN-abcdefghijklmnopqrstuv", session=self.session,
+        self.bot = Bot(make_settings().telegram_bot_token.get_secret_value(), session=self.session,
                        default=DefaultBotProperties(parse_mode="HTML"))
         self.users = UserService(database, clock=self.clock)
         self.orders = OrderService(database, clock=self.clock)
