@@ -90,25 +90,26 @@ class FulfilmentWorker:
                 processed += 1
         return processed
 
+    @staticmethod
+    def _claimable(now: datetime):
+        """Queued and due, or running under a lease that ran out (its process died)."""
+        return or_((FulfilmentJob.status == "queued") & (FulfilmentJob.next_attempt_at <= now),
+                   (FulfilmentJob.status == "running") & (FulfilmentJob.lease_until < now))
+
     async def _due(self, limit: int) -> list[tuple[int, int]]:
-        now = self.clock()
         async with self.db.session() as session:
             rows = await session.execute(
-                select(FulfilmentJob.id, FulfilmentJob.order_id).where(or_(
-                    (FulfilmentJob.status == "queued") & (FulfilmentJob.next_attempt_at <= now),
-                    (FulfilmentJob.status == "running") & (FulfilmentJob.lease_until < now),
-                )).order_by(FulfilmentJob.next_attempt_at).limit(limit))
+                select(FulfilmentJob.id, FulfilmentJob.order_id).where(self._claimable(self.clock()))
+                .order_by(FulfilmentJob.next_attempt_at).limit(limit))
             return [tuple(r) for r in rows]
 
     async def _claim(self, job_id: int) -> bool:
         now = self.clock()
         async with self.db.transaction() as session:
             result = await session.execute(
-                update(FulfilmentJob).where(FulfilmentJob.id == job_id, or_(
-                    (FulfilmentJob.status == "queued") & (FulfilmentJob.next_attempt_at <= now),
-                    (FulfilmentJob.status == "running") & (FulfilmentJob.lease_until < now),
-                )).values(status="running", attempts=FulfilmentJob.attempts + 1, lease_until=now + self.lease,
-                          updated_at=now))
+                update(FulfilmentJob).where(FulfilmentJob.id == job_id, self._claimable(now))
+                .values(status="running", attempts=FulfilmentJob.attempts + 1, lease_until=now + self.lease,
+                        updated_at=now))
             return result.rowcount == 1
 
     async def _process(self, job_id: int, order_id: int) -> None:
