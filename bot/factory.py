@@ -10,7 +10,6 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.utils.i18n import I18n
 
@@ -35,12 +34,11 @@ def create_dispatcher(
     *,
     users: UserService,
     i18n: I18n,
-    storage: BaseStorage | None = None,
     throttle: ThrottleMiddleware | None = None,
     **services: Any,
 ) -> Dispatcher:
     """The dispatcher with every router and middleware; `services` reach handlers by name."""
-    dp = Dispatcher(storage=storage or MemoryStorage(), settings=settings, users=users, **services)
+    dp = Dispatcher(storage=MemoryStorage(), settings=settings, users=users, **services)
     dp.update.outer_middleware(ObserveMiddleware())
     dp.update.outer_middleware(UserMiddleware(users, settings.admin_ids))
     UserLocaleMiddleware(i18n).setup(dp)  # before the throttle, whose notice is translated

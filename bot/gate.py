@@ -199,14 +199,6 @@ class OutgoingGate(BaseRequestMiddleware):
         return self._interval
 
     @property
-    def per_chat_interval(self) -> float:
-        return self._per_chat_interval
-
-    @property
-    def max_retries(self) -> int:
-        return self._max_retries
-
-    @property
     def paused_until(self) -> float:
         """``clock()`` time until which every sender is paused (-inf if never)."""
         return self._paused_until

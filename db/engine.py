@@ -25,7 +25,7 @@ class Database:
         kwargs: dict = {"echo": echo}
         if self.is_sqlite:
             _ensure_sqlite_dir(self.url.database)
-            kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000}
+            kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000}  # sqlite3 sets busy_timeout from it
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
         self.engine = create_async_engine(self.url, **kwargs)
@@ -72,7 +72,6 @@ def _tune_sqlite(sync_engine, *, in_memory: bool) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
