@@ -5,7 +5,8 @@ in production, so it should not share the bot's CPU when we measure the bot.
         --block-every 20 --channel -1001000000003
 
 prints ``ready <base url>`` when serving. ``GET /ctl/sends`` returns every sendMessage as
-``[chat_id, ok, error_code, unix_time]`` and the 429s it injected, for the benchmark's tally.
+``[chat_id, ok, error_code, unix_time]`` and the 429s it injected, for the benchmark's tally;
+``GET /ctl/delivered`` just the number of successful sendMessage calls, cheap enough to poll.
 """
 
 from __future__ import annotations
@@ -49,7 +50,11 @@ async def serve(args: argparse.Namespace) -> None:
                 for c in telegram.calls_of("sendMessage")]
         return web.json_response({"sends": rows, "floods": floods})
 
+    async def delivered(_request: web.Request) -> web.Response:
+        return web.json_response({"delivered": sum(1 for c in telegram.calls_of("sendMessage") if c.ok)})
+
     telegram.app.router.add_get("/ctl/sends", sends)
+    telegram.app.router.add_get("/ctl/delivered", delivered)
     url = await telegram.start("127.0.0.1", 0)
     print(f"ready {url}", flush=True)
     await asyncio.Event().wait()
