@@ -1,29 +1,47 @@
-"""Charts as PNG bytes (matplotlib, no display needed)."""
+"""Charts as PNG bytes: matplotlib's object API on the Agg canvas (no pyplot: no global state, safe in
+the worker threads the handlers draw in). Floats are used for drawing only."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from datetime import date
+from decimal import Decimal
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-from matplotlib import pyplot as plt
+
+def _png(fig: Figure, **options) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", **options)
+    return buffer.getvalue()
 
 
 def revenue_chart(days: list[tuple[date, int]], title: str) -> bytes:
     """Bars of daily revenue in USD (cents converted for drawing only)."""
-    fig, ax = plt.subplots(figsize=(8, 3.2), dpi=100)
-    try:
-        ax.bar([d for d, _ in days], [cents / 100 for _, cents in days], color="#2f80ed", width=0.8)
-        ax.set_title(title, fontsize=11)
-        ax.set_ylabel("USD")
-        ax.grid(axis="y", alpha=0.3)
-        ax.spines[["top", "right"]].set_visible(False)
-        fig.autofmt_xdate()
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return buffer.getvalue()
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(8, 3.2), dpi=100)
+    ax = fig.add_subplot()
+    ax.bar([d for d, _ in days], [cents / 100 for _, cents in days], color="#2f80ed", width=0.8)
+    ax.set_title(title, fontsize=11)
+    ax.set_ylabel("USD")
+    ax.grid(axis="y", alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return _png(fig)
+
+
+def equity_chart(series: dict[str, Sequence[Decimal]], title: str) -> bytes:
+    """Equity curves, one line per name."""
+    fig = Figure(figsize=(8, 4.5), dpi=100)
+    ax = fig.add_subplot()
+    for name, values in series.items():
+        ax.plot(range(len(values)), [float(v) for v in values], label=name, linewidth=1.8)
+    ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_title(title)
+    ax.set_xlabel("closed signals")
+    ax.set_ylabel("equity (start = 1)")
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend(loc="best")
+    return _png(fig, bbox_inches="tight")

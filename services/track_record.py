@@ -169,28 +169,3 @@ def by_period(trades: Sequence[Trade], now: datetime, ecosystem: str | None = No
         since = None if days is None else now - timedelta(days=days)
         result[name] = figures([t for t in chosen if since is None or t.closed_at >= since])
     return result
-
-
-def equity_chart(series: dict[str, Sequence[Decimal]], title: str) -> bytes:
-    """A PNG of equity curves (one line per name). Floats are used for drawing only."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 4.5), dpi=100)
-    ax = fig.add_subplot()
-    for name, values in series.items():
-        ax.plot(range(len(values)), [float(v) for v in values], label=name, linewidth=1.8)
-    ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
-    ax.set_title(title)
-    ax.set_xlabel("closed signals")
-    ax.set_ylabel("equity (start = 1)")
-    ax.grid(alpha=0.3)
-    if len(series) > 1:
-        ax.legend(loc="best")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight")
-    return buffer.getvalue()

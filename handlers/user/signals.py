@@ -17,6 +17,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.keyboards import Menu
 from db.models_signals import Signal
 from services import track_record
+from services.charts import equity_chart
 from services.settings import Settings
 from services.signals import SignalService, Usage
 from services.subscriptions import SubscriptionService
@@ -149,7 +150,7 @@ async def send_performance(message: Message, signals: SignalService) -> None:
     series = {_("All"): track_record.figures(trades).equity}
     for ecosystem in sorted({t.ecosystem for t in trades}):
         series[ecosystem] = track_record.figures([t for t in trades if t.ecosystem == ecosystem]).equity
-    png = await asyncio.to_thread(track_record.equity_chart, series, _("Equity curve, equal size per signal"))
+    png = await asyncio.to_thread(equity_chart, series, _("Equity curve, equal size per signal"))
     await message.answer_photo(BufferedInputFile(png, "equity.png"), caption=_("📈 Equity curve (all time)"))
 
 

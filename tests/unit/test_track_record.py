@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from services import track_record
+from services.charts import equity_chart
 from services.signals import InvalidInput, SignalIn, parse_command, validate
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -93,7 +94,7 @@ def test_event_chain_catches_an_edited_price():
 
 
 def test_equity_chart_is_a_png():
-    assert track_record.equity_chart({"All": [Decimal(1), Decimal("1.1")]}, "t").startswith(b"\x89PNG")
+    assert equity_chart({"All": [Decimal(1), Decimal("1.1")]}, "t").startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize(("change", "field"), [
