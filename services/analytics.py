@@ -19,7 +19,7 @@ from db.engine import Database
 from db.models import Order, User
 from db.models_subscriptions import Subscription
 from services.orders import Status
-from services.plans import PLANS, Plan
+from services.subscriptions import best_plans
 
 PAID_STATES = (Status.PAID, Status.PAID_OVER, Status.FULFILLED, Status.FULFIL_FAILED)
 
@@ -98,11 +98,7 @@ async def dashboard(database: Database, tz: ZoneInfo, now: datetime) -> Dashboar
         daily_orders = await _per_day(session, Order.created_at, func.count(), periods["7d"], tz, today)
         daily_revenue = await _per_day(session, Order.paid_at, func.sum(Order.amount_cents), periods["30d"], tz,
                                        today, paid)
-        best: dict[int, Plan] = {}
-        for user_id, code in (await session.execute(
-                select(Subscription.user_id, Subscription.plan).where(Subscription.ends_at > now).distinct())).all():
-            if code in PLANS and (user_id not in best or PLANS[code].rank > best[user_id].rank):
-                best[user_id] = PLANS[code]
+        best = {user_id: plan for user_id, (plan, _ends) in (await best_plans(session, now)).items()}
         lapsed = set(await session.scalars(select(Subscription.user_id).where(
             Subscription.ends_at <= now, Subscription.ends_at > now - timedelta(days=30)).distinct())) - set(best)
         users = (await session.execute(select(

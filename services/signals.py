@@ -29,9 +29,9 @@ from db.base import utcnow
 from db.engine import Database
 from db.models import User
 from db.models_signals import Outbox, Signal, SignalEvent, SignalFilter
-from db.models_subscriptions import Subscription
 from services import outbox, track_record
-from services.plans import FREE, PLANS, Plan
+from services.plans import FREE, Plan
+from services.subscriptions import best_plans
 
 FREE_DELAY = timedelta(minutes=30)
 ACTIVE = ("queued", "sending", "sent")  # outbox states that count as "delivered or on its way"
@@ -268,16 +268,6 @@ class Usage:
     today: int
 
 
-def best_plans(rows) -> dict[int, tuple[Plan, datetime]]:
-    """(user_id, plan code, ends_at) rows of time covering now -> each user's best plan."""
-    best: dict[int, tuple[Plan, datetime]] = {}
-    for user_id, code, ends in rows:
-        plan = PLANS.get(code)
-        if plan is not None and (user_id not in best or plan.rank > best[user_id][0].rank):
-            best[user_id] = (plan, ends)
-    return best
-
-
 class SignalService:
     def __init__(self, database: Database, *, tz: ZoneInfo, channel_map: dict[str, int | str] | None = None,
                  clock: Callable[[], datetime] = utcnow, free_delay: timedelta = FREE_DELAY) -> None:
@@ -324,9 +314,7 @@ class SignalService:
             return Ingested(True, row.id, len(recipients))
 
     async def _recipients(self, session, signal: Signal, now: datetime) -> list[dict]:
-        paid = best_plans((await session.execute(
-            select(Subscription.user_id, Subscription.plan, func.max(Subscription.ends_at))
-            .where(Subscription.ends_at > now).group_by(Subscription.user_id, Subscription.plan))).all())
+        paid = await best_plans(session, now)
         users = list(await session.scalars(select(User.id).where(User.is_blocked.is_(False))))
         filters: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         for user_id, kind, value in (await session.execute(

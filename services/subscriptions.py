@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import utcnow
 from db.engine import Database
@@ -105,3 +106,16 @@ class SubscriptionService:
                     period.starts_at, period.ends_at = period.starts_at - removed, period.ends_at - removed
                 users.append(row.user_id)
         return users
+
+
+async def best_plans(session: AsyncSession, now: datetime) -> dict[int, tuple[Plan, datetime]]:
+    """Every user with paid time covering now -> their best plan and when their time on it ends."""
+    rows = await session.execute(
+        select(Subscription.user_id, Subscription.plan, func.max(Subscription.ends_at))
+        .where(Subscription.ends_at > now).group_by(Subscription.user_id, Subscription.plan))
+    best: dict[int, tuple[Plan, datetime]] = {}
+    for user_id, code, ends in rows:
+        plan = PLANS.get(code)
+        if plan is not None and (user_id not in best or plan.rank > best[user_id][0].rank):
+            best[user_id] = (plan, ends)
+    return best
