@@ -674,42 +674,36 @@
     scrollToBottom(true);
   }
 
-  function selectUser(userId) {
-    userId = Number(userId);
-    state.view = { kind: "user", id: userId };
-    state.actingUser = userId;
-    if (!isAdmin(userId)) state.lastNonAdmin = userId;
-    state.unread.delete(userId);
+  // Show a chat ("user" or "channel"): only users' chats take input. Returns the composer's input.
+  function openView(kind, id) {
+    const writable = kind === "user";
+    state.view = { kind, id };
+    state.unread.delete(id);
     localStorage.setItem("sandbox.view", JSON.stringify(state.view));
     const input = $("composer-input");
-    input.disabled = false;
-    $("send-btn").disabled = false;
-    $("menu-btn").disabled = false;
-    input.placeholder = "Message";
+    input.disabled = !writable;
+    $("send-btn").disabled = !writable;
+    $("menu-btn").disabled = !writable;
+    input.placeholder = writable ? "Message" : "Only the bot posts in channels";
     $("commands").hidden = true;
     $("app").classList.add("show-chat");
     renderUsers();
     renderChannels();
     setHeader();
     loadChat();
+    return input;
+  }
+
+  function selectUser(userId) {
+    userId = Number(userId);
+    state.actingUser = userId;
+    if (!isAdmin(userId)) state.lastNonAdmin = userId;
+    const input = openView("user", userId);
     if (window.matchMedia("(min-width: 721px)").matches) input.focus();
   }
 
   function selectChannel(chatId) {
-    state.view = { kind: "channel", id: Number(chatId) };
-    state.unread.delete(Number(chatId));
-    localStorage.setItem("sandbox.view", JSON.stringify(state.view));
-    const input = $("composer-input");
-    input.disabled = true;
-    $("send-btn").disabled = true;
-    $("menu-btn").disabled = true;
-    input.placeholder = "Only the bot posts in channels";
-    $("commands").hidden = true;
-    $("app").classList.add("show-chat");
-    renderUsers();
-    renderChannels();
-    setHeader();
-    loadChat();
+    openView("channel", Number(chatId));
   }
 
   async function showCommands() {
