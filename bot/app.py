@@ -100,7 +100,7 @@ class App:
         self.plan_shop = PlanShop(self.orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes))
         self.fulfillers[PLAN_PRODUCT] = PlanFulfiller(self.subscriptions, self.channel, settings.tz)
         self.plan_lifecycle = SubscriptionLifecycle(self.subscriptions, PlanNotices(self.db), self.channel,
-                                                    self.notifier, self.users, settings.tz)
+                                                    self.notifier, settings.tz)
         self.worker = FulfilmentWorker(self.db, self.orders, self.fulfillers, BotDeliverer(self.notifier))
         self.payments = PaymentProcessor(self.orders, self.providers, self.notifier, self.worker)
         self.audit = AuditService(self.db)
@@ -130,7 +130,7 @@ class App:
         ingest_auth = IngestAuth.from_settings(settings, on_rejected=self.alerts.ingest_rejected)
         add_signal_routes(self.web, ingest_auth, self.signals, self.signal_delivery.wake)
         add_whale_routes(self.web, self.whales, ingest_auth)
-        self.whale_alerts = WhaleAlerts(self.whales, self.notifier, self.users, self.subscriptions, settings.tz)
+        self.whale_alerts = WhaleAlerts(self.whales, self.notifier, self.subscriptions, settings.tz)
         self.whale_post = WeeklyWhalePost(self.db, self.whales, self.bot, self.i18n, settings)
         if settings.webhook_mode:
             SimpleRequestHandler(self.dp, self.bot, secret_token=secret(settings.telegram_webhook_secret)

@@ -21,7 +21,6 @@ from services.plan_notices import EXPIRED, REMIND_1D, Due, PlanNotices
 from services.plan_sales import format_end
 from services.plans import PLANS
 from services.subscriptions import SubscriptionService
-from services.users import UserService
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +44,10 @@ def expired_text(plan_name: str, removed: bool) -> str:
 
 class SubscriptionLifecycle:
     def __init__(self, subscriptions: SubscriptionService, notices: PlanNotices, channel: PrivateChannel,
-                 notifier: Notifier, users: UserService, tz: ZoneInfo, *,
+                 notifier: Notifier, tz: ZoneInfo, *,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.subscriptions, self.notices, self.channel = subscriptions, notices, channel
-        self.notifier, self.users, self.tz, self.clock = notifier, users, tz, clock
+        self.notifier, self.tz, self.clock = notifier, tz, clock
 
     async def run(self) -> int:
         """Take back refunded time, then handle every due notice; returns how many notices were acted on."""

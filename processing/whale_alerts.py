@@ -24,7 +24,6 @@ from db.models_whales import WhaleTrade, WhaleWallet
 from processing.notify import Notifier
 from services.money import usd
 from services.subscriptions import SubscriptionService
-from services.users import UserService
 from services.whales import WhaleService, signed_usd, wallet_name
 
 log = logging.getLogger(__name__)
@@ -62,17 +61,17 @@ def alert_text(items: list[tuple[WhaleTrade, WhaleWallet]], tz: ZoneInfo) -> str
 
 
 class WhaleAlerts:
-    def __init__(self, whales: WhaleService, notifier: Notifier, users: UserService,
+    def __init__(self, whales: WhaleService, notifier: Notifier,
                  subscriptions: SubscriptionService, tz: ZoneInfo, *, clock: Callable[[], datetime] = utcnow,
                  window: timedelta = BATCH_WINDOW, lease: timedelta = LEASE) -> None:
-        self.whales, self.notifier, self.users, self.subscriptions, self.tz = whales, notifier, users, subscriptions, tz
+        self.whales, self.notifier, self.subscriptions, self.tz = whales, notifier, subscriptions, tz
         self.clock, self.window, self.lease = clock, window, lease
 
     async def tick(self) -> int:
         """Send every batch whose window has closed; returns messages sent."""
         sent = 0
         now = self.clock()
-        for user_id in await self.whales.due_alert_users(now, self.window, self.lease):
+        for user_id in await self.whales.due_alert_users(now, self.window):
             batch = await self.whales.claim_alerts(user_id, now, self.lease)
             if batch:
                 sent += await self._deliver(user_id, batch)

@@ -671,7 +671,7 @@ class WhaleService:
 
     # Alert queue (the worker in processing/whale_alerts sends) ------------------------------------
 
-    async def due_alert_users(self, now: datetime, window: timedelta, lease: timedelta) -> list[int]:
+    async def due_alert_users(self, now: datetime, window: timedelta) -> list[int]:
         """Users whose oldest pending alert has waited a full batching window (or whose claimed batch
         was abandoned by a dead worker)."""
         async with self.db.session() as session:

@@ -109,7 +109,7 @@ async def test_buy_pro_with_stars_join_once_renew_and_expire(sb):
     subs = SubscriptionService(sb.app.db, clock=lambda: later)
     job = SubscriptionLifecycle(subs, PlanNotices(sb.app.db, clock=lambda: later),
                                 PrivateChannel(sb.app.bot, SANDBOX_PRIVATE_CHANNEL_ID, clock=lambda: later),
-                                sb.app.notifier, sb.app.users, sb.app.settings.tz, clock=lambda: later)
+                                sb.app.notifier, sb.app.settings.tz, clock=lambda: later)
     assert await job.run() == 1
     assert await job.run() == 0
     assert (await subs.current(BUYER)).plan.code == "free"

@@ -24,7 +24,7 @@ async def life(database):
         await core.user(uid)
     subs = SubscriptionService(database, clock=core.clock)
     job = SubscriptionLifecycle(subs, PlanNotices(database, clock=core.clock),
-                                PrivateChannel(core.bot, CHANNEL, clock=core.clock), core.notifier, core.users,
+                                PrivateChannel(core.bot, CHANNEL, clock=core.clock), core.notifier,
                                 ZoneInfo("UTC"), clock=core.clock)
     return core, subs, job
 

@@ -212,7 +212,7 @@ async def test_alerts_batched_per_window_once_and_blocked_skipped(database_url):
     h = await Harness(make_settings(database_url=database_url)).start()
     try:
         whales = WhaleService(h.db, clock=clock)
-        alerts = WhaleAlerts(whales, h.app.notifier, h.users, h.app.subscriptions, h.settings.tz, clock=clock)
+        alerts = WhaleAlerts(whales, h.app.notifier, h.app.subscriptions, h.settings.tz, clock=clock)
         h.app.subscriptions.clock = clock
         for user_id in (PAID, PAID + 1):
             await paid_user(h, user_id)
