@@ -890,9 +890,7 @@
       try {
         const updated = await api("POST", "/users", { id: user.id, first_name: user.first_name,
           username: user.username, language_code: (user.language_code || "en") === "ru" ? "en" : "ru" });
-        state.users.set(updated.id, updated);
-        renderUsers();
-        setHeader();
+        state.users.set(updated.id, updated);  // the "user" event re-renders the list and the header
         toast(`${userName(updated)} now uses ${updated.language_code.toUpperCase()}. Send /start to see it.`);
       } catch (err) {
         toast(err.message);
@@ -903,9 +901,7 @@
       if (!user) return;
       try {
         const updated = await api("POST", `/users/${user.id}/block`, { blocked: !user.blocked });
-        state.users.set(updated.id, updated);
-        renderUsers();
-        setHeader();
+        state.users.set(updated.id, updated);  // the "user" event re-renders the list and the header
       } catch (err) {
         toast(err.message);
       }
