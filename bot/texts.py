@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from aiogram.utils.i18n import gettext as _
 
+from services.ai_tokens import PRODUCT as AI_TOKENS
+from services.plan_sales import PRODUCT as PLAN
+
 
 def status_label(status: str) -> str:
     return {
@@ -39,4 +42,4 @@ def provider_name(provider: str | None) -> str:
 
 
 def product_name(product: str) -> str:
-    return {"ai_tokens": _("AI tokens"), "plan": _("Plans")}.get(product, product)
+    return {AI_TOKENS: _("AI tokens"), PLAN: _("Plans")}.get(product, product)

@@ -17,7 +17,6 @@ from aiogram.exceptions import TelegramAPIError
 from db.models import Invoice, Order
 from services.orders import OrderService, Status, TransitionRefused
 from services.payments.base import InvoiceRequest, PaymentProvider, ProviderError
-from services.payments.stars import expires_in
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ class CheckoutService:
             return CheckoutResult("expired", order)
         provider = self.providers[method.provider]
         request = InvoiceRequest(order.id, user_id, order.amount_cents, order.title, order.title,
-                                 expires_in(order.expires_at, now), asset=method.asset)
+                                 int((order.expires_at - now).total_seconds()), asset=method.asset)
         try:  # the network call happens outside any transaction
             draft = await provider.create_invoice(request)
         except (ProviderError, TelegramAPIError) as exc:

@@ -51,10 +51,6 @@ class DeepSeekClient:
         self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, timeout=timeout,
                                           max_retries=0) if api_key else None
 
-    @property
-    def configured(self) -> bool:
-        return self._client is not None
-
     async def complete(self, messages: list[dict], *, max_tokens: int = 700,
                        temperature: float = 1.0) -> Completion:
         if self._client is None:

@@ -33,6 +33,3 @@ PLANS: dict[str, Plan] = {p.code: p for p in (
 )}
 FREE = PLANS["free"]
 
-
-def plan(code: str) -> Plan | None:
-    return PLANS.get(code)

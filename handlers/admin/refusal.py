@@ -9,7 +9,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.commands import ADMIN_COMMANDS
 
-EXTRA_ADMIN_COMMANDS = ("user", "audit", "export", "preview", "schedule", "import_whales", "whale_set")
+EXTRA_ADMIN_COMMANDS = ("user", "audit", "export", "import_whales", "whale_set")  # not in the command menu
 
 
 def build_router() -> Router:

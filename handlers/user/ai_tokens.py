@@ -42,7 +42,7 @@ def package_names() -> dict[str, str]:
             "enterprise": _("Enterprise")}
 
 
-def problem_text(problem: str, shop: AiTokenShop, low: int = 0, high: int = 0) -> str:
+def problem_text(problem: str, shop: AiTokenShop, high: int = 0) -> str:
     return {
         "not_configured": _("AI tokens are not available right now."),
         "unknown_model": _("This model is not available any more. Please pick another one: /tokens"),
@@ -53,7 +53,7 @@ def problem_text(problem: str, shop: AiTokenShop, low: int = 0, high: int = 0) -
                       "(orders are capped at {cap}). Send a number from {low:,} to {high:,}."),
         "no_headroom": _("AI tokens are temporarily unavailable. We've told the team; please try again "
                          "a little later."),
-    }[problem].format(low=low or shop.rules.min_tokens, high=high, cap=usd(int(shop.rules.cap * 100)))
+    }[problem].format(low=shop.rules.min_tokens, high=high, cap=usd(int(shop.rules.cap * 100)))
 
 
 async def models_screen(shop: AiTokenShop) -> tuple[str, InlineKeyboardMarkup]:

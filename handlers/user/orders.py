@@ -23,7 +23,7 @@ def orders_text(orders: list[Order], settings: Settings, *, title: str | None = 
                 credit: dict[int, tuple[Decimal, Decimal]] | None = None) -> str:
     if not orders:
         return _("You have no orders yet. Start with /tokens or /plans.")
-    lines = [title or _("🧾 <b>Your orders</b>"), ""]
+    lines = [title or _("🧾 <b>Your orders</b>")]
     for order in orders:
         when = order.created_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
         lines.append(_("#{id} · {title} · {amount}\n{status} · {when}").format(
@@ -33,7 +33,7 @@ def orders_text(orders: list[Order], settings: Settings, *, title: str | None = 
             left, limit = credit[order.id]
             lines[-1] += "\n" + _("🔑 Key …{last4}: {left} of {limit} credit left").format(
                 last4=order.delivery.get("key_last4", ""), left=money_text(left), limit=money_text(limit))
-    return "\n\n".join([lines[0], *lines[2:]])
+    return "\n\n".join(lines)
 
 
 def build_router() -> Router:

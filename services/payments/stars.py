@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from aiogram import Bot
@@ -22,13 +22,6 @@ from services.payments.base import InvoiceDraft, InvoiceRequest, RemoteInvoice, 
 def invoice_payload(order_id: int) -> str:
     """Our invoice id for Stars: the order plus a nonce, so a re-issued invoice is distinct."""
     return f"order:{order_id}:{secrets.token_hex(4)}"
-
-
-def order_id_from_payload(payload: str) -> int | None:
-    parts = payload.split(":")
-    if len(parts) == 3 and parts[0] == "order" and parts[1].isdigit():
-        return int(parts[1])
-    return None
 
 
 class StarsProvider:
@@ -65,6 +58,3 @@ class StarsProvider:
     async def close(self) -> None:
         pass
 
-
-def expires_in(expires_at: datetime, now: datetime) -> int:
-    return max(0, int((expires_at - now).total_seconds()))
