@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from db.engine import Database
 from db.models import Order
+from services.money import plain
 from services.openrouter import KeyInfo, ModelPrice, OpenRouterClient, OpenRouterError
 from services.orders import Status
 from services.products import Delivery, FulfilmentFailed
@@ -231,8 +232,8 @@ class AiTokenShop:
         order = await self.orders.create(
             user_id=user_id, product=PRODUCT, product_ref=model.id, amount_cents=quote.total_cents, ttl=self.ttl,
             title=f"{tokens:,} tokens · {model.name}"[:200],
-            details={"model": model.id, "tokens": tokens, "base_usd": format(quote.base.normalize(), "f"),
-                     "completion_price": format(model.completion.normalize(), "f"),
+            details={"model": model.id, "tokens": tokens, "base_usd": plain(quote.base),
+                     "completion_price": plain(model.completion),
                      "markup": format(self.rules.markup, "f")})
         return Placed(order=order)
 

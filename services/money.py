@@ -5,6 +5,11 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, Decimal
 
 
+def plain(amount: Decimal) -> str:
+    """A Decimal as plain digits, without trailing zeros or an exponent: '142.5', '0.00021', '1200'."""
+    return format(amount.normalize(), "f")
+
+
 def usd(cents: int) -> str:
     """'$9.99' for 999."""
     sign = "-" if cents < 0 else ""
@@ -13,7 +18,7 @@ def usd(cents: int) -> str:
 
 def money_text(amount: Decimal) -> str:
     """A USD amount that may hold fractions of a cent: '$0.075', '$12.50'."""
-    text = format(amount.quantize(Decimal("0.0001")).normalize(), "f")
+    text = plain(amount.quantize(Decimal("0.0001")))
     whole, _, frac = text.partition(".")
     return f"${whole}.{frac.ljust(2, '0')}"
 
@@ -33,5 +38,4 @@ def format_amount(amount: Decimal, asset: str) -> str:
         return f"{int(amount)} ⭐"
     if asset == "USD":
         return usd(int((amount * 100).to_integral_value()))
-    text = format(amount.normalize(), "f")
-    return f"{text} {asset}"
+    return f"{plain(amount)} {asset}"

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.base import utcnow
 from db.engine import Database
 from db.models import FulfilmentJob, Invoice, Order, OrderEvent, Payment
+from services.money import plain
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +295,7 @@ class OrderService:
             amount = report.amount - sum(earlier, Decimal(0))
             if amount <= 0:
                 return PaymentOutcome("duplicate", order_id=invoice.order_id)
-            payment_id = f"{report.payment_id}:{format(report.amount.normalize(), 'f')}"
+            payment_id = f"{report.payment_id}:{plain(report.amount)}"
         exists = await session.scalar(select(Payment.id).where(
             Payment.provider == report.provider, Payment.external_id == payment_id))
         if exists is not None:

@@ -30,6 +30,7 @@ from db.engine import Database
 from db.models import User
 from db.models_signals import Outbox, Signal, SignalEvent, SignalFilter
 from services import outbox, track_record
+from services.money import plain
 from services.plans import FREE, Plan
 from services.subscriptions import best_plans
 
@@ -214,7 +215,7 @@ def parse_command(text: str, *, external_id: str) -> SignalIn:
 # ------------------------------------------------------------------------------------------ rendering
 
 def _p(value: Decimal | str) -> str:
-    return format(Decimal(value).normalize(), "f")
+    return plain(Decimal(value))
 
 
 def render_signal(signal: Signal) -> str:

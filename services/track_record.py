@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from services.money import plain
+
 GENESIS = "0" * 64
 CLOSING = ("sl_hit", "closed")
 PERIODS = (("7d", 7), ("30d", 30), ("all", None))
@@ -37,7 +39,7 @@ def _canonical(payload: dict) -> bytes:
 
 
 def _dec(value: Decimal) -> str:
-    return format(value.normalize(), "f")
+    return plain(value)
 
 
 def signal_hash(prev_hash: str, *, external_id: str, ecosystem: str, symbol: str, side: str, entry: Decimal,

@@ -18,6 +18,7 @@ from bot.keyboards import Menu
 from db.models_signals import Signal
 from services import track_record
 from services.charts import equity_chart
+from services.money import plain
 from services.settings import Settings
 from services.signals import SignalService, Usage
 from services.subscriptions import SubscriptionService
@@ -32,17 +33,13 @@ class SigFilter(CallbackData, prefix="sf"):
     value: str
 
 
-def _p(value: Decimal) -> str:
-    return format(value.normalize(), "f")
-
-
 def signal_line(signal: Signal, settings: Settings) -> str:
     when = signal.received_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
     side = "Long" if signal.side == "long" else "Short"
-    targets = ", ".join(_p(Decimal(tp)) for tp in signal.take_profits)
+    targets = ", ".join(plain(Decimal(tp)) for tp in signal.take_profits)
     return _("{when} · <b>#{pair}</b> {side} · entry {entry} · targets {targets} · stop {stop}").format(
-        when=when, pair=html.escape(signal.symbol), side=side, entry=_p(signal.entry), targets=targets,
-        stop=_p(signal.stop_loss))
+        when=when, pair=html.escape(signal.symbol), side=side, entry=plain(signal.entry), targets=targets,
+        stop=plain(signal.stop_loss))
 
 
 def signals_text(usage: Usage, latest: list[Signal], filters: dict[str, set[str]], settings: Settings,

@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 
+from services.money import plain
 from services.orders import PaymentReport
 from services.payments.base import InvoiceDraft, InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
 from services.payments.wire import finite_decimal, header, jsonable
@@ -67,7 +68,7 @@ def _dumps(value: Any, *, ascii_only: bool) -> str:
 
 
 def _plain(amount: Decimal) -> str:
-    text = format(amount.normalize(), "f")
+    text = plain(amount)
     return "0" if text == "-0" else text
 
 
