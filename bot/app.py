@@ -92,8 +92,7 @@ class App:
         self.ai_tokens = AiTokenShop(
             PriceBook(self.openrouter, settings.ai_token_models),
             PriceRules(settings.ai_token_markup, settings.ai_token_max_order_usd, settings.ai_token_min_tokens),
-            Headroom(self.openrouter, self.db), self.orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes),
-            can_deliver=self.openrouter.can_issue_keys)
+            Headroom(self.openrouter, self.db), self.orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes))
         self.fulfillers: dict[str, Fulfiller] = {PRODUCT: AiTokenFulfiller(self.openrouter)}
         self.subscriptions = SubscriptionService(self.db)
         self.channel = PrivateChannel(self.bot, settings.private_channel_id)

@@ -211,9 +211,13 @@ class Placed:
 
 class AiTokenShop:
     def __init__(self, prices: PriceBook, rules: PriceRules, headroom: Headroom, orders, *,
-                 ttl, can_deliver: bool) -> None:
-        self.prices, self.rules, self.headroom, self.orders = prices, rules, headroom, orders
-        self.ttl, self.can_deliver = ttl, can_deliver
+                 ttl) -> None:
+        self.prices, self.rules, self.headroom, self.orders, self.ttl = prices, rules, headroom, orders, ttl
+
+    @property
+    def can_deliver(self) -> bool:
+        """Whether keys can be issued at all (OpenRouter's management key is set)."""
+        return self.prices.client.can_issue_keys
 
     async def place(self, user_id: int, model_index: int, tokens: int) -> Placed:
         """Quote, check the operator can deliver, and create the pending order. Buys nothing."""
