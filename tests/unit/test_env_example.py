@@ -17,10 +17,3 @@ def test_env_example_lists_every_setting_and_loads(monkeypatch):
     assert settings.telegram_bot_token is None and settings.admin_ids == []
     assert settings.telegram_content_topics == ["momentum", "liquidity", "risk management"]
 
-
-def test_every_contract_setting_is_known():
-    contract = (ROOT.parent / "shared" / "CONTRACT.md").read_text()
-    first_cells = [line.split("|")[1] for line in contract.splitlines() if line.startswith("| `")]
-    named = {name for cell in first_cells for name in re.findall(r"`([A-Z][A-Z_]+)`", cell)}
-    assert len(named) > 40
-    assert named - {name.upper() for name in Settings.model_fields} == set()
