@@ -61,7 +61,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
-    asyncio.run(serve(settings, sandbox_port=args.sandbox_port if args.sandbox else None))
+    from bot.startup import StartupError
+
+    try:
+        asyncio.run(serve(settings, sandbox_port=args.sandbox_port if args.sandbox else None))
+    except StartupError as exc:  # a setting that is well-formed but does not work here
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

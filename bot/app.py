@@ -11,6 +11,7 @@ from aiogram.client.session.base import BaseSession
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
+from bot import startup
 from bot.commands import register_commands
 from bot.factory import create_bot, create_dispatcher
 from bot.gate import OutgoingGate
@@ -65,6 +66,7 @@ log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/telegram/webhook"
 EXPIRY_CHECK_SECONDS = 20
 SHUTDOWN_GRACE_SECONDS = 20
+JOB_GRACE_SECONDS = 5  # a scheduled run in progress at a stop gets this long, then is cancelled
 WHALE_RANKING_TTL = 30  # seconds a computed leaderboard is served before it is recomputed
 WHALE_ALERT_TICK_SECONDS = 10
 
@@ -77,7 +79,8 @@ class App:
     def __init__(self, settings: Settings, *, session: BaseSession | None = None,
                  throttle: ThrottleMiddleware | None = None) -> None:
         self.settings = settings
-        self.db = Database(settings.database_url)
+        with startup.database_file(settings.database_url):
+            self.db = Database(settings.database_url)
         self.users = UserService(self.db)
         self.orders = OrderService(self.db)
         self.i18n = build_i18n()
@@ -138,6 +141,8 @@ class App:
         self._polling: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
         self.port: int | None = None
+        self.started = False
+        self.job_grace = JOB_GRACE_SECONDS
 
     def _providers(self) -> dict[str, PaymentProvider]:
         """Only providers with credentials are offered."""
@@ -185,13 +190,16 @@ class App:
 
     async def start(self) -> None:
         """Migrate, serve HTTP, start the scheduler and workers, then start taking updates."""
+        await startup.check_database(self.db, self.settings.database_url)
         await migrate.upgrade(self.db)
         self._runner = web.AppRunner(self.web, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port)
-        await site.start()
+        with startup.web_listener(self.settings.web_host, self.settings.web_port):
+            await site.start()
         self.port = self._runner.addresses[0][1]
-        me = await self.bot.get_me()
+        with startup.telegram(self.settings.telegram_api_url):
+            me = await self.bot.get_me()
         await register_commands(self.bot, self.i18n, self.settings.admin_ids)
         self._schedule()
         self.scheduler.start()
@@ -202,15 +210,17 @@ class App:
         self._tasks.append(asyncio.create_task(self.signal_delivery.run(), name="signal_delivery"))
         allowed = self.dp.resolve_used_update_types()
         if self.settings.webhook_mode:
-            await self.bot.set_webhook(self.settings.telegram_webhook_url,
-                                       secret_token=secret(self.settings.telegram_webhook_secret),
-                                       allowed_updates=allowed)
+            with startup.webhook(self.settings.telegram_webhook_url):
+                await self.bot.set_webhook(self.settings.telegram_webhook_url,
+                                           secret_token=secret(self.settings.telegram_webhook_secret),
+                                           allowed_updates=allowed)
             await self.dp.emit_startup(bot=self.bot)
         else:
             await self.bot.delete_webhook(drop_pending_updates=False)
             self._polling = asyncio.create_task(
                 self.dp.start_polling(self.bot, handle_signals=False, close_bot_session=False,
                                       allowed_updates=allowed), name="polling")
+        self.started = True
         mode = "webhook" if self.settings.webhook_mode else "long polling"
         log.info("@%s is up (%s); HTTP on %s:%s; payments: %s", me.username, mode, self.settings.web_host,
                  self.port, ", ".join(self.providers) or "none")
@@ -231,19 +241,21 @@ class App:
             await asyncio.gather(self._polling, return_exceptions=True)
         elif self.settings.webhook_mode:
             await self.dp.emit_shutdown(bot=self.bot)
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        # scheduled runs in progress get a grace period, then are cancelled quietly (a stop is not a failure)
+        jobs = asyncio.create_task(self.scheduler.stop(self.job_grace))
         self.worker.stop()  # the job in hand finishes; an unfinished one is resumed after restart
         self.signal_delivery.stop()  # sends in hand finish; the rest stay queued for the next start
         try:
             await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), SHUTDOWN_GRACE_SECONDS)
         except TimeoutError:
             log.warning("background work did not finish in time; it resumes at the next start")
+        await jobs
         if self._runner is not None:
             await self._runner.cleanup()
         await self.close_resources()
         await self.bot.session.close()
-        log.info("stopped cleanly")
+        if self.started:  # after a failed start run.py's one line says it all
+            log.info("stopped cleanly")
 
     async def close_resources(self) -> None:
         """Close the HTTP clients, the FSM storage and the database (also used by in-process tests)."""

@@ -165,8 +165,12 @@ class ProviderStandIn(LocalServer):
         self, *, public_url: str | None = None, retry_delays: Sequence[float] = (0.05, 0.25, 1.0),
         delivery_timeout: float = 5.0,
     ) -> None:
-        self.app = web.Application()
+        self.app = web.Application(middlewares=[self._hold])
         self.calls: list[Call] = []
+        #: Requests held unanswered by :meth:`hang` so far.
+        self.held = 0
+        self._released = asyncio.Event()
+        self._released.set()
         self.deliveries: list[Delivery] = []
         self.pending: list[Outgoing] = []
         #: Every API call answers 503 (not JSON, as a load balancer in front of a dead service would).
@@ -196,6 +200,7 @@ class ProviderStandIn(LocalServer):
 
     async def stop(self) -> None:
         """Cancel deliveries in flight and stop the server."""
+        self.release()  # answer what is held, so the server can close
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -207,6 +212,22 @@ class ProviderStandIn(LocalServer):
         await super().stop()
 
     # ------------------------------------------------------------------ calls and faults
+
+    def hang(self) -> None:
+        """Hold every request unanswered until :meth:`release`: a provider that accepted the
+        connection and never answers."""
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
+
+    @web.middleware
+    async def _hold(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if not self._released.is_set():
+            await request.read()  # the body is in hand before the caller gives up
+            self.held += 1
+            await self._released.wait()
+        return await handler(request)
 
     def fail_next(self, method: str, status: int = 500, times: int = 1, *, error: str | None = None) -> None:
         """Make the next ``times`` calls of ``method`` fail with HTTP ``status`` (``error``: the

@@ -7,6 +7,7 @@ stop with one clear line.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import re
@@ -15,7 +16,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -30,6 +31,10 @@ CONTENT_KINDS = ("market", "tip", "promo", "community")
 ASYNC_DRIVERS = ("aiosqlite", "asyncpg", "psycopg", "aiomysql", "asyncmy")
 
 StrList = Annotated[list[str], NoDecode]
+# What Telegram accepts as a webhook's secret_token.
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+WEBHOOK_SECRET_RULE = "use 1-256 characters of A-Z, a-z, 0-9, _ and - (e.g. the output of: openssl rand -hex 32)"
+_MODEL_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.:+-]+")
 
 
 class SettingsInvalid(Exception):
@@ -52,7 +57,12 @@ def _split_list(value: Any) -> list[str]:
             raise ValueError(f"not valid JSON ({exc.msg})") from None
         if not isinstance(parsed, list):
             raise ValueError("expected a JSON list")
+        bad = [v for v in parsed if isinstance(v, bool) or not isinstance(v, (str, int, float))]
+        if bad:
+            raise ValueError(f"{json.dumps(bad[0])} in the JSON list is not a plain value")
         return [str(v).strip() for v in parsed if str(v).strip()]
+    if text[0] in '{"':
+        raise ValueError('expected a comma-separated list (a,b,c) or a JSON list (["a","b"])')
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
@@ -176,8 +186,15 @@ class Settings(BaseSettings):
             url = make_url(value)
         except Exception:
             raise ValueError("not a database URL") from None
-        if url.get_driver_name() not in ASYNC_DRIVERS:
-            raise ValueError("use an async driver, e.g. sqlite+aiosqlite:// or postgresql+asyncpg://")
+        # Name the driver: SQLAlchemy's default for a bare postgresql:// changes between versions.
+        driver = url.drivername.partition("+")[2]
+        if driver not in ASYNC_DRIVERS:
+            suggested = {"postgresql": "postgresql+asyncpg://", "sqlite": "sqlite+aiosqlite://"}.get(
+                url.get_backend_name(), "sqlite+aiosqlite:// or postgresql+asyncpg://")
+            raise ValueError(f"needs an async driver: use {suggested}…")
+        if importlib.util.find_spec(driver) is None:
+            raise ValueError(f"the {driver} driver is not installed; use postgresql+asyncpg:// or "
+                             f"sqlite+aiosqlite://, or pip install {driver}")
         return value
 
     @field_validator(
@@ -248,6 +265,30 @@ class Settings(BaseSettings):
             raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
         return level
 
+    @field_validator("ai_token_models")
+    @classmethod
+    def _models(cls, value: list[str]) -> list[str]:
+        bad = [m for m in value if not _MODEL_ID.fullmatch(m)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not an OpenRouter model id (vendor/model, e.g. openai/gpt-4o-mini)")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if not _WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError(WEBHOOK_SECRET_RULE)
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.telegram_webhook_url and self.telegram_webhook_secret is None:
+            # Without it anyone who finds the URL can post updates as any user, admins included.
+            raise ValueError(f"TELEGRAM_WEBHOOK_SECRET: required with TELEGRAM_WEBHOOK_URL; {WEBHOOK_SECRET_RULE}")
+        return self
+
     @field_validator("telegram_bot_token")
     @classmethod
     def _token(cls, value: SecretStr | None) -> SecretStr | None:
@@ -287,7 +328,8 @@ def load_settings(*, require_token: bool = True, **overrides: Any) -> Settings:
 
 def _describe(exc: ValidationError) -> str:
     error = exc.errors()[0]
-    name = str(error["loc"][0]).upper() if error["loc"] else "settings"
     message = error["msg"].removeprefix("Value error, ")
     extra = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"Invalid setting {name}: {message}{extra}"
+    if not error["loc"]:  # a rule across settings: its message starts with the setting to change
+        return f"Invalid setting {message}{extra}"
+    return f"Invalid setting {str(error['loc'][0]).upper()}: {message}{extra}"

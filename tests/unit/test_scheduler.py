@@ -1,6 +1,8 @@
 """Scheduler jobs coalesce, never overlap, and a failing job does not stop the others."""
 
 import asyncio
+import logging
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from processing.scheduler import JOB_FAILURES, build_scheduler
@@ -72,3 +74,65 @@ async def test_missed_runs_coalesce_into_one():
     finally:
         scheduler.shutdown(wait=False)
     assert runs == 1  # eight missed runs became one
+
+
+async def test_stop_lets_a_run_in_progress_finish():
+    told = []
+    scheduler = build_scheduler(ZoneInfo("UTC"), on_failure=lambda job, exc: told.append(job))
+    started, finished = asyncio.Event(), []
+
+    async def job():
+        started.set()
+        await asyncio.sleep(0.1)
+        finished.append(True)
+
+    scheduler.add_job(job, "interval", seconds=10, id="short", next_run_time=datetime.now(UTC))
+    scheduler.start()
+    await asyncio.wait_for(started.wait(), 5)
+    await scheduler.stop(grace=5)
+    assert finished == [True] and told == [] and not scheduler.running
+
+
+async def test_a_run_cancelled_by_the_stop_is_not_a_failure(caplog):
+    """SIGTERM while a job waits on a provider that never answers: no traceback, no admin alert."""
+    told = []
+    scheduler = build_scheduler(ZoneInfo("UTC"), on_failure=lambda job, exc: told.append(job))
+    started, cleaned_up = asyncio.Event(), []
+
+    async def poll_payments():
+        started.set()
+        try:
+            await asyncio.Event().wait()  # the provider never answers
+        finally:
+            cleaned_up.append(True)
+
+    before = JOB_FAILURES.labels(job="hangs")._value.get()
+    scheduler.add_job(poll_payments, "interval", seconds=10, id="hangs", next_run_time=datetime.now(UTC))
+    scheduler.start()
+    await asyncio.wait_for(started.wait(), 5)
+    with caplog.at_level(logging.INFO):
+        await scheduler.stop(grace=0.05)
+        await asyncio.sleep(0.05)  # let any listener or alert that would fire, fire
+    assert cleaned_up == [True]  # cancelled, and its cleanup ran before stop() returned
+    assert told == [] and JOB_FAILURES.labels(job="hangs")._value.get() == before
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert "Traceback" not in caplog.text and "job hangs stopped with the scheduler" in caplog.text
+
+
+async def test_a_cancellation_while_running_is_still_a_failure():
+    told = []
+    scheduler = build_scheduler(ZoneInfo("UTC"), on_failure=lambda job, exc: told.append((job, type(exc))))
+
+    async def job():
+        raise asyncio.CancelledError  # e.g. a library cancelling on its own: not a stop
+
+    scheduler.add_job(job, "interval", seconds=10, id="odd", next_run_time=datetime.now(UTC))
+    scheduler.start()
+    try:
+        for _ in range(100):
+            if told:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await scheduler.stop(grace=0)
+    assert told == [("odd", asyncio.CancelledError)]
