@@ -33,6 +33,7 @@ from services import outbox, track_record
 from services.money import plain
 from services.plans import FREE, Plan
 from services.subscriptions import best_plans
+from services.text import strip_invisible_or_none
 
 FREE_DELAY = timedelta(minutes=30)
 ACTIVE = ("queued", "sending", "sent")  # outbox states that count as "delivered or on its way"
@@ -139,7 +140,7 @@ class SignalIn(BaseModel):
     def _note(cls, value: str | None) -> str | None:
         if value is not None and len(value) > 500:
             raise ValueError("must be at most 500 characters")
-        return value or None
+        return strip_invisible_or_none(value)  # shown in every copy: no bidi or zero-width tricks
 
     @model_validator(mode="after")
     def _levels(self) -> SignalIn:

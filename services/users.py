@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from db.base import utcnow
 from db.engine import Database
 from db.models import User
+from services.text import strip_invisible_or_none
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=5)
 SUPPORTED_LANGUAGES = ("en", "ru")
@@ -48,6 +49,7 @@ class UserService:
     async def seen(
         self, user_id: int, *, username: str | None, first_name: str | None, language_code: str | None
     ) -> UserInfo:
+        first_name = strip_invisible_or_none(first_name)  # shown to admins: no bidi or zero-width tricks
         now = self.clock()
         cached = self._cache.get(user_id)
         fresh = cached and now - cached.written_at < LAST_SEEN_RESOLUTION

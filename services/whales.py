@@ -44,6 +44,7 @@ from db.base import utcnow
 from db.engine import Database
 from db.models_whales import WhaleAlert, WhaleDay, WhaleFollow, WhaleTotal, WhaleTrade, WhaleWallet
 from services.money import usd
+from services.text import strip_invisible, strip_invisible_or_none
 
 MIN_TRADES = 5
 PAGE_SIZE = 10
@@ -179,7 +180,7 @@ def parse_trade(item: Any, now: datetime) -> TradeIn:
     wallet = _text(item, "wallet", max_len=128)
     chain = _text(item, "chain", max_len=32)
     address, chain = normalise_wallet(wallet, chain)
-    label = _text(item, "label", max_len=64, required=False)
+    label = strip_invisible_or_none(_text(item, "label", max_len=64, required=False))  # no bidi/zero-width tricks
     symbol = _text(item, "symbol", max_len=32)
     side = (_text(item, "side", max_len=8) or "").lower()
     if side not in SIDES:
@@ -616,6 +617,8 @@ class WhaleService:
                          twitter: Any = ..., verified: bool | None = None) -> WhaleWallet:
         """Create or update a wallet (admins only: the only path that sets twitter/verified)."""
         address, chain = normalise_wallet(address, chain)
+        if label is not None:
+            label = strip_invisible(label).strip()  # no bidi or zero-width tricks in a shown label
         now = self.clock()
         async with self.db.transaction() as session:
             await session.execute(self._insert(WhaleWallet).values(

@@ -14,6 +14,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.commands import register_admin_commands
 from bot.keyboards import Menu, main_menu
 from services.settings import Settings
+from services.text import strip_invisible_or_none
 from services.users import UserInfo, UserService
 
 REFERRAL = re.compile(r"ref_(\d{1,15})")
@@ -25,7 +26,7 @@ def welcome_text(first_name: str | None) -> str:
         "Here you can buy <b>AI tokens</b> for top models, subscribe to <b>trading signals</b> "
         "and follow the <b>whale wallets</b> that are winning right now.\n\n"
         "Choose what you need:"
-    ).format(name=html.escape(first_name or _("trader")))
+    ).format(name=html.escape(strip_invisible_or_none(first_name) or _("trader")))
 
 
 def build_router() -> Router:

@@ -16,6 +16,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.keyboards import support_reply
 from services.settings import Settings
 from services.terms import terms_text
+from services.text import strip_invisible
 from services.users import UserInfo
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def build_router() -> Router:
     @router.message(StateFilter(Support.writing))
     async def forward_to_admins(message: Message, state: FSMContext, bot: Bot, settings: Settings):
         user = message.from_user
-        who = html.escape(user.full_name) + (f" @{user.username}" if user.username else "")
+        who = html.escape(strip_invisible(user.full_name)) + (f" @{user.username}" if user.username else "")
         header = _("📩 Support request from {who} (id <code>{id}</code>)").format(who=who, id=user.id)
         delivered = 0
         for admin_id in settings.admin_ids:
