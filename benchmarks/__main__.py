@@ -4,7 +4,7 @@ import asyncio
 import importlib
 import sys
 
-BENCHMARKS = ["start_rate", "payments", "stats", "fanout", "whales"]
+BENCHMARKS = ["start_rate", "payments", "stats", "fanout", "whales", "mixed_load"]
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,8 @@ from aiogram.utils.i18n import gettext as _
 
 from bot import metrics
 from bot.logs import update_context
-from services.users import UserService
+from db.engine import is_busy
+from services.users import UserInfo, UserService
 
 log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -37,9 +39,16 @@ class ObserveMiddleware(BaseMiddleware):
             update_context.reset(token)
 
 
+#: Pauses between tries of the sender's bookkeeping write when the database is busy; after the last one
+#: the error goes to bot.errors, which tells the user to try again in a moment.
+BUSY_RETRY_DELAYS = (0.1, 0.3, 0.6)
+
+
 class UserMiddleware(BaseMiddleware):
     """Records the sender (see UserService.seen) and puts `user_info` in the handler data. Updates
-    from users an admin banned from the bot go no further (admins cannot be banned out)."""
+    from users an admin banned from the bot go no further (admins cannot be banned out).
+
+    The write is short and idempotent, so a busy database gets it retried a few times."""
 
     def __init__(self, users: UserService, admin_ids: list[int] | None = None) -> None:
         self.users, self.admin_ids = users, set(admin_ids or ())
@@ -47,15 +56,22 @@ class UserMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
         if user is not None and not user.is_bot:
-            data["user_info"] = info = await self.users.seen(
-                user.id,
-                username=user.username,
-                first_name=user.first_name,
-                language_code=user.language_code,
-            )
+            data["user_info"] = info = await self._seen(user)
             if info.is_banned and user.id not in self.admin_ids:
                 return None
         return await handler(event, data)
+
+    async def _seen(self, user: User) -> UserInfo:
+        for delay in (*BUSY_RETRY_DELAYS, None):
+            try:
+                return await self.users.seen(user.id, username=user.username, first_name=user.first_name,
+                                             language_code=user.language_code)
+            except Exception as exc:
+                if delay is None or not is_busy(exc):
+                    raise
+                log.info("database busy recording user %s; retrying in %g s", user.id, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
 
 class ThrottleMiddleware(BaseMiddleware):

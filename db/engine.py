@@ -3,19 +3,60 @@
 SQLite is tuned per ARCHITECTURE rule 8: WAL, foreign keys, a busy timeout, and
 `BEGIN IMMEDIATE` for write transactions so read-then-write code cannot lose updates.
 The same code runs on PostgreSQL.
+
+SQLite has one writer. Inside the process that is a property of the design: write transactions
+(`transaction()`) queue for one asyncio lock, in order, instead of several aiosqlite threads spinning
+in SQLite's busy handler (which sleeps up to 100 ms between tries and lets latecomers overtake, so
+a write could wait seconds). SQLite's busy timeout remains for other processes (migrations, a
+`sqlite3` shell). PostgreSQL keeps full concurrency. A transaction that cannot start in time raises
+`DatabaseBusy`; `is_busy()` recognises it and the drivers' "database is locked" alike.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 BUSY_TIMEOUT_MS = 10_000
+#: Seconds a write may wait for its turn in this process before `DatabaseBusy` (writes are short, and
+#: served in order: a wait this long means something holds the database far too long).
+WRITE_QUEUE_TIMEOUT = 30.0
+#: Words in a driver's error that mean "someone else holds the lock; try again shortly".
+BUSY_WORDS = ("database is locked", "database is busy", "database table is locked", "lock timeout",
+              "could not obtain lock", "deadlock detected")
+
+
+class DatabaseBusy(Exception):
+    """The database did not let this write start in time: retry shortly."""
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) means the database is busy rather than broken."""
+    while error is not None:
+        if isinstance(error, DatabaseBusy | PoolTimeout):
+            return True
+        if isinstance(error, OperationalError) and any(w in str(error.orig).lower() for w in BUSY_WORDS):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+class _Held:
+    """Marks the write lock as held by this task (and the tasks it starts meanwhile)."""
+
+    active = True
+
+
+_holding: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("holding_write_lock", default=None)
 
 
 class Database:
@@ -23,9 +64,16 @@ class Database:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         kwargs: dict = {"echo": echo}
+        #: seconds SQLite's busy handler waits for another process's write (`?timeout=` in the URL, as the
+        #: sqlite3 driver reads it)
+        self.busy_timeout = BUSY_TIMEOUT_MS / 1000
+        #: SQLite's single writer, in this process (None on PostgreSQL)
+        self._write_lock: asyncio.Lock | None = None
         if self.is_sqlite:
+            self.busy_timeout = float(self.url.query.get("timeout", self.busy_timeout))
+            self._write_lock = asyncio.Lock()
             _ensure_sqlite_dir(self.url.database)
-            kwargs["connect_args"] = {"timeout": BUSY_TIMEOUT_MS / 1000}  # sqlite3 sets busy_timeout from it
+            kwargs["connect_args"] = {"timeout": self.busy_timeout}  # sqlite3 sets busy_timeout from it
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
         self.engine = create_async_engine(self.url, **kwargs)
@@ -41,9 +89,27 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction: committed on success, rolled back on error."""
-        async with self._write() as session, session.begin():
-            yield session
+        """A write transaction: committed on success, rolled back on error. Keep it short (no network
+        calls inside): on SQLite every other write in the process waits for it."""
+        held = _holding.get()
+        if self._write_lock is None or (held is not None and held.active):  # PostgreSQL, or nested
+            async with self._write() as session, session.begin():
+                yield session
+            return
+        try:
+            async with asyncio.timeout(WRITE_QUEUE_TIMEOUT):
+                await self._write_lock.acquire()
+        except TimeoutError:
+            raise DatabaseBusy(f"no turn to write within {WRITE_QUEUE_TIMEOUT:g} s") from None
+        marker = _Held()
+        token = _holding.set(marker)
+        try:
+            async with self._write() as session, session.begin():
+                yield session
+        finally:
+            marker.active = False
+            _holding.reset(token)
+            self._write_lock.release()
 
     async def ping(self) -> bool:
         try:

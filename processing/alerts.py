@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from aiogram.utils.i18n import gettext as _
 
+from bot.tasks import spawn
 from processing.notify import Notifier, Render
 from services.ai_tokens import Headroom
 from services.money import money_text
@@ -30,7 +31,6 @@ class AdminAlerts:
         self.notifier, self.every, self.clock = notifier, every, clock
         self._last: dict[str, float] = {}
         self._rejected: deque[float] = deque()
-        self._tasks: set[asyncio.Task] = set()
 
     async def alert(self, kind: str, render: Render) -> bool:
         """Send unless this kind was sent within `every`; returns whether it was sent."""
@@ -46,11 +46,17 @@ class AdminAlerts:
     def alert_soon(self, kind: str, render: Render) -> None:
         """`alert` from code that cannot await (scheduler listeners, sync hooks)."""
         try:
-            task = asyncio.get_running_loop().create_task(self.alert(kind, render))
+            asyncio.get_running_loop()
         except RuntimeError:  # no loop: nothing to send with
             return
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        spawn(self.alert(kind, render), name=f"alert:{kind}")
+
+    def task_crashed(self, name: str, error: BaseException) -> None:
+        """A background task or worker died of an unexpected error (bot.tasks; a worker is restarted)."""
+        text = f"{type(error).__name__}: {error}"[:300]
+        self.alert_soon(f"task:{name}", lambda: _(
+            "🚨 Background task <code>{task}</code> crashed: {error}. A worker is restarted; see the log.").format(
+            task=_escape(name), error=_escape(text)))
 
     def job_failed(self, job_id: str, error: BaseException) -> None:
         text = f"{type(error).__name__}: {error}"[:300]

@@ -41,6 +41,7 @@ from sqlalchemy import bindparam, or_, select, update
 
 from bot import metrics
 from bot.gate import bulk
+from bot.tasks import spawn
 from db.base import utcnow
 from db.engine import Database
 from db.models import User
@@ -48,6 +49,7 @@ from db.models_signals import Broadcast, Outbox, Signal, SignalEvent
 from services.signals import render_event, render_signal
 
 log = logging.getLogger(__name__)
+RECORD_RETRY_DELAYS = (0.2, 1.0, 3.0)  # when the last results cannot be written at once
 
 
 @dataclass(slots=True)
@@ -165,8 +167,8 @@ class SignalDelivery:
                 if batch.broadcasts and index and index % self.recheck_every == 0:
                     batch.broadcasts = await self._broadcasts(batch.jobs)  # cancelled meanwhile?
                 if index == half and look_ahead:
-                    ahead = asyncio.create_task(self._prepare())
-                task = asyncio.create_task(self._send_one(job, batch))
+                    ahead = spawn(self._prepare(), name="signal_delivery.claim")
+                task = spawn(self._send_one(job, batch), name="signal_delivery.send")
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
         return ahead
@@ -179,12 +181,28 @@ class SignalDelivery:
             return
         finally:
             self._slots.release()
-        await self._record(result)
+        try:
+            await self._record(result)
+        except Exception as exc:  # kept in _pending: the next group commit (or _settle) writes it
+            log.warning("recording delivery results failed (%r); they are written with the next ones", exc)
 
     async def _settle(self) -> None:
         """Wait until every started send has been recorded."""
         while self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+        for delay in (*RECORD_RETRY_DELAYS, None):
+            if not self._pending:
+                return
+            try:
+                await self._record()
+            except Exception as exc:
+                if delay is None:
+                    break
+                log.warning("recording delivery results failed (%r); retrying in %g s", exc, delay)
+                await asyncio.sleep(delay)
+        if self._pending:  # their rows stay `sending` until the lease runs out, then are retried
+            log.error("%s delivery results could not be recorded", len(self._pending))
+            self._pending = []
 
     async def _prepare(self) -> Batch | None:
         jobs = await self._claim()
@@ -298,9 +316,11 @@ class SignalDelivery:
 
     # -- record ---------------------------------------------------------------------------------------
 
-    async def _record(self, result: Result) -> None:
-        """Group commit: whoever holds the lock writes every result that has arrived meanwhile."""
-        self._pending.append(result)
+    async def _record(self, result: Result | None = None) -> None:
+        """Group commit: whoever holds the lock writes every result that has arrived meanwhile. If the write
+        fails, the results stay pending for the next one (and the error is raised)."""
+        if result is not None:
+            self._pending.append(result)
         async with self._flush_lock:
             if not self._pending:
                 return
@@ -315,7 +335,11 @@ class SignalDelivery:
                          .values(status=bindparam("b_status"), message_id=bindparam("b_message_id"),
                                  last_error=bindparam("b_error"), next_attempt_at=bindparam("b_next"),
                                  sent_at=bindparam("b_sent_at"), lease_until=None, claim=None))
-            async with self.db.transaction() as session:
-                await session.execute(statement, params)
+            try:
+                async with self.db.transaction() as session:
+                    await session.execute(statement, params)
+            except Exception:
+                self._pending[:0] = batch
+                raise
             for r in batch:
                 metrics.OUTBOX_RESULTS.labels(status=r.status).inc()

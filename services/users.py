@@ -55,6 +55,15 @@ class UserService:
         fresh = cached and now - cached.written_at < LAST_SEEN_RESOLUTION
         if fresh and cached.username == username and not cached.is_blocked:
             return replace(cached, is_new=False)
+        if cached is None:  # not seen since start: a read often shows there is nothing to write
+            async with self.db.session() as session:
+                user = await session.get(User, user_id)
+            if (user is not None and not user.is_blocked and now - user.last_seen < LAST_SEEN_RESOLUTION
+                    and (user.username, user.first_name) == (username, first_name)):
+                info = UserInfo(user_id, username, user.language, False, False, user.last_seen,
+                                bool(user.is_banned))
+                self._remember(info)
+                return info
         async with self.db.transaction() as session:
             user = await session.get(User, user_id)
             is_new = user is None
