@@ -17,6 +17,7 @@ from bot.factory import create_bot, create_dispatcher
 from bot.gate import OutgoingGate
 from bot.i18n import build_i18n
 from bot.middlewares import ThrottleMiddleware
+from bot.tasks import spawn, supervise
 from bot.web import build_web_app
 from db import migrate
 from db.engine import Database
@@ -140,6 +141,7 @@ class App:
         self._runner: web.AppRunner | None = None
         self._polling: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []
+        self._stopped = asyncio.Event()  # no more restarts of crashed workers
         self.port: int | None = None
         self.started = False
         self.job_grace = JOB_GRACE_SECONDS
@@ -204,10 +206,12 @@ class App:
         self._schedule()
         self.scheduler.start()
         await self.worker.recover()
-        self._tasks = [asyncio.create_task(self.worker.run(), name="fulfilment"),
-                       asyncio.create_task(self._reconcile(), name="reconcile")]
+        crashed = self.alerts.task_crashed
+        self._tasks = [supervise(self.worker.run, name="fulfilment", stopped=self._stopped, on_crash=crashed),
+                       spawn(self._reconcile(), name="reconcile", on_crash=crashed)]
         await self.signal_delivery.recover()
-        self._tasks.append(asyncio.create_task(self.signal_delivery.run(), name="signal_delivery"))
+        self._tasks.append(supervise(self.signal_delivery.run, name="signal_delivery", stopped=self._stopped,
+                                     on_crash=crashed))
         allowed = self.dp.resolve_used_update_types()
         if self.settings.webhook_mode:
             with startup.webhook(self.settings.telegram_webhook_url):
@@ -217,9 +221,9 @@ class App:
             await self.dp.emit_startup(bot=self.bot)
         else:
             await self.bot.delete_webhook(drop_pending_updates=False)
-            self._polling = asyncio.create_task(
+            self._polling = spawn(
                 self.dp.start_polling(self.bot, handle_signals=False, close_bot_session=False,
-                                      allowed_updates=allowed), name="polling")
+                                      allowed_updates=allowed), name="polling", on_crash=crashed)
         self.started = True
         mode = "webhook" if self.settings.webhook_mode else "long polling"
         log.info("@%s is up (%s); HTTP on %s:%s; payments: %s", me.username, mode, self.settings.web_host,
@@ -233,6 +237,7 @@ class App:
 
     async def stop(self) -> None:
         """Stop taking updates, let in-flight work finish, then close everything."""
+        self._stopped.set()
         if self._polling is not None:
             try:
                 await self.dp.stop_polling()

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from bot.web_busy import busy_middleware
 from db.engine import Database
 
 DATABASE = web.AppKey("database", Database)
@@ -22,6 +23,7 @@ def build_web_app(database: Database, *, payment_webhook: WebhookHandler | None 
     app = web.Application(client_max_size=1024 * 1024)
     app[DATABASE] = database
     app[STARTED] = time.monotonic()
+    app.middlewares.append(busy_middleware)  # a busy database: 503 + Retry-After, never 500
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     if payment_webhook is not None:
