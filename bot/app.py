@@ -104,8 +104,9 @@ class App:
         self.fulfillers[PLAN_PRODUCT] = PlanFulfiller(self.subscriptions, self.channel, settings.tz)
         self.plan_lifecycle = SubscriptionLifecycle(self.subscriptions, PlanNotices(self.db), self.channel,
                                                     self.notifier, settings.tz)
-        self.worker = FulfilmentWorker(self.db, self.orders, self.fulfillers, BotDeliverer(self.notifier))
-        self.payments = PaymentProcessor(self.orders, self.providers, self.notifier, self.worker)
+        self.worker = FulfilmentWorker(self.db, self.orders, self.fulfillers, BotDeliverer(self.notifier, self.orders))
+        self.payments = PaymentProcessor(self.orders, self.providers, self.notifier, self.worker,
+                                        tz=settings.tz)
         self.audit = AuditService(self.db)
         self.refunds = RefundService(self.orders, self.notifier, self.stars, self.audit)
         self.checkout = CheckoutService(self.orders, self.providers)

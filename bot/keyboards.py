@@ -7,6 +7,8 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callbacks import TelegramId
+
 
 class Menu(CallbackData, prefix="menu"):
     section: str
@@ -17,7 +19,7 @@ class Lang(CallbackData, prefix="lang"):
 
 
 class SupportReply(CallbackData, prefix="sup"):
-    user_id: int
+    user_id: TelegramId
 
 
 MENU_SECTIONS = ("tokens", "plans", "whales", "orders", "settings", "help")

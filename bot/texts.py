@@ -34,6 +34,14 @@ def method_label(method_id: str, stars: int | None = None) -> str:
     return method_id
 
 
+def asset_name(asset: str | None) -> str:
+    """A provider's asset code as people read it: USDT_TRC20 -> "USDT (TRC20)"; XTR, USD unchanged."""
+    if not asset:
+        return ""
+    coin, _sep, network = asset.partition("_")
+    return f"{coin} ({network})" if network else coin
+
+
 PROVIDER_NAMES = {"stars": "Telegram Stars", "cryptopay": "Crypto Pay", "kryptoexpress": "KryptoExpress"}
 
 

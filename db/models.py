@@ -11,11 +11,13 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -59,8 +61,15 @@ class Order(Base):
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivery: Mapped[dict] = mapped_column(JSON, default=dict)
+    #: Same user, product, choice and price: at most one such order awaits payment (a double tap
+    #: reuses it instead of making a second one).
+    offer_key: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (CheckConstraint("amount_cents > 0", name="amount_positive"),)
+    __table_args__ = (
+        CheckConstraint("amount_cents > 0", name="amount_positive"),
+        Index("uq_orders_open_offer", "offer_key", unique=True, sqlite_where=text("status = 'pending'"),
+              postgresql_where=text("status = 'pending'")),
+    )
 
 
 class OrderEvent(Base):
@@ -97,8 +106,16 @@ class Invoice(Base):
     message_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The payment method the buyer picked ("stars", "kx-BTC"); at most one live invoice per order
+    #: and method, so a double tap cannot make two payable invoices.
+    method: Mapped[str | None] = mapped_column(String(32))
 
-    __table_args__ = (UniqueConstraint("provider", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "external_id"),
+        Index("uq_invoices_live_method", "order_id", "method", unique=True,
+              sqlite_where=text("status IN ('creating', 'active')"),
+              postgresql_where=text("status IN ('creating', 'active')")),
+    )
 
 
 class Payment(Base):

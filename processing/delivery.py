@@ -3,29 +3,41 @@
 from __future__ import annotations
 
 import html
+from decimal import Decimal
 
 from aiogram.utils.i18n import gettext as _
 
-from bot.texts import provider_name
-from db.models import Order
+from bot.texts import asset_name, provider_name
+from db.models import Order, Payment
 from processing.notify import Notifier
-from services.money import usd
+from services.money import format_amount, usd
+from services.orders import OrderService
 from services.products import Delivery
 
 
-def receipt(order: Order) -> str:
+def paid_text(payments: list[Payment]) -> str | None:
+    """What the buyer actually paid, per asset ("2307 ⭐", "$29.99", "12.5 USDT (TRC20)")."""
+    totals: dict[str, Decimal] = {}
+    for payment in payments:
+        totals[payment.asset] = totals.get(payment.asset, Decimal(0)) + payment.amount
+    return " + ".join(format_amount(amount, asset_name(asset)) for asset, amount in totals.items()) or None
+
+
+def receipt(order: Order, payments: list[Payment] | None = None) -> str:
     return _("🧾 Receipt: order #{id} · {title} · {amount} · paid with {provider}").format(
-        id=order.id, title=html.escape(order.title), amount=usd(order.amount_cents),
+        id=order.id, title=html.escape(order.title), amount=paid_text(payments or []) or usd(order.amount_cents),
         provider=provider_name(order.provider))
 
 
 class BotDeliverer:
-    def __init__(self, notifier: Notifier) -> None:
-        self.notifier = notifier
+    def __init__(self, notifier: Notifier, orders: OrderService | None = None) -> None:
+        self.notifier, self.orders = notifier, orders
 
     async def deliver(self, order: Order, delivery: Delivery) -> None:
+        payments = await self.orders.payments(order.id) if self.orders else []
         # strict: if the message cannot be delivered the job is retried, never silently "done"
-        await self.notifier.send(order.user_id, lambda: f"{delivery.text()}\n\n{receipt(order)}", strict=True)
+        await self.notifier.send(order.user_id, lambda: f"{delivery.text()}\n\n{receipt(order, payments)}",
+                                 strict=True)
 
     async def fulfilment_failed(self, order: Order, error: str) -> None:
         await self.notifier.send(order.user_id, lambda: _(

@@ -13,11 +13,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
 from prometheus_client import Counter
 
-from bot.texts import status_label
+from bot.texts import asset_name, status_label
 from processing.fulfilment import FulfilmentWorker
 from processing.notify import Notifier
 from services.money import format_amount
@@ -27,6 +28,7 @@ from services.payments.base import PaymentProvider, ProviderError, WebhookReject
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = timedelta(seconds=10)
+UTC = ZoneInfo("UTC")
 PROVIDER_REQUESTS = Counter("payment_provider_checks_total", "Invoice status fetches", ["provider"])
 OUTCOMES = Counter("payment_outcomes_total", "Recorded payment outcomes", ["provider", "outcome"])
 
@@ -41,8 +43,9 @@ class CheckResult:
 
 class PaymentProcessor:
     def __init__(self, orders: OrderService, providers: Mapping[str, PaymentProvider], notifier: Notifier,
-                 worker: FulfilmentWorker) -> None:
+                 worker: FulfilmentWorker, *, tz: ZoneInfo = UTC) -> None:
         self.orders, self.providers, self.notifier, self.worker = orders, providers, notifier, worker
+        self.tz = tz  # deadlines are shown in the operator's time zone
         self._poll_lock = asyncio.Lock()
 
     # Inbound ----------------------------------------------------------------------------
@@ -115,12 +118,13 @@ class PaymentProcessor:
             for provider, chat_id, message_id in expired.invoices:
                 if chat_id and message_id and provider == "stars":  # invoices cannot be edited
                     await self.notifier.delete(chat_id, message_id)
-                elif chat_id and message_id:
+                elif chat_id and message_id:  # the final state, without Pay / Check / Cancel
                     await self.notifier.edit(chat_id, message_id, lambda oid=expired.order_id: _(
                         "⌛️ Invoice for order #{id} has expired.").format(id=oid))
             await self.notifier.send(expired.user_id, lambda oid=expired.order_id: _(
-                "⌛️ Order #{id} expired before it was paid. Nothing was charged. "
-                "If you still want it, start a new order.").format(id=oid))
+                "⌛️ Order #{id} expired before we saw a payment for it. If you already paid, nothing is "
+                "lost: a payment made in time is still delivered, and one that arrives late is delivered "
+                "or returned after a check. If you still want it, start a new order.").format(id=oid))
 
     async def reconcile(self) -> None:
         """At start-up: ask providers about every open invoice, expire what ran out while we
@@ -149,28 +153,41 @@ class PaymentProcessor:
 
     async def _after(self, report: PaymentReport, outcome: PaymentOutcome) -> None:
         if outcome.kind == "extra_payment":
+            extra = format_amount(report.amount, asset_name(report.asset))
+            await self.notifier.send(outcome.user_id, lambda: _(
+                "💸 We received another payment of {amount} for order #{id}, which is already {status}. "
+                "It is not lost: an admin will return it to you, and we'll message you when it is sent.").format(
+                amount=extra, id=outcome.order_id, status=status_label(outcome.from_status)))
             await self.notifier.alert_admins(lambda: _(
                 "⚠️ Extra payment for order #{id} (already {status}): {amount} via {provider}. "
-                "Refund it to the user <code>{user}</code>.").format(
-                id=outcome.order_id, status=status_label(outcome.from_status),
-                amount=format_amount(report.amount, report.asset),
+                "Refund it to the user <code>{user}</code>; they were told an admin will return it.").format(
+                id=outcome.order_id, status=status_label(outcome.from_status), amount=extra,
                 provider=report.provider, user=outcome.user_id))
             return
         if outcome.kind != "applied":
             return
-        oid, got = outcome.order_id, format_amount(outcome.paid_total, outcome.asset)
-        expected = format_amount(outcome.expected, outcome.asset)
+        oid, asset = outcome.order_id, asset_name(outcome.asset)
+        got, expected = format_amount(outcome.paid_total, asset), format_amount(outcome.expected, asset)
+        invoices = await self.orders.invoices(oid)
+        if outcome.to_status != Status.PAID_PARTIAL:
+            await self._settle_messages(oid, outcome.to_status, invoices)
         if outcome.to_status == Status.PAID:
             await self.notifier.send(outcome.user_id, lambda: _(
                 "✅ Payment received for order #{id}. Delivering now…").format(id=oid))
         elif outcome.to_status == Status.PAID_OVER:
             await self.notifier.send(outcome.user_id, lambda: _(
                 "✅ Payment received for order #{id} — {got}, more than the {expected} due. Delivering now; "
-                "we'll refund the difference.").format(id=oid, got=got, expected=expected))
+                "an admin will return the difference to you.").format(id=oid, got=got, expected=expected))
         elif outcome.to_status == Status.PAID_PARTIAL:
+            due = format_amount(outcome.expected - outcome.paid_total, asset)
+            invoice = next((i for i in invoices if i.provider == report.provider
+                            and i.external_id == report.invoice_id), None)
+            deadline = (invoice.expires_at.astimezone(self.tz).strftime("%Y-%m-%d %H:%M %Z")
+                        if invoice is not None else "—")
             await self.notifier.send(outcome.user_id, lambda: _(
-                "🟡 We received {got} of {expected} for order #{id}. Please pay the rest with the same "
-                "invoice; we'll deliver as soon as it is complete.").format(id=oid, got=got, expected=expected))
+                "🟡 We received {got} of {expected} for order #{id}: <b>{due}</b> is still due. Send exactly "
+                "{due} more with the same invoice (same address and network) by {deadline}; we'll deliver as "
+                "soon as it is complete.").format(id=oid, got=got, expected=expected, due=due, deadline=deadline))
         elif outcome.to_status == Status.PAID_LATE:
             await self.notifier.send(outcome.user_id, lambda: _(
                 "🟡 Your payment for order #{id} arrived after the invoice expired. Our team will check it "
@@ -183,3 +200,11 @@ class PaymentProcessor:
                 user=outcome.user_id))
         if outcome.to_status in (Status.PAID, Status.PAID_OVER):
             self.worker.wake()
+
+    async def _settle_messages(self, order_id: int, status: Status, invoices: list) -> None:
+        """Edit the order's invoice messages to their final state: no Pay / Check / Cancel buttons left
+        on an order that is paid (Stars invoices are Telegram's own and show "paid" by themselves)."""
+        for invoice in invoices:
+            if invoice.chat_id and invoice.message_id and invoice.provider != "stars":
+                await self.notifier.edit(invoice.chat_id, invoice.message_id, lambda: _(
+                    "🧾 Order #{id}: {status}. Details in /orders.").format(id=order_id, status=status_label(status)))

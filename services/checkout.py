@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import io
 import logging
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
 
 import segno
 from aiogram.exceptions import TelegramAPIError
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from db.models import Invoice, Order
 from services.orders import OrderService, Status, TransitionRefused
-from services.payments.base import InvoiceRequest, PaymentProvider, ProviderError
+from services.payments.base import InvoiceDraft, InvoiceRequest, PaymentProvider, ProviderError
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +29,8 @@ log = logging.getLogger(__name__)
 KRYPTO_EXPRESS_ASSETS = ("USDT_TRC20", "BTC")
 #: Smallest order a provider accepts, USD cents (KryptoExpress refuses payments under $1).
 MINIMUM_CENTS = {"kryptoexpress": 100}
+#: A claim to create an invoice that was not completed in this time (the process died) is taken over.
+CLAIM_TIMEOUT = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +42,14 @@ class Method:
 
 @dataclass(frozen=True, slots=True)
 class CheckoutResult:
-    """`problem` is None on success, else not_found, not_yours, not_pending, expired, unknown_method
-    or unavailable."""
+    """`problem` is None on success, else not_found, not_yours, not_pending, expired, unknown_method,
+    busy (another tap is making this invoice) or unavailable."""
 
     problem: str | None
     order: Order | None = None
     invoice: Invoice | None = None
     method: Method | None = None
+    reused: bool = False  # the live invoice made by an earlier tap
 
 
 class CheckoutService:
@@ -74,6 +82,10 @@ class CheckoutService:
         return order, None
 
     async def start(self, order_id: int, user_id: int, method_id: str) -> CheckoutResult:
+        """Make (or reuse) the invoice for this order and method. One live invoice per order and
+        method, even for two taps processed at once: the first claims the (order, method) slot in
+        the database before calling the provider; a tap meanwhile gets `busy`, a later one the live
+        invoice back (`reused`)."""
         order, problem = await self.owned_order(order_id, user_id)
         if problem:
             return CheckoutResult(problem)
@@ -85,6 +97,11 @@ class CheckoutService:
         now = self.orders.clock()
         if now >= order.expires_at:
             return CheckoutResult("expired", order)
+        claim = await self._claim(order.id, method)
+        if isinstance(claim, Invoice):
+            return CheckoutResult(None, order, claim, method, reused=True)
+        if claim is None:
+            return CheckoutResult("busy", order, method=method)
         provider = self.providers[method.provider]
         request = InvoiceRequest(order.id, user_id, order.amount_cents, order.title, order.title,
                                  int((order.expires_at - now).total_seconds()), asset=method.asset)
@@ -92,13 +109,10 @@ class CheckoutService:
             draft = await provider.create_invoice(request)
         except (ProviderError, TelegramAPIError) as exc:
             log.warning("could not create a %s invoice for order %s: %s", method.provider, order.id, exc)
+            await self._release(claim)
             return CheckoutResult("unavailable", order, method=method)
-        try:
-            invoice = await self.orders.add_invoice(
-                order.id, provider=method.provider, external_id=draft.external_id, amount=draft.amount,
-                asset=draft.asset, expires_at=min(draft.expires_at, order.expires_at), pay_url=draft.pay_url,
-                address=draft.address, raw=draft.raw)
-        except TransitionRefused:
+        invoice = await self._fill(claim, order.id, method, draft)
+        if invoice is None:
             return CheckoutResult("not_pending", order)
         try:
             shown = await provider.present(invoice.external_id, request, invoice.amount)
@@ -110,6 +124,57 @@ class CheckoutService:
             await self.orders.set_invoice_message(invoice.id, *shown)
             invoice.chat_id, invoice.message_id = shown
         return CheckoutResult(None, order, invoice, method)
+
+    async def _claim(self, order_id: int, method: Method) -> int | Invoice | None:
+        """The live invoice for (order, method); else a new claim's row id; None while another tap
+        is creating it. A claim left behind by a crash is taken over after CLAIM_TIMEOUT."""
+        now = self.orders.clock()
+        live = (Invoice.order_id == order_id, Invoice.method == method.id,
+                Invoice.status.in_(("creating", "active")))
+        try:
+            async with self.orders.db.transaction() as session:
+                current = await session.scalar(select(Invoice).where(*live))
+                if current is not None and current.status == "active" and current.expires_at > now:
+                    return current
+                if current is not None and current.status == "creating" and current.created_at > now - CLAIM_TIMEOUT:
+                    return None
+                if current is not None:  # ran out at the provider, or an abandoned claim
+                    current.status = "expired" if current.status == "active" else "abandoned"
+                    await session.flush()
+                claim = Invoice(order_id=order_id, provider=method.provider, method=method.id,
+                                external_id=f"claim:{order_id}:{method.id}:{secrets.token_hex(6)}",
+                                amount=Decimal(0), asset="", expires_at=now, status="creating", raw={},
+                                created_at=now)
+                session.add(claim)
+                await session.flush()
+                return claim.id
+        except IntegrityError:  # another tap claimed it at the same moment
+            return None
+
+    async def _release(self, claim_id: int) -> None:
+        """No invoice was made: drop the claim, so the next tap tries again."""
+        async with self.orders.db.transaction() as session:
+            await session.execute(delete(Invoice).where(Invoice.id == claim_id, Invoice.status == "creating"))
+
+    async def _fill(self, claim_id: int, order_id: int, method: Method, draft: InvoiceDraft) -> Invoice | None:
+        """Turn the claim into the provider's invoice, if the order still awaits payment. The invoice
+        keeps the provider's own expiry (what its pay page shows); the order's may be earlier."""
+        async with self.orders.db.transaction() as session:
+            order = await session.get(Order, order_id)
+            invoice = await session.get(Invoice, claim_id)
+            if order is None or order.status != Status.PENDING or invoice is None or invoice.status != "creating":
+                if invoice is not None and invoice.status == "creating":
+                    await session.delete(invoice)
+                return None
+            order.provider = method.provider
+            if method.provider == "stars":  # an older Stars invoice for this order must not be payable too
+                await session.execute(update(Invoice).where(
+                    Invoice.order_id == order_id, Invoice.provider == "stars", Invoice.status == "active"
+                ).values(status="superseded"))
+            invoice.external_id, invoice.amount, invoice.asset = draft.external_id, draft.amount, draft.asset
+            invoice.expires_at, invoice.pay_url, invoice.address = draft.expires_at, draft.pay_url, draft.address
+            invoice.raw, invoice.status = draft.raw or {}, "active"
+        return invoice
 
     async def cancel(self, order_id: int, user_id: int) -> str | None:
         order, problem = await self.owned_order(order_id, user_id)

@@ -16,6 +16,7 @@ same transaction (ARCHITECTURE rule 3). Payments are recorded under a unique
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,13 @@ log = logging.getLogger(__name__)
 OVERPAY_TOLERANCE = Decimal("0.01")
 #: How long after expiry an invoice is still watched for late (on-chain) payments.
 LATE_WINDOW = timedelta(hours=24)
+#: A repeated tap on the same offer within this time reuses the open order.
+REUSE_WINDOW = timedelta(minutes=5)
+
+
+def offer_key(user_id: int, product: str, product_ref: str, amount_cents: int, title: str) -> str:
+    """What makes two orders "the same offer" for one user, as a fixed-length key."""
+    return hashlib.sha256(f"{user_id}\x1f{product}\x1f{product_ref}\x1f{amount_cents}\x1f{title}".encode()).hexdigest()
 
 
 class Status(StrEnum):
@@ -127,13 +135,36 @@ class OrderService:
         self, *, user_id: int, product: str, product_ref: str, title: str, amount_cents: int,
         ttl: timedelta, details: dict | None = None,
     ) -> Order:
+        """A new pending order, or the one this user opened for the same offer (product, choice,
+        price) within REUSE_WINDOW: a double tap makes one order. Two taps at once are settled by
+        the unique index on open offers, not by the check alone; an older open order for the offer
+        is cancelled ("replaced") so the new one gets a full lifetime."""
         if amount_cents <= 0:
             raise ValueError("an order must cost something")
+        key = offer_key(user_id, product, product_ref, amount_cents, title)
+        try:
+            return await self._create(key, user_id=user_id, product=product, product_ref=product_ref, title=title,
+                                      amount_cents=amount_cents, ttl=ttl, details=details)
+        except IntegrityError:  # the same offer opened concurrently: that order is the one
+            async with self.db.session() as session:
+                order = await session.scalar(select(Order).where(Order.offer_key == key, Order.status == S.PENDING))
+            if order is None:
+                raise
+            return order
+
+    async def _create(self, key: str, *, user_id: int, product: str, product_ref: str, title: str,
+                      amount_cents: int, ttl: timedelta, details: dict | None) -> Order:
         now = self.clock()
         async with self.db.transaction() as session:
+            open_order = await session.scalar(select(Order).where(Order.offer_key == key, Order.status == S.PENDING))
+            if open_order is not None:
+                if open_order.created_at >= now - REUSE_WINDOW and open_order.expires_at > now:
+                    log.info("order %s reused for a repeated tap", open_order.id)
+                    return open_order
+                await self.transition_in(session, open_order.id, S.CANCELLED, cause="replaced")
             order = Order(user_id=user_id, product=product, product_ref=product_ref, title=title,
                           amount_cents=amount_cents, details=details or {}, status=S.PENDING,
-                          created_at=now, updated_at=now, expires_at=now + ttl, delivery={})
+                          created_at=now, updated_at=now, expires_at=now + ttl, delivery={}, offer_key=key)
             session.add(order)
             await session.flush()
             session.add(OrderEvent(order_id=order.id, from_status=None, to_status=S.PENDING,

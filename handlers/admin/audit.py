@@ -14,13 +14,14 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, Telegram
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callbacks import Index
 from handlers.admin.panel import AdminMenu
 from services.audit import AuditService
 from services.settings import Settings
 
 
 class AuditPage(CallbackData, prefix="aud"):
-    page: int
+    page: Index
 
 
 class AuditMiddleware(BaseMiddleware):

@@ -11,6 +11,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callbacks import RowId
 from handlers.admin.panel import AdminMenu, panel_keyboard
 from processing.content import ContentPublisher, PostResult
 from services.content import KINDS, ContentService, Draft, with_header
@@ -19,7 +20,7 @@ from services.settings import Settings
 
 class DraftAction(CallbackData, prefix="cdraft"):
     action: str  # pub, regen, drop
-    id: int
+    id: RowId
 
 
 def draft_keyboard(draft_id: int) -> InlineKeyboardMarkup:

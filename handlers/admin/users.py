@@ -11,6 +11,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callbacks import RowId, TelegramId
 from bot.texts import status_label
 from db.models import User
 from handlers.admin.orders import refund_problem
@@ -26,8 +27,8 @@ from services.whales import WhaleService, short_address
 
 class UserAct(CallbackData, prefix="uact"):
     action: str  # ban, unban, refund, refund_yes, card
-    user_id: int
-    order_id: int = 0
+    user_id: TelegramId
+    order_id: RowId = 0
 
 
 async def card(user: User, data: dict) -> tuple[str, InlineKeyboardMarkup]:

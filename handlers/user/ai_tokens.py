@@ -11,6 +11,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callbacks import Count, Index
 from bot.keyboards import Menu
 from handlers.user.checkout import offer_payment
 from processing.alerts import AdminAlerts
@@ -21,16 +22,16 @@ from services.payments.stars import StarsProvider
 
 
 class TokModel(CallbackData, prefix="tm"):
-    i: int
+    i: Index
 
 
 class TokBuy(CallbackData, prefix="tb"):
-    i: int
-    tokens: int
+    i: Index
+    tokens: Count
 
 
 class TokCustom(CallbackData, prefix="tc"):
-    i: int
+    i: Index
 
 
 class CustomAmount(StatesGroup):

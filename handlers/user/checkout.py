@@ -5,12 +5,14 @@ from __future__ import annotations
 import html
 
 from aiogram import Bot, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.texts import method_label, status_label
+from bot.callbacks import RowId
+from bot.texts import asset_name, method_label, status_label
 from db.models import Invoice, Order
 from processing.payments import PaymentProcessor
 from services.checkout import CheckoutService, qr_png
@@ -22,21 +24,21 @@ from services.users import UserInfo, UserService
 
 
 class PayWith(CallbackData, prefix="pay"):
-    order_id: int
+    order_id: RowId
     method: str
 
 
 class AcceptTerms(CallbackData, prefix="terms"):
-    order_id: int
+    order_id: RowId
     method: str
 
 
 class CheckPay(CallbackData, prefix="chk"):
-    order_id: int
+    order_id: RowId
 
 
 class CancelOrder(CallbackData, prefix="cxl"):
-    order_id: int
+    order_id: RowId
 
 
 PROBLEMS = {
@@ -48,6 +50,15 @@ PROBLEMS = {
     "unavailable": lambda: _("The payment provider isn't answering right now. Please try again in a minute "
                              "or choose another method."),
 }
+
+
+async def edit_or_keep(message: Message, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Edit a checkout message; "message is not modified" (a repeated tap) means it already shows this."""
+    try:
+        await message.edit_text(text, reply_markup=markup)
+    except TelegramBadRequest as exc:
+        if "message is not modified" not in exc.message:
+            raise
 
 
 def order_summary(order: Order) -> str:
@@ -75,17 +86,18 @@ async def offer_payment(target: Message, order: Order, checkout: CheckoutService
         text = order_summary(order) + "\n\n" + _("Choose how to pay:")
         markup = payment_options(order, checkout, stars)
     if edit:
-        await target.edit_text(text, reply_markup=markup)
+        await edit_or_keep(target, text, markup)
     else:
         await target.answer(text, reply_markup=markup)
 
 
 def invoice_text(order: Order, invoice: Invoice, settings: Settings) -> str:
-    expires = invoice.expires_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z")
+    deadline = min(invoice.expires_at, order.expires_at)  # a payment after the order's time goes to review
+    expires = deadline.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z")
     lines = [order_summary(order), ""]
     if invoice.address:
         lines.append(_("Send exactly <b>{amount}</b> to:\n<code>{address}</code>").format(
-            amount=format_amount(invoice.amount, invoice.asset.replace("_", " ")),
+            amount=format_amount(invoice.amount, asset_name(invoice.asset)),
             address=html.escape(invoice.address)))
         lines.append(_("Send it in one transfer on this network; a different amount needs a manual check."))
     else:
@@ -120,15 +132,23 @@ def build_router() -> Router:
     async def issue_invoice(query: CallbackQuery, order_id: int, method: str, checkout: CheckoutService,
                             settings: Settings, bot: Bot) -> None:
         result = await checkout.start(order_id, query.from_user.id, method)
+        if result.problem == "busy":  # a second tap while the first one's invoice is being made
+            await query.answer(_("Your invoice is on its way — one moment."))
+            return
         if result.problem:
             await query.answer(PROBLEMS[result.problem](), show_alert=True)
             return
+        if result.reused and result.invoice.message_id is not None and result.invoice.provider == "stars":
+            await query.answer(_("Your invoice is already in this chat: tap its Pay button."), show_alert=True)
+            return
         await query.answer()
-        if result.invoice.message_id is not None:  # the provider showed its own invoice (Stars' Pay button)
-            await query.message.edit_text(order_summary(result.order) + "\n\n" + _("⭐ Invoice sent below."))
+        if result.invoice.message_id is not None and result.invoice.provider == "stars":
+            await edit_or_keep(query.message, order_summary(result.order) + "\n\n" + _("⭐ Invoice sent below."))
             return
         text = invoice_text(result.order, result.invoice, settings)
-        await query.message.edit_text(text, reply_markup=invoice_keyboard(result.order, result.invoice))
+        await edit_or_keep(query.message, text, invoice_keyboard(result.order, result.invoice))
+        if result.reused:
+            return
         await checkout.orders.set_invoice_message(result.invoice.id, query.message.chat.id,
                                                   query.message.message_id)
         if result.invoice.address:
@@ -145,9 +165,9 @@ def build_router() -> Router:
                 await query.answer(PROBLEMS[problem](), show_alert=True)
                 return
             terms = terms_text(user_info.language) or ""
-            await query.message.edit_text(
-                _("Before your first purchase, please read and accept our terms:") + "\n\n" + terms,
-                reply_markup=terms_keyboard(order.id, callback_data.method))
+            await edit_or_keep(query.message,
+                               _("Before your first purchase, please read and accept our terms:") + "\n\n" + terms,
+                               terms_keyboard(order.id, callback_data.method))
             await query.answer()
             return
         await issue_invoice(query, callback_data.order_id, callback_data.method, checkout, settings, bot)
@@ -186,7 +206,7 @@ def build_router() -> Router:
         if problem:
             await query.answer(PROBLEMS[problem](), show_alert=True)
             return
-        await query.message.edit_text(_("✖️ Order #{id} cancelled. Nothing was charged.").format(
+        await edit_or_keep(query.message, _("✖️ Order #{id} cancelled. Nothing was charged.").format(
             id=callback_data.order_id))
         await query.answer()
 

@@ -13,6 +13,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callbacks import Index, RowId
 from bot.keyboards import Menu
 from services.money import usd
 from services.plans import Plan
@@ -40,23 +41,23 @@ DEFAULT = ("7d", "score")
 class WBoard(CallbackData, prefix="wb"):
     p: str
     m: str
-    pg: int = 0
+    pg: Index = 0
 
 
 class WCard(CallbackData, prefix="wc"):
-    w: int
+    w: RowId
     p: str
     m: str
-    pg: int = 0
+    pg: Index = 0
 
 
 class WFollow(CallbackData, prefix="wf"):
-    w: int
-    t: int = -1  # index into THRESHOLDS_USD; -1 shows the choice
+    w: RowId
+    t: Index = -1  # index into THRESHOLDS_USD; -1 shows the choice
 
 
 class WUnfollow(CallbackData, prefix="wu"):
-    w: int
+    w: RowId
 
 
 def period_names() -> dict[str, str]:

@@ -116,7 +116,7 @@ async def test_overpayment_is_delivered_and_flagged(core):
     core.provider.pay(invoice, Decimal("15"))
     await core.processor.poll()
     assert await status(core, order.id) == Status.PAID_OVER
-    assert "refund the difference" in core.session.texts_to(7)[-1]
+    assert "return the difference" in core.session.texts_to(7)[-1]
     assert "overpaid" in core.session.texts_to(ADMIN)[-1]
     await core.drain()
     assert await status(core, order.id) == Status.FULFILLED
@@ -128,7 +128,7 @@ async def test_expiry_then_late_payment_goes_to_review(core):
     core.clock.advance(minutes=31)
     await core.processor.expire()
     assert await status(core, order.id) == Status.EXPIRED
-    assert "expired before it was paid" in core.session.texts_to(8)[-1]
+    assert "expired before we saw a payment" in core.session.texts_to(8)[-1]
     await core.processor.poll()  # the provider has closed it: polling stops asking
     core.provider.pay(invoice)  # on-chain money can still arrive; the provider's callback says so
     body = f'{{"invoice_id": "{invoice}"}}'.encode()
