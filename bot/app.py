@@ -60,6 +60,7 @@ from services.settings import Settings
 from services.signals import SignalService
 from services.subscriptions import SubscriptionService
 from services.users import UserService
+from services.vault import SecretVault
 from services.whales import WhaleService
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,8 @@ class App:
             PriceBook(self.openrouter, settings.ai_token_models),
             PriceRules(settings.ai_token_markup, settings.ai_token_max_order_usd, settings.ai_token_min_tokens),
             Headroom(self.openrouter, self.db), self.orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes))
-        self.fulfillers: dict[str, Fulfiller] = {PRODUCT: AiTokenFulfiller(self.openrouter)}
+        self.vault = SecretVault(self.db, secret(settings.openrouter_management_key), purpose="openrouter-keys")
+        self.fulfillers: dict[str, Fulfiller] = {PRODUCT: AiTokenFulfiller(self.openrouter, self.vault)}
         self.subscriptions = SubscriptionService(self.db)
         self.channel = PrivateChannel(self.bot, settings.private_channel_id)
         self.plan_shop = PlanShop(self.orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes))
@@ -108,7 +110,8 @@ class App:
         self.payments = PaymentProcessor(self.orders, self.providers, self.notifier, self.worker,
                                         tz=settings.tz)
         self.audit = AuditService(self.db)
-        self.refunds = RefundService(self.orders, self.notifier, self.stars, self.audit)
+        self.refunds = RefundService(self.db, self.orders, self.notifier, self.providers, self.fulfillers,
+                                     self.audit)
         self.checkout = CheckoutService(self.orders, self.providers)
         self.deepseek = DeepSeekClient(settings.deepseek_api_url, secret(settings.deepseek_key),
                                        settings.deepseek_model, attempts=settings.telegram_content_max_retries)
@@ -179,6 +182,8 @@ class App:
             largest_base = s.ai_token_max_order_usd / (1 + s.ai_token_markup)
             self.scheduler.add_job(self.alerts.check_headroom, "interval", minutes=30, id="openrouter_headroom",
                                    args=(self.ai_tokens.headroom, largest_base))
+        self.scheduler.add_job(self.refunds.sweep, "interval", minutes=1, id="refunds",
+                               next_run_time=datetime.now(UTC))
         self.scheduler.add_job(self.plan_lifecycle.run, "interval", minutes=5, id="plan_lifecycle",
                                next_run_time=datetime.now(UTC))
         self.scheduler.add_job(refresh_today, "interval", minutes=1, id="business_metrics",

@@ -6,7 +6,7 @@ from aiogram import Router
 
 from handlers import admin, common, fallback, payments
 from handlers.admin import refusal
-from handlers.user import ai_tokens, checkout, help, orders, plans, settings, signals, start, support
+from handlers.user import ai_tokens, checkout, help, orders, plans, refunds, settings, signals, start, support
 from handlers.user import whales as whale_board
 
 
@@ -22,6 +22,7 @@ def build_routers(admin_ids: list[int]) -> list[Router]:
         payments.build_router(),
         checkout.build_router(),
         orders.build_router(),
+        refunds.build_router(),
         signals.build_router(),
         whale_board.build_router(),
         plans.build_router(),

@@ -4,7 +4,10 @@ A job row is written in the same transaction that marks an order paid. The worke
 jobs with a lease (a conditional UPDATE), runs the product's `Fulfiller`, sends the delivery
 message, and marks the order fulfilled. A crash leaves the job leased; when the lease runs
 out, the next worker takes it again, so a restart resumes where the last process died.
-Fulfillers must be idempotent: a retried job may run `fulfil` again for the same order.
+Fulfillers must be idempotent: a retried job may run `fulfil` again for the same order. A secret a
+fulfiller keeps for re-delivery (services.vault) is wiped in the transaction that records the
+delivery or gives up on it. A refund that lands while a delivery runs is completed here: what the
+delivery made is taken back at once.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from db.engine import Database
 from db.models import FulfilmentJob, Order
 from services.orders import FULFIL_ON, OrderService, Status, TransitionRefused
 from services.products import Delivery, Fulfiller, FulfilmentFailed
+from services.vault import SecretVault
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +134,22 @@ class FulfilmentWorker:
             async with self.db.transaction() as session:
                 await self.orders.transition_in(session, order_id, Status.FULFILLED, cause="fulfilment",
                                               detail=delivery.record, extra={"delivery": delivery.record})
+                await SecretVault.wipe_in(session, order_id)  # delivered and recorded: the secret goes
                 await self._set_job(session, job_id, "done")
         except TransitionRefused as exc:  # refunded meanwhile: keep the job from looping
             log.warning("order %s fulfilled but not marked: %s", order_id, exc)
-            await self._finish(job_id, "done", note=str(exc))
+            await self._finish(job_id, "done", note=str(exc), wipe=order_id)
+            await self._take_back_if_refunded(order_id, fulfiller)
+
+    async def _take_back_if_refunded(self, order_id: int, fulfiller: Fulfiller) -> None:
+        """A refund that landed while this delivery ran found nothing to take back yet: do it now."""
+        order = await self.orders.get(order_id)
+        if order is None or order.status != Status.REFUNDED:
+            return
+        try:
+            await fulfiller.revoke(order)
+        except Exception:
+            log.exception("order %s was refunded during delivery and could not be taken back", order_id)
 
     async def _failed(self, job_id: int, order: Order, exc: Exception) -> None:
         async with self.db.session() as session:
@@ -150,15 +166,18 @@ class FulfilmentWorker:
             async with self.db.transaction() as session:
                 await self.orders.transition_in(session, order.id, Status.FULFIL_FAILED, cause="fulfilment",
                                               detail={"error": error, "attempts": attempts})
+                await SecretVault.wipe_in(session, order.id)
                 await self._set_job(session, job_id, "failed", note=error)
         except TransitionRefused:
-            await self._finish(job_id, "failed", note=error)
+            await self._finish(job_id, "failed", note=error, wipe=order.id)
             return
         await self.deliverer.fulfilment_failed(order, error)
 
     async def _finish(self, job_id: int, status: str, *, note: str | None = None,
-                      next_at: datetime | None = None) -> None:
+                      next_at: datetime | None = None, wipe: int | None = None) -> None:
         async with self.db.transaction() as session:
+            if wipe is not None:
+                await SecretVault.wipe_in(session, wipe)
             await self._set_job(session, job_id, status, note=note, next_at=next_at)
 
     async def _set_job(self, session, job_id: int, status: str, *, note: str | None = None,

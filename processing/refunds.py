@@ -1,75 +1,529 @@
-"""Refunds: Stars go back through Telegram; crypto is marked refunded and the admin is told
-what to send, since Crypto Pay and KryptoExpress have no refund call."""
+"""Refunds: take back what was bought, then send the money back, exactly once.
+
+An admin's confirmed refund is recorded in one transaction: the order becomes `refunded` (a full
+refund) and one `refund_requests` row per payment says what is owed back. Then, outside any
+transaction: the product takes back what it delivered (`Fulfiller.revoke`: the API key is switched
+off, the plan time ends), and providers that can pay back by API do it (Stars through Telegram,
+Crypto Pay by `transfer` to the payer's @CryptoBot wallet, keyed by the request's `spend_id`). Money
+paid on-chain is sent by a person: the buyer is asked for an address, the admin is shown exactly
+what to send, and records the transaction. The buyer is told what is pending and what was sent; never
+"refunded" before money moved. An "excess" refund returns only what was paid over the price.
+
+Whatever fails half-way (a provider down, a crash) is picked up by `sweep()`: take-backs still
+pending and automatic payouts still requested are retried under a lease; a retried transfer reuses
+its spend id, so it never pays twice.
+"""
 
 from __future__ import annotations
 
+import html
 import logging
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
 
-from aiogram.exceptions import TelegramAPIError
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 
+from bot.callbacks import RowId
+from db.base import utcnow
+from db.engine import Database
+from db.models import Invoice, Order, Payment
+from db.models_refunds import Refund, RefundRequest
 from processing.notify import Notifier
 from services.audit import AuditService
+from services.money import format_amount, plain
 from services.orders import MONEY_IN, OrderService, Status, TransitionRefused
-from services.payments.stars import StarsProvider
+from services.payments.base import ProviderError
+from services.products import Fulfiller, TakenBack
 
 log = logging.getLogger(__name__)
+
+FULL, EXCESS = "full", "excess"
+REQUESTED, AWAITING_ADDRESS, AWAITING_ADMIN, SENT, FAILED = (
+    "requested", "awaiting_address", "awaiting_admin", "sent", "failed")
+OPEN = (REQUESTED, AWAITING_ADDRESS, AWAITING_ADMIN, FAILED)
+LEASE = timedelta(minutes=2)
+#: Receiving-address shapes per network (the part after "_" in an asset code, or the asset itself).
+ADDRESS_PATTERNS = {
+    "TRC20": r"T[1-9A-HJ-NP-Za-km-z]{33}",
+    "BTC": r"(bc1[02-9ac-hj-np-z]{11,71}|[13][1-9A-HJ-NP-Za-km-z]{25,34})",
+    "ERC20": r"0x[0-9a-fA-F]{40}", "BEP20": r"0x[0-9a-fA-F]{40}", "ETH": r"0x[0-9a-fA-F]{40}",
+    "LTC": r"(ltc1[02-9ac-hj-np-z]{11,71}|[LM3][1-9A-HJ-NP-Za-km-z]{25,34})",
+    "TON": r"[A-Za-z0-9_-]{48}|-?[0-9]:[0-9a-fA-F]{64}",
+}
+ANY_ADDRESS = r"[A-Za-z0-9:_-]{20,128}"
+REFERENCE = re.compile(r"[A-Za-z0-9:_-]{6,200}")
+
+
+class PaysBack(Protocol):
+    """What a payment provider offers when it can send money back by itself."""
+
+    def payback_terms(self, payment: Payment, amount: Decimal) -> tuple[str, Decimal]:
+        """(asset, amount) to send back for `amount` of `payment` (in the payment's own unit)."""
+        ...
+
+    async def pay_back(self, payment: Payment, *, user_id: int, asset: str, amount: Decimal, spend_id: str,
+                       comment: str) -> str:
+        """Send it; returns a reference. Idempotent per `spend_id`. Raises ProviderError."""
+        ...
+
+
+class AddressCb(CallbackData, prefix="rfa"):
+    """The buyer taps to give the address an on-chain refund goes to."""
+
+    request_id: RowId
+
+
+class SentCb(CallbackData, prefix="rfs"):
+    """An admin taps to record the transaction of a refund sent by hand."""
+
+    request_id: RowId
+
+
+def network_of(asset: str) -> str:
+    """"USDT_TRC20" -> "TRC20"; "BTC" -> "BTC"."""
+    return asset.partition("_")[2] or asset
+
+
+def valid_address(asset: str, text: str) -> str | None:
+    """The address, trimmed, if it has the shape of one on the asset's network; else None."""
+    value = (text or "").strip()
+    pattern = ADDRESS_PATTERNS.get(network_of(asset).upper(), ANY_ADDRESS)
+    return value if value.isascii() and re.fullmatch(pattern, value) else None
+
+
+def valid_reference(text: str) -> str | None:
+    value = (text or "").strip()
+    return value if value.isascii() and REFERENCE.fullmatch(value) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Owed:
+    payment: Payment
+    portion: Decimal  # of the payment, in its unit
+    asset: str  # what is sent back
+    amount: Decimal
+    automatic: bool  # the provider pays back by itself
+
+
+@dataclass
+class Preview:
+    """What a refund would do; `problem` (a code) when it can't be done."""
+
+    order: Order | None
+    kind: str
+    owed: list[Owed] = field(default_factory=list)
+    takes_back: Callable[[], str] | None = None  # the product's words, rendered in the reader's locale
+    excess: list[Owed] = field(default_factory=list)  # for a full preview: what an excess refund would send
+    problem: str | None = None
 
 
 @dataclass
 class RefundResult:
     ok: bool
     reason: str = ""
-    stars_refunded: int = 0
-    manual: list[str] = field(default_factory=list)  # "12.5 USDT via kryptoexpress" to send back by hand
+    order_id: int = 0
+    kind: str = FULL
+    taken_back: TakenBack | None = None
+    takeback_error: str | None = None
+    requests: list[RefundRequest] = field(default_factory=list)
+
+
+def owed_text(amount: Decimal, asset: str) -> str:
+    return format_amount(amount, asset)
+
+
+def money_line(request: RefundRequest) -> str:
+    """One payment's refund as the buyer reads it (never "sent" before it was)."""
+    amount = owed_text(request.amount, request.asset)
+    if request.state == SENT:
+        return _("💸 {amount} sent back ({reference}).").format(
+            amount=amount, reference=html.escape(request.reference or ""))
+    if request.state == AWAITING_ADDRESS:
+        return _("📮 To send {amount} back on the {network} network we need your wallet address: tap the "
+                 "button below and send it.").format(amount=amount, network=html.escape(network_of(request.asset)))
+    if request.state == AWAITING_ADMIN:
+        return _("⏳ Refund pending: {amount} will be sent to <code>{address}</code>. You'll get the transaction "
+                 "here once it's sent.").format(amount=amount, address=html.escape(request.address or ""))
+    return _("⏳ Refund pending: {amount} will be sent back to you; we'll tell you here when it's sent.").format(
+        amount=amount)
+
+
+def address_markup(requests: list[RefundRequest]) -> InlineKeyboardMarkup | None:
+    waiting = [r for r in requests if r.state == AWAITING_ADDRESS]
+    if not waiting:
+        return None
+    builder = InlineKeyboardBuilder()
+    for request in waiting:
+        builder.button(text=_("📮 Send my refund address"), callback_data=AddressCb(request_id=request.id))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def admin_send_text(request: RefundRequest) -> str:
+    return _("💸 Refund for order #{order} (user <code>{user}</code>): send exactly <b>{amount}</b> on the "
+             "{network} network to <code>{address}</code>.\nThen record the transaction: tap below, or "
+             "/refund_done {order} TX_HASH").format(
+        order=request.order_id, user=request.user_id, amount=owed_text(request.amount, request.asset),
+        network=html.escape(network_of(request.asset)), address=html.escape(request.address or ""))
+
+
+def sent_markup(request_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("✍️ Record the transaction"), callback_data=SentCb(request_id=request_id))
+    return builder.as_markup()
 
 
 class RefundService:
-    def __init__(self, orders: OrderService, notifier: Notifier, stars: StarsProvider | None,
-                 audit: AuditService | None = None) -> None:
-        self.orders, self.notifier, self.stars, self.audit = orders, notifier, stars, audit
+    def __init__(self, database: Database, orders: OrderService, notifier: Notifier, providers: dict[str, Any],
+                 fulfillers: dict[str, Fulfiller], audit: AuditService | None = None, *,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.db, self.orders, self.notifier, self.providers = database, orders, notifier, providers
+        self.fulfillers, self.audit, self.clock = fulfillers, audit, clock
 
-    async def refund(self, order_id: int, *, admin_id: int) -> RefundResult:
+    # What a refund would do -------------------------------------------------------------
+
+    def _payer(self, provider: str) -> PaysBack | None:
+        candidate = self.providers.get(provider)
+        return candidate if candidate is not None and hasattr(candidate, "pay_back") else None
+
+    def _owe(self, payment: Payment, portion: Decimal) -> Owed:
+        payer = self._payer(payment.provider)
+        if payer is None:
+            return Owed(payment, portion, payment.asset, portion, automatic=False)
+        asset, amount = payer.payback_terms(payment, portion)
+        return Owed(payment, portion, asset, amount, automatic=True)
+
+    async def preview(self, order_id: int, kind: str = FULL) -> Preview:
         order = await self.orders.get(order_id)
         if order is None:
-            return RefundResult(False, "not_found")
+            return Preview(None, kind, problem="not_found")
         if Status(order.status) not in MONEY_IN:
-            return RefundResult(False, f"status:{order.status}")
-        payments = [p for p in await self.orders.payments(order_id) if p.refunded_at is None]
-        result = RefundResult(True)
+            return Preview(order, kind, problem=f"status:{order.status}")
+        payments = await self.orders.payments(order_id)
+        async with self.db.session() as session:
+            earlier = list(await session.scalars(select(RefundRequest).where(RefundRequest.order_id == order_id)))
+            invoices = list(await session.scalars(select(Invoice).where(Invoice.order_id == order_id)))
+        excess_done = {r.payment_id: r.portion for r in earlier if r.kind == EXCESS}
+        excess = [self._owe(p, part) for p, part in _excess(payments, invoices) if p.id not in excess_done]
+        if kind == EXCESS:
+            if not excess:
+                return Preview(order, kind, problem="no_excess")
+            return Preview(order, kind, owed=excess)
+        owed = []
         for payment in payments:
-            if payment.provider == "stars":
-                if self.stars is None:
-                    return RefundResult(False, "stars_unavailable")
-                try:
-                    await self.stars.refund(order.user_id, payment.external_id)
-                except TelegramAPIError as exc:
-                    if "ALREADY_REFUNDED" not in exc.message:
-                        log.warning("Stars refund for order %s refused: %s", order_id, exc.message)
-                        return RefundResult(False, f"telegram:{exc.message}")
-                result.stars_refunded += int(payment.amount)
-            else:
-                result.manual.append(f"{payment.amount.normalize():f} {payment.asset} via {payment.provider}")
+            portion = payment.amount - excess_done.get(payment.id, Decimal(0))
+            if payment.refunded_at is None and portion > 0:
+                owed.append(self._owe(payment, portion))
+        for item in owed:
+            if not item.automatic and item.payment.asset == "XTR":  # Stars can only go back through Telegram
+                return Preview(order, kind, problem="provider_unavailable")
+        fulfiller = self.fulfillers.get(order.product)
+        takes_back = (lambda: fulfiller.takes_back(order)) if fulfiller is not None else None
+        return Preview(order, kind, owed=owed, takes_back=takes_back, excess=excess)
+
+    # Doing it -----------------------------------------------------------------------------
+
+    async def refund(self, order_id: int, *, admin_id: int, kind: str = FULL) -> RefundResult:
+        """Record the refund, take the product back, pay back what providers can; tell the buyer."""
+        preview = await self.preview(order_id, kind)
+        if preview.problem:
+            return RefundResult(False, preview.problem, order_id, kind)
+        order = preview.order
+        now = self.clock()
         try:
-            await self.orders.refund(order_id, cause="admin_refund",
-                                     detail={"admin_id": admin_id, "manual": result.manual})
+            async with self.db.transaction() as session:
+                if kind == FULL:
+                    await self.orders.refund_in(session, order_id, cause="admin_refund", detail={
+                        "admin_id": admin_id, "owed": [f"{plain(o.amount)} {o.asset}" for o in preview.owed]})
+                elif Status(await session.scalar(select(Order.status).where(Order.id == order_id))) not in MONEY_IN:
+                    raise TransitionRefused(f"order {order_id} changed meanwhile")
+                refund = Refund(order_id=order_id, kind=kind, admin_id=admin_id,
+                                takeback="pending" if kind == FULL else "none", taken_back={},
+                                created_at=now, updated_at=now)
+                session.add(refund)
+                await session.flush()
+                refund_id = refund.id
+                for owed in preview.owed:
+                    session.add(RefundRequest(
+                        refund_id=refund_id, order_id=order_id, payment_id=owed.payment.id, kind=kind,
+                        user_id=order.user_id, provider=owed.payment.provider, asset=owed.asset, amount=owed.amount,
+                        portion=owed.portion, state=REQUESTED if owed.automatic else AWAITING_ADDRESS,
+                        spend_id=f"refund:{owed.payment.id}:{kind}", created_at=now, updated_at=now))
         except TransitionRefused as exc:
-            return RefundResult(False, str(exc))
+            return RefundResult(False, str(exc), order_id, kind)
+        except IntegrityError:  # the same payment's refund recorded meanwhile (a second tap, another admin)
+            return RefundResult(False, "already", order_id, kind)
+        result = RefundResult(True, order_id=order_id, kind=kind)
+        if kind == FULL:
+            result.taken_back, result.takeback_error = await self._take_back(refund_id)
+        for request in await self._requests(refund_id=refund_id):
+            if request.state == REQUESTED:
+                await self._pay_back(request.id)
+        result.requests = await self._requests(refund_id=refund_id)
         if self.audit is not None:
-            await self.audit.record(admin_id, "refund", f"order:{order_id}", before={"status": order.status},
-                                    after={"status": Status.REFUNDED, "stars": result.stars_refunded,
-                                           "manual": result.manual})
-        await self.notifier.send(order.user_id, lambda: _(
-            "↩️ Order #{id} has been refunded.").format(id=order_id))
+            await self.audit.record(admin_id, "refund" if kind == FULL else "refund_excess", f"order:{order_id}",
+                                    before={"status": order.status},
+                                    after={"status": Status.REFUNDED if kind == FULL else order.status,
+                                           "taken_back": result.taken_back.record if result.taken_back else
+                                           (None if kind == EXCESS else {"error": result.takeback_error}),
+                                           "money": [_money_record(r) for r in result.requests]})
+        taken, requests = result.taken_back, result.requests
+        await self.notifier.send(order.user_id, lambda: buyer_text(order_id, kind, taken, requests),
+                                 lambda: address_markup(requests))
         return result
 
+    async def _requests(self, *, refund_id: int | None = None, order_id: int | None = None) -> list[RefundRequest]:
+        query = select(RefundRequest).order_by(RefundRequest.id)
+        query = query.where(RefundRequest.refund_id == refund_id) if refund_id is not None else \
+            query.where(RefundRequest.order_id == order_id)
+        async with self.db.session() as session:
+            return list(await session.scalars(query))
+
+    async def _lease(self, model: type, row_id: int, *conditions) -> bool:
+        now = self.clock()
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(model).where(model.id == row_id, *conditions,
+                                    or_(model.lease_until.is_(None), model.lease_until < now))
+                .values(lease_until=now + LEASE, updated_at=now))
+            return result.rowcount == 1
+
+    async def _take_back(self, refund_id: int) -> tuple[TakenBack | None, str | None]:
+        if not await self._lease(Refund, refund_id, Refund.takeback == "pending"):
+            return None, "in progress"
+        async with self.db.session() as session:
+            refund = await session.get(Refund, refund_id)
+            order = await session.get(Order, refund.order_id)
+        fulfiller = self.fulfillers.get(order.product)
+        try:
+            taken = await fulfiller.revoke(order) if fulfiller is not None else None
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            log.warning("refund of order %s: taking back failed (retried): %s", order.id, error)
+            await self._set(Refund, refund_id, error=error, lease_until=None)
+            return None, error
+        await self._set(Refund, refund_id, takeback="done", taken_back=taken.record if taken else {}, error=None,
+                        lease_until=None)
+        return taken, None
+
+    async def _pay_back(self, request_id: int) -> str:
+        """Send one automatic refund; returns the request's state afterwards."""
+        if not await self._lease(RefundRequest, request_id, RefundRequest.state == REQUESTED):
+            return REQUESTED
+        async with self.db.session() as session:
+            request = await session.get(RefundRequest, request_id)
+            payment = await session.get(Payment, request.payment_id)
+        payer = self._payer(request.provider)
+        if payer is None:
+            await self._set(RefundRequest, request_id, lease_until=None, error="provider not configured")
+            return REQUESTED
+        try:
+            reference = await payer.pay_back(
+                payment, user_id=request.user_id, asset=request.asset, amount=request.amount,
+                spend_id=request.spend_id, comment=f"Refund of order #{request.order_id}")
+        except ProviderError as exc:
+            state = REQUESTED if exc.retryable else FAILED
+            log.warning("refund %s of order %s: %s (%s)", request_id, request.order_id, exc, state)
+            await self._set(RefundRequest, request_id, state=state, error=str(exc)[:500], lease_until=None)
+            return state
+        await self._set(RefundRequest, request_id, state=SENT, reference=reference[:256], error=None,
+                        sent_at=self.clock(), lease_until=None)
+        return SENT
+
+    async def _set(self, model: type, row_id: int, **values) -> None:
+        async with self.db.transaction() as session:
+            await session.execute(update(model).where(model.id == row_id).values(updated_at=self.clock(), **values))
+
+    async def sweep(self) -> int:
+        """Retry what a failure left half-done; returns how many items moved on."""
+        now = self.clock()
+        async with self.db.session() as session:
+            pending = list(await session.scalars(select(Refund.id).where(
+                Refund.takeback == "pending", or_(Refund.lease_until.is_(None), Refund.lease_until < now))))
+            requested = list(await session.scalars(select(RefundRequest.id).where(
+                RefundRequest.state == REQUESTED,
+                or_(RefundRequest.lease_until.is_(None), RefundRequest.lease_until < now))))
+        moved = 0
+        for refund_id in pending:
+            taken, _error = await self._take_back(refund_id)
+            if taken is not None:
+                moved += 1
+                async with self.db.session() as session:
+                    refund = await session.get(Refund, refund_id)
+                    user_id = (await session.get(Order, refund.order_id)).user_id
+                await self.notifier.send(user_id, taken.text)
+        for request_id in requested:
+            state = await self._pay_back(request_id)
+            if state in (SENT, FAILED):
+                moved += 1
+                await self._announce(request_id)
+        return moved
+
+    async def _announce(self, request_id: int) -> None:
+        async with self.db.session() as session:
+            request = await session.get(RefundRequest, request_id)
+        if request.state == SENT:
+            await self.notifier.send(request.user_id, lambda: _("Refund for order #{id}:").format(
+                id=request.order_id) + "\n" + money_line(request))
+        elif request.state == FAILED:
+            await self.notifier.alert_admins(lambda: failed_text(request))
+
+    # The on-chain flow ----------------------------------------------------------------------
+
+    async def request(self, request_id: int) -> RefundRequest | None:
+        async with self.db.session() as session:
+            return await session.get(RefundRequest, request_id)
+
+    async def set_address(self, request_id: int, user_id: int, text: str) -> str | None:
+        """The buyer gives the address; None when taken, else a problem: not_found, state, bad_address."""
+        request = await self.request(request_id)
+        if request is None or request.user_id != user_id:
+            return "not_found"
+        if request.state != AWAITING_ADDRESS:
+            return "state"
+        address = valid_address(request.asset, text)
+        if address is None:
+            return "bad_address"
+        async with self.db.transaction() as session:
+            result = await session.execute(update(RefundRequest).where(
+                RefundRequest.id == request_id, RefundRequest.state == AWAITING_ADDRESS).values(
+                state=AWAITING_ADMIN, address=address, updated_at=self.clock()))
+            if result.rowcount != 1:
+                return "state"
+        request = await self.request(request_id)
+        await self.notifier.send(user_id, lambda: money_line(request))
+        for admin_id in self.notifier.admin_ids:
+            await self.notifier.send(admin_id, lambda: admin_send_text(request), lambda: sent_markup(request_id))
+        return None
+
+    async def open_for_order(self, order_id: int) -> RefundRequest | None:
+        """The first refund of this order an admin still has to send by hand."""
+        for request in await self._requests(order_id=order_id):
+            if request.state in (AWAITING_ADMIN, FAILED):
+                return request
+        return None
+
+    async def record_sent(self, request_id: int, reference: str, *, admin_id: int) -> str | None:
+        """An admin sent the money by hand; None when recorded, else: not_found, state, bad_reference."""
+        request = await self.request(request_id)
+        if request is None:
+            return "not_found"
+        if request.state not in (AWAITING_ADMIN, FAILED):
+            return "state"
+        tx = valid_reference(reference)
+        if tx is None:
+            return "bad_reference"
+        async with self.db.transaction() as session:
+            result = await session.execute(update(RefundRequest).where(
+                RefundRequest.id == request_id, RefundRequest.state.in_((AWAITING_ADMIN, FAILED))).values(
+                state=SENT, reference=tx, sent_at=self.clock(), updated_at=self.clock()))
+            if result.rowcount != 1:
+                return "state"
+        request = await self.request(request_id)
+        if self.audit is not None:
+            await self.audit.record(admin_id, "refund_sent", f"order:{request.order_id}",
+                                    before={"state": AWAITING_ADMIN}, after=_money_record(request))
+        await self.notifier.send(request.user_id, lambda: sent_text(request))
+        return None
+
+    async def states(self, order_ids: list[int]) -> dict[int, str]:
+        """Order id -> "pending" while any of its refunds is not sent, else "sent" (orders with refunds only)."""
+        if not order_ids:
+            return {}
+        async with self.db.session() as session:
+            rows = (await session.execute(select(RefundRequest.order_id, RefundRequest.state).where(
+                RefundRequest.order_id.in_(order_ids)))).all()
+        states: dict[int, str] = {}
+        for order_id, state in rows:
+            if state != SENT:
+                states[order_id] = "pending"
+            else:
+                states.setdefault(order_id, "sent")
+        return states
+
     async def telegram_refunded(self, charge_id: str) -> None:
-        """Telegram reports a Stars refund (e.g. made outside the bot): record it once."""
+        """Telegram reports a Stars refund (e.g. made outside the bot): record it once and take the
+        product back (the money has already moved)."""
         payment = await self.orders.payment_by_external_id("stars", charge_id)
         if payment is None or payment.refunded_at is not None:
             return
+        now = self.clock()
         try:
-            await self.orders.refund(payment.order_id, cause="telegram_refund", detail={"charge_id": charge_id})
-        except TransitionRefused:
+            async with self.db.transaction() as session:
+                await self.orders.refund_in(session, payment.order_id, cause="telegram_refund",
+                                            detail={"charge_id": charge_id})
+                refund = Refund(order_id=payment.order_id, kind=FULL, admin_id=None, takeback="pending",
+                                taken_back={}, created_at=now, updated_at=now)
+                session.add(refund)
+                await session.flush()
+                refund_id = refund.id
+                user_id = await session.scalar(select(Order.user_id).where(Order.id == payment.order_id))
+                session.add(RefundRequest(
+                    refund_id=refund_id, order_id=payment.order_id, payment_id=payment.id, kind=FULL,
+                    user_id=user_id, provider=payment.provider, asset=payment.asset, amount=payment.amount,
+                    portion=payment.amount, state=SENT, spend_id=f"refund:{payment.id}:{FULL}",
+                    reference="Telegram", created_at=now, updated_at=now, sent_at=now))
+        except (TransitionRefused, IntegrityError):
             log.info("refunded_payment for order %s in a state that cannot be refunded", payment.order_id)
+            return
+        taken, _error = await self._take_back(refund_id)
+        if taken is not None:
+            await self.notifier.send(user_id, taken.text)
+
+
+def _excess(payments: list[Payment], invoices: list[Invoice]) -> list[tuple[Payment, Decimal]]:
+    """The part of each payment above the price: per (provider, asset), what came in beyond the paid
+    invoice's amount (all of it where no invoice of that kind was paid)."""
+    out = []
+    groups: dict[tuple[str, str], list[Payment]] = {}
+    for payment in payments:
+        if payment.refunded_at is None:
+            groups.setdefault((payment.provider, payment.asset), []).append(payment)
+    for (provider, asset), group in groups.items():
+        due = sum((i.amount for i in invoices if i.provider == provider and i.asset == asset and i.status == "paid"),
+                  Decimal(0))
+        running = Decimal(0)
+        for payment in sorted(group, key=lambda p: p.id):
+            running += payment.amount
+            part = min(payment.amount, running - due)
+            if part > 0:
+                out.append((payment, part))
+    return out
+
+
+def _money_record(request: RefundRequest) -> dict:
+    return {"payment_id": request.payment_id, "provider": request.provider, "amount": plain(request.amount),
+            "asset": request.asset, "state": request.state, "reference": request.reference,
+            "address": request.address}
+
+
+def buyer_text(order_id: int, kind: str, taken: TakenBack | None, requests: list[RefundRequest]) -> str:
+    lines = [_("↩️ <b>Refund of order #{id}</b>").format(id=order_id) if kind == FULL else
+             _("↩️ <b>Refund of what you paid over the price of order #{id}</b>").format(id=order_id)]
+    if taken is not None:
+        lines.append(taken.text())
+    lines += [money_line(r) for r in requests]
+    return "\n".join(lines)
+
+
+def sent_text(request: RefundRequest) -> str:
+    return _("💸 <b>Refund sent</b> for order #{id}: {amount} to <code>{address}</code>.\n"
+             "Transaction: <code>{tx}</code>").format(
+        id=request.order_id, amount=owed_text(request.amount, request.asset),
+        address=html.escape(request.address or "—"), tx=html.escape(request.reference or ""))
+
+
+def failed_text(request: RefundRequest) -> str:
+    return _("⚠️ Refund of order #{order} could not be sent automatically: {error}.\nSend {amount} to user "
+             "<code>{user}</code> by hand, then record it: /refund_done {order} REFERENCE").format(
+        order=request.order_id, error=html.escape(request.error or "?"),
+        amount=owed_text(request.amount, request.asset), user=request.user_id)

@@ -10,16 +10,23 @@ Wire format, as documented and as the maintained clients (aiocryptopay, @gramio/
   comma-separated string), status active → paid | expired; after payment ``paid_asset``,
   ``paid_amount``, ``paid_usd_rate``, ``paid_fiat_rate`` (fiat), ``fee_asset``, ``fee_amount``, ``paid_at``
   (plus the deprecated ``usd_rate``, ``fee`` and ``pay_url``).
+- ``transfer`` (user_id, asset, amount, spend_id, comment, disable_send_notification) sends coins from
+  the app's balance to a user's @CryptoBot wallet and answers a Transfer (``transfer_id``, ``spend_id``,
+  ``user_id``, ``asset``, ``amount``, ``status`` "completed", ``completed_at``, ``comment``); a spend id
+  is accepted once. ``getTransfers`` (asset, transfer_ids, spend_id, offset, count) lists them.
 - Webhook: POST ``{"update_id", "update_type": "invoice_paid", "request_date", "payload": Invoice}``
   with header ``crypto-pay-api-signature`` = hex HMAC-SHA-256(key = SHA-256(token) digest, raw body).
 
 Error names seen from the real service: UNAUTHORIZED (401), METHOD_NOT_FOUND (405), APP_ERROR (500,
 e.g. ``accepted_assets`` sent as a JSON array instead of a comma-separated string; reproduced here).
 The 400 names (AMOUNT_TOO_SMALL, ASSET_INVALID, ...) follow the service's naming but are guesses, and
-so are the limits behind them (amount worth 0.01 to 1,000,000 USD).
+so are the limits behind them (amount worth 0.01 to 1,000,000 USD), and the transfer errors
+(INSUFFICIENT_FUNDS, SPEND_ID_ALREADY_USED, SPEND_ID_REQUIRED, USER_ID_INVALID).
 
 Sandbox differences: invoice links open this server's pay page (``GET /pay/{hash}``); exchange rates
-are fixed (:data:`USD_RATES`, :data:`FIAT_PER_USD`); webhook retries are seconds apart, not hours.
+are fixed (:data:`USD_RATES`, :data:`FIAT_PER_USD`); webhook retries are seconds apart, not hours; the
+app starts with :data:`STARTING_BALANCE_USD` worth of every asset; a transfer is recorded in
+``transfers`` and passed to every ``on_transfer`` callback (the sandbox shows it in the buyer's chat).
 """
 
 from __future__ import annotations
@@ -66,6 +73,8 @@ PAID_BUTTONS = frozenset({"viewItem", "openChannel", "openBot", "callback"})
 MIN_USD, MAX_USD = Decimal("0.01"), Decimal("1000000")
 MAX_EXPIRES_IN = 2_678_400  # 31 days
 _HASH_ALPHABET = string.ascii_letters + string.digits
+#: What the sandbox app holds of each asset before any invoice is paid (so refunds can be sent).
+STARTING_BALANCE_USD = Decimal("1000")
 _DEFAULT_ERRORS = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 404: "NOT_FOUND", 405: "METHOD_NOT_FOUND",
                    429: "TOO_MANY_REQUESTS", 500: "APP_ERROR"}
 
@@ -166,7 +175,12 @@ class CryptoPayStandIn(ProviderStandIn):
             "getme": self._get_me, "createinvoice": self._create_invoice,
             "getinvoices": self._get_invoices, "deleteinvoice": self._delete_invoice,
             "getexchangerates": self._get_exchange_rates, "getbalance": self._get_balance,
+            "transfer": self._transfer, "gettransfers": self._get_transfers,
         }
+        self.transfers: dict[int, JSON] = {}
+        self._transfer_ids = itertools.count(501)
+        #: Called with each new transfer (as on the wire), e.g. to show it in the user's chat.
+        self.on_transfer: list[Callable[[JSON], None]] = []
         self.app.router.add_route("*", "/api/{method}", self._handle)
         self.app.router.add_get("/pay/{hash}", self._page)
         self.app.router.add_post("/pay/{hash}", self._page_pay)
@@ -346,12 +360,78 @@ class CryptoPayStandIn(ProviderStandIn):
         return [{"is_valid": True, "is_crypto": True, "is_fiat": False, "source": asset, "target": fiat,
                  "rate": plain_decimal(self.rate(asset, fiat))} for asset in ASSETS for fiat in FIAT_PER_USD]
 
-    def _get_balance(self, p: JSON) -> list[JSON]:
-        available = dict.fromkeys(ASSETS, Decimal(0))
+    def balance(self) -> dict[str, Decimal]:
+        """What the app holds of each asset: the starting balance, plus paid invoices net of fees,
+        minus transfers."""
+        available = {a: _quantize(STARTING_BALANCE_USD / USD_RATES[a], a) for a in ASSETS}
         for inv in self.invoices.values():
             if inv["status"] == "paid":
                 available[inv["paid_asset"]] += Decimal(inv["paid_amount"]) - Decimal(inv["fee_amount"])
-        return [{"currency_code": a, "available": plain_decimal(v), "onhold": "0"} for a, v in available.items()]
+        for transfer in self.transfers.values():
+            available[transfer["asset"]] -= Decimal(transfer["amount"])
+        return available
+
+    def _get_balance(self, p: JSON) -> list[JSON]:
+        return [{"currency_code": a, "available": plain_decimal(v), "onhold": "0"}
+                for a, v in self.balance().items()]
+
+    def _transfer(self, p: JSON) -> JSON:
+        user_id = _int(p, "user_id", "USER_ID_INVALID")
+        if user_id is None or user_id <= 0:
+            raise bad("USER_ID_INVALID")
+        asset = (_text(p, "asset") or "").upper()
+        if asset not in ASSETS:
+            raise bad("ASSET_INVALID")
+        amount = _amount(p)
+        if amount != _quantize(amount, asset):
+            raise bad("AMOUNT_INVALID")
+        usd = amount * USD_RATES[asset]
+        if usd < MIN_USD:
+            raise bad("AMOUNT_TOO_SMALL")
+        if usd > MAX_USD:
+            raise bad("AMOUNT_TOO_BIG")
+        spend_id = _text(p, "spend_id", max_len=64, error="SPEND_ID_INVALID")
+        if spend_id is None:
+            raise bad("SPEND_ID_REQUIRED")
+        if any(t["spend_id"] == spend_id for t in self.transfers.values()):
+            raise bad("SPEND_ID_ALREADY_USED")
+        comment = _text(p, "comment", max_len=1024)
+        if self.balance()[asset] < amount:
+            raise bad("INSUFFICIENT_FUNDS")
+        transfer: JSON = {"transfer_id": next(self._transfer_ids), "spend_id": spend_id, "user_id": user_id,
+                          "asset": asset, "amount": plain_decimal(amount), "status": "completed",
+                          "completed_at": iso(self.clock())}
+        if comment is not None:
+            transfer["comment"] = comment
+        self.transfers[transfer["transfer_id"]] = transfer
+        if not _bool(p, "disable_send_notification", False):
+            for callback in self.on_transfer:
+                callback(copy.deepcopy(transfer))
+        return copy.deepcopy(transfer)
+
+    def _get_transfers(self, p: JSON) -> JSON:
+        raw_ids = p.get("transfer_ids")
+        if isinstance(raw_ids, list):
+            raw_ids = ",".join(map(str, raw_ids))
+        ids: set[int] | None = None
+        if raw_ids not in (None, ""):
+            try:
+                ids = {int(x) for x in str(raw_ids).split(",") if x.strip()}
+            except ValueError:
+                raise bad("TRANSFER_IDS_INVALID") from None
+        asset = (_text(p, "asset") or "").upper() or None
+        spend_id = _text(p, "spend_id")
+        offset = _int(p, "offset", "OFFSET_INVALID") or 0
+        count = _int(p, "count", "COUNT_INVALID")
+        count = 100 if count is None else count
+        if offset < 0:
+            raise bad("OFFSET_INVALID")
+        if not 1 <= count <= 1000:
+            raise bad("COUNT_INVALID")
+        items = [copy.deepcopy(t) for t in sorted(self.transfers.values(), key=lambda t: -t["transfer_id"])
+                 if (ids is None or t["transfer_id"] in ids) and (asset is None or t["asset"] == asset)
+                 and (spend_id is None or t["spend_id"] == spend_id)]
+        return {"items": items[offset:offset + count]}
 
     # ------------------------------------------------------------------ driving API
 

@@ -48,6 +48,8 @@ SANDBOX_PRIVATE_CHANNEL_ID = -1001000000002
 #: TELEGRAM_CHANNEL_MAP["crypto"]: where crypto signals are posted.
 SANDBOX_SIGNALS_CHANNEL_ID = -1001000000003
 KRYPTO_EXPRESS_CALLBACK_SECRET = "sandbox-kryptoexpress-callback-secret"
+#: The user id @CryptoBot's notes appear under in a user's chat (transfers received).
+CRYPTOBOT_ID = 1559501630
 #: Users waiting in the web chat's list (the admin is added too).
 DEMO_USERS = ((1001, "Alice", "en"), (1002, "Борис", "ru"))
 
@@ -62,6 +64,7 @@ class Sandbox:
         self.kryptoexpress = KryptoExpressStandIn(callback_secret=KRYPTO_EXPRESS_CALLBACK_SECRET)
         self.openrouter = OpenRouterStandIn()
         self.deepseek = DeepSeekStandIn()
+        self.cryptopay.on_transfer.append(self._show_transfer)
         self.base_url = ""
         self.settings: Settings | None = None
         #: The bot, when started by :func:`running_sandbox`.
@@ -120,6 +123,17 @@ class Sandbox:
         # model_copy does not validate: every value above already has the field's type.
         self.settings = settings.model_copy(update=overrides)
         return self.settings
+
+    def _show_transfer(self, transfer: dict) -> None:
+        """@CryptoBot tells the receiver of a transfer; the sandbox shows it in their chat."""
+        state = self.telegram.chats.get(transfer["user_id"])
+        if state is None:
+            return
+        sender = {"id": CRYPTOBOT_ID, "is_bot": True, "first_name": "Crypto Bot", "username": "CryptoBot"}
+        text = f"💸 @CryptoBot: you received {transfer['amount']} {transfer['asset']} from {self.cryptopay.app_name}"
+        if transfer.get("comment"):
+            text += f"\n{transfer['comment']}"
+        self.telegram._new_message(state, sender, {"text": text}, from_bot=False)
 
     def bind_bot(self, web_port: int, host: str = "127.0.0.1") -> None:
         """Point the payment stand-ins' webhooks at the bot's HTTP app on ``web_port``."""

@@ -22,7 +22,8 @@ from db.models import Order
 from services.money import plain
 from services.openrouter import KeyInfo, ModelPrice, OpenRouterClient, OpenRouterError
 from services.orders import Status
-from services.products import Delivery, FulfilmentFailed
+from services.products import Delivery, FulfilmentFailed, TakenBack
+from services.vault import SecretVault
 
 log = logging.getLogger(__name__)
 
@@ -159,32 +160,66 @@ def key_name(order_id: int) -> str:
 
 class AiTokenFulfiller:
     """Creates the order's OpenRouter key. Idempotent: an existing `order-<id>` key is looked up first.
-    Its secret cannot be read back, so a key left by an attempt that died before recording delivery
-    is deleted and issued afresh — the buyer always ends with exactly one working key."""
+
+    The secret is kept encrypted (services.vault) from creation until the delivery is recorded: a
+    retry after a crash (even one after the message went out) sends the same key again. A key whose
+    secret was never kept (the attempt died right after creating it, before anyone saw it) is
+    deleted and issued afresh, so the buyer always ends with exactly one working key."""
 
     product = PRODUCT
 
-    def __init__(self, client: OpenRouterClient) -> None:
-        self.client = client
+    def __init__(self, client: OpenRouterClient, vault: SecretVault) -> None:
+        self.client, self.vault = client, vault
 
     async def fulfil(self, order: Order) -> Delivery:
         if not self.client.can_issue_keys:
             raise FulfilmentFailed("OPENROUTER_MANAGEMENT_KEY is not set")
         name, limit = key_name(order.id), Decimal(order.details["base_usd"])
         try:
-            for stale in await self.client.find_key(name):
-                log.warning("order %s: replacing key %s left by an earlier attempt", order.id, stale.hash[:8])
-                await self.client.delete_key(stale.hash)
-            issued = await self.client.create_key(name, limit)
+            existing = await self.client.find_key(name)
+            kept = await self.vault.get(order.id) if existing else None
+            key_hash, _sep, key = (kept or "").partition(":")
+            if not any(k.hash == key_hash and not k.disabled for k in existing):
+                key_hash = key = ""
+            for stale in existing:
+                if stale.hash != key_hash:
+                    log.warning("order %s: replacing key %s left by an earlier attempt", order.id, stale.hash[:8])
+                    await self.client.delete_key(stale.hash)
+            if not key:
+                issued = await self.client.create_key(name, limit)
+                key_hash, key = issued.info.hash, issued.key
+                await self.vault.put(order.id, f"{key_hash}:{key}")
+            else:
+                log.warning("order %s: delivering the key issued by an earlier attempt again", order.id)
         except OpenRouterError as exc:
             if not exc.retryable:
                 raise FulfilmentFailed(str(exc)) from None
             raise
-        model, tokens, base_url, key = order.details["model"], order.details["tokens"], self.client.api_url, issued.key
+        model, tokens, base_url = order.details["model"], order.details["tokens"], self.client.api_url
         return Delivery(
             text=lambda: delivery_text(key, model, tokens, base_url),
-            record={"key_hash": issued.info.hash, "key_last4": key[-4:], "limit_usd": format(limit, "f"),
+            record={"key_hash": key_hash, "key_last4": key[-4:], "limit_usd": format(limit, "f"),
                     "model": model, "tokens": tokens})
+
+    def takes_back(self, order: Order) -> str:
+        last4 = (order.delivery or {}).get("key_last4")
+        if last4:
+            return _("the API key …{last4} is switched off at once").format(last4=last4)
+        return _("no key was delivered yet; none will be")
+
+    async def revoke(self, order: Order) -> TakenBack:
+        """Switch off every key made for the order (the delivered one, and any an unfinished
+        attempt left); usage so far stays on OpenRouter's record."""
+        keys = [k for k in await self.client.find_key(key_name(order.id)) if not k.disabled]
+        used = Decimal(0)
+        for info in keys:
+            used += (await self.client.disable_key(info.hash)).usage
+        last4 = (order.delivery or {}).get("key_last4")
+        record = {"keys_disabled": [k.hash[:12] for k in keys], "used_usd": plain(used), "key_last4": last4}
+        if last4:
+            return TakenBack(lambda: _("🔑 Your API key …{last4} has been switched off.").format(last4=last4),
+                             record)
+        return TakenBack(lambda: _("🔑 No key will be issued for this order."), record)
 
 
 def delivery_text(key: str, model: str, tokens: int, base_url: str) -> str:
@@ -244,7 +279,8 @@ class AiTokenShop:
     async def credit_left(self, orders: list[Order]) -> dict[int, tuple[Decimal, Decimal]]:
         """(remaining, limit) USD of each delivered key, asked of OpenRouter; orders it can't answer for
         are left out."""
-        keyed = [o for o in orders if o.product == PRODUCT and (o.delivery or {}).get("key_hash")]
+        keyed = [o for o in orders if o.product == PRODUCT and (o.delivery or {}).get("key_hash")
+                 and o.status != Status.REFUNDED]
 
         async def one(order: Order) -> tuple[int, KeyInfo | None]:
             try:

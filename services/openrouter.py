@@ -139,6 +139,11 @@ class OpenRouterClient:
         data = await self._request("POST", "/keys", body=body)
         return IssuedKey(key=data["key"], info=_key_info(data["data"]))
 
+    async def disable_key(self, key_hash: str) -> KeyInfo:
+        """Switch a key off at once (``PATCH /keys/{hash}`` with ``{"disabled": true}``): it stops
+        answering, and what it used stays on record."""
+        return _key_info((await self._request("PATCH", f"/keys/{key_hash}", body='{"disabled": true}'))["data"])
+
     async def delete_key(self, key_hash: str) -> None:
         await self._request("DELETE", f"/keys/{key_hash}")
 

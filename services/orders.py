@@ -421,14 +421,18 @@ class OrderService:
 
     async def refund(self, order_id: int, *, cause: str, detail: dict | None = None) -> list[Payment]:
         """Mark an order and its payments refunded; returns the payments that were refunded."""
-        now = self.clock()
         async with self.db.transaction() as session:
-            await self.transition_in(session, order_id, S.REFUNDED, cause=cause, detail=detail)
-            rows = await session.execute(select(Payment).where(
-                Payment.order_id == order_id, Payment.refunded_at.is_(None)))
-            payments = list(rows.scalars())
-            for payment in payments:
-                payment.refunded_at = now
+            return await self.refund_in(session, order_id, cause=cause, detail=detail)
+
+    async def refund_in(self, session: AsyncSession, order_id: int, *, cause: str,
+                        detail: dict | None = None) -> list[Payment]:
+        """`refund` inside the caller's transaction (which records what is owed back with it)."""
+        await self.transition_in(session, order_id, S.REFUNDED, cause=cause, detail=detail)
+        rows = await session.execute(select(Payment).where(
+            Payment.order_id == order_id, Payment.refunded_at.is_(None)).order_by(Payment.id))
+        payments = list(rows.scalars())
+        for payment in payments:
+            payment.refunded_at = self.clock()
         return payments
 
     async def payment_by_external_id(self, provider: str, payment_id: str) -> Payment | None:

@@ -20,9 +20,10 @@ from aiogram.utils.i18n import gettext as _
 from db.models import Order
 from services.channel import PrivateChannel
 from services.orders import OrderService
+from services.plan_upgrade import AFTER, CREDIT, DOWNGRADE, end_credited, move_after, plan_change, start_after_higher
 from services.plans import PLANS, Plan
-from services.products import Delivery, FulfilmentFailed
-from services.subscriptions import SubscriptionService
+from services.products import Delivery, FulfilmentFailed, TakenBack
+from services.subscriptions import SubscriptionService, plan_takes_back, take_back_plan
 
 PRODUCT = "plan"
 
@@ -76,15 +77,26 @@ class PlanShop:
             return Placed(problem="unknown_plan")
         plan, period = parsed
         length = "1 month" if period.code == "month" else "12 months"
+        price = period.price_cents(plan)
+        change = await plan_change(self.orders.db, user_id, plan, price, self.orders.clock())
+        details = {"plan": plan.code, "period": period.code, "days": period.days, "base_cents": price,
+                   "plan_change": change.details()}
+        if change.mode == CREDIT:  # the order's own record of the credit: amount and cause
+            details["credit"] = {"cents": change.credit_cents, "exact": str(change.exact_credit),
+                                 "cause": "upgrade", "from_plan": change.from_plan, "periods": change.periods}
         order = await self.orders.create(
             user_id=user_id, product=PRODUCT, product_ref=product_ref(plan, period),
-            title=f"{plan.name} plan · {length}", amount_cents=period.price_cents(plan), ttl=self.ttl,
-            details={"plan": plan.code, "period": period.code, "days": period.days})
+            title=f"{plan.name} plan · {length}", amount_cents=price - change.credit_cents, ttl=self.ttl,
+            details=details)
         return Placed(order=order)
 
 
-def activated_text(plan_name: str, ends: str, link: str | None, channel: bool) -> str:
-    lines = [_("✅ <b>{plan} plan active</b> until {ends}.").format(plan=plan_name, ends=ends)]
+def activated_text(plan_name: str, ends: str, link: str | None, channel: bool, starts: str | None = None) -> str:
+    if starts:  # a lower plan bought while a higher one runs
+        lines = [_("✅ <b>{plan} plan</b> bought: it starts {starts}, when your current plan's time ends, and runs "
+                   "until {ends}.").format(plan=plan_name, starts=starts, ends=ends)]
+    else:
+        lines = [_("✅ <b>{plan} plan active</b> until {ends}.").format(plan=plan_name, ends=ends)]
     if link:
         lines.append(_("🔑 Your private channel invite (one person, one use): {link}").format(link=link))
     elif channel:
@@ -109,10 +121,25 @@ class PlanFulfiller:
         days = int((order.details or {}).get("days") or period.days)
         period_row = await self.subscriptions.add_time(order.user_id, plan.code, days, source="order",
                                                        order_id=order.id)
+        change = (order.details or {}).get("plan_change") or {}
+        now = self.subscriptions.clock()
+        if change.get("mode") == CREDIT:  # the lower time was paid for by the credit: it ends now
+            await end_credited(self.subscriptions.db, change.get("periods") or [], now)
+        elif change.get("mode") == AFTER:
+            await move_after(self.subscriptions.db, order.id, change.get("periods") or [], plan, now)
+        if period_row.starts_at <= now or change.get("mode") == DOWNGRADE:
+            period_row = await start_after_higher(self.subscriptions.db, period_row.id, plan, now)
         member = await self.channel.is_member(order.user_id)
         link = None if member else await self.channel.invite(order.user_id, until=period_row.ends_at)
         ends = format_end(period_row.ends_at, self.tz)
+        starts = format_end(period_row.starts_at, self.tz) if period_row.starts_at > now else None
         return Delivery(
-            text=lambda: activated_text(plan.name, ends, link, self.channel.enabled and not member),
+            text=lambda: activated_text(plan.name, ends, link, self.channel.enabled and not member, starts),
             record={"plan": plan.code, "period": period.code, "days": days,
                     "ends_at": period_row.ends_at.isoformat(), "invite_sent": link is not None})
+
+    def takes_back(self, order: Order) -> str:
+        return plan_takes_back()
+
+    async def revoke(self, order: Order) -> TakenBack:
+        return await take_back_plan(self.subscriptions, self.channel, order)

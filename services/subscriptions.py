@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from aiogram.utils.i18n import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,8 +14,10 @@ from db.base import utcnow
 from db.engine import Database
 from db.models import Order
 from db.models_subscriptions import Subscription
+from services.channel import PrivateChannel
 from services.orders import Status
 from services.plans import FREE, PLANS, Plan
+from services.products import TakenBack
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,35 +80,90 @@ class SubscriptionService:
             return list(await session.scalars(query))
 
     async def revoke_refunded(self) -> list[int]:
-        """Take back the time of periods whose order was refunded: what is not used yet ends now, and
-        later periods on the same plan move up to close the gap. Safe to repeat; returns the users
-        whose time changed."""
+        """Safety net for refunds made outside the bot's refund flow (e.g. Telegram's own): take back
+        the time of periods whose order was refunded. Safe to repeat; returns the users whose time
+        changed."""
         now = self.clock()
         async with self.db.session() as session:
             ids = list(await session.scalars(
                 select(Subscription.id).join(Order, Order.id == Subscription.order_id)
                 .where(Order.status == Status.REFUNDED, Subscription.ends_at > now,
                        Subscription.ends_at > Subscription.starts_at).order_by(Subscription.id)))
-        users: list[int] = []
+        users = []
         for sub_id in ids:
-            async with self.db.transaction() as session:
-                row = await session.get(Subscription, sub_id)
-                old_end = row.ends_at
-                new_end = max(row.starts_at, now)
-                removed = old_end - new_end
-                if removed <= timedelta(0):
-                    continue
-                result = await session.execute(update(Subscription).where(
-                    Subscription.id == sub_id, Subscription.ends_at == old_end).values(ends_at=new_end))
-                if result.rowcount != 1:
-                    continue
-                later = await session.scalars(select(Subscription).where(
-                    Subscription.user_id == row.user_id, Subscription.plan == row.plan, Subscription.id != sub_id,
-                    Subscription.starts_at >= old_end))
-                for period in later:
-                    period.starts_at, period.ends_at = period.starts_at - removed, period.ends_at - removed
-                users.append(row.user_id)
+            cut = await self._cut(sub_id, now)
+            if cut is not None:
+                users.append(cut[0])
         return users
+
+    async def revoke_order(self, order_id: int) -> timedelta:
+        """Take back, now, the time `order_id` bought that is not used yet: its period ends now (or
+        never starts), and later periods on the same plan move up to close the gap. Idempotent;
+        returns the time removed."""
+        now = self.clock()
+        async with self.db.session() as session:
+            ids = list(await session.scalars(select(Subscription.id).where(
+                Subscription.order_id == order_id, Subscription.ends_at > now,
+                Subscription.ends_at > Subscription.starts_at)))
+        removed = timedelta(0)
+        for sub_id in ids:
+            cut = await self._cut(sub_id, now)
+            if cut is not None:
+                removed += cut[1]
+        return removed
+
+    async def _cut(self, sub_id: int, now: datetime) -> tuple[int, timedelta] | None:
+        """End one period's unused time now; (user id, time removed), or None if nothing changed."""
+        async with self.db.transaction() as session:
+            row = await session.get(Subscription, sub_id)
+            old_end = row.ends_at
+            new_end = max(row.starts_at, now)
+            removed = old_end - new_end
+            if removed <= timedelta(0):
+                return None
+            result = await session.execute(update(Subscription).where(
+                Subscription.id == sub_id, Subscription.ends_at == old_end).values(ends_at=new_end))
+            if result.rowcount != 1:
+                return None
+            later = await session.scalars(select(Subscription).where(
+                Subscription.user_id == row.user_id, Subscription.plan == row.plan, Subscription.id != sub_id,
+                Subscription.starts_at >= old_end))
+            for period in later:
+                period.starts_at, period.ends_at = period.starts_at - removed, period.ends_at - removed
+            return row.user_id, removed
+
+
+async def take_back_plan(subscriptions: SubscriptionService, channel: PrivateChannel, order: Order) -> TakenBack:
+    """A plan order's refund: its unused time ends now, and the private channel is left when no
+    paid time remains."""
+    removed = await subscriptions.revoke_order(order.id)
+    current = await subscriptions.current(order.user_id)
+    removed_from_channel = False
+    if not current.plan.is_paid and channel.enabled:
+        removed_from_channel = await channel.remove(order.user_id)
+        if not removed_from_channel and await channel.is_member(order.user_id):
+            raise RuntimeError(f"could not remove user {order.user_id} from the private channel")
+    plan_name = current.plan.name
+    days = round(removed.total_seconds() / 86400, 1)
+    record = {"removed_days": days, "plan_now": current.plan.code,
+              "plan_ends_at": current.ends_at and current.ends_at.isoformat(), "left_channel": removed_from_channel}
+
+    def text() -> str:
+        lines = [_("📅 The plan time bought with this order has been removed.")]
+        if current.plan.is_paid:
+            lines.append(_("You keep the <b>{plan}</b> plan you paid for separately.").format(plan=plan_name))
+        else:
+            lines.append(_("You're on the Free plan now."))
+            if removed_from_channel:
+                lines.append(_("Your access to the private channel has ended."))
+        return "\n".join(lines)
+
+    return TakenBack(text, record)
+
+
+def plan_takes_back() -> str:
+    return _("the plan time bought with this order ends at once (and the private channel, if no other "
+             "paid time remains)")
 
 
 async def best_plans(session: AsyncSession, now: datetime) -> dict[int, tuple[Plan, datetime]]:

@@ -46,14 +46,14 @@ def build_router() -> Router:
             await message.answer(usage())
             return
         user_arg, plan_code, days_arg = args[0], args[1].lower(), args[2]
-        if not user_arg.isdigit() or len(user_arg) > 15:
+        if not (user_arg.isascii() and user_arg.isdigit()) or len(user_arg) > 15:
             await message.answer(_("The user id must be a number.") + "\n" + usage())
             return
         plan = PLANS.get(plan_code)
         if plan is None or not plan.is_paid:
             await message.answer(_("There's no paid plan called that.") + "\n" + usage())
             return
-        if not days_arg.isdigit() or len(days_arg) > 6:
+        if not (days_arg.isascii() and days_arg.isdigit()) or len(days_arg) > 6:
             await message.answer(_("Days must be a whole number.") + "\n" + usage())
             return
         days = int(days_arg)

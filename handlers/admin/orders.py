@@ -1,19 +1,63 @@
-"""Admins: /refund <order_id> and /orders <user_id>."""
+"""Admins: /refund <order_id> (always confirmed first), /refund_done <order_id> <tx>, /orders <user_id>.
+
+The confirmation (`RefundAct`) is the one refund flow of the bot: the user card's refund buttons
+open it too."""
 
 from __future__ import annotations
 
 import html
 
 from aiogram import F, Router
-from aiogram.filters import Command, CommandObject
-from aiogram.types import Message
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callbacks import RowId, TelegramId
 from bot.texts import status_label
+from db.models_refunds import RefundRequest
 from handlers.user.orders import orders_text
-from processing.refunds import RefundService
+from processing.refunds import (
+    AWAITING_ADDRESS,
+    EXCESS,
+    FAILED,
+    FULL,
+    REQUESTED,
+    SENT,
+    Owed,
+    Preview,
+    RefundResult,
+    RefundService,
+    SentCb,
+    owed_text,
+)
+from services.money import usd
 from services.orders import OrderService
 from services.settings import Settings
+
+MAX_ORDER_ID = 2**31 - 1
+
+
+class RefundAct(CallbackData, prefix="rf"):
+    action: str  # ask, yes, no
+    order_id: RowId
+    kind: str = FULL  # full, excess
+    back: TelegramId = 0  # the user card to go back to (0: none)
+
+
+class RecordTx(StatesGroup):
+    reference = State()
+
+
+def order_id_arg(text: str | None) -> int | None:
+    """An order id as an admin types it ("42" or "#42"); None for anything else (letters, "²", 30 digits)."""
+    value = (text or "").strip().lstrip("#")
+    if not (value.isascii() and value.isdigit()) or len(value) > 10 or not 0 < int(value) <= MAX_ORDER_ID:
+        return None
+    return int(value)
 
 
 def refund_problem(order_id: int | str, reason: str) -> str:
@@ -22,10 +66,104 @@ def refund_problem(order_id: int | str, reason: str) -> str:
         return _("Order #{id} doesn't exist.").format(id=order_id)
     if reason.startswith("status:"):
         return _("Order #{id} is {status}: nothing to refund.").format(id=order_id, status=status_label(reason[7:]))
-    if reason == "stars_unavailable":
-        reason = _("Telegram Stars are switched off, so the Stars payment can't be returned")
+    if reason == "no_excess":
+        return _("Order #{id} has no overpaid amount left to refund.").format(id=order_id)
+    if reason == "already":
+        return _("Order #{id} is already being refunded.").format(id=order_id)
+    if reason == "provider_unavailable":
+        reason = _("its payment provider is switched off, so the payment can't be returned")
     return _("Refund of order #{id} failed: {reason}. Nothing was changed.").format(
         id=order_id, reason=html.escape(reason.removeprefix("telegram:")))
+
+
+def _owed_line(item: Owed) -> str:
+    amount = owed_text(item.amount, item.asset)
+    if item.automatic:
+        return _("• {amount} sent back automatically ({provider})").format(
+            amount=amount, provider=html.escape(item.payment.provider))
+    return _("• {amount} on-chain ({provider}): the buyer is asked for an address, then you send it by hand "
+             "and record the transaction").format(amount=amount, provider=html.escape(item.payment.provider))
+
+
+def preview_text(preview: Preview) -> str:
+    order = preview.order
+    lines = [_("↩️ <b>Refund order #{id}</b> to user <code>{user}</code>?").format(id=order.id, user=order.user_id),
+             f"{html.escape(order.title)} · {usd(order.amount_cents)} · {status_label(order.status)}"]
+    if preview.kind == EXCESS:
+        lines.append(_("Only what was paid over the price goes back; the order stays as it is."))
+    elif preview.takes_back:
+        lines.append(_("Takes back: {what}.").format(what=preview.takes_back()))
+    lines.append(_("Money back:") if preview.owed else _("No payment to send back."))
+    lines += [_owed_line(item) for item in preview.owed]
+    return "\n".join(lines)
+
+
+def preview_markup(preview: Preview, back: int) -> InlineKeyboardMarkup:
+    order_id = preview.order.id
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("✅ Confirm refund"), callback_data=RefundAct(action="yes", order_id=order_id,
+                                                                       kind=preview.kind, back=back))
+    if preview.kind == FULL and preview.excess:
+        over = ", ".join(owed_text(o.amount, o.asset) for o in preview.excess)
+        builder.button(text=_("↩️ Refund only the overpaid {amount}").format(amount=over),
+                       callback_data=RefundAct(action="yes", order_id=order_id, kind=EXCESS, back=back))
+    builder.button(text=_("Cancel"), callback_data=RefundAct(action="no", order_id=order_id, back=back))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def _request_line(request: RefundRequest) -> str:
+    amount = owed_text(request.amount, request.asset)
+    if request.state == SENT:
+        return _("✅ {amount} sent back ({reference}).").format(amount=amount,
+                                                               reference=html.escape(request.reference or ""))
+    if request.state == AWAITING_ADDRESS:
+        return _("📮 {amount} on-chain: the buyer is asked for an address; you'll then get exactly what to "
+                 "send.").format(amount=amount)
+    if request.state == REQUESTED:
+        return _("⏳ {amount} not sent yet ({error}); retried every minute.").format(
+            amount=amount, error=html.escape(request.error or "in progress"))
+    if request.state == FAILED:
+        return _("⚠️ {amount} could not be sent: {error}. Send it by hand, then record it: "
+                 "/refund_done {order} REFERENCE").format(amount=amount, error=html.escape(request.error or "?"),
+                                                          order=request.order_id)
+    return f"{amount}: {request.state}"
+
+
+def result_text(result: RefundResult) -> str:
+    if result.kind == FULL:
+        lines = [_("↩️ Order #{id} refunded; the buyer has been told what changes.").format(id=result.order_id)]
+        if result.taken_back is not None:
+            lines.append(result.taken_back.text())
+        else:
+            lines.append(_("⚠️ Taking the product back failed ({error}); it is retried every minute.").format(
+                error=html.escape(result.takeback_error or "?")))
+    else:
+        lines = [_("↩️ Refunding the overpaid part of order #{id}; the buyer has been told.").format(
+            id=result.order_id)]
+    lines += [_request_line(r) for r in result.requests]
+    return "\n".join(lines)
+
+
+def back_markup(user_id: int) -> InlineKeyboardMarkup | None:
+    if not user_id:
+        return None
+    from handlers.admin.users import UserAct  # the card imports this module
+
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("⬅️ Back to the user"), callback_data=UserAct(action="card", user_id=user_id))
+    return builder.as_markup()
+
+
+async def ask(target: Message, refunds: RefundService, order_id: int, kind: str, *, back: int = 0,
+              edit: bool = False) -> str | None:
+    """Show what refunding `order_id` would do, with Confirm / Cancel; a problem text instead if it can't."""
+    preview = await refunds.preview(order_id, kind)
+    if preview.problem:
+        return refund_problem(order_id, preview.problem)
+    text, markup = preview_text(preview), preview_markup(preview, back)
+    await (target.edit_text(text, reply_markup=markup) if edit else target.answer(text, reply_markup=markup))
+    return None
 
 
 def build_router() -> Router:
@@ -33,22 +171,79 @@ def build_router() -> Router:
 
     @router.message(Command("refund"))
     async def refund(message: Message, command: CommandObject, refunds: RefundService):
-        arg = (command.args or "").strip().lstrip("#")
-        if not arg.isdigit() or len(arg) > 12:
+        order_id = order_id_arg(command.args)
+        if order_id is None:
             await message.answer(_("Usage: /refund ORDER_ID, e.g. /refund 42"))
             return
-        result = await refunds.refund(int(arg), admin_id=message.from_user.id)
-        if not result.ok:
-            await message.answer(refund_problem(arg, result.reason))
-            return
-        lines = [_("↩️ Order #{id} refunded; the user has been told.").format(id=arg)]
-        if result.stars_refunded:
-            lines.append(_("{stars} ⭐ returned through Telegram.").format(stars=result.stars_refunded))
-        for item in result.manual:
-            lines.append(_("Send back by hand: {item}.").format(item=item))
-        await message.answer("\n".join(lines))
+        problem = await ask(message, refunds, order_id, FULL)
+        if problem:
+            await message.answer(problem)
 
-    @router.message(Command("orders", magic=F.args.regexp(r"^\d{1,15}$")))
+    @router.callback_query(RefundAct.filter(F.action == "ask"))
+    async def asked(query: CallbackQuery, callback_data: RefundAct, refunds: RefundService):
+        problem = await ask(query.message, refunds, callback_data.order_id, FULL, back=callback_data.back, edit=True)
+        await query.answer(problem or None, show_alert=bool(problem))
+
+    @router.callback_query(RefundAct.filter(F.action == "yes"))
+    async def confirmed(query: CallbackQuery, callback_data: RefundAct, refunds: RefundService):
+        if callback_data.kind not in (FULL, EXCESS):
+            await query.answer(_("This button is no longer active."), show_alert=True)
+            return
+        result = await refunds.refund(callback_data.order_id, admin_id=query.from_user.id, kind=callback_data.kind)
+        if not result.ok:
+            await query.answer(refund_problem(callback_data.order_id, result.reason), show_alert=True)
+            return
+        await query.message.edit_text(result_text(result), reply_markup=back_markup(callback_data.back))
+        await query.answer(_("Refund recorded."))
+
+    @router.callback_query(RefundAct.filter(F.action == "no"))
+    async def cancelled(query: CallbackQuery, callback_data: RefundAct):
+        await query.message.edit_text(_("Refund of order #{id} cancelled; nothing was changed.").format(
+            id=callback_data.order_id), reply_markup=back_markup(callback_data.back))
+        await query.answer()
+
+    @router.callback_query(SentCb.filter())
+    async def record_start(query: CallbackQuery, callback_data: SentCb, refunds: RefundService, state: FSMContext):
+        request = await refunds.request(callback_data.request_id)
+        if request is None or request.state == SENT:
+            await query.answer(_("That refund is already recorded as sent."), show_alert=True)
+            return
+        await state.set_state(RecordTx.reference)
+        await state.update_data(refund_request=request.id)
+        await query.message.answer(_("Send the transaction hash (or the transfer's reference) of the refund for "
+                                     "order #{id}. /cancel to stop.").format(id=request.order_id))
+        await query.answer()
+
+    @router.message(StateFilter(RecordTx.reference), F.text, ~F.text.startswith("/"))
+    async def record_reference(message: Message, refunds: RefundService, state: FSMContext):
+        request_id = (await state.get_data()).get("refund_request", 0)
+        problem = await refunds.record_sent(request_id, message.text, admin_id=message.from_user.id)
+        if problem == "bad_reference":
+            await message.answer(_("That doesn't look like a transaction reference (letters, digits, - _ :, "
+                                   "6–200 characters). Send it again, or /cancel."))
+            return
+        await state.clear()
+        await message.answer(sent_answer(request_id, problem))
+
+    @router.message(Command("refund_done"))
+    async def refund_done(message: Message, command: CommandObject, refunds: RefundService):
+        args = (command.args or "").split()
+        order_id = order_id_arg(args[0]) if len(args) == 2 else None
+        if order_id is None:
+            await message.answer(_("Usage: /refund_done ORDER_ID TRANSACTION, e.g. /refund_done 42 9f3c…e1"))
+            return
+        request = await refunds.open_for_order(order_id)
+        if request is None:
+            await message.answer(_("Order #{id} has no refund waiting to be sent by hand.").format(id=order_id))
+            return
+        problem = await refunds.record_sent(request.id, args[1], admin_id=message.from_user.id)
+        if problem == "bad_reference":
+            await message.answer(_("That doesn't look like a transaction reference (letters, digits, - _ :, "
+                                   "6–200 characters)."))
+            return
+        await message.answer(sent_answer(request.id, problem))
+
+    @router.message(Command("orders", magic=F.args.regexp(r"^[0-9]{1,15}$")))
     async def user_orders(message: Message, command: CommandObject, orders: OrderService, settings: Settings):
         user_id = int(command.args)
         items = await orders.for_user(user_id, limit=20)
@@ -57,3 +252,11 @@ def build_router() -> Router:
                              _("User {id} has no orders.").format(id=user_id))
 
     return router
+
+
+def sent_answer(request_id: int, problem: str | None) -> str:
+    if problem is None:
+        return _("✅ Recorded; the buyer has been sent the transaction.")
+    if problem == "state":
+        return _("That refund is not waiting to be sent by hand (already recorded?). Nothing was changed.")
+    return _("No such refund. Nothing was changed.")

@@ -9,7 +9,8 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.commands import ADMIN_COMMANDS
 
-EXTRA_ADMIN_COMMANDS = ("user", "audit", "export", "import_whales", "whale_set")  # not in the command menu
+#: Not in the command menu.
+EXTRA_ADMIN_COMMANDS = ("user", "audit", "export", "import_whales", "whale_set", "refund_done")
 
 
 def build_router() -> Router:

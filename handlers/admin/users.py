@@ -14,8 +14,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callbacks import RowId, TelegramId
 from bot.texts import status_label
 from db.models import User
-from handlers.admin.orders import refund_problem
-from processing.refunds import RefundService
+from handlers.admin.orders import RefundAct
 from services.audit import AuditService
 from services.money import usd
 from services.orders import MONEY_IN, OrderService
@@ -26,7 +25,7 @@ from services.whales import WhaleService, short_address
 
 
 class UserAct(CallbackData, prefix="uact"):
-    action: str  # ban, unban, refund, refund_yes, card
+    action: str  # ban, unban, card (refunds: handlers.admin.orders.RefundAct)
     user_id: TelegramId
     order_id: RowId = 0
 
@@ -70,7 +69,7 @@ async def card(user: User, data: dict) -> tuple[str, InlineKeyboardMarkup]:
     for order in items:
         if order.status in MONEY_IN and order.status != "refunded":
             builder.button(text=_("↩️ Refund #{id}").format(id=order.id),
-                           callback_data=UserAct(action="refund", user_id=user.id, order_id=order.id))
+                           callback_data=RefundAct(action="ask", order_id=order.id, back=user.id))
     builder.adjust(1)
     lines.append("\n" + _("Grant a plan: /grant {id} pro 30").format(id=user.id))
     return "\n".join(lines), builder.as_markup()
@@ -106,33 +105,6 @@ def build_router() -> Router:
                            before={"banned": before}, after={"banned": banned})
         await show(query.message, callback_data.user_id, {"users": users, "settings": settings, **data}, edit=True)
         await query.answer(_("Banned.") if banned else _("Unbanned."))
-
-    @router.callback_query(UserAct.filter(F.action == "refund"))
-    async def refund_ask(query: CallbackQuery, callback_data: UserAct, orders: OrderService):
-        order = await orders.get(callback_data.order_id)
-        if order is None or order.user_id != callback_data.user_id:
-            await query.answer(_("No such order for this user."), show_alert=True)
-            return
-        builder = InlineKeyboardBuilder()
-        builder.button(text=_("Yes, refund"), callback_data=UserAct(action="refund_yes", user_id=order.user_id,
-                                                                   order_id=order.id))
-        builder.button(text=_("No"), callback_data=UserAct(action="card", user_id=order.user_id))
-        await query.message.edit_text(_("Refund order #{id} ({title}, {amount}) to user {user}?").format(
-            id=order.id, title=html.escape(order.title), amount=usd(order.amount_cents), user=order.user_id),
-            reply_markup=builder.as_markup())
-        await query.answer()
-
-    @router.callback_query(UserAct.filter(F.action == "refund_yes"))
-    async def refund_do(query: CallbackQuery, callback_data: UserAct, refunds: RefundService, orders: OrderService,
-                        **data):
-        order = await orders.get(callback_data.order_id)
-        if order is None or order.user_id != callback_data.user_id:
-            await query.answer(_("No such order for this user."), show_alert=True)
-            return
-        result = await refunds.refund(order.id, admin_id=query.from_user.id)
-        await query.answer(_("Refunded.") if result.ok else refund_problem(order.id, result.reason),
-                           show_alert=not result.ok)
-        await show(query.message, order.user_id, {"orders": orders, **data}, edit=True)
 
     @router.callback_query(UserAct.filter(F.action == "card"))
     async def back(query: CallbackQuery, callback_data: UserAct, **data):

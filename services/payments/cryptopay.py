@@ -215,6 +215,55 @@ class CryptoPayProvider:
     async def present(self, invoice_id: str, request: InvoiceRequest, amount: Decimal) -> None:
         return None  # the bot shows the pay link (and address)
 
+    # ------------------------------------------------------------------ paying back (refunds)
+
+    async def transfer(self, *, user_id: int, asset: str, amount: Decimal, spend_id: str,
+                       comment: str | None = None) -> dict[str, Any]:
+        """``transfer`` coins from the app's balance to a Telegram user's @CryptoBot wallet.
+
+        Exactly once per ``spend_id`` (Crypto Pay accepts a spend id once): a retry first looks the
+        spend id up with ``getTransfers`` and returns the transfer already made."""
+        done = await self.find_transfer(spend_id)
+        if done is not None:
+            return done
+        params: dict[str, Any] = {"user_id": user_id, "asset": asset, "amount": format(amount.normalize(), "f"),
+                                  "spend_id": spend_id, "disable_send_notification": False}
+        if comment:
+            params["comment"] = _truncate(comment, 1024)
+        try:
+            result = await self._call("transfer", params)
+        except ProviderError:
+            done = await self.find_transfer(spend_id)  # accepted, but the answer was lost or refused as a repeat
+            if done is not None:
+                return done
+            raise
+        if not isinstance(result, dict) or "transfer_id" not in result:
+            raise ProviderError("Crypto Pay transfer: reply without a transfer", retryable=False)
+        return result
+
+    async def find_transfer(self, spend_id: str) -> dict[str, Any] | None:
+        result = await self._call("getTransfers", {"spend_id": spend_id, "count": 1})
+        items = result.get("items") if isinstance(result, dict) else None
+        found = [t for t in items or [] if isinstance(t, dict) and t.get("spend_id") == spend_id]
+        return found[0] if found else None
+
+    def payback_terms(self, payment: Any, amount: Decimal) -> tuple[str, Decimal]:
+        """What to send back for `amount` (in the payment's own unit, USD for our invoices): the
+        same share of the coins the payer actually paid."""
+        raw = payment.raw or {}
+        paid_asset, paid_amount = raw.get("paid_asset"), finite_decimal(raw.get("paid_amount"))
+        if not paid_asset or paid_amount is None or not payment.amount:
+            return payment.asset, amount
+        return str(paid_asset).upper(), (paid_amount * amount / payment.amount).quantize(
+            Decimal(1).scaleb(paid_amount.as_tuple().exponent))
+
+    async def pay_back(self, payment: Any, *, user_id: int, asset: str, amount: Decimal, spend_id: str,
+                       comment: str) -> str:
+        """Refund by transfer to the payer's @CryptoBot wallet; returns the transfer id."""
+        transfer = await self.transfer(user_id=user_id, asset=asset, amount=amount, spend_id=spend_id,
+                                       comment=comment)
+        return f"transfer {transfer['transfer_id']}"
+
     async def close(self) -> None:
         if self._owns_client:
             await self._client.aclose()

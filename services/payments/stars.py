@@ -10,13 +10,15 @@ import secrets
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import LabeledPrice
 
 from db.base import utcnow
 from services.money import stars_for
-from services.payments.base import InvoiceDraft, InvoiceRequest, RemoteInvoice, WebhookRejected
+from services.payments.base import InvoiceDraft, InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
 
 
 def invoice_payload(order_id: int) -> str:
@@ -54,6 +56,22 @@ class StarsProvider:
 
     async def refund(self, user_id: int, charge_id: str) -> None:
         await self.bot.refund_star_payment(user_id=user_id, telegram_payment_charge_id=charge_id)
+
+    def payback_terms(self, payment: Any, amount: Decimal) -> tuple[str, Decimal]:
+        return payment.asset, amount  # Telegram returns a whole charge, never a part
+
+    async def pay_back(self, payment: Any, *, user_id: int, asset: str, amount: Decimal, spend_id: str,
+                       comment: str) -> str:
+        """Return the whole charge through Telegram (a repeat is answered CHARGE_ALREADY_REFUNDED)."""
+        if amount != payment.amount:
+            raise ProviderError("Telegram Stars can only be returned as a whole charge", retryable=False)
+        try:
+            await self.refund(user_id, payment.external_id)
+        except TelegramAPIError as exc:
+            if "ALREADY_REFUNDED" not in exc.message:
+                raise ProviderError(f"Telegram: {exc.message}",
+                                    retryable=not isinstance(exc, TelegramBadRequest)) from None
+        return "Telegram Stars"
 
     async def close(self) -> None:
         pass

@@ -88,24 +88,33 @@ async def test_user_card_ban_and_audit(harness):
 
 async def test_refund_from_the_user_card_needs_confirmation(harness):
     h = harness
-    order = await paid_order(h, 9, 700, provider="cryptopay")
-    await h.press(ADMIN_ID, f"uact:refund:9:{order.id}")
-    assert "Refund order #" in h.session.of("EditMessageText")[-1].text
+    order = await paid_order(h, 9, 700, provider="kryptoexpress")
+    await h.press(ADMIN_ID, f"rf:ask:{order.id}:full:9")
+    preview = h.session.of("EditMessageText")[-1].text
+    assert f"Refund order #{order.id}" in preview and "$7.00 on-chain" in preview
     assert (await h.app.orders.get(order.id)).status == Status.PAID  # not yet
-    await h.press(ADMIN_ID, f"uact:refund_yes:9:{order.id}")
+    await h.press(ADMIN_ID, f"rf:yes:{order.id}:full:9")
     assert (await h.app.orders.get(order.id)).status == Status.REFUNDED
-    assert "has been refunded" in h.session.texts_to(9)[-1]
+    told = h.session.texts_to(9)[-1]
+    assert f"Refund of order #{order.id}" in told and "we need your wallet address" in told
+    assert "refunded" not in told and "sent back" not in told  # no money has moved yet
     entries, _ = await h.app.audit.page(0)
     refund = next(e for e in entries if e.action == "refund")
     assert refund.target == f"order:{order.id}" and refund.before == {"status": "paid"}
-    assert refund.after["manual"] == ["7 USD via cryptopay"]
+    assert refund.after["money"][0] | {"state": "awaiting_address"} == refund.after["money"][0]
+    assert (refund.after["money"][0]["amount"], refund.after["money"][0]["asset"]) == ("7", "USD")
 
 
-async def test_forged_refund_button_for_another_users_order_is_refused(harness):
-    order = await paid_order(harness, 10, 700)
-    await harness.press(ADMIN_ID, f"uact:refund_yes:11:{order.id}")
-    assert "No such order for this user" in harness.session.of("AnswerCallbackQuery")[-1].text
-    assert (await harness.app.orders.get(order.id)).status == Status.PAID
+async def test_refund_cancelled_changes_nothing_and_pending_shows_in_orders(harness):
+    h = harness
+    order = await paid_order(h, 10, 700, provider="kryptoexpress")
+    await h.send(ADMIN_ID, f"/refund {order.id}")
+    await h.press(ADMIN_ID, f"rf:no:{order.id}:full:0")
+    assert "cancelled; nothing was changed" in h.session.of("EditMessageText")[-1].text
+    assert (await h.app.orders.get(order.id)).status == Status.PAID
+    await h.press(ADMIN_ID, f"rf:yes:{order.id}:full:0")
+    await h.send(10, "/orders")
+    assert "refund pending: the money has not been sent back yet" in h.session.texts_to(10)[-1]
 
 
 async def test_admins_cannot_be_banned(harness):

@@ -136,9 +136,10 @@ async def test_paid_order_gets_one_key_with_the_base_cost_as_limit(shop, openrou
     stored = await shop.app.orders.get(order.id)
     assert stored.delivery["key_last4"] == key.secret[-4:] and stored.delivery["key_hash"] == key.hash
     async with shop.db.session() as s:  # the secret itself is stored nowhere
-        for table in ("orders", "order_events", "fulfilment_jobs", "payments", "invoices"):
+        for table in ("orders", "order_events", "fulfilment_jobs", "payments", "invoices", "delivery_secrets"):
             rows = (await s.execute(text(f"SELECT * FROM {table}"))).all()
             assert key.secret not in repr(rows), table
+        assert (await s.execute(text("SELECT count(*) FROM delivery_secrets"))).scalar() == 0  # wiped
 
 
 async def test_openrouter_down_at_fulfilment_is_retried(shop, openrouter):
@@ -156,12 +157,57 @@ async def test_openrouter_down_at_fulfilment_is_retried(shop, openrouter):
     assert (await shop.app.orders.get(order.id)).status == Status.FULFILLED
 
 
-async def test_repeated_fulfilment_leaves_exactly_one_live_key(shop, openrouter):
+class DiesAfterSending:
+    """The real deliverer, then the process dies (a BaseException the worker does not catch) before
+    the delivery is recorded: the crash of issue 14.6, injected between send and record."""
+
+    def __init__(self, deliverer):
+        self.deliverer = deliverer
+
+    async def deliver(self, order, delivery):
+        await self.deliverer.deliver(order, delivery)
+        raise KeyboardInterrupt("process killed")
+
+    async def fulfilment_failed(self, order, error):
+        await self.deliverer.fulfilment_failed(order, error)
+
+
+async def test_a_crash_after_sending_delivers_the_same_key_again(shop, openrouter):
+    from processing.delivery import BotDeliverer
+    from processing.fulfilment import FulfilmentWorker
+
     order = await buy_and_pay(shop, 11)
+    app = shop.app
+    dying = FulfilmentWorker(app.db, app.orders, app.fulfillers, DiesAfterSending(BotDeliverer(app.notifier)))
+    with pytest.raises(KeyboardInterrupt):
+        await dying.run_once()
+    assert (await app.orders.get(order.id)).status == Status.PAID  # sent, not recorded
+    async with shop.db.session() as s:
+        [kept] = (await s.execute(text("SELECT ciphertext FROM delivery_secrets"))).all()
+    [key] = [k for k in openrouter.keys.values() if k.name == key_name(order.id)]
+    assert key.secret not in kept[0]  # kept encrypted
+
+    restarted = FulfilmentWorker(app.db, app.orders, app.fulfillers, BotDeliverer(app.notifier))
+    await restarted.recover()
+    await restarted.run_once()
+    assert (await app.orders.get(order.id)).status == Status.FULFILLED
+    sent = [t for t in shop.session.texts_to(11) if "Your AI tokens are ready" in t]
+    assert len(sent) == 2 and all(key.secret in t for t in sent)  # the same key, not a revoked first one
+    live = [k for k in openrouter.keys.values() if k.name == key_name(order.id) and not k.disabled]
+    assert live == [key]
+    async with shop.db.session() as s:
+        assert (await s.execute(text("SELECT count(*) FROM delivery_secrets"))).scalar() == 0
+
+
+async def test_a_key_never_kept_is_replaced_not_delivered(shop, openrouter):
+    """Died between creating the key and keeping it: nobody saw that key, so a new one is issued."""
+    order = await buy_and_pay(shop, 13)
     fulfiller = shop.app.fulfillers["ai_tokens"]
     fresh = await shop.app.orders.get(order.id)
-    first = await fulfiller.fulfil(fresh)  # the process dies after this...
-    second = await fulfiller.fulfil(fresh)  # ...and the retry runs it again
+    first = await fulfiller.fulfil(fresh)
+    async with shop.db.transaction() as s:
+        await s.execute(text("DELETE FROM delivery_secrets"))
+    second = await fulfiller.fulfil(fresh)
     live = [k for k in openrouter.keys.values() if k.name == key_name(order.id)]
     assert len(live) == 1 and live[0].hash == second.record["key_hash"] != first.record["key_hash"]
 

@@ -241,7 +241,7 @@ async def test_delete_invoice_rates_and_balance(cp, http):
     cp.pay(inv["invoice_id"], "USDT")
     r = await api(http, "getBalance")
     usdt = next(b for b in r.json()["result"] if b["currency_code"] == "USDT")
-    assert Decimal(usdt["available"]) == Decimal("9.7")  # 10 USDT less the 3 % fee
+    assert Decimal(usdt["available"]) == Decimal("1009.7")  # the starting 1,000 + 10 USDT less the 3 % fee
     assert (await api(http, "deleteInvoice", invoice_id=inv["invoice_id"])).json() == {"ok": True, "result": True}
     r = await api(http, "deleteInvoice", invoice_id=inv["invoice_id"])
     assert r.json()["error"] == {"code": 400, "name": "INVOICE_NOT_FOUND"}
@@ -250,3 +250,21 @@ async def test_delete_invoice_rates_and_balance(cp, http):
     assert by_pair[("USDT", "USD")] == "1" and by_pair[("BTC", "USD")] == "65000"
     assert by_pair[("TON", "USD")] == "5" and all(x["is_valid"] for x in rates)
     await cp.drain()
+
+
+async def test_transfer_pays_a_user_once_per_spend_id(cp, http):
+    seen = []
+    cp.on_transfer.append(seen.append)
+    r = await api(http, "transfer", user_id=701, asset="USDT", amount="2.5", spend_id="refund:1:full",
+                  comment="Refund of order #1")
+    transfer = r.json()["result"]
+    assert transfer | {"user_id": 701, "asset": "USDT", "amount": "2.5", "status": "completed",
+                       "spend_id": "refund:1:full"} == transfer and seen == [transfer]
+    again = await api(http, "transfer", user_id=701, asset="USDT", amount="2.5", spend_id="refund:1:full")
+    assert again.json()["error"] == {"code": 400, "name": "SPEND_ID_ALREADY_USED"}
+    listed = (await api(http, "getTransfers", spend_id="refund:1:full")).json()["result"]["items"]
+    assert listed == [transfer]
+    too_much = await api(http, "transfer", user_id=701, asset="BTC", amount="1", spend_id="x2")
+    assert too_much.json()["error"] == {"code": 400, "name": "INSUFFICIENT_FUNDS"}
+    usdt = next(b for b in (await api(http, "getBalance")).json()["result"] if b["currency_code"] == "USDT")
+    assert Decimal(usdt["available"]) == Decimal("997.5")

@@ -13,7 +13,7 @@ from decimal import Decimal
 from db.models import Order
 from services.orders import PaymentReport
 from services.payments.base import InvoiceDraft, InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
-from services.products import Delivery
+from services.products import Delivery, TakenBack
 
 
 @dataclass
@@ -86,6 +86,7 @@ class RecordingProduct:
 
     def __init__(self) -> None:
         self.created: dict[int, int] = {}  # order id -> effects created for it
+        self.revoked: set[int] = set()  # orders whose effect was withdrawn by a refund
         self.fail_next = 0
 
     async def fulfil(self, order: Order) -> Delivery:
@@ -97,3 +98,14 @@ class RecordingProduct:
         if not exists:
             self.created[order.id] = self.created.get(order.id, 0) + 1
         return Delivery(text=lambda: f"Here is item {order.id}", record={"item": order.id})
+
+    def takes_back(self, order: Order) -> str:
+        return f"item {order.id} is withdrawn"
+
+    async def revoke(self, order: Order) -> TakenBack:
+        """Withdraw the order's effect (idempotent); `fail_next` makes the outside party fail first."""
+        if self.fail_next:
+            self.fail_next -= 1
+            raise ConnectionError("upstream unavailable")
+        self.revoked.add(order.id)
+        return TakenBack(lambda: f"Item {order.id} withdrawn", {"item": order.id})
