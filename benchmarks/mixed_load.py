@@ -62,6 +62,8 @@ class Figures:
     update_latency: list[float] = field(default_factory=list)
     ingest_latency: list[float] = field(default_factory=list)
     loop_lag: list[float] = field(default_factory=list)
+    bot_requests: int = 0  # Bot API requests through the outgoing gate during the load
+    rate_limit: float = 0.0
     unanswered: int = 0
     went_wrong: int = 0
     busy_answers: int = 0
@@ -96,6 +98,8 @@ class Figures:
                      f"'busy' {self.busy_answers}")
         lines.append(f"   ingest: n={len(self.ingest_latency)} p50 {pct(self.ingest_latency, 50)}, "
                      f"p95 {pct(self.ingest_latency, 95)}, max {pct(self.ingest_latency, 100)}")
+        lines.append(f"   outgoing Bot API requests: {self.bot_requests / self.seconds:.1f}/s "
+                     f"(TELEGRAM_RATE_LIMIT {self.rate_limit:g}/s: above ~90 % answers queue in the gate)")
         lines.append(f"   bot's event-loop lag: p50 {pct(self.loop_lag, 50)}, p95 {pct(self.loop_lag, 95)}, "
                      f"max {pct(self.loop_lag, 100)}")
         lines.append(f"   lost rows: signals {self.lost_signals}/{len(self.accepted_signals)}, "
@@ -264,10 +268,12 @@ async def measure(data_dir: Path | str, *, users: int, ingest_workers: int = 20,
             pump = asyncio.create_task(chats.pump())
             base = f"http://127.0.0.1:{sb.app.port}"
             until = time.monotonic() + seconds
+            figures.rate_limit, dispatched = sb.settings.telegram_rate_limit, sb.app.gate.stats.dispatched
             await asyncio.gather(
                 run_senders(base, ingest_workers, seconds, figures), loop_lag(figures, until),
                 *(pay(sb, FIRST_PAYER + p, figures, until) for p in range(payers)),
                 *(chat(chats, FIRST_USER + u, figures, until) for u in range(users)))
+            figures.bot_requests = sb.app.gate.stats.dispatched - dispatched
             settled = time.monotonic() + SETTLE_SECONDS  # the last webhooks land
             await count_lost(sb, figures)
             while figures.unpaid_orders and time.monotonic() < settled:
