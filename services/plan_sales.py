@@ -127,12 +127,15 @@ class PlanFulfiller:
             await end_credited(self.subscriptions.db, change.get("periods") or [], now)
         elif change.get("mode") == AFTER:
             await move_after(self.subscriptions.db, order.id, change.get("periods") or [], plan, now)
+        starts = None
         if period_row.starts_at <= now or change.get("mode") == DOWNGRADE:
+            was = period_row.starts_at
             period_row = await start_after_higher(self.subscriptions.db, period_row.id, plan, now)
+            if period_row.starts_at != was:  # waits for the higher plan's time to end
+                starts = format_end(period_row.starts_at, self.tz)
         member = await self.channel.is_member(order.user_id)
         link = None if member else await self.channel.invite(order.user_id, until=period_row.ends_at)
         ends = format_end(period_row.ends_at, self.tz)
-        starts = format_end(period_row.starts_at, self.tz) if period_row.starts_at > now else None
         return Delivery(
             text=lambda: activated_text(plan.name, ends, link, self.channel.enabled and not member, starts),
             record={"plan": plan.code, "period": period.code, "days": days,

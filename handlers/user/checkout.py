@@ -62,8 +62,20 @@ async def edit_or_keep(message: Message, text: str, markup: InlineKeyboardMarkup
 
 
 def order_summary(order: Order) -> str:
+    credit = (order.details or {}).get("credit")
+    if credit:  # base, credit and total, as recorded on the order
+        return _("🧾 <b>Order #{id}</b>\n{title}\nPrice: {base}\nCredit: −{credit} ({cause})\n"
+                 "Total: <b>{amount}</b>").format(
+            id=order.id, title=html.escape(order.title), base=usd(int(order.details["base_cents"])),
+            credit=usd(int(credit["cents"])), cause=credit_cause(credit), amount=usd(order.amount_cents))
     return _("🧾 <b>Order #{id}</b>\n{title}\nTotal: <b>{amount}</b>").format(
         id=order.id, title=html.escape(order.title), amount=usd(order.amount_cents))
+
+
+def credit_cause(credit: dict) -> str:
+    if credit.get("cause") == "upgrade":
+        return _("unused time of your {plan} plan").format(plan=html.escape(str(credit.get("from_plan", "")).title()))
+    return html.escape(str(credit.get("cause", "")))
 
 
 def payment_options(order: Order, checkout: CheckoutService, stars: StarsProvider | None) -> InlineKeyboardMarkup:
@@ -77,13 +89,15 @@ def payment_options(order: Order, checkout: CheckoutService, stars: StarsProvide
 
 
 async def offer_payment(target: Message, order: Order, checkout: CheckoutService, stars: StarsProvider | None,
-                        *, edit: bool) -> None:
-    """What a product handler calls once it has created an order."""
+                        *, edit: bool, note: str | None = None) -> None:
+    """What a product handler calls once it has created an order (`note`: what else the purchase
+    does, said before payment)."""
+    summary = order_summary(order) + (f"\n\n{note}" if note else "")
     if not checkout.methods(order.amount_cents):
-        text = order_summary(order) + "\n\n" + _("Payments are not set up yet. Please try again later.")
+        text = summary + "\n\n" + _("Payments are not set up yet. Please try again later.")
         markup = None
     else:
-        text = order_summary(order) + "\n\n" + _("Choose how to pay:")
+        text = summary + "\n\n" + _("Choose how to pay:")
         markup = payment_options(order, checkout, stars)
     if edit:
         await edit_or_keep(target, text, markup)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
@@ -10,12 +12,14 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.keyboards import Menu
+from db.models import Order
 from handlers.user.checkout import offer_payment
 from services.channel import PrivateChannel
 from services.checkout import CheckoutService
 from services.money import usd
 from services.payments.stars import StarsProvider
 from services.plan_sales import PERIODS, PlanShop, format_end
+from services.plan_upgrade import AFTER, CREDIT
 from services.plans import PLANS, Plan
 from services.settings import Settings
 from services.subscriptions import Current, SubscriptionService
@@ -47,7 +51,8 @@ def plan_lines(plan: Plan) -> str:
 def plans_screen(current: Current, settings: Settings, channel: PrivateChannel) -> tuple[str, InlineKeyboardMarkup]:
     parts = [_("📈 <b>Signal plans</b>")] + [plan_lines(p) for p in PLANS.values()]
     if current.plan.is_paid and current.ends_at is not None:
-        parts.append(_("Your plan: <b>{plan}</b> until {ends}. Buying more adds to the time that's left.").format(
+        parts.append(_("Your plan: <b>{plan}</b> until {ends}. Buying more adds to the time that's left; a higher "
+                       "plan credits your unused time, a lower one starts when this one ends.").format(
             plan=current.plan.name, ends=format_end(current.ends_at, settings.tz)))
     else:
         parts.append(_("Your plan: <b>Free</b>."))
@@ -68,6 +73,25 @@ def plans_screen(current: Current, settings: Settings, channel: PrivateChannel) 
     return "\n\n".join(parts), builder.as_markup()
 
 
+def change_note(order: Order, settings: Settings) -> str | None:
+    """What buying this plan does to the time the user already has, said before payment."""
+    change = (order.details or {}).get("plan_change") or {}
+    mode, other = change.get("mode"), PLANS.get(change.get("from_plan") or "")
+    plan = PLANS.get((order.details or {}).get("plan") or "")
+    if mode is None or other is None or plan is None:
+        return None
+    until = format_end(datetime.fromisoformat(change["until"]), settings.tz) if change.get("until") else "—"
+    if mode == CREDIT:
+        return _("⬆️ Upgrade: your {old} time (until {until}) ends when {new} starts; its unused value is "
+                 "credited above, to the cent.").format(old=other.name, until=until, new=plan.name)
+    if mode == AFTER:
+        return _("⬆️ Upgrade: your {old} time left (until {until}) is worth more than this order, so it is kept: "
+                 "it pauses while {new} runs and resumes after it.").format(old=other.name, until=until,
+                                                                            new=plan.name)
+    return _("⬇️ You're on {old} until {until}. {new} starts then, so none of your {old} time is lost.").format(
+        old=other.name, until=until, new=plan.name)
+
+
 def build_router() -> Router:
     router = Router(name="plans")
 
@@ -86,12 +110,13 @@ def build_router() -> Router:
 
     @router.callback_query(PlanBuy.filter())
     async def buy(query: CallbackQuery, callback_data: PlanBuy, plan_shop: PlanShop, checkout: CheckoutService,
-                  stars: StarsProvider | None):
+                  stars: StarsProvider | None, settings: Settings):
         placed = await plan_shop.place(query.from_user.id, callback_data.plan, callback_data.period)
         if placed.problem:
             await query.answer(_("This plan isn't available. Open /plans for the current choice."), show_alert=True)
             return
-        await offer_payment(query.message, placed.order, checkout, stars, edit=True)
+        await offer_payment(query.message, placed.order, checkout, stars, edit=True,
+                            note=change_note(placed.order, settings))
         await query.answer()
 
     @router.callback_query(PlanInvite.filter())

@@ -173,3 +173,41 @@ async def test_part_payment_names_the_asset_and_what_is_still_due(sb):
     shown = datetime.fromtimestamp(page_expiry, UTC).strftime("%Y-%m-%d %H:%M")
     assert shown in told["text"]  # the provider's own deadline, as its pay page shows it
     assert (await sb.app.orders.get(order.id)).status == Status.PAID_PARTIAL
+
+
+async def buy_plan(sb, label: str):
+    sb.telegram.send_text(BUYER, "/plans")
+    await sb.telegram.wait_for(message_with(sb, "Signal plans"))
+    sb.telegram.press_button(BUYER, label)
+    return await sb.telegram.wait_for(message_with(sb, "Choose how to pay"))
+
+
+async def test_basic_then_pro_shows_the_credit_before_payment_and_wastes_nothing(sb):
+    sb.telegram.add_user(BUYER, "Buyer")
+    await buy_plan(sb, "Basic · month")
+    sb.telegram.press_button(BUYER, "Crypto Pay")
+    await sb.telegram.wait_for(message_with(sb, "accept our terms"))
+    sb.telegram.press_button(BUYER, "I accept")
+    await sb.telegram.wait_for(message_with(sb, "with the button below"))
+    [basic] = await sb.app.orders.for_user(BUYER)
+    [invoice] = await sb.app.orders.invoices(basic.id)
+    sb.cryptopay.pay(invoice.external_id)
+    await sb.telegram.wait_for(message_with(sb, "Basic plan active"), timeout=10)
+
+    screen = await buy_plan(sb, "Pro · month")
+    pro = (await sb.app.orders.for_user(BUYER))[0]
+    credit = pro.details["credit"]
+    assert 0 < credit["cents"] <= 999 and pro.amount_cents == 2999 - credit["cents"]
+    assert "Price: $29.99" in screen["text"]
+    assert f"Credit: −${credit['cents'] / 100:.2f}" in screen["text"]
+    assert f"Total: ${pro.amount_cents / 100:.2f}" in screen["text"]  # the chat shows text without tags
+    assert "Upgrade: your Basic time" in screen["text"]
+    sb.telegram.press_button(BUYER, "Crypto Pay")
+    await sb.telegram.wait_for(message_with(sb, f"Pay ${pro.amount_cents / 100:.2f} with the button below"))
+    [pro_invoice] = await sb.app.orders.invoices(pro.id)
+    sb.cryptopay.pay(pro_invoice.external_id)
+    await sb.telegram.wait_for(message_with(sb, "Pro plan active"), timeout=10)
+    current = await sb.app.subscriptions.current(BUYER)
+    assert current.plan.code == "pro"
+    # Basic's time went into the credit: it no longer runs beneath Pro
+    assert await sb.app.subscriptions.subscribers(["basic"]) == []
