@@ -38,6 +38,7 @@ from processing.subscriptions import SubscriptionLifecycle
 from processing.whale_alerts import WhaleAlerts
 from processing.whale_ingest import add_routes as add_whale_routes
 from processing.whale_post import WeeklyWhalePost
+from services.admin_prefs import AdminPrefService
 from services.ai_tokens import PRODUCT, AiTokenFulfiller, AiTokenShop, Headroom, PriceBook, PriceRules
 from services.audit import AuditService
 from services.broadcasts import BroadcastService
@@ -107,8 +108,9 @@ class App:
         self.plan_lifecycle = SubscriptionLifecycle(self.subscriptions, PlanNotices(self.db), self.channel,
                                                     self.notifier, settings.tz)
         self.worker = FulfilmentWorker(self.db, self.orders, self.fulfillers, BotDeliverer(self.notifier, self.orders))
+        self.admin_prefs = AdminPrefService(self.db)
         self.payments = PaymentProcessor(self.orders, self.providers, self.notifier, self.worker,
-                                        tz=settings.tz)
+                                        tz=settings.tz, admin_prefs=self.admin_prefs)
         self.audit = AuditService(self.db)
         self.refunds = RefundService(self.db, self.orders, self.notifier, self.providers, self.fulfillers,
                                      self.audit)
@@ -131,7 +133,7 @@ class App:
             signals=self.signals, broadcasts=self.broadcasts, signal_delivery=self.signal_delivery,
             broadcast_progress=self.broadcast_progress,
             throttle=throttle, subscriptions=self.subscriptions, whales=self.whales,
-            plan_shop=self.plan_shop, channel=self.channel)
+            plan_shop=self.plan_shop, channel=self.channel, admin_prefs=self.admin_prefs)
         self.scheduler = build_scheduler(settings.tz, on_failure=self.alerts.job_failed)
         self.web = build_web_app(self.db, payment_webhook=self.payments.handle_webhook)
         ingest_auth = IngestAuth.from_settings(settings, on_rejected=self.alerts.ingest_rejected)

@@ -8,12 +8,13 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callbacks import RowId
 from processing.notify import Notifier
 from services.broadcasts import BroadcastService, Progress
 
 
 class BroadcastCancel(CallbackData, prefix="bcx"):
-    id: int
+    id: RowId
 
 
 def progress_text(p: Progress) -> str:

@@ -9,6 +9,7 @@ tells people what happened, always after the database commit.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,9 +19,10 @@ from zoneinfo import ZoneInfo
 from aiogram.utils.i18n import gettext as _
 from prometheus_client import Counter
 
-from bot.texts import asset_name, status_label
+from bot.texts import asset_name, provider_name, status_label
 from processing.fulfilment import FulfilmentWorker
 from processing.notify import Notifier
+from services.admin_prefs import AdminPrefService
 from services.money import format_amount
 from services.orders import OrderService, PaymentOutcome, PaymentReport, Status
 from services.payments.base import PaymentProvider, ProviderError, WebhookRejected
@@ -43,9 +45,10 @@ class CheckResult:
 
 class PaymentProcessor:
     def __init__(self, orders: OrderService, providers: Mapping[str, PaymentProvider], notifier: Notifier,
-                 worker: FulfilmentWorker, *, tz: ZoneInfo = UTC) -> None:
+                 worker: FulfilmentWorker, *, tz: ZoneInfo = UTC, admin_prefs: AdminPrefService | None = None) -> None:
         self.orders, self.providers, self.notifier, self.worker = orders, providers, notifier, worker
         self.tz = tz  # deadlines are shown in the operator's time zone
+        self.admin_prefs = admin_prefs  # who wants a notice per sale (None: nobody)
         self._poll_lock = asyncio.Lock()
 
     # Inbound ----------------------------------------------------------------------------
@@ -200,6 +203,19 @@ class PaymentProcessor:
                 user=outcome.user_id))
         if outcome.to_status in (Status.PAID, Status.PAID_OVER):
             self.worker.wake()
+            await self._sale_notice(report, outcome)
+
+    async def _sale_notice(self, report: PaymentReport, outcome: PaymentOutcome) -> None:
+        """One notice per sale to each admin who has not switched them off (admin panel)."""
+        if self.admin_prefs is None:
+            return
+        order = await self.orders.get(outcome.order_id)
+        paid = format_amount(outcome.paid_total, asset_name(outcome.asset))
+        for admin_id in await self.admin_prefs.sale_notice_admins(self.notifier.admin_ids):
+            await self.notifier.send(admin_id, lambda: _(
+                "💰 Sale: order #{id} · {title} · {paid} via {provider} · user <code>{user}</code>").format(
+                id=order.id, title=html.escape(order.title), paid=paid, provider=provider_name(report.provider),
+                user=order.user_id))
 
     async def _settle_messages(self, order_id: int, status: Status, invoices: list) -> None:
         """Edit the order's invoice messages to their final state: no Pay / Check / Cancel buttons left

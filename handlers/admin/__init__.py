@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 
-from handlers.admin import audit, broadcast, content, grant, orders, panel, stats, support, users
+from handlers.admin import audit, broadcast, content, grant, orders, panel, sales, stats, support, users
 from handlers.admin import signals as signal_admin
 from handlers.admin import whales as whale_admin
 from handlers.admin.audit import AuditMiddleware
@@ -22,4 +22,5 @@ def build_router(admin_ids: list[int]) -> Router:
                            grant.build_router())
     router.include_routers(signal_admin.build_router(), broadcast.build_router())
     router.include_routers(whale_admin.build_router())
+    router.include_routers(sales.build_router())
     return router

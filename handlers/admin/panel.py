@@ -17,7 +17,8 @@ class AdminMenu(CallbackData, prefix="adm"):
 def panel_keyboard() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for action, label in (("stats", _("📊 Stats")), ("export", _("⬇️ Orders CSV")), ("content", _("📝 Content")),
-                          ("audit", _("📜 Audit log")), ("howto", _("🧭 Everything else"))):
+                          ("audit", _("📜 Audit log")), ("sales", _("🔔 Sale notices on/off")),
+                          ("howto", _("🧭 Everything else"))):
         builder.button(text=label, callback_data=AdminMenu(action=action))
     builder.adjust(2)
     return builder.as_markup()

@@ -11,11 +11,12 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.callbacks import RowId, TelegramId
+from bot.callbacks import Index, RowId, TelegramId
 from bot.texts import status_label
 from db.models import User
 from handlers.admin.orders import RefundAct
 from services.audit import AuditService
+from services.customers import orders_page, summary
 from services.money import usd
 from services.orders import MONEY_IN, OrderService
 from services.settings import Settings
@@ -30,15 +31,33 @@ class UserAct(CallbackData, prefix="uact"):
     order_id: RowId = 0
 
 
-async def card(user: User, data: dict) -> tuple[str, InlineKeyboardMarkup]:
-    """The card; `data` is the handler data (aiogram passes every service by name)."""
+class UserOrders(CallbackData, prefix="uord"):
+    user_id: TelegramId
+    page: Index
+
+
+ORDERS_PER_PAGE = 5
+
+
+def flag_text(flags) -> str:
+    names = {"paid_over": _("overpaid"), "paid_partial": _("part-paid"), "paid_late": _("paid late"),
+             "fulfil_failed": _("delivery failed"), "refunded": _("refunded"), "extra_payment": _("extra payment")}
+    return ", ".join(f"{names.get(k, k)} ×{n}" for k, n in sorted(flags.items()))
+
+
+async def card(user: User, data: dict, page: int = 0) -> tuple[str, InlineKeyboardMarkup]:
+    """The card; `data` is the handler data (aiogram passes every service by name). `page` pages
+    through every order of the user."""
     orders: OrderService = data["orders"]
     subscriptions: SubscriptionService = data["subscriptions"]
     whales: WhaleService = data["whales"]
     settings: Settings = data["settings"]
     fmt = "%Y-%m-%d %H:%M"
     plan = await subscriptions.current(user.id)
-    items = await orders.for_user(user.id, limit=5)
+    money = await summary(orders.db, user.id)
+    pages = max(1, -(-money.orders // ORDERS_PER_PAGE))
+    page = min(max(page, 0), pages - 1)
+    items = await orders_page(orders.db, user.id, page, ORDERS_PER_PAGE)
     state = (_("🚫 banned from the bot") if user.is_banned else
              _("⛔️ has blocked the bot") if user.is_blocked else _("✅ active"))
     lines = [
@@ -59,8 +78,14 @@ async def card(user: User, data: dict) -> tuple[str, InlineKeyboardMarkup]:
     if follows:
         lines.append(_("Follows {count} wallets: {wallets}").format(count=len(follows), wallets=", ".join(
             html.escape(w.label or short_address(w.address)) for _f, w in follows[:5])))
-    lines.append(_("Orders:") if items else _("No orders."))
-    lines += [f"#{o.id} · {html.escape(o.title)} · {usd(o.amount_cents)} · {status_label(o.status)}" for o in items]
+    lines.append(_("💰 Lifetime value: <b>{value}</b> · refunded {refunded} · {count} orders").format(
+        value=usd(money.lifetime_cents), refunded=usd(money.refunded_cents), count=money.orders))
+    if money.flags:
+        lines.append(_("⚠️ Flags: {flags}").format(flags=flag_text(money.flags)))
+    lines.append(_("Orders (page {page} of {pages}):").format(page=page + 1, pages=pages) if items
+                 else _("No orders."))
+    lines += [f"#{o.id} · {o.created_at.astimezone(settings.tz):%Y-%m-%d} · {html.escape(o.title)} · "
+              f"{usd(o.amount_cents)} · {status_label(o.status)}" for o in items]
     builder = InlineKeyboardBuilder()
     if user.is_banned:
         builder.button(text=_("✅ Unban"), callback_data=UserAct(action="unban", user_id=user.id))
@@ -70,6 +95,10 @@ async def card(user: User, data: dict) -> tuple[str, InlineKeyboardMarkup]:
         if order.status in MONEY_IN and order.status != "refunded":
             builder.button(text=_("↩️ Refund #{id}").format(id=order.id),
                            callback_data=RefundAct(action="ask", order_id=order.id, back=user.id))
+    if page > 0:
+        builder.button(text=_("◀️ Newer orders"), callback_data=UserOrders(user_id=user.id, page=page - 1))
+    if page + 1 < pages:
+        builder.button(text=_("Older orders ▶️"), callback_data=UserOrders(user_id=user.id, page=page + 1))
     builder.adjust(1)
     lines.append("\n" + _("Grant a plan: /grant {id} pro 30").format(id=user.id))
     return "\n".join(lines), builder.as_markup()
@@ -78,8 +107,8 @@ async def card(user: User, data: dict) -> tuple[str, InlineKeyboardMarkup]:
 def build_router() -> Router:
     router = Router(name="admin_users")
 
-    async def show(target: Message, user_id: int, data: dict, *, edit: bool) -> None:
-        text, markup = await card(await data["users"].get(user_id), data)
+    async def show(target: Message, user_id: int, data: dict, *, edit: bool, page: int = 0) -> None:
+        text, markup = await card(await data["users"].get(user_id), data, page)
         await (target.edit_text(text, reply_markup=markup) if edit else target.answer(text, reply_markup=markup))
 
     @router.message(Command("user"))
@@ -109,6 +138,14 @@ def build_router() -> Router:
     @router.callback_query(UserAct.filter(F.action == "card"))
     async def back(query: CallbackQuery, callback_data: UserAct, **data):
         await show(query.message, callback_data.user_id, data, edit=True)
+        await query.answer()
+
+    @router.callback_query(UserOrders.filter())
+    async def orders_page_button(query: CallbackQuery, callback_data: UserOrders, users: UserService, **data):
+        if await users.get(callback_data.user_id) is None:
+            await query.answer(_("No such user."), show_alert=True)
+            return
+        await show(query.message, callback_data.user_id, {"users": users, **data}, edit=True, page=callback_data.page)
         await query.answer()
 
     return router

@@ -211,3 +211,55 @@ async def test_basic_then_pro_shows_the_credit_before_payment_and_wastes_nothing
     assert current.plan.code == "pro"
     # Basic's time went into the credit: it no longer runs beneath Pro
     assert await sb.app.subscriptions.subscribers(["basic"]) == []
+
+
+ADMIN = 1000
+
+
+async def test_admins_get_a_notice_per_sale_unless_they_switch_it_off(sb):
+    sb.telegram.add_user(ADMIN, "Admin")
+    order, invoice = await crypto_pay_invoice(sb)
+    sb.cryptopay.pay(invoice.external_id)
+    notice = await sb.telegram.wait_for(message_with(sb, "Sale: order", chat_id=ADMIN), timeout=10)
+    assert f"order #{order.id}" in notice["text"] and "$1.44 via Crypto Pay" in notice["text"]
+    assert str(BUYER) in notice["text"]
+
+    sb.telegram.send_text(ADMIN, "/admin")
+    await sb.telegram.wait_for(message_with(sb, "Admin panel", chat_id=ADMIN))
+    sb.telegram.press_button(ADMIN, "Sale notices")
+    await sb.telegram.wait_for(lambda: any("Sale notices are off" in c.params.get("text", "")
+                                           for c in sb.telegram.calls_of("answerCallbackQuery")))
+    assert not await sb.app.admin_prefs.sale_notices_on(ADMIN)  # kept in the database
+    second = await sb.app.orders.create(user_id=BUYER, product="ai_tokens", product_ref="openai/gpt-4o-mini",
+                                        title="2,000 tokens", amount_cents=250, ttl=timedelta(minutes=30))
+    result = await sb.app.checkout.start(second.id, BUYER, "cryptopay")
+    sb.cryptopay.pay(result.invoice.external_id)
+    await sb.telegram.wait_for(message_with(sb, f"Payment received for order #{second.id}"), timeout=10)
+    await settle(sb)
+    sales = [m for m in sb.telegram.chat_messages(ADMIN, bot_only=True) if "Sale: order" in m.get("text", "")]
+    assert len(sales) == 1
+
+
+async def test_user_card_shows_lifetime_value_every_order_and_flags(sb):
+    sb.telegram.add_user(ADMIN, "Admin")
+    sb.telegram.add_user(BUYER, "Buyer")
+    sb.telegram.send_text(BUYER, "/start")
+    await sb.telegram.wait_for(message_with(sb, "Buyer"))
+    made = []
+    for n in range(7):
+        order = await sb.app.orders.create(user_id=BUYER, product="ai_tokens", product_ref="m", title=f"Item {n}",
+                                           amount_cents=100 * (n + 1), ttl=timedelta(minutes=30))
+        made.append(order)
+    await sb.app.orders.transition(made[0].id, Status.PAID_OVER, cause="test")  # $1.00, overpaid
+    await sb.app.orders.transition(made[1].id, Status.PAID, cause="test")  # $2.00
+    await sb.app.orders.transition(made[2].id, Status.PAID, cause="test")
+    await sb.app.orders.transition(made[2].id, Status.REFUNDED, cause="test")  # $3.00 refunded
+    sb.telegram.send_text(ADMIN, f"/user {BUYER}")
+    shown = await sb.telegram.wait_for(message_with(sb, "Lifetime value", chat_id=ADMIN))
+    assert "Lifetime value: $3.00 · refunded $3.00 · 7 orders" in shown["text"]
+    assert "overpaid ×1" in shown["text"] and "refunded ×1" in shown["text"]
+    assert "page 1 of 2" in shown["text"] and f"#{made[6].id} " in shown["text"]
+    assert f"#{made[0].id} " not in shown["text"]
+    sb.telegram.press_button(ADMIN, "Older orders")
+    older = await sb.telegram.wait_for(message_with(sb, "page 2 of 2", chat_id=ADMIN))
+    assert f"#{made[0].id} " in older["text"] and f"#{made[6].id} " not in older["text"]

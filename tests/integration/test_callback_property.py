@@ -73,7 +73,7 @@ def test_forged_callback_data_is_refused_cleanly(tmp_path):
     loop.run_until_complete(h.start())
     loop.run_until_complete(seed(h))
     try:
-        @settings(max_examples=40, deadline=None,
+        @settings(max_examples=15, deadline=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
         @given(taps=st.tuples(*(callback_data(prefix, fields) for prefix, fields in PREFIXES)),
                who=st.sampled_from([USER, ADMIN_ID]))

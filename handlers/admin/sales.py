@@ -1,0 +1,22 @@
+"""The admin panel's "Sale notices" switch: each admin decides whether they get a notice per sale."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.types import CallbackQuery
+from aiogram.utils.i18n import gettext as _
+
+from handlers.admin.panel import AdminMenu
+from services.admin_prefs import AdminPrefService
+
+
+def build_router() -> Router:
+    router = Router(name="admin_sales")
+
+    @router.callback_query(AdminMenu.filter(F.action == "sales"))
+    async def toggle(query: CallbackQuery, admin_prefs: AdminPrefService):
+        on = await admin_prefs.toggle_sale_notices(query.from_user.id)
+        await query.answer(_("🔔 You'll get a notice for every sale.") if on else
+                           _("🔕 Sale notices are off for you. Tap again to turn them back on."), show_alert=True)
+
+    return router
