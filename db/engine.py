@@ -15,6 +15,7 @@ a write could wait seconds). SQLite's busy timeout remains for other processes (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -108,7 +109,8 @@ class Database:
                 yield session
         finally:
             marker.active = False
-            _holding.reset(token)
+            with contextlib.suppress(ValueError):  # closed from another context (a collected generator)
+                _holding.reset(token)
             self._write_lock.release()
 
     async def ping(self) -> bool:
