@@ -255,7 +255,7 @@ class App:
         elif self.settings.webhook_mode:
             await self.dp.emit_shutdown(bot=self.bot)
         # scheduled runs in progress get a grace period, then are cancelled quietly (a stop is not a failure)
-        jobs = asyncio.create_task(self.scheduler.stop(self.job_grace))
+        jobs = spawn(self.scheduler.stop(self.job_grace), name="scheduler_stop")
         self.worker.stop()  # the job in hand finishes; an unfinished one is resumed after restart
         self.signal_delivery.stop()  # sends in hand finish; the rest stay queued for the next start
         try:
