@@ -13,6 +13,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.keyboards import Menu, back_to_menu
 from bot.texts import status_label
 from db.models import Order
+from handlers.user.checkout import edit_or_keep
 from processing.refunds import RefundService
 from services.ai_tokens import AiTokenShop
 from services.money import money_text, usd
@@ -62,7 +63,7 @@ def build_router() -> Router:
     async def orders_menu(query: CallbackQuery, orders: OrderService, settings: Settings, ai_tokens: AiTokenShop,
                           refunds: RefundService):
         text = await render(query.from_user.id, orders, settings, ai_tokens, refunds)
-        await query.message.edit_text(text, reply_markup=back_to_menu())
+        await edit_or_keep(query.message, text, back_to_menu())
         await query.answer()
 
     return router

@@ -13,7 +13,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.keyboards import Menu
 from db.models import Order
-from handlers.user.checkout import offer_payment
+from handlers.user.checkout import edit_or_keep, offer_payment
 from services.channel import PrivateChannel
 from services.checkout import CheckoutService
 from services.money import usd
@@ -105,7 +105,7 @@ def build_router() -> Router:
     async def plans_menu(query: CallbackQuery, subscriptions: SubscriptionService, settings: Settings,
                          channel: PrivateChannel):
         text, markup = plans_screen(await subscriptions.current(query.from_user.id), settings, channel)
-        await query.message.edit_text(text, reply_markup=markup)
+        await edit_or_keep(query.message, text, markup)
         await query.answer()
 
     @router.callback_query(PlanBuy.filter())
