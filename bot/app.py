@@ -8,7 +8,6 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from aiogram.client.session.base import BaseSession
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot import startup
@@ -18,7 +17,7 @@ from bot.gate import OutgoingGate
 from bot.i18n import build_i18n
 from bot.middlewares import ThrottleMiddleware
 from bot.tasks import spawn, supervise
-from bot.web import build_web_app
+from bot.web import TelegramWebhookHandler, build_web_app
 from db import migrate
 from db.engine import Database
 from processing.alerts import AdminAlerts
@@ -142,8 +141,8 @@ class App:
         self.whale_alerts = WhaleAlerts(self.whales, self.notifier, self.subscriptions, settings.tz)
         self.whale_post = WeeklyWhalePost(self.db, self.whales, self.bot, self.i18n, settings)
         if settings.webhook_mode:
-            SimpleRequestHandler(self.dp, self.bot, secret_token=secret(settings.telegram_webhook_secret)
-                                 ).register(self.web, path=WEBHOOK_PATH)
+            TelegramWebhookHandler(self.dp, self.bot, secret_token=secret(settings.telegram_webhook_secret)
+                                   ).register(self.web, path=WEBHOOK_PATH)
         self._runner: web.AppRunner | None = None
         self._polling: asyncio.Task | None = None
         self._tasks: list[asyncio.Task] = []

@@ -1,15 +1,29 @@
-"""The HTTP app served beside the bot: health, metrics, and (later) webhooks and ingest."""
+"""The HTTP app served beside the bot: health, metrics, payment webhooks, ingest and the Telegram webhook.
+
+Every POST route reads at most its own body cap (`BODY_LIMITS`, `DEFAULT_BODY_LIMIT` for the rest): a
+declared ``Content-Length`` above it is answered 413 before anything is read, and a streamed body is
+cut off at the cap (413 too). Each route then authenticates the raw bytes before parsing them (README,
+"Security").
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+from aiogram import Bot
+from aiogram.types import Update
+from aiogram.types.update import UpdateTypeLookupError
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from bot.web_busy import busy_middleware
 from db.engine import Database
+from services import safe_json
+
+log = logging.getLogger(__name__)
 
 DATABASE = web.AppKey("database", Database)
 STARTED = web.AppKey("started", float)
@@ -18,9 +32,65 @@ STARTED = web.AppKey("started", float)
 WebhookHandler = Callable[[str, Mapping[str, str], bytes], Awaitable[int]]
 PAYMENT_WEBHOOKS = ("cryptopay", "kryptoexpress")
 
+KIB = 1024
+#: Largest body each POST route reads (by its route pattern); keep README's security table in step.
+BODY_LIMITS: dict[str, int] = {
+    "/webhooks/cryptopay": 16 * KIB,  # one update: an invoice with its 1 KB description and 4 KB payload
+    "/webhooks/kryptoexpress": 8 * KIB,  # one flat payment record (~600 bytes)
+    "/api/signals": 16 * KIB,  # one signal, a 500-character note
+    "/api/signals/{id}/events": 4 * KIB,  # {"type", "level", "price"}
+    "/api/whales/trades": 1024 * KIB,  # up to 1,000 trades (~250 bytes each, 1 KB at every field's maximum)
+    "/telegram/webhook": 256 * KIB,  # one Telegram update
+}
+#: Any other POST route.
+DEFAULT_BODY_LIMIT = 64 * KIB
+
+
+@web.middleware
+async def body_limit(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                     ) -> web.StreamResponse:
+    """413 for a declared body over the route's cap; otherwise the request reads at most the cap."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return await handler(request)
+    resource = request.match_info.route.resource
+    limit = BODY_LIMITS.get(resource.canonical if resource is not None else "", DEFAULT_BODY_LIMIT)
+    if request.content_length is not None and request.content_length > limit:
+        response = web.json_response({"ok": False, "error": f"body larger than {limit} bytes"}, status=413)
+        response.force_close()
+        return response
+    return await handler(request.clone(client_max_size=limit))
+
+
+class TelegramWebhookHandler(SimpleRequestHandler):
+    """aiogram's webhook handler, with the body checked before the dispatcher sees it: the secret token
+    first (401, nothing read), then at most `safe_json.MAX_DEPTH` levels of JSON forming a valid Update
+    (400 otherwise: a malformed update never reaches a handler or a background task). An update of a kind
+    this aiogram does not know is acknowledged (200) and dropped, so Telegram does not retry it."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        bot = await self.resolve_bot(request)
+        if not self.verify_secret(request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""), bot):
+            return web.Response(body="Unauthorized", status=401)
+        update = _update(await request.read(), bot)
+        if update is None:
+            return web.json_response({"ok": False, "error": "not a Telegram update"}, status=400)
+        try:
+            update.event_type  # noqa: B018  (raises for an update of no known kind)
+        except UpdateTypeLookupError:
+            log.info("dropped Telegram update %s of a kind this bot does not know", update.update_id)
+            return web.json_response({})
+        return await super().handle(request)
+
+
+def _update(body: bytes, bot: Bot) -> Update | None:
+    try:
+        return Update.model_validate(safe_json.loads(body), context={"bot": bot})
+    except ValueError:  # bad JSON, too deep, or pydantic's ValidationError
+        return None
+
 
 def build_web_app(database: Database, *, payment_webhook: WebhookHandler | None = None) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=DEFAULT_BODY_LIMIT, middlewares=[body_limit])
     app[DATABASE] = database
     app[STARTED] = time.monotonic()
     app.middlewares.append(busy_middleware)  # a busy database: 503 + Retry-After, never 500

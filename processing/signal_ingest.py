@@ -41,9 +41,12 @@ def add_signal_routes(app: web.Application, auth: IngestAuth, signals: SignalSer
         payload = await auth.json_object(request)
         if isinstance(payload, web.Response):
             return payload
+        ref = request.match_info["id"]
+        if not (len(ref) <= 128 and ref.isprintable()):  # no sender's id looks like this (see SignalIn.id)
+            return error_response(404, "unknown signal id", field="id")
         try:
             data = validate(EventIn, payload)
-            result = await signals.add_event(request.match_info["id"], data)
+            result = await signals.add_event(ref, data)
         except InvalidInput as exc:
             return error_response(422, f"{exc.field} {exc.message}", field=exc.field)
         if result.status == "not_found":
@@ -55,5 +58,6 @@ def add_signal_routes(app: web.Application, auth: IngestAuth, signals: SignalSer
         queued()
         return web.json_response({"stored": True, "id": result.event_id}, status=202)
 
+    auth.attach(app)
     app.router.add_post("/api/signals", receive_signal)
     app.router.add_post("/api/signals/{id}/events", receive_event)

@@ -60,4 +60,5 @@ def trades_handler(whales: WhaleService, auth: IngestAuth):
 
 
 def add_routes(app: web.Application, whales: WhaleService, auth: IngestAuth) -> None:
+    auth.attach(app)
     app.router.add_post(PATH, trades_handler(whales, auth))

@@ -128,6 +128,7 @@ class Settings(BaseSettings):
     forex_community_link: str | None = None
     signal_webhook_secret: SecretStr | None = None
     signal_webhook_allowed_ips: StrList = Field(default_factory=list)
+    redis_url: str | None = None
     log_level: str = "INFO"
 
     @field_validator(

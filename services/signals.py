@@ -38,7 +38,7 @@ from services.text import strip_invisible_or_none
 FREE_DELAY = timedelta(minutes=30)
 ACTIVE = ("queued", "sending", "sent")  # outbox states that count as "delivered or on its way"
 MAX_TARGETS = 10
-PRICE_RE = re.compile(r"\d{1,18}(\.\d{1,18})?")
+PRICE_RE = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
 SYMBOL_RE = re.compile(r"[A-Z0-9]{1,20}(/[A-Z0-9]{1,20})?")
 FILTER_KINDS = ("ecosystem", "symbol")
 
@@ -56,6 +56,8 @@ def parse_price(value: Any) -> Decimal:
     if not isinstance(value, str):
         raise ValueError("must be a decimal string such as \"142.5\"")
     text = value.strip()
+    if not text.isascii():  # Decimal() reads "١٢٣" as 123: a price is written with the digits 0-9
+        raise ValueError("must be written with the digits 0-9, such as \"142.5\"")
     if not PRICE_RE.fullmatch(text):
         raise ValueError("must be a positive decimal string such as \"142.5\"")
     try:
@@ -85,6 +87,8 @@ class SignalIn(BaseModel):
     def _id(cls, value: str) -> str:
         if not 1 <= len(value) <= 128:
             raise ValueError("must be 1 to 128 characters")
+        if not value.isprintable():
+            raise ValueError("must be printable text")
         return value
 
     @field_validator("ecosystem")
@@ -140,6 +144,8 @@ class SignalIn(BaseModel):
     def _note(cls, value: str | None) -> str | None:
         if value is not None and len(value) > 500:
             raise ValueError("must be at most 500 characters")
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
         return strip_invisible_or_none(value)  # shown in every copy: no bidi or zero-width tricks
 
     @model_validator(mode="after")
@@ -345,7 +351,7 @@ class SignalService:
         """By the sender's id; a number that is no sender's id is taken as our id."""
         async with self.db.session() as session:
             row = await session.scalar(select(Signal).where(Signal.external_id == ref))
-            if row is None and ref.isdigit():
+            if row is None and ref.isascii() and ref.isdigit() and len(ref) <= 18:  # "²".isdigit() too
                 row = await session.get(Signal, int(ref))
             return row
 

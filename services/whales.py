@@ -115,6 +115,8 @@ def to_cents(amount: Decimal) -> int:
 def parse_amount(value: Any, name: str, *, positive: bool) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise Invalid(name, "must be a decimal string")
+    if isinstance(value, str) and not value.isascii():  # Decimal() reads "١٢٣" as 123
+        raise Invalid(name, "must be written with the digits 0-9")
     try:
         amount = Decimal(str(value).strip())
     except InvalidOperation:
@@ -138,7 +140,10 @@ def parse_ts(value: Any, now: datetime) -> datetime:
         raise Invalid("ts", "is not an ISO 8601 time") from None
     if ts.tzinfo is None:
         raise Invalid("ts", "needs a time zone (Z or +00:00)")
-    ts = ts.astimezone(UTC)
+    try:
+        ts = ts.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise Invalid("ts", "is out of range") from None
     if ts > now + FUTURE_SKEW:
         raise Invalid("ts", "is in the future")
     return ts
@@ -152,6 +157,8 @@ def _text(item: dict, name: str, *, max_len: int, required: bool = True) -> str 
         return None
     if not isinstance(value, str):
         raise Invalid(name, "must be a string")
+    if "\x00" in value:
+        raise Invalid(name, "must not contain NUL characters")
     value = value.strip()
     if not value:
         raise Invalid(name, "must not be empty")

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from services import safe_json
 from services.orders import PaymentReport
 from services.payments.base import InvoiceDraft, InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
 from services.payments.wire import finite_decimal, header, jsonable
@@ -47,9 +48,9 @@ def parse_date(value: Any) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00:00+14:00 is before year 1 in UTC
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _decimal(value: Any, what: str) -> Decimal:
@@ -194,7 +195,7 @@ class CryptoPayProvider:
         if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
             raise WebhookRejected("bad crypto-pay-api-signature")
         try:
-            update = json.loads(body, parse_float=Decimal)
+            update = safe_json.loads(body, parse_float=Decimal)
         except ValueError:
             raise WebhookRejected("body is not JSON") from None
         if not isinstance(update, dict):

@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -35,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from services import safe_json
 from services.money import plain
 from services.orders import PaymentReport
 from services.payments.base import InvoiceDraft, InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
@@ -45,6 +47,11 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Signature"
 #: GET /payment requests in flight at once during `fetch`.
 CONCURRENCY = 10
+#: A callback is one flat PAYMENT record (about 600 bytes); larger bodies are never re-serialised.
+MAX_CALLBACK_BYTES = 8 * 1024
+#: Nesting allowed in a callback body (the record is flat; a little room for additions).
+CALLBACK_DEPTH = 4
+_NOT_ASCII = re.compile(r"[^\x00-\x7e]")
 
 
 class _Number(str):
@@ -65,6 +72,30 @@ def _dumps(value: Any, *, ascii_only: bool) -> str:
     if isinstance(value, list | tuple):
         return "[" + ",".join(_dumps(v, ascii_only=ascii_only) for v in value) + "]"
     return json.dumps(value, ensure_ascii=ascii_only)
+
+
+def _ascii(compact: str) -> str:
+    """JSON written with ``ensure_ascii=False`` as ``ensure_ascii=True`` would write it (raw non-ASCII can only
+    stand inside strings, so escaping it there is the whole difference)."""
+    def escape(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        if code < 0x10000:
+            return f"\\u{code:04x}"
+        code -= 0x10000
+        return f"\\u{0xD800 | code >> 10:04x}\\u{0xDC00 | code & 0x3FF:04x}"
+    return _NOT_ASCII.sub(escape, compact)
+
+
+def _callback_record(body: bytes) -> dict[str, Any] | None:
+    """The cheap gate before canonicalising: a small JSON object with a string ``hash``, parsed keeping number
+    texts exact; None for anything else."""
+    if len(body) > MAX_CALLBACK_BYTES or not body.lstrip().startswith(b"{") or b'"hash"' not in body:
+        return None
+    try:
+        record = safe_json.loads(body, max_depth=CALLBACK_DEPTH, parse_float=_Number, parse_int=_Number)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("hash"), str) else None
 
 
 def _plain(amount: Decimal) -> str:
@@ -243,30 +274,36 @@ class KryptoExpressProvider:
             asset=asset, paid_at=paid_at, usd_cents=cents, raw={"record": _raw(record)}, cumulative=True),)
 
     def webhook_invoice_ids(self, headers: Mapping[str, str], body: bytes) -> list[str]:
-        """Authenticate a callback (raw body, or its compact re-serialisation) and name its payment."""
+        """Authenticate a callback (raw body, or its compact re-serialisation) and name its payment.
+
+        The raw body is checked first (one HMAC, no parsing). Only a body that passes a cheap gate (at most
+        `MAX_CALLBACK_BYTES`, a JSON object at most `CALLBACK_DEPTH` deep with a string ``hash``) is parsed
+        and re-serialised, once, to try the compact form; anything else is refused unparsed."""
         if self._secret is None:
             raise WebhookRejected("no KryptoExpress callback secret configured; callbacks are not accepted")
         signature = (header(headers, SIGNATURE_HEADER) or "").strip().lower()
         if not signature:
             raise WebhookRejected("missing X-Signature")
-        try:
-            exact = json.loads(body, parse_float=_Number, parse_int=_Number)
-        except ValueError:
-            exact = None
-        candidates = [body]
-        if exact is not None:
-            candidates += [_dumps(exact, ascii_only=a).encode() for a in (True, False)]
-        if not any(hmac.compare_digest(hmac.new(self._secret, c, hashlib.sha512).hexdigest().encode(),
-                                       signature.encode())
-                   for c in dict.fromkeys(candidates)):
-            raise WebhookRejected("bad X-Signature")
-        try:
-            record = json.loads(body, parse_float=Decimal)
-        except ValueError:
-            raise WebhookRejected("body is not JSON") from None
+        if self._signed(body, signature):
+            try:
+                record = safe_json.loads(body, max_depth=CALLBACK_DEPTH, parse_float=Decimal)
+            except ValueError:
+                raise WebhookRejected("body is not JSON") from None
+        else:
+            record = _callback_record(body)
+            if record is None:
+                raise WebhookRejected("bad X-Signature")
+            compact = _dumps(record, ascii_only=False)
+            if not any(self._signed(form.encode(), signature) for form in dict.fromkeys((compact, _ascii(compact)))):
+                raise WebhookRejected("bad X-Signature")
         if not isinstance(record, dict) or not isinstance(record.get("hash"), str) or not record["hash"]:
             raise WebhookRejected("callback without a payment hash")
-        return [record["hash"]]
+        return [str(record["hash"])]
+
+    def _signed(self, message: bytes, signature: str) -> bool:
+        assert self._secret is not None
+        expected = hmac.new(self._secret, message, hashlib.sha512).hexdigest()
+        return hmac.compare_digest(expected.encode(), signature.encode("ascii", "replace"))
 
     async def present(self, invoice_id: str, request: InvoiceRequest, amount: Decimal) -> None:
         return None  # the bot shows the pay link (and address)
@@ -276,4 +313,4 @@ class KryptoExpressProvider:
             await self._client.aclose()
 
 
-__all__ = ["CONCURRENCY", "SIGNATURE_HEADER", "KryptoExpressProvider"]
+__all__ = ["CONCURRENCY", "MAX_CALLBACK_BYTES", "SIGNATURE_HEADER", "KryptoExpressProvider"]

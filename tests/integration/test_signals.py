@@ -144,7 +144,8 @@ async def test_repeated_sender_id_is_a_duplicate_and_delivers_nothing_twice(h, c
 
 async def test_event_for_unknown_signal_is_404_and_events_reply_to_each_copy(h, client):
     await users(h, 11, 12, plan="basic")
-    status, body = await post(client, "/api/signals/nope/events", {"type": "tp_hit", "level": 1, "price": "150"})
+    status, body = await post(client, "/api/signals/nope/events", {"type": "tp_hit", "level": 1, "price": "150"},
+                              timestamp=int(time.time()) - 1)  # not the signature sent to ext-1 below
     assert status == 404 and await count(h, SignalEvent) == 0
     await post(client, "/api/signals", SIGNAL)
     await drain(h)

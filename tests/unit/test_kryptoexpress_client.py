@@ -253,3 +253,32 @@ async def test_reports_through_the_order_service_end_paid_not_over(ke, provider,
     payments = await orders.payments(order.id)
     assert sorted(p.amount for p in payments) == [Decimal("5"), Decimal("10"), Decimal("10")]
     assert sum(p.amount for p in payments) == draft.amount
+
+
+def _sig(body: bytes) -> dict[str, str]:
+    import hashlib
+    import hmac
+
+    return {"X-Signature": hmac.new(SECRET.encode(), body, hashlib.sha512).hexdigest()}
+
+
+async def test_non_ascii_records_verify_in_either_compact_form(provider):
+    record = {"hash": "h-1", "address": "TАдрес😀", "isPaid": True, "cryptoAmount": 12.500}
+    for ascii_only in (True, False):
+        compact = json.dumps(record, separators=(",", ":"), ensure_ascii=ascii_only).encode()
+        pretty = json.dumps(record, indent=1, ensure_ascii=not ascii_only).encode()
+        assert provider.webhook_invoice_ids(_sig(compact), pretty) == ["h-1"]
+
+
+async def test_forged_bodies_that_fail_the_cheap_gate_are_refused_without_parsing(provider):
+    import time
+
+    cases = [b"[" * (1024 * 1024),  # the bomb: once 0.7 s of parsing and re-serialising
+             json.dumps([{"hash": "x"}] * 60_000).encode(),  # a big array of records
+             json.dumps({"hash": "x", "pad": "a" * 9000}).encode(),  # over 8 KiB
+             json.dumps({"nohash": 1}).encode(), b'{"hash": 1}', b'{"hash": "x", "a": [[[[[[1]]]]]]}']
+    for body in cases:
+        started = time.perf_counter()
+        with pytest.raises(WebhookRejected, match="bad X-Signature"):
+            provider.webhook_invoice_ids({"X-Signature": "0" * 128}, body)
+        assert time.perf_counter() - started < 0.05, len(body)
