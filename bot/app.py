@@ -113,6 +113,7 @@ class App:
         self.audit = AuditService(self.db)
         self.refunds = RefundService(self.db, self.orders, self.notifier, self.providers, self.fulfillers,
                                      self.audit)
+        self.payments.refunds = self.refunds  # an extra payment for a paid order is refunded through it
         self.checkout = CheckoutService(self.orders, self.providers)
         self.deepseek = DeepSeekClient(settings.deepseek_api_url, secret(settings.deepseek_key),
                                        settings.deepseek_model, attempts=settings.telegram_content_max_retries)

@@ -22,6 +22,7 @@ from prometheus_client import Counter
 from bot.texts import asset_name, provider_name, status_label
 from processing.fulfilment import FulfilmentWorker
 from processing.notify import Notifier
+from processing.refunds import EXCESS, RefundService, admin_request_line, excess_markup
 from services.admin_prefs import AdminPrefService
 from services.money import format_amount
 from services.orders import OrderService, PaymentOutcome, PaymentReport, Status
@@ -49,6 +50,7 @@ class PaymentProcessor:
         self.orders, self.providers, self.notifier, self.worker = orders, providers, notifier, worker
         self.tz = tz  # deadlines are shown in the operator's time zone
         self.admin_prefs = admin_prefs  # who wants a notice per sale (None: nobody)
+        self.refunds: RefundService | None = None  # set by the app: extra payments go back through it
         self._poll_lock = asyncio.Lock()
 
     # Inbound ----------------------------------------------------------------------------
@@ -156,16 +158,7 @@ class PaymentProcessor:
 
     async def _after(self, report: PaymentReport, outcome: PaymentOutcome) -> None:
         if outcome.kind == "extra_payment":
-            extra = format_amount(report.amount, asset_name(report.asset))
-            await self.notifier.send(outcome.user_id, lambda: _(
-                "💸 We received another payment of {amount} for order #{id}, which is already {status}. "
-                "It is not lost: an admin will return it to you, and we'll message you when it is sent.").format(
-                amount=extra, id=outcome.order_id, status=status_label(outcome.from_status)))
-            await self.notifier.alert_admins(lambda: _(
-                "⚠️ Extra payment for order #{id} (already {status}): {amount} via {provider}. "
-                "Refund it to the user <code>{user}</code>; they were told an admin will return it.").format(
-                id=outcome.order_id, status=status_label(outcome.from_status), amount=extra,
-                provider=report.provider, user=outcome.user_id))
+            await self._extra_payment(report, outcome)
             return
         if outcome.kind != "applied":
             return
@@ -178,9 +171,11 @@ class PaymentProcessor:
             await self.notifier.send(outcome.user_id, lambda: _(
                 "✅ Payment received for order #{id}. Delivering now…").format(id=oid))
         elif outcome.to_status == Status.PAID_OVER:
+            over = format_amount(outcome.paid_total - outcome.expected, asset)
             await self.notifier.send(outcome.user_id, lambda: _(
-                "✅ Payment received for order #{id} — {got}, more than the {expected} due. Delivering now; "
-                "an admin will return the difference to you.").format(id=oid, got=got, expected=expected))
+                "✅ Payment received for order #{id} — {got}, more than the {expected} due. Delivering now.\n"
+                "⏳ Refund pending: an admin will return the overpaid {over} to you; we'll message you here "
+                "when it is sent.").format(id=oid, got=got, expected=expected, over=over))
         elif outcome.to_status == Status.PAID_PARTIAL:
             due = format_amount(outcome.expected - outcome.paid_total, asset)
             invoice = next((i for i in invoices if i.provider == report.provider
@@ -195,7 +190,15 @@ class PaymentProcessor:
             await self.notifier.send(outcome.user_id, lambda: _(
                 "🟡 Your payment for order #{id} arrived after the invoice expired. Our team will check it "
                 "and deliver or refund — you don't need to do anything.").format(id=oid))
-        if outcome.to_status in (Status.PAID_OVER, Status.PAID_PARTIAL, Status.PAID_LATE):
+        if outcome.to_status == Status.PAID_OVER:  # the promise to the buyer is one tap away
+            for admin_id in self.notifier.admin_ids:
+                await self.notifier.send(admin_id, lambda: _(
+                    "⚠️ Order #{id} is {status}: received {got}, expected {expected} via {provider} "
+                    "(user <code>{user}</code>). The buyer was told an admin will return the overpaid "
+                    "part.").format(id=oid, status=status_label(outcome.to_status), got=got, expected=expected,
+                                    provider=report.provider, user=outcome.user_id),
+                    lambda: excess_markup(oid))
+        elif outcome.to_status in (Status.PAID_PARTIAL, Status.PAID_LATE):
             await self.notifier.alert_admins(lambda: _(
                 "⚠️ Order #{id} is {status}: received {got}, expected {expected} via {provider} "
                 "(user <code>{user}</code>).").format(
@@ -204,6 +207,36 @@ class PaymentProcessor:
         if outcome.to_status in (Status.PAID, Status.PAID_OVER):
             self.worker.wake()
             await self._sale_notice(report, outcome)
+
+    async def _extra_payment(self, report: PaymentReport, outcome: PaymentOutcome) -> None:
+        """Money for an order already paid is owed back: it becomes an excess refund of just that
+        payment at once (sent by the provider where it pays back, else the buyer is asked for an
+        address), through the same exactly-once refund flow as an admin's."""
+        extra = format_amount(report.amount, asset_name(report.asset))
+        oid, was = outcome.order_id, outcome.from_status
+        result = None
+        if self.refunds is not None and outcome.payment_id is not None:
+            result = await self.refunds.refund(oid, admin_id=None, kind=EXCESS, only=frozenset({outcome.payment_id}))
+        if result is not None and result.ok:
+            requests = result.requests
+            await self.notifier.send(outcome.user_id, lambda: _(
+                "💸 We received another payment of {amount} for order #{id}, which is already {status}. "
+                "It is not lost: it goes back to you (see the refund message above).").format(
+                amount=extra, id=oid, status=status_label(was)))
+            await self.notifier.alert_admins(lambda: _(
+                "⚠️ Extra payment for order #{id} (already {status}): {amount} via {provider}, user "
+                "<code>{user}</code>. It is being returned through the refund flow:").format(
+                id=oid, status=status_label(was), amount=extra, provider=report.provider, user=outcome.user_id)
+                + "\n" + "\n".join(admin_request_line(r) for r in requests))
+            return
+        await self.notifier.send(outcome.user_id, lambda: _(
+            "💸 We received another payment of {amount} for order #{id}, which is already {status}. "
+            "It is not lost: an admin will return it to you, and we'll message you when it is sent.").format(
+            amount=extra, id=oid, status=status_label(was)))
+        await self.notifier.alert_admins(lambda: _(
+            "⚠️ Extra payment for order #{id} (already {status}): {amount} via {provider}. "
+            "Refund it to the user <code>{user}</code>; they were told an admin will return it.").format(
+            id=oid, status=status_label(was), amount=extra, provider=report.provider, user=outcome.user_id))
 
     async def _sale_notice(self, report: PaymentReport, outcome: PaymentOutcome) -> None:
         """One notice per sale to each admin who has not switched them off (admin panel)."""

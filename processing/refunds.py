@@ -32,7 +32,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from bot.callbacks import RowId
+from bot.callbacks import RowId, TelegramId
 from db.base import utcnow
 from db.engine import Database
 from db.models import Invoice, Order, Payment
@@ -74,6 +74,23 @@ class PaysBack(Protocol):
                        comment: str) -> str:
         """Send it; returns a reference. Idempotent per `spend_id`. Raises ProviderError."""
         ...
+
+
+class RefundAct(CallbackData, prefix="rf"):
+    """An admin's refund confirmation (handlers.admin.orders): ask shows what it would do, yes does it."""
+
+    action: str  # ask, yes, no
+    order_id: RowId
+    kind: str = "full"  # full, excess
+    back: TelegramId = 0  # the user card to go back to (0: none)
+
+
+def excess_markup(order_id: int) -> InlineKeyboardMarkup:
+    """The admin's one tap from an overpayment alert to the confirmation of refunding the overpaid part."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("↩️ Refund only the overpaid part"),
+                   callback_data=RefundAct(action="ask", order_id=order_id, kind=EXCESS))
+    return builder.as_markup()
 
 
 class AddressCb(CallbackData, prefix="rfa"):
@@ -176,6 +193,25 @@ def admin_send_text(request: RefundRequest) -> str:
         network=html.escape(network_of(request.asset)), address=html.escape(request.address or ""))
 
 
+def admin_request_line(request: RefundRequest) -> str:
+    """One payment's refund as an admin reads it."""
+    amount = owed_text(request.amount, request.asset)
+    if request.state == SENT:
+        return _("✅ {amount} sent back ({reference}).").format(amount=amount,
+                                                               reference=html.escape(request.reference or ""))
+    if request.state == AWAITING_ADDRESS:
+        return _("📮 {amount} on-chain: the buyer is asked for an address; you'll then get exactly what to "
+                 "send.").format(amount=amount)
+    if request.state == REQUESTED:
+        return _("⏳ {amount} not sent yet ({error}); retried every minute.").format(
+            amount=amount, error=html.escape(request.error or "in progress"))
+    if request.state == FAILED:
+        return _("⚠️ {amount} could not be sent: {error}. Send it by hand, then record it: "
+                 "/refund_done {order} REFERENCE").format(amount=amount, error=html.escape(request.error or "?"),
+                                                          order=request.order_id)
+    return f"{amount}: {request.state}"
+
+
 def sent_markup(request_id: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("✍️ Record the transaction"), callback_data=SentCb(request_id=request_id))
@@ -202,7 +238,8 @@ class RefundService:
         asset, amount = payer.payback_terms(payment, portion)
         return Owed(payment, portion, asset, amount, automatic=True)
 
-    async def preview(self, order_id: int, kind: str = FULL) -> Preview:
+    async def preview(self, order_id: int, kind: str = FULL, *, only: frozenset[int] | None = None) -> Preview:
+        """With `only` (payment ids), an excess refund covers just those payments' excess."""
         order = await self.orders.get(order_id)
         if order is None:
             return Preview(None, kind, problem="not_found")
@@ -213,7 +250,8 @@ class RefundService:
             earlier = list(await session.scalars(select(RefundRequest).where(RefundRequest.order_id == order_id)))
             invoices = list(await session.scalars(select(Invoice).where(Invoice.order_id == order_id)))
         excess_done = {r.payment_id: r.portion for r in earlier if r.kind == EXCESS}
-        excess = [self._owe(p, part) for p, part in _excess(payments, invoices) if p.id not in excess_done]
+        excess = [self._owe(p, part) for p, part in _excess(payments, invoices) if p.id not in excess_done
+                  and (only is None or p.id in only)]
         if kind == EXCESS:
             if not excess:
                 return Preview(order, kind, problem="no_excess")
@@ -232,9 +270,11 @@ class RefundService:
 
     # Doing it -----------------------------------------------------------------------------
 
-    async def refund(self, order_id: int, *, admin_id: int, kind: str = FULL) -> RefundResult:
-        """Record the refund, take the product back, pay back what providers can; tell the buyer."""
-        preview = await self.preview(order_id, kind)
+    async def refund(self, order_id: int, *, admin_id: int | None, kind: str = FULL,
+                     only: frozenset[int] | None = None) -> RefundResult:
+        """Record the refund, take the product back, pay back what providers can; tell the buyer.
+        `admin_id` None: decided by the bot itself (money that arrived for an order already paid)."""
+        preview = await self.preview(order_id, kind, only=only)
         if preview.problem:
             return RefundResult(False, preview.problem, order_id, kind)
         order = preview.order
@@ -270,7 +310,7 @@ class RefundService:
                 await self._pay_back(request.id)
         result.requests = await self._requests(refund_id=refund_id)
         if self.audit is not None:
-            await self.audit.record(admin_id, "refund" if kind == FULL else "refund_excess", f"order:{order_id}",
+            await self.audit.record(admin_id or 0, "refund" if kind == FULL else "refund_excess", f"order:{order_id}",
                                     before={"status": order.status},
                                     after={"status": Status.REFUNDED if kind == FULL else order.status,
                                            "taken_back": result.taken_back.record if result.taken_back else

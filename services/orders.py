@@ -115,6 +115,7 @@ class PaymentOutcome:
     paid_total: Decimal | None = None
     expected: Decimal | None = None
     asset: str | None = None
+    payment_id: int | None = None  # the row recorded (applied and extra_payment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,11 +298,14 @@ class OrderService:
             return list((await session.execute(query.order_by(Invoice.id).limit(limit))).scalars())
 
     async def close_invoice(self, provider: str, external_id: str) -> None:
-        """The provider says this invoice can no longer be paid: stop polling it."""
+        """The provider says this invoice has expired: stop polling it, but only once LATE_WINDOW has
+        passed since it expired. An on-chain transfer sent in time can land after the provider's
+        deadline, and its webhook may be lost; until then polling still sees it (as paid_late)."""
         async with self.db.transaction() as session:
             await session.execute(
                 update(Invoice).where(Invoice.provider == provider, Invoice.external_id == external_id,
-                                      Invoice.status.in_(("active", "expired"))).values(status="closed"))
+                                      Invoice.status.in_(("active", "expired")),
+                                      Invoice.expires_at <= self.clock() - LATE_WINDOW).values(status="closed"))
 
     # Payments ---------------------------------------------------------------------------
 
@@ -332,9 +336,10 @@ class OrderService:
         if exists is not None:
             return PaymentOutcome("duplicate", order_id=invoice.order_id)
         now = self.clock()
-        session.add(Payment(order_id=invoice.order_id, provider=report.provider, external_id=payment_id,
-                            amount=amount, asset=report.asset, usd_cents=report.usd_cents,
-                            raw=report.raw or {}, received_at=now))
+        payment = Payment(order_id=invoice.order_id, provider=report.provider, external_id=payment_id,
+                          amount=amount, asset=report.asset, usd_cents=report.usd_cents,
+                          raw=report.raw or {}, received_at=now)
+        session.add(payment)
         await session.flush()
         amounts = await session.scalars(select(Payment.amount).where(
             Payment.order_id == invoice.order_id, Payment.provider == report.provider,
@@ -347,7 +352,8 @@ class OrderService:
                   "asset": report.asset, "paid_total": str(paid_total), "expected": str(invoice.amount)}
         invoice.status = "paid" if target in FULFIL_ON or target == S.PAID_LATE else "partial"
         common = {"order_id": order.id, "user_id": order.user_id, "from_status": current,
-                  "paid_total": paid_total, "expected": invoice.amount, "asset": invoice.asset}
+                  "paid_total": paid_total, "expected": invoice.amount, "asset": invoice.asset,
+                  "payment_id": payment.id}
         if target is None:  # money for an order that is already paid or closed
             log.warning("extra payment %s for order %s in state %s", report.payment_id, order.id, current)
             session.add(OrderEvent(order_id=order.id, from_status=current, to_status=current,

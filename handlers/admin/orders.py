@@ -9,29 +9,25 @@ import html
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, StateFilter
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.callbacks import RowId, TelegramId
 from bot.texts import status_label
-from db.models_refunds import RefundRequest
 from handlers.user.orders import orders_text
 from processing.refunds import (
-    AWAITING_ADDRESS,
     EXCESS,
-    FAILED,
     FULL,
-    REQUESTED,
     SENT,
     Owed,
     Preview,
+    RefundAct,
     RefundResult,
     RefundService,
     SentCb,
+    admin_request_line,
     owed_text,
 )
 from services.money import usd
@@ -39,13 +35,6 @@ from services.orders import OrderService
 from services.settings import Settings
 
 MAX_ORDER_ID = 2**31 - 1
-
-
-class RefundAct(CallbackData, prefix="rf"):
-    action: str  # ask, yes, no
-    order_id: RowId
-    kind: str = FULL  # full, excess
-    back: TelegramId = 0  # the user card to go back to (0: none)
 
 
 class RecordTx(StatesGroup):
@@ -112,24 +101,6 @@ def preview_markup(preview: Preview, back: int) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def _request_line(request: RefundRequest) -> str:
-    amount = owed_text(request.amount, request.asset)
-    if request.state == SENT:
-        return _("✅ {amount} sent back ({reference}).").format(amount=amount,
-                                                               reference=html.escape(request.reference or ""))
-    if request.state == AWAITING_ADDRESS:
-        return _("📮 {amount} on-chain: the buyer is asked for an address; you'll then get exactly what to "
-                 "send.").format(amount=amount)
-    if request.state == REQUESTED:
-        return _("⏳ {amount} not sent yet ({error}); retried every minute.").format(
-            amount=amount, error=html.escape(request.error or "in progress"))
-    if request.state == FAILED:
-        return _("⚠️ {amount} could not be sent: {error}. Send it by hand, then record it: "
-                 "/refund_done {order} REFERENCE").format(amount=amount, error=html.escape(request.error or "?"),
-                                                          order=request.order_id)
-    return f"{amount}: {request.state}"
-
-
 def result_text(result: RefundResult) -> str:
     if result.kind == FULL:
         lines = [_("↩️ Order #{id} refunded; the buyer has been told what changes.").format(id=result.order_id)]
@@ -141,7 +112,7 @@ def result_text(result: RefundResult) -> str:
     else:
         lines = [_("↩️ Refunding the overpaid part of order #{id}; the buyer has been told.").format(
             id=result.order_id)]
-    lines += [_request_line(r) for r in result.requests]
+    lines += [admin_request_line(r) for r in result.requests]
     return "\n".join(lines)
 
 
@@ -181,7 +152,10 @@ def build_router() -> Router:
 
     @router.callback_query(RefundAct.filter(F.action == "ask"))
     async def asked(query: CallbackQuery, callback_data: RefundAct, refunds: RefundService):
-        problem = await ask(query.message, refunds, callback_data.order_id, FULL, back=callback_data.back, edit=True)
+        kind = callback_data.kind if callback_data.kind in (FULL, EXCESS) else FULL
+        # an alert's button (an overpayment) opens a new confirmation; the user card's is edited in place
+        edit = bool(callback_data.back)
+        problem = await ask(query.message, refunds, callback_data.order_id, kind, back=callback_data.back, edit=edit)
         await query.answer(problem or None, show_alert=bool(problem))
 
     @router.callback_query(RefundAct.filter(F.action == "yes"))

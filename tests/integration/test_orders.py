@@ -116,7 +116,7 @@ async def test_overpayment_is_delivered_and_flagged(core):
     core.provider.pay(invoice, Decimal("15"))
     await core.processor.poll()
     assert await status(core, order.id) == Status.PAID_OVER
-    assert "return the difference" in core.session.texts_to(7)[-1]
+    assert "will return the overpaid $5.00" in core.session.texts_to(7)[-1]
     assert "overpaid" in core.session.texts_to(ADMIN)[-1]
     await core.drain()
     assert await status(core, order.id) == Status.FULFILLED

@@ -1,0 +1,111 @@
+"""Issue 14, the gaps after the first pass, through the whole sandbox over real HTTP: an overpaid
+buyer's "refund pending" is one tap away for the admin; money arriving for an order already paid goes
+back through the refund flow by itself; a late on-chain payment whose webhook was lost is still seen
+(by polling the expired invoice) and lands as paid_late."""
+
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from db.models import Order
+from processing.refunds import AWAITING_ADDRESS, EXCESS, SENT
+from services.orders import Status
+from tests.e2e.test_purchase import BUYER, delivered_key, key_works, message_with
+from tests.e2e.test_refunds import ADMIN, TRON_ADDRESS, choose_on_chain, invoice_of, sb  # noqa: F401
+
+LOST = "http://127.0.0.1:9/lost"  # nothing listens: every webhook delivery fails
+
+
+async def test_overpaid_buyer_is_told_refund_pending_and_the_admin_alert_refunds_it_in_one_tap(sb):  # noqa: F811
+    order = await choose_on_chain(sb)
+    invoice = await invoice_of(sb, order.id)
+    sb.kryptoexpress.pay(invoice.external_id, invoice.amount + 2)
+    told = await sb.telegram.wait_for(message_with(sb, "more than the"), timeout=10)
+    assert "Refund pending" in told["text"] and "overpaid 2 USDT (TRC20)" in told["text"]
+    assert "difference" not in told["text"]
+    key = await delivered_key(sb, order.id)
+
+    alert = await sb.telegram.wait_for(message_with(sb, f"Order #{order.id} is", ADMIN))
+    sb.telegram.press_button(ADMIN, "Refund only the overpaid part", alert["message_id"])
+    confirm = await sb.telegram.wait_for(message_with(sb, "Only what was paid over the price", ADMIN))
+    assert "2 USDT_TRC20 on-chain" in confirm["text"]
+    sb.telegram.press_button(ADMIN, "✅ Confirm refund", confirm["message_id"])
+    await sb.telegram.wait_for(message_with(sb, "Refunding the overpaid part", ADMIN))
+    asked = await sb.telegram.wait_for(message_with(sb, "what you paid over the price"))
+    assert "2 USDT_TRC20" in asked["text"] and "we need your wallet address" in asked["text"]
+    assert (await sb.app.orders.get(order.id)).status == Status.FULFILLED
+    await key_works(sb, key)
+
+
+async def test_extra_crypto_pay_payment_for_a_paid_order_is_transferred_back_by_itself(sb):  # noqa: F811
+    order = await choose_on_chain(sb)
+    await invoice_of(sb, order.id)
+    second = await sb.app.checkout.start(order.id, BUYER, "cryptopay")  # a second method for the same order
+    assert second.problem is None
+    [kx, cp] = await sb.app.orders.invoices(order.id)
+    sb.kryptoexpress.pay(kx.external_id)
+    await delivered_key(sb, order.id)
+    paid = sb.cryptopay.pay(cp.external_id)
+
+    told = await sb.telegram.wait_for(message_with(sb, "another payment"), timeout=10)
+    assert "goes back to you" in told["text"]
+    refund = await sb.telegram.wait_for(message_with(sb, "what you paid over the price"))
+    [transfer] = sb.cryptopay.transfers.values()
+    assert (transfer["user_id"], transfer["amount"]) == (BUYER, paid["paid_amount"])
+    assert f"{paid['paid_amount']} USDT sent back (transfer {transfer['transfer_id']})" in refund["text"]
+    alert = await sb.telegram.wait_for(message_with(sb, "Extra payment", ADMIN))
+    assert "returned through the refund flow" in alert["text"] and "sent back" in alert["text"]
+    assert (await sb.app.orders.get(order.id)).status == Status.FULFILLED
+
+    # exactly once: the retry job and a replayed webhook send nothing more
+    await sb.app.refunds.sweep()
+    await sb.app.payments.check("cryptopay", [cp.external_id])
+    assert len(sb.cryptopay.transfers) == 1
+    [request] = await sb.app.refunds._requests(order_id=order.id)
+    assert (request.kind, request.state) == (EXCESS, SENT)
+
+
+async def test_extra_on_chain_payment_asks_the_buyer_for_an_address(sb):  # noqa: F811
+    order = await choose_on_chain(sb)
+    kx = await invoice_of(sb, order.id)
+    second = await sb.app.checkout.start(order.id, BUYER, "cryptopay")
+    assert second.problem is None
+    cp = next(i for i in await sb.app.orders.invoices(order.id) if i.provider == "cryptopay")
+    sb.cryptopay.pay(cp.external_id)
+    await delivered_key(sb, order.id)
+    sb.kryptoexpress.pay(kx.external_id)
+
+    await sb.telegram.wait_for(message_with(sb, "another payment"), timeout=10)
+    asked = await sb.telegram.wait_for(message_with(sb, "we need your wallet address"))
+    assert f"{kx.amount.normalize():f} USDT_TRC20" in asked["text"]
+    sb.telegram.press_button(BUYER, "Send my refund address")
+    await sb.telegram.wait_for(message_with(sb, "address that should receive"))
+    sb.telegram.send_text(BUYER, TRON_ADDRESS)
+    instruction = await sb.telegram.wait_for(message_with(sb, "send exactly", ADMIN))
+    assert TRON_ADDRESS in instruction["text"]
+    [request] = await sb.app.refunds._requests(order_id=order.id)
+    assert request.state != AWAITING_ADDRESS and request.kind == EXCESS
+
+
+async def test_late_on_chain_payment_with_a_lost_webhook_is_found_by_polling(sb):  # noqa: F811
+    order = await choose_on_chain(sb)
+    invoice = await invoice_of(sb, order.id)
+    sb.kryptoexpress.expire(invoice.external_id)  # the provider's deadline passes…
+    async with sb.app.db.transaction() as session:  # …and ours
+        await session.execute(update(Order).where(Order.id == order.id).values(
+            expires_at=order.created_at - timedelta(seconds=1)))
+    await sb.app.payments.expire()
+    await sb.telegram.wait_for(message_with(sb, f"Order #{order.id} expired"))
+    await sb.app.payments.poll()  # the provider reports it expired
+
+    sb.kryptoexpress.retry_delays = ()
+    sb.kryptoexpress.find(invoice.external_id).callback_url = LOST  # its webhook never arrives
+    sb.kryptoexpress.pay(invoice.external_id)
+    await sb.kryptoexpress.drain()
+    assert sb.kryptoexpress.callback_deliveries and not any(d.ok for d in sb.kryptoexpress.callback_deliveries
+                                                             if d.url == LOST)
+    await sb.app.payments.poll()
+    assert (await sb.app.orders.get(order.id)).status == Status.PAID_LATE
+    told = await sb.telegram.wait_for(message_with(sb, "arrived after the invoice expired"))
+    assert f"order #{order.id}" in told["text"]
+    await sb.telegram.wait_for(message_with(sb, "paid after expiry", ADMIN))
