@@ -42,6 +42,7 @@ from services.audit import AuditService
 from services.money import format_amount, plain
 from services.orders import MONEY_IN, OrderService, Status, TransitionRefused
 from services.payments.base import ProviderError
+from services.plan_upgrade import credited_into
 from services.products import Fulfiller, TakenBack
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,8 @@ class RefundService:
             return Preview(None, kind, problem="not_found")
         if Status(order.status) not in MONEY_IN:
             return Preview(order, kind, problem=f"status:{order.status}")
+        if kind == FULL and (holder := await credited_into(self.db, order)) is not None:
+            return Preview(order, kind, problem=f"credited:{holder}")  # refunding it would pay the credit twice
         payments = await self.orders.payments(order_id)
         async with self.db.session() as session:
             earlier = list(await session.scalars(select(RefundRequest).where(RefundRequest.order_id == order_id)))

@@ -124,7 +124,7 @@ class PlanFulfiller:
         change = (order.details or {}).get("plan_change") or {}
         now = self.subscriptions.clock()
         if change.get("mode") == CREDIT:  # the lower time was paid for by the credit: it ends now
-            await end_credited(self.subscriptions.db, change.get("periods") or [], now)
+            await end_credited(self.subscriptions.db, change.get("periods") or [], now, order.id)
         elif change.get("mode") == AFTER:
             await move_after(self.subscriptions.db, order.id, change.get("periods") or [], plan, now)
         starts = None
@@ -142,7 +142,7 @@ class PlanFulfiller:
                     "ends_at": period_row.ends_at.isoformat(), "invite_sent": link is not None})
 
     def takes_back(self, order: Order) -> str:
-        return plan_takes_back()
+        return plan_takes_back(order)
 
     async def revoke(self, order: Order) -> TakenBack:
         return await take_back_plan(self.subscriptions, self.channel, order)

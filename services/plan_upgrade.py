@@ -13,6 +13,13 @@
 * Granted time (no order) is left as it is.
 
 The screen says which applies before payment (`details["plan_change"]`).
+
+**Refunds** never pay the credited value twice. Activation records on the upgrade order what it
+ended (`details["credit"]["ended"]`: period -> [cut at, old end]). While the upgrade order holds the
+credit (pending or paid), the lower order cannot be refunded (`credited_into` names the upgrade to
+refund instead). Refunding the upgrade voids the credit: the lower time it consumed resumes
+(`restore_credited`, new periods with source `resumed:<lower order>:<upgrade order>`, which a later
+refund of the lower order takes back like its own).
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ from services.plans import PLANS, Plan
 CREDIT, AFTER, DOWNGRADE = "credit", "after", "downgrade"
 #: Orders whose periods carry value that can be credited.
 VALUED = (Status.PAID, Status.PAID_OVER, Status.FULFILLED)
+#: An upgrade order in these states holds (or may still consume) the credit of the lower periods.
+HOLDS_CREDIT = (Status.PENDING, Status.PAID, Status.PAID_OVER, Status.PAID_PARTIAL, Status.PAID_LATE,
+                Status.FULFILLED, Status.FULFIL_FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +102,81 @@ async def plan_change(db: Database, user_id: int, plan: Plan, price_cents: int, 
     return PlanChange(CREDIT, credit, exact, from_plan, periods, until)
 
 
-async def end_credited(db: Database, periods: list[int], now: datetime) -> None:
-    """The credited periods end now (a period not started yet ends at its start). Idempotent."""
+async def end_credited(db: Database, periods: list[int], now: datetime, order_id: int | None = None) -> None:
+    """The credited periods end now (a period not started yet ends at its start). Idempotent. With
+    `order_id` (the upgrade), what was ended is recorded on it in the same transaction, so a refund
+    of the upgrade can give that time back."""
     async with db.transaction() as session:
+        ended: dict[str, list[str]] = {}
         for sub_id in periods:
             row = await session.get(Subscription, sub_id)
             if row is None or row.ends_at <= now:
                 continue
-            await session.execute(update(Subscription).where(
-                Subscription.id == sub_id, Subscription.ends_at == row.ends_at).values(
-                ends_at=max(row.starts_at, now)))
+            old_end, cut_at = row.ends_at, max(row.starts_at, now)
+            result = await session.execute(update(Subscription).where(
+                Subscription.id == sub_id, Subscription.ends_at == old_end).values(ends_at=cut_at))
+            if result.rowcount == 1:
+                ended[str(sub_id)] = [cut_at.isoformat(), old_end.isoformat()]
+        if order_id is not None and ended:
+            order = await session.get(Order, order_id)
+            details = dict(order.details or {})
+            credit = dict(details.get("credit") or {})
+            credit["ended"] = {**(credit.get("ended") or {}), **ended}
+            details["credit"] = credit
+            await session.execute(update(Order).where(Order.id == order_id).values(details=details))
+
+
+def resumed_source(lower_order_id: int | None, upgrade_order_id: int) -> str:
+    return f"resumed:{lower_order_id or 0}:{upgrade_order_id}"
+
+
+def credited_time(order: Order) -> timedelta:
+    """The lower time this upgrade order's credit consumed (zero before activation or without credit)."""
+    ended = ((order.details or {}).get("credit") or {}).get("ended") or {}
+    return sum((datetime.fromisoformat(end) - datetime.fromisoformat(cut) for cut, end in ended.values()),
+               timedelta(0))
+
+
+async def credited_into(db: Database, order: Order) -> int | None:
+    """The upgrade order that holds the credit of `order`'s plan time, if any (refund that one)."""
+    async with db.session() as session:
+        own = set(await session.scalars(select(Subscription.id).where(Subscription.order_id == order.id)))
+        if not own:
+            return None
+        others = await session.scalars(select(Order).where(
+            Order.user_id == order.user_id, Order.product == order.product, Order.id != order.id,
+            Order.status.in_(HOLDS_CREDIT)).order_by(Order.id))
+        for other in others:
+            credit = (other.details or {}).get("credit") or {}
+            if own & {int(i) for i in credit.get("periods") or []}:
+                return other.id
+    return None
+
+
+async def restore_credited(db: Database, order: Order, now: datetime) -> list[tuple[str, timedelta]]:
+    """The upgrade `order` is refunded, so its credit is void: the lower time it consumed resumes now
+    (after any time already queued on that plan). Once per order; returns (plan, time given back)."""
+    ended = ((order.details or {}).get("credit") or {}).get("ended") or {}
+    if not ended:
+        return []
+    restored: list[tuple[str, timedelta]] = []
+    async with db.transaction() as session:
+        if await session.scalar(select(Subscription.id).where(
+                Subscription.source.like(f"resumed:%:{order.id}")).limit(1)):
+            return []
+        for sub_id, (cut, end) in sorted(ended.items(), key=lambda item: item[1][0]):
+            row = await session.get(Subscription, int(sub_id))
+            left = datetime.fromisoformat(end) - datetime.fromisoformat(cut)
+            if row is None or left <= timedelta(0):
+                continue
+            last = await session.scalar(select(func.max(Subscription.ends_at)).where(
+                Subscription.user_id == row.user_id, Subscription.plan == row.plan))
+            start = max(now, last) if last else now
+            session.add(Subscription(user_id=row.user_id, plan=row.plan, starts_at=start, ends_at=start + left,
+                                     source=resumed_source(row.order_id, order.id), order_id=None, created_at=now))
+            await session.flush()
+            restored.append((row.plan, left))
+    return restored
 
 
 async def move_after(db: Database, order_id: int, periods: list[int], plan: Plan, now: datetime) -> None:

@@ -16,6 +16,7 @@ from db.models import Order
 from db.models_subscriptions import Subscription
 from services.channel import PrivateChannel
 from services.orders import Status
+from services.plan_upgrade import credited_time, restore_credited
 from services.plans import FREE, PLANS, Plan
 from services.products import TakenBack
 
@@ -103,8 +104,8 @@ class SubscriptionService:
         now = self.clock()
         async with self.db.session() as session:
             ids = list(await session.scalars(select(Subscription.id).where(
-                Subscription.order_id == order_id, Subscription.ends_at > now,
-                Subscription.ends_at > Subscription.starts_at)))
+                (Subscription.order_id == order_id) | Subscription.source.like(f"resumed:{order_id}:%"),
+                Subscription.ends_at > now, Subscription.ends_at > Subscription.starts_at)))
         removed = timedelta(0)
         for sub_id in ids:
             cut = await self._cut(sub_id, now)
@@ -137,6 +138,8 @@ async def take_back_plan(subscriptions: SubscriptionService, channel: PrivateCha
     """A plan order's refund: its unused time ends now, and the private channel is left when no
     paid time remains."""
     removed = await subscriptions.revoke_order(order.id)
+    # an upgrade's credit is void once it is refunded: the lower time it consumed comes back
+    resumed = await restore_credited(subscriptions.db, order, subscriptions.clock())
     current = await subscriptions.current(order.user_id)
     removed_from_channel = False
     if not current.plan.is_paid and channel.enabled:
@@ -145,11 +148,17 @@ async def take_back_plan(subscriptions: SubscriptionService, channel: PrivateCha
             raise RuntimeError(f"could not remove user {order.user_id} from the private channel")
     plan_name = current.plan.name
     days = round(removed.total_seconds() / 86400, 1)
-    record = {"removed_days": days, "plan_now": current.plan.code,
+    given_back = [(PLANS[code].name if code in PLANS else code, round(left.total_seconds() / 86400, 1))
+                  for code, left in resumed]
+    record = {"removed_days": days, "resumed": [[name, back] for name, back in given_back],
+              "plan_now": current.plan.code,
               "plan_ends_at": current.ends_at and current.ends_at.isoformat(), "left_channel": removed_from_channel}
 
     def text() -> str:
         lines = [_("📅 The plan time bought with this order has been removed.")]
+        for name, back in given_back:
+            lines.append(_("↩️ The {days} days of your <b>{plan}</b> plan that were credited to this upgrade are "
+                           "yours again: they resume now.").format(days=back, plan=name))
         if current.plan.is_paid:
             lines.append(_("You keep the <b>{plan}</b> plan you paid for separately.").format(plan=plan_name))
         else:
@@ -161,9 +170,16 @@ async def take_back_plan(subscriptions: SubscriptionService, channel: PrivateCha
     return TakenBack(text, record)
 
 
-def plan_takes_back() -> str:
-    return _("the plan time bought with this order ends at once (and the private channel, if no other "
+def plan_takes_back(order: Order | None = None) -> str:
+    text = _("the plan time bought with this order ends at once (and the private channel, if no other "
              "paid time remains)")
+    credited = credited_time(order) if order is not None else None
+    if credited:
+        credit = (order.details or {}).get("credit") or {}
+        plan = PLANS.get(credit.get("from_plan") or "")
+        text += _("; the credit it used is void, so the {days} days of the {plan} plan it ended resume").format(
+            days=round(credited.total_seconds() / 86400, 1), plan=plan.name if plan else credit.get("from_plan"))
+    return text
 
 
 async def best_plans(session: AsyncSession, now: datetime) -> dict[int, tuple[Plan, datetime]]:

@@ -57,6 +57,11 @@ def refund_problem(order_id: int | str, reason: str) -> str:
         return _("Order #{id} is {status}: nothing to refund.").format(id=order_id, status=status_label(reason[7:]))
     if reason == "no_excess":
         return _("Order #{id} has no overpaid amount left to refund.").format(id=order_id)
+    if reason.startswith("credited:"):
+        return _("Order #{id} can't be refunded on its own: its unused plan time was credited to upgrade order "
+                 "#{upgrade}, so refunding it would pay that value twice. Refund order #{upgrade} instead: that "
+                 "takes back the higher plan and gives this order's time back; refund #{id} after that if "
+                 "needed.").format(id=order_id, upgrade=reason.partition(":")[2])
     if reason == "already":
         return _("Order #{id} is already being refunded.").format(id=order_id)
     if reason == "provider_unavailable":

@@ -5,18 +5,28 @@ back through the refund flow by itself; a late on-chain payment whose webhook wa
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from db.models import Order
 from processing.refunds import AWAITING_ADDRESS, EXCESS, SENT
+from sandbox.runner import running_sandbox
 from services.orders import Status
 from tests.e2e.test_purchase import BUYER, delivered_key, key_works, message_with
-from tests.e2e.test_refunds import ADMIN, TRON_ADDRESS, choose_on_chain, invoice_of, sb  # noqa: F401
+from tests.e2e.test_refunds import ADMIN, TRON_ADDRESS, choose_on_chain, invoice_of
 
 LOST = "http://127.0.0.1:9/lost"  # nothing listens: every webhook delivery fails
 
 
-async def test_overpaid_buyer_is_told_refund_pending_and_the_admin_alert_refunds_it_in_one_tap(sb):  # noqa: F811
+@pytest.fixture
+async def sb(tmp_path):
+    async with running_sandbox(tmp_path, admin_ids=[ADMIN], payment_poll_interval_seconds=1,
+                               ai_token_models=["openai/gpt-4o-mini", "anthropic/claude-3-opus"]) as sandbox:
+        sandbox.telegram.add_user(ADMIN, "Admin")
+        yield sandbox
+
+
+async def test_overpaid_buyer_is_told_refund_pending_and_the_admin_alert_refunds_it_in_one_tap(sb):
     order = await choose_on_chain(sb)
     invoice = await invoice_of(sb, order.id)
     sb.kryptoexpress.pay(invoice.external_id, invoice.amount + 2)
@@ -37,7 +47,7 @@ async def test_overpaid_buyer_is_told_refund_pending_and_the_admin_alert_refunds
     await key_works(sb, key)
 
 
-async def test_extra_crypto_pay_payment_for_a_paid_order_is_transferred_back_by_itself(sb):  # noqa: F811
+async def test_extra_crypto_pay_payment_for_a_paid_order_is_transferred_back_by_itself(sb):
     order = await choose_on_chain(sb)
     await invoice_of(sb, order.id)
     second = await sb.app.checkout.start(order.id, BUYER, "cryptopay")  # a second method for the same order
@@ -65,7 +75,7 @@ async def test_extra_crypto_pay_payment_for_a_paid_order_is_transferred_back_by_
     assert (request.kind, request.state) == (EXCESS, SENT)
 
 
-async def test_extra_on_chain_payment_asks_the_buyer_for_an_address(sb):  # noqa: F811
+async def test_extra_on_chain_payment_asks_the_buyer_for_an_address(sb):
     order = await choose_on_chain(sb)
     kx = await invoice_of(sb, order.id)
     second = await sb.app.checkout.start(order.id, BUYER, "cryptopay")
@@ -87,7 +97,7 @@ async def test_extra_on_chain_payment_asks_the_buyer_for_an_address(sb):  # noqa
     assert request.state != AWAITING_ADDRESS and request.kind == EXCESS
 
 
-async def test_late_on_chain_payment_with_a_lost_webhook_is_found_by_polling(sb):  # noqa: F811
+async def test_late_on_chain_payment_with_a_lost_webhook_is_found_by_polling(sb):
     order = await choose_on_chain(sb)
     invoice = await invoice_of(sb, order.id)
     sb.kryptoexpress.expire(invoice.external_id)  # the provider's deadline passes…
@@ -109,3 +119,65 @@ async def test_late_on_chain_payment_with_a_lost_webhook_is_found_by_polling(sb)
     told = await sb.telegram.wait_for(message_with(sb, "arrived after the invoice expired"))
     assert f"order #{order.id}" in told["text"]
     await sb.telegram.wait_for(message_with(sb, "paid after expiry", ADMIN))
+
+
+
+def newest(sb, *fragments):
+    """The buyer's newest bot message, if it contains one of `fragments`."""
+    def check():
+        messages = sb.telegram.chat_messages(BUYER, bot_only=True)
+        last = messages[-1].get("text", "") if messages else ""
+        return last if any(f in last for f in fragments) else None
+    return check
+
+
+async def buy_plan(sb, label: str, active: str):
+    """Buy a plan with Crypto Pay; returns the order once the plan is active."""
+    sb.telegram.send_text(BUYER, "/plans")
+    await sb.telegram.wait_for(message_with(sb, "Signal plans"))
+    sb.telegram.press_button(BUYER, label)
+    await sb.telegram.wait_for(newest(sb, "Choose how to pay"))
+    sb.telegram.press_button(BUYER, "Crypto Pay")
+    if "accept our terms" in await sb.telegram.wait_for(newest(sb, "accept our terms", "with the button below")):
+        sb.telegram.press_button(BUYER, "I accept")
+        await sb.telegram.wait_for(newest(sb, "with the button below"))
+    order = (await sb.app.orders.for_user(BUYER))[0]
+    [invoice] = await sb.app.orders.invoices(order.id)
+    sb.cryptopay.pay(invoice.external_id)
+    await sb.telegram.wait_for(message_with(sb, active), timeout=10)
+    return await sb.app.orders.get(order.id)
+
+
+async def test_a_credited_lower_plan_is_not_refunded_twice_and_refunding_the_upgrade_gives_its_time_back(sb):
+    sb.telegram.add_user(BUYER, "Buyer")
+    basic = await buy_plan(sb, "Basic · month", "Basic plan active")
+    pro = await buy_plan(sb, "Pro · month", "Pro plan active")
+    assert pro.details["credit"]["cents"] > 0 and await sb.app.subscriptions.subscribers(["basic"]) == []
+
+    # the lower order's unused value is already inside Pro's price: refunding it is refused, naming Pro
+    sb.telegram.send_text(ADMIN, f"/refund {basic.id}")
+    refused = await sb.telegram.wait_for(message_with(sb, "can't be refunded on its own", ADMIN))
+    assert f"upgrade order #{pro.id}" in refused["text"] and f"Refund order #{pro.id} instead" in refused["text"]
+    assert (await sb.app.orders.get(basic.id)).status == Status.FULFILLED and not sb.cryptopay.transfers
+    result = await sb.app.refunds.refund(basic.id, admin_id=ADMIN)  # nor by any other path
+    assert not result.ok and result.reason == f"credited:{pro.id}"
+
+    # refunding the upgrade takes Pro back and gives back the Basic time its credit ended
+    sb.telegram.send_text(ADMIN, f"/refund {pro.id}")
+    preview = await sb.telegram.wait_for(message_with(sb, f"Refund order #{pro.id} to user", ADMIN))
+    assert "the credit it used is void, so the 30.0 days of the Basic plan it ended resume" in preview["text"]
+    sb.telegram.press_button(ADMIN, "✅ Confirm refund")
+    await sb.telegram.wait_for(message_with(sb, "the buyer has been told", ADMIN))
+    told = await sb.telegram.wait_for(message_with(sb, f"Refund of order #{pro.id}"))
+    assert "30.0 days of your Basic plan" in told["text"] and "resume now" in told["text"]
+    current = await sb.app.subscriptions.current(BUYER)
+    assert current.plan.code == "basic" and current.ends_at > sb.app.orders.clock() + timedelta(days=29, hours=23)
+    assert len(sb.cryptopay.transfers) == 1  # what was paid for Pro (its price less the credit)
+
+    # now the lower order can be refunded, and that takes back the time given back too
+    sb.telegram.send_text(ADMIN, f"/refund {basic.id}")
+    await sb.telegram.wait_for(message_with(sb, f"Refund order #{basic.id} to user", ADMIN))
+    sb.telegram.press_button(ADMIN, "✅ Confirm refund")
+    await sb.telegram.wait_for(message_with(sb, f"Refund of order #{basic.id}"))
+    assert (await sb.app.subscriptions.current(BUYER)).plan.code == "free"
+    assert len(sb.cryptopay.transfers) == 2
