@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from aiogram.utils.i18n import gettext as _
 
-from bot.texts import asset_name, provider_name
 from db.models import Order, Payment
+from presentation.texts import asset_name, provider_name
 from processing.notify import Notifier
 from services.money import format_amount, usd
 from services.orders import OrderService

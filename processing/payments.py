@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from aiogram.utils.i18n import gettext as _
 from prometheus_client import Counter
 
-from bot.texts import asset_name, provider_name, status_label
+from presentation.texts import asset_name, provider_name, status_label
 from processing.fulfilment import FulfilmentWorker
 from processing.notify import Notifier
 from processing.refunds import EXCESS, RefundService, admin_request_line, excess_markup

@@ -15,8 +15,8 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.texts import status_label
 from handlers.user.orders import orders_text
+from presentation.texts import status_label
 from processing.refunds import (
     EXCESS,
     FULL,

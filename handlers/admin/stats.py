@@ -14,11 +14,11 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import select
 
-from bot.texts import product_name, provider_name
 from db.base import utcnow
 from db.engine import Database
 from db.models import Order
 from handlers.admin.panel import AdminMenu
+from presentation.texts import product_name, provider_name
 from services.analytics import Dashboard, dashboard
 from services.charts import revenue_chart
 from services.money import usd

@@ -12,9 +12,9 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index, RowId, TelegramId
-from bot.texts import status_label
 from db.models import User
 from handlers.admin.orders import RefundAct
+from presentation.texts import status_label
 from services.audit import AuditService
 from services.customers import orders_page, summary
 from services.money import usd

@@ -12,8 +12,8 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
-from bot.texts import asset_name, method_label, status_label
 from db.models import Invoice, Order
+from presentation.texts import asset_name, method_label, status_label
 from processing.payments import PaymentProcessor
 from services.checkout import CheckoutService, qr_png
 from services.money import format_amount, usd

@@ -11,9 +11,9 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.keyboards import Menu, back_to_menu
-from bot.texts import status_label
 from db.models import Order
 from handlers.user.checkout import edit_or_keep
+from presentation.texts import status_label
 from processing.refunds import RefundService
 from services.ai_tokens import AiTokenShop
 from services.money import money_text, usd

@@ -22,7 +22,7 @@ from babel.messages.pofile import read_po
 from bot.i18n import DOMAIN, LOCALES_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCE_DIRS = ("bot", "handlers", "services", "processing")  # as in the Makefile's i18n-extract
+SOURCE_DIRS = ("bot", "handlers", "services", "processing", "presentation")  # as in the Makefile's i18n-extract
 KEYWORDS = {**DEFAULT_KEYWORDS, "_": None, "__": None}  # `-k _ -k __` adds to Babel's defaults
 LOCALES = ("en", "ru")
 FIX = ("run `make i18n-update`, translate the new entries in bot/locales/ru/LC_MESSAGES/messages.po "

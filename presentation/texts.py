@@ -1,0 +1,53 @@
+"""Shared wording: order states and payment-method names, translated."""
+
+from __future__ import annotations
+
+from aiogram.utils.i18n import gettext as _
+
+from services.ai_tokens import PRODUCT as AI_TOKENS
+from services.plan_sales import PRODUCT as PLAN
+
+
+def status_label(status: str) -> str:
+    return {
+        "pending": _("⏳ awaiting payment"),
+        "paid": _("💰 paid, delivering"),
+        "paid_over": _("💰 paid (overpaid), delivering"),
+        "paid_partial": _("🟡 partly paid"),
+        "paid_late": _("🟡 paid after expiry, under review"),
+        "fulfilled": _("✅ delivered"),
+        "fulfil_failed": _("⚠️ delivery failed, we're on it"),
+        "expired": _("⌛️ expired"),
+        "cancelled": _("✖️ cancelled"),
+        "refunded": _("↩️ refunded"),
+    }.get(status, status)
+
+
+def method_label(method_id: str, stars: int | None = None) -> str:
+    if method_id == "stars":
+        return _("⭐ Telegram Stars ({stars} ⭐)").format(stars=stars) if stars else _("⭐ Telegram Stars")
+    if method_id == "cryptopay":
+        return _("💎 Crypto Pay (@CryptoBot)")
+    if method_id.startswith("kx-"):
+        asset = method_id[3:].replace("_", " ")
+        return _("🔗 {asset} on-chain").format(asset=asset)
+    return method_id
+
+
+def asset_name(asset: str | None) -> str:
+    """A provider's asset code as people read it: USDT_TRC20 -> "USDT (TRC20)"; XTR, USD unchanged."""
+    if not asset:
+        return ""
+    coin, _sep, network = asset.partition("_")
+    return f"{coin} ({network})" if network else coin
+
+
+PROVIDER_NAMES = {"stars": "Telegram Stars", "cryptopay": "Crypto Pay", "kryptoexpress": "KryptoExpress"}
+
+
+def provider_name(provider: str | None) -> str:
+    return PROVIDER_NAMES.get(provider or "", provider or "—")
+
+
+def product_name(product: str) -> str:
+    return {AI_TOKENS: _("AI tokens"), PLAN: _("Plans")}.get(product, product)
