@@ -27,7 +27,8 @@ from db import migrate
 from db.engine import Database
 from processing.ingest_auth import IngestAuth, signed_headers
 from processing.whale_ingest import add_routes
-from services.whales import METRICS, PERIODS, WhaleService
+from services.whale_rankings import METRICS, PERIODS
+from services.whales import WhaleService
 
 WALLETS = int(os.environ.get("BENCH_WHALE_WALLETS", "5000"))
 TRADES = int(os.environ.get("BENCH_WHALE_TRADES", "200000"))

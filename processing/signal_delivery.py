@@ -46,7 +46,7 @@ from db.base import utcnow
 from db.engine import Database
 from db.models import User
 from db.models_signals import Broadcast, Outbox, Signal, SignalEvent
-from services.signals import render_event, render_signal
+from presentation.signals import render_event, render_signal
 
 log = logging.getLogger(__name__)
 RECORD_RETRY_DELAYS = (0.2, 1.0, 3.0)  # when the last results cannot be written at once

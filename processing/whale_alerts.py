@@ -9,55 +9,24 @@ blocked the bot, or whose paid plan has ended, are skipped (rows marked `skipped
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
-from aiogram.utils.i18n import gettext as _
 
 from bot.gate import bulk
 from db.base import utcnow
-from db.models_whales import WhaleTrade, WhaleWallet
+from presentation.whales import alert_text
 from processing.notify import Notifier
-from services.money import usd
 from services.subscriptions import SubscriptionService
-from services.whales import WhaleService, signed_usd, wallet_name
+from services.whales import WhaleService
 
 log = logging.getLogger(__name__)
 BATCH_WINDOW = timedelta(seconds=60)
 LEASE = timedelta(minutes=5)
-MAX_LINES = 15
 
-
-def alert_text(items: list[tuple[WhaleTrade, WhaleWallet]], tz: ZoneInfo) -> str:
-    lines = [_("🐋 <b>Whale alert</b>: {count} new trades from wallets you follow").format(count=len(items))
-             if len(items) > 1 else _("🐋 <b>Whale alert</b>: a wallet you follow just traded")]
-    by_wallet: dict[int, list[WhaleTrade]] = {}
-    wallets: dict[int, WhaleWallet] = {}
-    for trade, wallet in items:
-        by_wallet.setdefault(wallet.id, []).append(trade)
-        wallets[wallet.id] = wallet
-    shown = 0
-    for wallet_id, trades in by_wallet.items():
-        wallet = wallets[wallet_id]
-        name = wallet_name(wallet.address, wallet.label, wallet.verified, short=True, bold=True)
-        lines += ["", f"{name} ({html.escape(wallet.chain)})"]
-        for trade in trades:
-            if shown >= MAX_LINES:
-                break
-            shown += 1
-            line = (f"• {trade.ts.astimezone(tz).strftime('%H:%M')} {trade.side.upper()} {html.escape(trade.symbol)} "
-                    f"{usd(trade.usd_cents)}")
-            if trade.pnl_cents is not None:
-                line += " · " + _("PnL {pnl}").format(pnl=signed_usd(trade.pnl_cents))
-            lines.append(line)
-    if len(items) > shown:
-        lines += ["", _("…and {count} more.").format(count=len(items) - shown)]
-    lines += ["", _("Leaderboards and your follows: /whales")]
-    return "\n".join(lines)
 
 
 class WhaleAlerts:

@@ -22,7 +22,8 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from processing.ingest_auth import IngestAuth, error_response
-from services.whales import MAX_BATCH, WhaleService
+from services.whale_input import MAX_BATCH
+from services.whales import WhaleService
 
 log = logging.getLogger(__name__)
 PATH = "/api/whales/trades"

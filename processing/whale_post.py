@@ -24,9 +24,11 @@ from sqlalchemy import update
 from db.base import utcnow
 from db.engine import Database
 from db.models_whales import WhalePost
+from presentation.whales import pct, post_text, short_address, signed_usd
 from services.money import usd
 from services.settings import Settings
-from services.whales import Board, WhaleService, pct, short_address, signed_usd, wallet_name
+from services.whale_rankings import Board
+from services.whales import WhaleService
 
 log = logging.getLogger(__name__)
 TOP = 10
@@ -62,16 +64,7 @@ def render_table(board: Board, title: str) -> bytes:
     return buffer.getvalue()
 
 
-def post_text(board: Board, week: str) -> str:
-    lines = [_("🐋 <b>Weekly whale champions</b> · {week}").format(week=week),
-             _("Top wallets of the last 7 days by composite score (PnL, ROI, win rate, volume)."), ""]
-    for r in board.rows:
-        lines.append(f"{r.rank}. {wallet_name(r.address, r.label, r.verified, short=True)} "
-                     + _("PnL {pnl} · win {win}").format(pnl=signed_usd(r.pnl_cents), win=pct(r.win_rate)))
-    if not board.rows:
-        lines.append(_("No wallet traded enough this week to be ranked."))
-    lines += ["", _("Full leaderboards: /whales")]
-    return "\n".join(lines)
+
 
 
 class WeeklyWhalePost:

@@ -12,7 +12,8 @@ from services import track_record
 from services.content import Feeder
 from services.money import usd
 from services.signals import SignalService
-from services.whales import WhaleService, short_address
+from services.whale_input import short_address
+from services.whales import WhaleService
 
 TRACK_RECORD_DAYS = 30
 

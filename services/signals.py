@@ -1,5 +1,5 @@
 """Signals: validation (the field named on error), storage on the hash chain, who gets each signal,
-events, filters, history, and the Cornix-parsable rendering.
+events, filters and history (the Cornix-parsable rendering is presentation/signals.py).
 
 Who gets a signal (decided once, in the transaction that stores it, as one outbox row per recipient):
 every user who has not blocked the bot, on their current plan (Free when no paid time covers now),
@@ -10,7 +10,6 @@ signal `FREE_DELAY` later (paid plans get it at once); /signals hides it from th
 
 from __future__ import annotations
 
-import html
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,7 +19,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from aiogram.utils.i18n import gettext as _
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -219,38 +217,10 @@ def parse_command(text: str, *, external_id: str) -> SignalIn:
     return validate(SignalIn, payload)
 
 
-# ------------------------------------------------------------------------------------------ rendering
+# ------------------------------------------------------------------------------------------ decimals
 
 def _p(value: Decimal | str) -> str:
     return plain(Decimal(value))
-
-
-def render_signal(signal: Signal) -> str:
-    """Cornix-parsable: full pair, the Entry, Take-Profit and Stop keywords, one price per line.
-    Those keywords stay English in every language (they are a format parsers read, not prose)."""
-    side = "Long" if signal.side == "long" else "Short"
-    lines = [f"<b>#{html.escape(signal.symbol)}</b> {side}", "",
-             f"Entry: {_p(signal.entry)}", "", "Take-Profit Targets:"]
-    lines += [f"{i}) {_p(tp)}" for i, tp in enumerate(signal.take_profits, 1)]
-    lines += ["", f"Stop: {_p(signal.stop_loss)}"]
-    extra = []
-    if signal.timeframe:
-        extra.append(_("Timeframe: {timeframe}").format(timeframe=html.escape(signal.timeframe)))
-    if signal.note:
-        extra.append(f"<i>{html.escape(signal.note)}</i>")
-    extra.append(_("Signal #{id} · {ecosystem}").format(id=signal.id, ecosystem=html.escape(signal.ecosystem)))
-    return "\n".join([*lines, "", *extra])
-
-
-def render_event(event: SignalEvent, signal: Signal) -> str:
-    pair = html.escape(signal.symbol)
-    price = _p(event.price)
-    if event.type == "tp_hit":
-        return _("🎯 #{pair} Take-Profit target {level} reached at {price}").format(
-            pair=pair, level=event.level, price=price)
-    if event.type == "sl_hit":
-        return _("🛑 #{pair} Stop reached at {price}").format(pair=pair, price=price)
-    return _("🏁 #{pair} closed at {price}").format(pair=pair, price=price)
 
 
 # ------------------------------------------------------------------------------------------ the service

@@ -22,7 +22,8 @@ from services.orders import MONEY_IN, OrderService
 from services.settings import Settings
 from services.subscriptions import SubscriptionService
 from services.users import UserService
-from services.whales import WhaleService, short_address
+from services.whale_input import short_address
+from services.whales import WhaleService
 
 
 class UserAct(CallbackData, prefix="uact"):

@@ -11,7 +11,8 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from services.whales import ImportReport, Invalid, WhaleService, parse_bool, parse_twitter
+from services.whale_input import Invalid, parse_bool, parse_twitter
+from services.whales import ImportReport, WhaleService
 
 MAX_CSV_BYTES = 5 * 1024 * 1024
 MAX_REASONS = 20

@@ -15,25 +15,14 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index, RowId
 from bot.keyboards import Menu
+from presentation.whales import pct, short_address, signed_usd, wallet_name
 from services.money import usd
 from services.plans import Plan
 from services.settings import Settings
 from services.subscriptions import SubscriptionService
-from services.whales import (
-    FREE_TOP,
-    METRICS,
-    PAGE_SIZE,
-    PERIODS,
-    THRESHOLDS_USD,
-    Board,
-    BoardRow,
-    Card,
-    WhaleService,
-    pct,
-    short_address,
-    signed_usd,
-    wallet_name,
-)
+from services.whale_follows import THRESHOLDS_USD, FollowProblem
+from services.whale_rankings import FREE_TOP, METRICS, PAGE_SIZE, PERIODS, Board, BoardRow, Card
+from services.whales import WhaleService
 
 DEFAULT = ("7d", "score")
 
@@ -265,10 +254,10 @@ def build_router() -> Router:
         result = await whales.follow(user_id, wallet.id, THRESHOLDS_USD[callback_data.t] * 100,
                                      limit=plan.whale_follows)
         if not result.ok:
-            if result.problem == "limit":
+            if result.problem is FollowProblem.LIMIT:
                 text = _("You already follow {count} of {limit} wallets on {plan}. Unfollow one first, or "
                          "upgrade: /plans").format(count=result.count, limit=result.limit, plan=plan.name)
-            elif result.problem == "unknown_wallet":
+            elif result.problem is FollowProblem.UNKNOWN_WALLET:
                 text = refused()
             else:
                 text = _("Following wallets is part of the paid plans: /plans")

@@ -1,0 +1,44 @@
+"""Signals as Telegram messages: the Cornix-parsable signal and its later events (HTML; pair, note,
+timeframe and ecosystem escaped)."""
+
+from __future__ import annotations
+
+import html
+from decimal import Decimal
+
+from aiogram.utils.i18n import gettext as _
+
+from db.models_signals import Signal, SignalEvent
+from services.money import plain
+
+
+def _price(value: Decimal | str) -> str:
+    return plain(Decimal(value))
+
+
+def render_signal(signal: Signal) -> str:
+    """Cornix-parsable: full pair, the Entry, Take-Profit and Stop keywords, one price per line.
+    Those keywords stay English in every language (they are a format parsers read, not prose)."""
+    side = "Long" if signal.side == "long" else "Short"
+    lines = [f"<b>#{html.escape(signal.symbol)}</b> {side}", "",
+             f"Entry: {_price(signal.entry)}", "", "Take-Profit Targets:"]
+    lines += [f"{i}) {_price(tp)}" for i, tp in enumerate(signal.take_profits, 1)]
+    lines += ["", f"Stop: {_price(signal.stop_loss)}"]
+    extra = []
+    if signal.timeframe:
+        extra.append(_("Timeframe: {timeframe}").format(timeframe=html.escape(signal.timeframe)))
+    if signal.note:
+        extra.append(f"<i>{html.escape(signal.note)}</i>")
+    extra.append(_("Signal #{id} · {ecosystem}").format(id=signal.id, ecosystem=html.escape(signal.ecosystem)))
+    return "\n".join([*lines, "", *extra])
+
+
+def render_event(event: SignalEvent, signal: Signal) -> str:
+    pair = html.escape(signal.symbol)
+    price = _price(event.price)
+    if event.type == "tp_hit":
+        return _("🎯 #{pair} Take-Profit target {level} reached at {price}").format(
+            pair=pair, level=event.level, price=price)
+    if event.type == "sl_hit":
+        return _("🛑 #{pair} Stop reached at {price}").format(pair=pair, price=price)
+    return _("🏁 #{pair} closed at {price}").format(pair=pair, price=price)

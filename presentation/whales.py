@@ -1,0 +1,75 @@
+"""Whale wording shared by /whales, the alerts worker and the weekly post: amounts, percentages,
+wallet names (HTML, label and address escaped), the alert message and the weekly post text."""
+
+from __future__ import annotations
+
+import html
+from zoneinfo import ZoneInfo
+
+from aiogram.utils.i18n import gettext as _
+
+from db.models_whales import WhaleTrade, WhaleWallet
+from services.money import usd
+from services.whale_input import short_address
+from services.whale_rankings import Board
+
+__all__ = ["MAX_LINES", "alert_text", "pct", "post_text", "short_address", "signed_usd", "wallet_name"]
+
+MAX_LINES = 15  # trades listed in one alert message; the rest are counted
+
+
+def signed_usd(cents: int) -> str:
+    return ("+" if cents > 0 else "") + usd(cents)
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def wallet_name(address: str, label: str | None, verified: bool, *, short: bool, bold: bool = False) -> str:
+    """HTML: "✅ label · <code>address</code>" (the label in bold with `bold`)."""
+    shown = short_address(address) if short else address
+    name = f"{html.escape(label)} · " if label else ""
+    if bold and name:
+        name = f"<b>{name}</b>"
+    return ("✅ " if verified else "") + f"{name}<code>{html.escape(shown)}</code>"
+
+
+def alert_text(items: list[tuple[WhaleTrade, WhaleWallet]], tz: ZoneInfo) -> str:
+    lines = [_("🐋 <b>Whale alert</b>: {count} new trades from wallets you follow").format(count=len(items))
+             if len(items) > 1 else _("🐋 <b>Whale alert</b>: a wallet you follow just traded")]
+    by_wallet: dict[int, list[WhaleTrade]] = {}
+    wallets: dict[int, WhaleWallet] = {}
+    for trade, wallet in items:
+        by_wallet.setdefault(wallet.id, []).append(trade)
+        wallets[wallet.id] = wallet
+    shown = 0
+    for wallet_id, trades in by_wallet.items():
+        wallet = wallets[wallet_id]
+        name = wallet_name(wallet.address, wallet.label, wallet.verified, short=True, bold=True)
+        lines += ["", f"{name} ({html.escape(wallet.chain)})"]
+        for trade in trades:
+            if shown >= MAX_LINES:
+                break
+            shown += 1
+            line = (f"• {trade.ts.astimezone(tz).strftime('%H:%M')} {trade.side.upper()} {html.escape(trade.symbol)} "
+                    f"{usd(trade.usd_cents)}")
+            if trade.pnl_cents is not None:
+                line += " · " + _("PnL {pnl}").format(pnl=signed_usd(trade.pnl_cents))
+            lines.append(line)
+    if len(items) > shown:
+        lines += ["", _("…and {count} more.").format(count=len(items) - shown)]
+    lines += ["", _("Leaderboards and your follows: /whales")]
+    return "\n".join(lines)
+
+
+def post_text(board: Board, week: str) -> str:
+    lines = [_("🐋 <b>Weekly whale champions</b> · {week}").format(week=week),
+             _("Top wallets of the last 7 days by composite score (PnL, ROI, win rate, volume)."), ""]
+    for r in board.rows:
+        lines.append(f"{r.rank}. {wallet_name(r.address, r.label, r.verified, short=True)} "
+                     + _("PnL {pnl} · win {win}").format(pnl=signed_usd(r.pnl_cents), win=pct(r.win_rate)))
+    if not board.rows:
+        lines.append(_("No wallet traded enough this week to be ranked."))
+    lines += ["", _("Full leaderboards: /whales")]
+    return "\n".join(lines)
