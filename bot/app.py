@@ -11,7 +11,7 @@ from aiogram.client.session.base import BaseSession
 from aiohttp import web
 
 from bot import startup
-from bot.commands import register_commands
+from bot.commands import all_commands, register_commands
 from bot.factory import create_bot, create_dispatcher
 from bot.gate import OutgoingGate
 from bot.i18n import build_i18n
@@ -38,7 +38,7 @@ from processing.whale_alerts import WhaleAlerts
 from processing.whale_ingest import add_routes as add_whale_routes
 from processing.whale_post import WeeklyWhalePost
 from services.admin_prefs import AdminPrefService
-from services.ai_tokens import PRODUCT, AiTokenFulfiller, AiTokenShop, Headroom, PriceBook, PriceRules
+from services.ai_tokens import AiTokenShop, Headroom, PriceBook, PriceRules, ai_tokens_product
 from services.audit import AuditService
 from services.broadcasts import BroadcastService
 from services.channel import PrivateChannel
@@ -53,9 +53,8 @@ from services.payments.cryptopay import CryptoPayProvider
 from services.payments.kryptoexpress import KryptoExpressProvider
 from services.payments.stars import StarsProvider
 from services.plan_notices import PlanNotices
-from services.plan_sales import PRODUCT as PLAN_PRODUCT
-from services.plan_sales import PlanFulfiller, PlanShop
-from services.products import Fulfiller
+from services.plan_sales import PlanShop, plan_product
+from services.products import build_catalog
 from services.settings import Settings
 from services.signals import SignalService
 from services.subscriptions import SubscriptionService
@@ -99,11 +98,11 @@ class App:
             PriceRules(settings.ai_token_markup, settings.ai_token_max_order_usd, settings.ai_token_min_tokens),
             Headroom(self.openrouter, self.db), self.orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes))
         self.vault = SecretVault(self.db, secret(settings.openrouter_management_key), purpose="openrouter-keys")
-        self.fulfillers: dict[str, Fulfiller] = {PRODUCT: AiTokenFulfiller(self.openrouter, self.vault)}
         self.subscriptions = SubscriptionService(self.db)
         self.channel = PrivateChannel(self.bot, settings.private_channel_id)
         self.plan_shop = PlanShop(self.orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes))
-        self.fulfillers[PLAN_PRODUCT] = PlanFulfiller(self.subscriptions, self.channel, settings.tz)
+        self.products = build_catalog(self, (ai_tokens_product, plan_product))  # and any registered product
+        self.fulfillers = self.products.fulfillers
         self.plan_lifecycle = SubscriptionLifecycle(self.subscriptions, PlanNotices(self.db), self.channel,
                                                     self.notifier, settings.tz)
         self.worker = FulfilmentWorker(self.db, self.orders, self.fulfillers, BotDeliverer(self.notifier, self.orders))
@@ -133,7 +132,7 @@ class App:
             signals=self.signals, broadcasts=self.broadcasts, signal_delivery=self.signal_delivery,
             broadcast_progress=self.broadcast_progress,
             throttle=throttle, subscriptions=self.subscriptions, whales=self.whales,
-            plan_shop=self.plan_shop, channel=self.channel, admin_prefs=self.admin_prefs)
+            plan_shop=self.plan_shop, channel=self.channel, admin_prefs=self.admin_prefs, products=self.products)
         self.scheduler = build_scheduler(settings.tz, on_failure=self.alerts.job_failed)
         self.web = build_web_app(self.db, payment_webhook=self.payments.handle_webhook)
         ingest_auth = IngestAuth.from_settings(settings, on_rejected=self.alerts.ingest_rejected)
@@ -189,7 +188,7 @@ class App:
         self.scheduler.add_job(self.plan_lifecycle.run, "interval", minutes=5, id="plan_lifecycle",
                                next_run_time=datetime.now(UTC))
         self.scheduler.add_job(refresh_today, "interval", minutes=1, id="business_metrics",
-                               args=(self.db, list(self.fulfillers), s.tz), next_run_time=datetime.now(UTC))
+                               args=(self.db, self.products.ids, s.tz), next_run_time=datetime.now(UTC))
         self.scheduler.add_job(self.broadcast_progress.tick, "interval", seconds=2, id="broadcast_progress")
         self.scheduler.add_job(self.whale_alerts.tick, "interval", seconds=WHALE_ALERT_TICK_SECONDS, id="whale_alerts")
         self.scheduler.add_job(self.whales.refresh_rankings, "interval", seconds=WHALE_RANKING_TTL * 2 // 3,
@@ -210,7 +209,7 @@ class App:
         self.port = self._runner.addresses[0][1]
         with startup.telegram(self.settings.telegram_api_url):
             me = await self.bot.get_me()
-        await register_commands(self.bot, self.i18n, self.settings.admin_ids)
+        await register_commands(self.bot, self.i18n, self.settings.admin_ids, all_commands(self.products.commands))
         self._schedule()
         self.scheduler.start()
         await self.worker.recover()

@@ -1,8 +1,11 @@
-"""Command lists registered with setMyCommands: users everywhere, admins in their own chats."""
+"""The one list of commands: the command menus (setMyCommands: users everywhere, admins in their own
+chats), /help, the admin panel's howto and the refusal filter all read it. Products add theirs
+(`services.products.Product.commands`) after /start."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
@@ -10,57 +13,85 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import lazy_gettext as __
 
+from services.products import Command, text
+
 log = logging.getLogger(__name__)
 
-USER_COMMANDS = {
-    "start": __("Main menu"),
-    "tokens": __("Buy AI tokens"),
-    "plans": __("Signal subscription plans"),
-    "signals": __("My signals and filters"),
-    "whales": __("Whale leaderboards"),
-    "performance": __("Signal track record"),
-    "orders": __("My orders"),
-    "settings": __("Language and notifications"),
-    "help": __("How to use the bot"),
-    "terms": __("Terms of service"),
-    "paysupport": __("Help with a payment"),
-}
-ADMIN_COMMANDS = {
-    "admin": __("Admin panel"),
-    "stats": __("Business figures"),
-    "broadcast": __("Message all users"),
-    "post_now": __("Publish a channel post now"),
-    "preview": __("Draft a channel post to check first"),
-    "schedule": __("Channel post slots and the last posts"),
-    "refund": __("Refund an order"),
-    "grant": __("Grant a plan"),
-    "signal": __("Post a signal by hand"),
-}
+#: Before the products' commands.
+HEAD = (Command("start", __("Main menu")),)
+#: After the products' commands, in menu / help / howto order.
+TAIL = (
+    Command("whales", __("Whale leaderboards"), help=__("/whales — whale leaderboards")),
+    Command("performance", __("Signal track record"), help=__("/performance — the signals' verifiable track record")),
+    Command("orders", __("My orders"), help=__("/orders — your orders and their status"),
+            howto=__("/orders USER_ID — a user's orders")),
+    Command("settings", __("Language and notifications"), help=__("/settings — language")),
+    Command("help", __("How to use the bot")),
+    Command("terms", __("Terms of service"), help=__("/terms — terms of service")),
+    Command("paysupport", __("Help with a payment"), help=__("/paysupport — a problem with a payment? Write to us")),
+    Command("cancel", help=__("/cancel — stop what you are doing")),
+    Command("admin", __("Admin panel"), admin=True),
+    Command("stats", __("Business figures"), admin=True),
+    Command("user", howto=__("/user ID or @username — a user's card: plan, orders, ban, refund"), admin=True),
+    Command("grant", __("Grant a plan"), howto=__("/grant USER_ID PLAN DAYS — give a plan, e.g. /grant 12345 pro 30"),
+            admin=True),
+    Command("refund", __("Refund an order"), howto=__("/refund ORDER_ID — refund an order"), admin=True),
+    Command("refund_done", admin=True),
+    Command("signal", __("Post a signal by hand"),
+            howto=__("/signal ecosystem PAIR side entry targets stop [timeframe] [note] — post a signal"), admin=True),
+    Command("broadcast", __("Message all users"),
+            howto=__("/broadcast — message everyone, paying users, a plan or lapsed users"), admin=True),
+    Command("post_now", __("Publish a channel post now"),
+            howto=__("/post_now [kind], /preview [kind], /schedule — channel posts"), admin=True),
+    Command("preview", __("Draft a channel post to check first"), admin=True),
+    Command("schedule", __("Channel post slots and the last posts"), admin=True),
+    Command("import_whales", howto=__("/import_whales — send a CSV with this caption; /whale_set — edit a wallet"),
+            admin=True),
+    Command("whale_set", admin=True),
+    Command("export", howto=__("/export DAYS — orders as CSV"), admin=True),
+    Command("audit", howto=__("/audit — who did what"), admin=True),
+)
 
 
-def command_list(commands: dict, i18n: I18n, locale: str) -> list[BotCommand]:
+def all_commands(product_commands: Iterable[Command] = ()) -> list[Command]:
+    """Every command in order: /start, the products' commands, then the rest."""
+    return [*HEAD, *product_commands, *TAIL]
+
+
+def admin_command_names() -> list[str]:
+    """Commands only admins may run (anyone else is refused)."""
+    return [c.name for c in all_commands() if c.admin]
+
+
+#: Names and menu descriptions of the commands without products (kept for readers of the old lists).
+USER_COMMANDS = {c.name: c.menu for c in all_commands() if c.menu is not None and not c.admin}
+ADMIN_COMMANDS = {c.name: c.menu for c in all_commands() if c.menu is not None and c.admin}
+
+
+def command_list(commands: Iterable[Command], i18n: I18n, locale: str, *, admin: bool) -> list[BotCommand]:
+    """The command menu in `locale`: user commands, and admin ones too when `admin`."""
     with i18n.context(), i18n.use_locale(locale):
-        return [BotCommand(command=name, description=str(text)) for name, text in commands.items()]
+        return [BotCommand(command=c.name, description=text(c.menu)) for c in commands
+                if c.menu is not None and (admin or not c.admin)]
 
 
-async def register_commands(bot: Bot, i18n: I18n, admin_ids: list[int]) -> None:
+async def register_commands(bot: Bot, i18n: I18n, admin_ids: list[int], commands: list[Command]) -> None:
     for locale in i18n.available_locales:
         language = None if locale == i18n.default_locale else locale
-        user = command_list(USER_COMMANDS, i18n, locale)
+        user = command_list(commands, i18n, locale, admin=False)
         await bot.set_my_commands(user, scope=BotCommandScopeDefault(), language_code=language)
     for admin_id in admin_ids:
-        await register_admin_commands(bot, i18n, admin_id)
+        await register_admin_commands(bot, i18n, admin_id, commands)
 
 
-async def register_admin_commands(bot: Bot, i18n: I18n, admin_id: int) -> bool:
+async def register_admin_commands(bot: Bot, i18n: I18n, admin_id: int, commands: list[Command]) -> bool:
     """Admin list in the admin's own chat. Fails until the admin has opened the bot, so /start
     from an admin registers it again."""
     try:
         for locale in i18n.available_locales:
             language = None if locale == i18n.default_locale else locale
-            commands = command_list(USER_COMMANDS, i18n, locale) + command_list(ADMIN_COMMANDS, i18n, locale)
-            await bot.set_my_commands(commands, scope=BotCommandScopeChat(chat_id=admin_id),
-                                      language_code=language)
+            await bot.set_my_commands(command_list(commands, i18n, locale, admin=True),
+                                      scope=BotCommandScopeChat(chat_id=admin_id), language_code=language)
     except TelegramAPIError as exc:
         log.info("admin commands for %s not set yet: %s", admin_id, exc.message)
         return False

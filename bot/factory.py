@@ -46,5 +46,6 @@ def create_dispatcher(
     dp.message.outer_middleware(throttle)
     dp.callback_query.outer_middleware(throttle)
     dp.errors.register(on_error)
-    dp.include_routers(*build_routers(settings.admin_ids))
+    products = services.get("products")  # products whose handlers live outside handlers/ bring a router
+    dp.include_routers(*build_routers(settings.admin_ids, products.routers() if products is not None else ()))
     return dp

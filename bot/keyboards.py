@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import TelegramId
+from services.products import MenuEntry, text
 
 
 class Menu(CallbackData, prefix="menu"):
@@ -22,19 +25,21 @@ class SupportReply(CallbackData, prefix="sup"):
     user_id: TelegramId
 
 
-MENU_SECTIONS = ("tokens", "plans", "whales", "orders", "settings", "help")
+#: The main menu's own entries, after the products' ones (`services.products.MenuEntry`).
+MENU_SECTIONS = ("whales", "orders", "settings", "help")
 
 
-def main_menu() -> InlineKeyboardMarkup:
+def main_menu(products: Iterable[MenuEntry] = ()) -> InlineKeyboardMarkup:
+    """The products' entries (in catalog order), then the rest."""
     labels = {
-        "tokens": _("🤖 AI tokens"),
-        "plans": _("📈 Signal plans"),
         "whales": _("🐋 Whale leaderboard"),
         "orders": _("🧾 My orders"),
         "settings": _("⚙️ Settings"),
         "help": _("❓ Help"),
     }
     builder = InlineKeyboardBuilder()
+    for entry in products:
+        builder.button(text=text(entry.label), callback_data=Menu(section=entry.section))
     for section in MENU_SECTIONS:
         builder.button(text=labels[section], callback_data=Menu(section=section))
     builder.adjust(2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aiogram import Router
 
 from handlers import admin, common, fallback, payments
@@ -10,7 +12,8 @@ from handlers.user import ai_tokens, checkout, help, orders, plans, refunds, set
 from handlers.user import whales as whale_board
 
 
-def build_routers(admin_ids: list[int]) -> list[Router]:
+def build_routers(admin_ids: list[int], products: Sequence[Router] = ()) -> list[Router]:
+    """`products`: routers of registered products (services.products.Product.router), before the fallback."""
     return [
         common.build_router(),
         admin.build_router(admin_ids),
@@ -27,5 +30,6 @@ def build_routers(admin_ids: list[int]) -> list[Router]:
         whale_board.build_router(),
         plans.build_router(),
         ai_tokens.build_router(),  # after the commands: its custom-amount state takes stray text
+        *products,
         fallback.build_router(),  # last: takes only what nobody else did
     ]

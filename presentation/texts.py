@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiogram.utils.i18n import gettext as _
 
-from services.ai_tokens import PRODUCT as AI_TOKENS
-from services.plan_sales import PRODUCT as PLAN
+from services.products import display_name
 
 
 def status_label(status: str) -> str:
@@ -50,4 +49,5 @@ def provider_name(provider: str | None) -> str:
 
 
 def product_name(product: str) -> str:
-    return {AI_TOKENS: _("AI tokens"), PLAN: _("Plans")}.get(product, product)
+    """The name the product was registered with (services.products), in the current locale."""
+    return display_name(product)

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import lazy_gettext as __
 from sqlalchemy import select
 
 from db.engine import Database
 from db.models import Order
-from services.money import plain
+from services.money import money_text, plain
 from services.openrouter import KeyInfo, ModelPrice, OpenRouterClient, OpenRouterError
 from services.orders import Status
-from services.products import Delivery, FulfilmentFailed, TakenBack
+from services.placed import Placed, PlaceProblem
+from services.products import Command, Delivery, FulfilmentFailed, MenuEntry, Product, TakenBack
 from services.vault import SecretVault
 
 log = logging.getLogger(__name__)
@@ -236,14 +238,6 @@ def delivery_text(key: str, model: str, tokens: int, base_url: str) -> str:
     ).format(model=model, tokens=f"{tokens:,}", key=key, base_url=base_url)
 
 
-@dataclass(frozen=True, slots=True)
-class Placed:
-    """`problem`: unknown_model, not_a_number, too_few, too_many, no_headroom, not_configured."""
-
-    order: Order | None = None
-    problem: str | None = None
-
-
 class AiTokenShop:
     def __init__(self, prices: PriceBook, rules: PriceRules, headroom: Headroom, orders, *,
                  ttl) -> None:
@@ -257,17 +251,17 @@ class AiTokenShop:
     async def place(self, user_id: int, model_index: int, tokens: int) -> Placed:
         """Quote, check the operator can deliver, and create the pending order. Buys nothing."""
         if not self.can_deliver:
-            return Placed(problem="not_configured")
+            return Placed(problem=PlaceProblem.NOT_CONFIGURED)
         model = await self.prices.model(model_index)
         if model is None or not self.rules.sellable(model):
-            return Placed(problem="unknown_model")
+            return Placed(problem=PlaceProblem.UNKNOWN_MODEL)
         if tokens < self.rules.min_tokens:
-            return Placed(problem="too_few")
+            return Placed(problem=PlaceProblem.TOO_FEW)
         if tokens > self.rules.max_tokens(model):
-            return Placed(problem="too_many")
+            return Placed(problem=PlaceProblem.TOO_MANY)
         quote = self.rules.quote(model, tokens)
         if not await self.headroom.covers(quote.base):
-            return Placed(problem="no_headroom")
+            return Placed(problem=PlaceProblem.NO_HEADROOM)
         order = await self.orders.create(
             user_id=user_id, product=PRODUCT, product_ref=model.id, amount_cents=quote.total_cents, ttl=self.ttl,
             title=f"{tokens:,} tokens · {model.name}"[:200],
@@ -298,3 +292,21 @@ def per_million(model: ModelPrice, markup: Decimal) -> str:
     """Our price for a million output tokens, for comparing models at a glance."""
     price = (model.completion * 1_000_000 * (1 + markup)).quantize(CENT, rounding=ROUND_CEILING)
     return f"${price:,}"
+
+
+def ai_tokens_product(app) -> Product:
+    """AI tokens as the app sells them (handlers: handlers/user/ai_tokens.py). /orders shows the credit
+    left on each delivered key, asked of OpenRouter."""
+    shop: AiTokenShop = app.ai_tokens
+
+    async def order_lines(orders: list[Order]) -> dict[int, list[str]]:
+        keys = {o.id: (o.delivery or {}).get("key_last4", "") for o in orders}
+        return {order_id: [_("🔑 Key …{last4}: {left} of {limit} credit left").format(
+                    last4=keys[order_id], left=money_text(left), limit=money_text(limit))]
+                for order_id, (left, limit) in (await shop.credit_left(orders)).items()}
+
+    return Product(
+        id=PRODUCT, name=__("AI tokens"), fulfiller=AiTokenFulfiller(app.openrouter, app.vault),
+        order_lines=order_lines, menu=MenuEntry("tokens", __("🤖 AI tokens")),
+        commands=(Command("tokens", __("Buy AI tokens"),
+                          help=__("/tokens — buy AI tokens: pick a model and a package, pay, get your API key")),))

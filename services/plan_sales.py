@@ -16,13 +16,15 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import lazy_gettext as __
 
 from db.models import Order
 from services.channel import PrivateChannel
 from services.orders import OrderService
 from services.plan_upgrade import AFTER, CREDIT, DOWNGRADE, end_credited, move_after, plan_change, start_after_higher
+from services.placed import Placed, PlaceProblem
 from services.plans import PLANS, Plan
-from services.products import Delivery, FulfilmentFailed, TakenBack
+from services.products import Command, Delivery, FulfilmentFailed, MenuEntry, Product, TakenBack
 from services.subscriptions import SubscriptionService, plan_takes_back, take_back_plan
 
 PRODUCT = "plan"
@@ -58,14 +60,6 @@ def format_end(when: datetime, tz: ZoneInfo) -> str:
     return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
-@dataclass(frozen=True, slots=True)
-class Placed:
-    """`problem`: unknown_plan."""
-
-    order: Order | None = None
-    problem: str | None = None
-
-
 class PlanShop:
     def __init__(self, orders: OrderService, *, ttl: timedelta) -> None:
         self.orders, self.ttl = orders, ttl
@@ -74,7 +68,7 @@ class PlanShop:
         """Create the pending order for a plan period; a forged or stale choice is refused."""
         parsed = parse_ref(f"{plan_code}:{period_code}")
         if parsed is None:
-            return Placed(problem="unknown_plan")
+            return Placed(problem=PlaceProblem.UNKNOWN_PLAN)
         plan, period = parsed
         length = "1 month" if period.code == "month" else "12 months"
         price = period.price_cents(plan)
@@ -146,3 +140,13 @@ class PlanFulfiller:
 
     async def revoke(self, order: Order) -> TakenBack:
         return await take_back_plan(self.subscriptions, self.channel, order)
+
+
+def plan_product(app) -> Product:
+    """Signal plans as the app sells them (handlers: handlers/user/plans.py and signals.py)."""
+    return Product(
+        id=PRODUCT, name=__("Plans"), fulfiller=PlanFulfiller(app.subscriptions, app.channel, app.settings.tz),
+        menu=MenuEntry("plans", __("📈 Signal plans")),
+        commands=(Command("plans", __("Signal subscription plans"), help=__("/plans — signal subscription plans")),
+                  Command("signals", __("My signals and filters"),
+                          help=__("/signals — your subscription, latest signals and filters"))))

@@ -9,6 +9,9 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.commands import all_commands
+from services.products import text
+
 
 class AdminMenu(CallbackData, prefix="adm"):
     action: str
@@ -26,19 +29,8 @@ def panel_keyboard() -> InlineKeyboardMarkup:
 
 def howto_text() -> str:
     """The commands that take arguments, so every admin action is one tap or one line away."""
-    return _(
-        "🧭 <b>Admin commands</b>\n\n"
-        "/user ID or @username — a user's card: plan, orders, ban, refund\n"
-        "/grant USER_ID PLAN DAYS — give a plan, e.g. /grant 12345 pro 30\n"
-        "/refund ORDER_ID — refund an order\n"
-        "/orders USER_ID — a user's orders\n"
-        "/signal ecosystem PAIR side entry targets stop [timeframe] [note] — post a signal\n"
-        "/broadcast — message everyone, paying users, a plan or lapsed users\n"
-        "/post_now [kind], /preview [kind], /schedule — channel posts\n"
-        "/import_whales — send a CSV with this caption; /whale_set — edit a wallet\n"
-        "/export DAYS — orders as CSV\n"
-        "/audit — who did what"
-    )
+    lines = [text(c.howto) for c in all_commands() if c.howto is not None]
+    return _("🧭 <b>Admin commands</b>") + "\n\n" + "\n".join(lines)
 
 
 def build_router() -> Router:

@@ -7,16 +7,16 @@ from aiogram.filters import Command
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.commands import ADMIN_COMMANDS
+from bot.commands import ADMIN_COMMANDS, admin_command_names
 
-#: Not in the command menu.
-EXTRA_ADMIN_COMMANDS = ("user", "audit", "export", "import_whales", "whale_set", "refund_done")
+#: Admin commands that are not in the command menu.
+EXTRA_ADMIN_COMMANDS = tuple(name for name in admin_command_names() if name not in ADMIN_COMMANDS)
 
 
 def build_router() -> Router:
     router = Router(name="admin_refusal")
 
-    @router.message(Command(*ADMIN_COMMANDS, *EXTRA_ADMIN_COMMANDS))
+    @router.message(Command(*admin_command_names()))
     async def refuse(message: Message):
         await message.answer(_("Sorry, this command is only for the bot's administrators."))
 

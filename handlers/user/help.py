@@ -7,35 +7,28 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.commands import all_commands
 from bot.keyboards import Menu, back_to_menu
+from services.products import Catalog, text
+from services.products import Command as CommandSpec
 
 
-def help_text() -> str:
-    return _(
-        "<b>How it works</b>\n\n"
-        "/tokens — buy AI tokens: pick a model and a package, pay, get your API key\n"
-        "/plans — signal subscription plans\n"
-        "/signals — your subscription, latest signals and filters\n"
-        "/whales — whale leaderboards\n"
-        "/performance — the signals' verifiable track record\n"
-        "/orders — your orders and their status\n"
-        "/settings — language\n"
-        "/terms — terms of service\n"
-        "/paysupport — a problem with a payment? Write to us\n"
-        "/cancel — stop what you are doing"
-    )
+def help_text(commands: list[CommandSpec]) -> str:
+    """One line per command that has one, in the order of the command list."""
+    lines = [text(c.help) for c in commands if c.help is not None]
+    return _("<b>How it works</b>") + "\n\n" + "\n".join(lines)
 
 
 def build_router() -> Router:
     router = Router(name="help")
 
     @router.message(Command("help"))
-    async def help_command(message: Message):
-        await message.answer(help_text(), reply_markup=back_to_menu())
+    async def help_command(message: Message, products: Catalog):
+        await message.answer(help_text(all_commands(products.commands)), reply_markup=back_to_menu())
 
     @router.callback_query(Menu.filter(F.section == "help"))
-    async def help_menu(query: CallbackQuery):
-        await query.message.edit_text(help_text(), reply_markup=back_to_menu())
+    async def help_menu(query: CallbackQuery, products: Catalog):
+        await query.message.edit_text(help_text(all_commands(products.commands)), reply_markup=back_to_menu())
         await query.answer()
 
     return router

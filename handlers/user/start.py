@@ -11,8 +11,9 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.commands import register_admin_commands
+from bot.commands import all_commands, register_admin_commands
 from bot.keyboards import Menu, main_menu
+from services.products import Catalog
 from services.settings import Settings
 from services.text import strip_invisible_or_none
 from services.users import UserInfo, UserService
@@ -34,17 +35,18 @@ def build_router() -> Router:
 
     @router.message(CommandStart())
     async def start(message: Message, command: CommandObject, user_info: UserInfo, users: UserService,
-                    settings: Settings, bot: Bot, i18n: I18n):
+                    settings: Settings, bot: Bot, i18n: I18n, products: Catalog):
         match = REFERRAL.fullmatch(command.args or "")
         if match and user_info.is_new:
             await users.set_referrer(user_info.id, int(match.group(1)))
         if user_info.is_new and settings.is_admin(user_info.id):
-            await register_admin_commands(bot, i18n, user_info.id)
-        await message.answer(welcome_text(message.from_user.first_name), reply_markup=main_menu())
+            await register_admin_commands(bot, i18n, user_info.id, all_commands(products.commands))
+        await message.answer(welcome_text(message.from_user.first_name), reply_markup=main_menu(products.menu))
 
     @router.callback_query(Menu.filter(F.section == "home"))
-    async def home(query: CallbackQuery):
-        await query.message.edit_text(welcome_text(query.from_user.first_name), reply_markup=main_menu())
+    async def home(query: CallbackQuery, products: Catalog):
+        await query.message.edit_text(welcome_text(query.from_user.first_name),
+                                      reply_markup=main_menu(products.menu))
         await query.answer()
 
     return router
