@@ -13,7 +13,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from processing.ingest_auth import IngestAuth, error_response
-from services.signals import EventIn, InvalidInput, SignalIn, SignalService, validate
+from services.signals import EventIn, EventOutcome, InvalidInput, SignalIn, SignalService, validate
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,11 @@ def add_signal_routes(app: web.Application, auth: IngestAuth, signals: SignalSer
             result = await signals.add_event(ref, data)
         except InvalidInput as exc:
             return error_response(422, f"{exc.field} {exc.message}", field=exc.field)
-        if result.status == "not_found":
+        if result.status is EventOutcome.NOT_FOUND:
             return error_response(404, "unknown signal id", field="id")
-        if result.status == "closed":
+        if result.status is EventOutcome.CLOSED:
             return error_response(409, "the signal is already closed")
-        if result.status == "duplicate":
+        if result.status is EventOutcome.DUPLICATE:
             return web.json_response({"stored": False, "duplicate": True}, status=200)
         queued()
         return web.json_response({"stored": True, "id": result.event_id}, status=202)

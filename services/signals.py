@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -232,9 +233,18 @@ class Ingested:
     recipients: int = 0
 
 
+class EventOutcome(StrEnum):
+    """What became of a signal's event (the values are the strings compared and logged before)."""
+
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    NOT_FOUND = "not_found"  # no signal with that sender's id
+    CLOSED = "closed"  # the signal was already closed
+
+
 @dataclass(frozen=True, slots=True)
 class EventResult:
-    status: Literal["stored", "duplicate", "not_found", "closed"]
+    status: EventOutcome
     event_id: int | None = None
     recipients: int = 0
 
@@ -337,15 +347,15 @@ class SignalService:
         now = self.clock()
         signal = await self.find(ref)
         if signal is None:
-            return EventResult("not_found")
+            return EventResult(EventOutcome.NOT_FOUND)
         if data.type == "tp_hit" and data.level > len(signal.take_profits):
             raise InvalidInput("level", f"this signal has {len(signal.take_profits)} targets")
         async with self.db.transaction() as session:
             events = list(await session.scalars(select(SignalEvent).where(SignalEvent.signal_id == signal.id)))
             if any(e.type == data.type and e.level == data.level for e in events):
-                return EventResult("duplicate")
+                return EventResult(EventOutcome.DUPLICATE)
             if track_record.outcome(signal, events) is not None:
-                return EventResult("closed")
+                return EventResult(EventOutcome.CLOSED)
             head = await session.scalar(select(SignalEvent.hash).order_by(SignalEvent.id.desc()).limit(1)) \
                 or track_record.GENESIS
             event = SignalEvent(signal_id=signal.id, type=data.type, level=data.level, price=data.price,
@@ -360,7 +370,7 @@ class SignalService:
             await outbox.enqueue(session, [
                 outbox.row("event", event.id, chat, user_id, parent_id=parent_id, due=max(now, due), now=now)
                 for parent_id, chat, user_id, due in parents])
-            return EventResult("stored", event.id, len(parents))
+            return EventResult(EventOutcome.STORED, event.id, len(parents))
 
     # -- users -------------------------------------------------------------------------------------
 
