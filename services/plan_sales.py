@@ -21,8 +21,8 @@ from aiogram.utils.i18n import lazy_gettext as __
 from db.models import Order
 from services.channel import PrivateChannel
 from services.orders import OrderService
-from services.plan_upgrade import AFTER, CREDIT, DOWNGRADE, end_credited, move_after, plan_change, start_after_higher
 from services.placed import Placed, PlaceProblem
+from services.plan_upgrade import AFTER, CREDIT, DOWNGRADE, end_credited, move_after, plan_change, start_after_higher
 from services.plans import PLANS, Plan
 from services.products import Command, Delivery, FulfilmentFailed, MenuEntry, Product, TakenBack
 from services.subscriptions import SubscriptionService, plan_takes_back, take_back_plan
