@@ -8,6 +8,7 @@ from pathlib import Path
 from aiogram.filters import Command
 
 from bot.app import App
+from bot.commands import all_commands
 from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,3 +54,12 @@ def test_every_route_is_in_the_reference(tmp_path):
     served = {f"{route.method} {route.resource.canonical}" for route in full_app(tmp_path).web.router.routes()
               if route.method != "HEAD"}
     assert documented == served, f"list in docs/reference.md: {served - documented}; remove: {documented - served}"
+
+
+def test_the_one_command_list_is_what_the_routers_handle(tmp_path):
+    """bot/commands.py plus the products' commands feed the command menus, /help, the admin howto and the
+    refusal filter: a command handled but missing there would be in none of them."""
+    app = full_app(tmp_path)
+    listed = [c.name for c in all_commands(app.products.commands)]
+    assert len(listed) == len(set(listed))
+    assert set(listed) == handled_commands(app)
