@@ -48,10 +48,8 @@ from services.content_facts import top_whale_fact, track_record_fact
 from services.deepseek import DeepSeekClient
 from services.openrouter import OpenRouterClient
 from services.orders import OrderService
+from services.payments import registry as payment_registry
 from services.payments.base import PaymentProvider
-from services.payments.cryptopay import CryptoPayProvider
-from services.payments.kryptoexpress import KryptoExpressProvider
-from services.payments.stars import StarsProvider
 from services.plan_notices import PlanNotices
 from services.plan_sales import PlanShop, plan_product
 from services.products import build_catalog
@@ -91,7 +89,6 @@ class App:
         self.notifier = Notifier(self.bot, self.users, self.i18n, settings.admin_ids)
         self.alerts = AdminAlerts(self.notifier)
         self.providers = self._providers()
-        self.stars: StarsProvider | None = self.providers.get("stars")  # type: ignore[assignment]
         self.openrouter = OpenRouterClient(settings.openrouter_api_url, secret(settings.openrouter_management_key))
         self.ai_tokens = AiTokenShop(
             PriceBook(self.openrouter, settings.ai_token_models),
@@ -126,7 +123,7 @@ class App:
         self.broadcast_progress = BroadcastProgress(self.broadcasts, self.notifier)
         self.dp = create_dispatcher(
             settings, users=self.users, i18n=self.i18n, db=self.db, orders=self.orders, checkout=self.checkout,
-            payments=self.payments, refunds=self.refunds, stars=self.stars, notifier=self.notifier,
+            payments=self.payments, refunds=self.refunds, notifier=self.notifier,
             ai_tokens=self.ai_tokens, audit=self.audit, alerts=self.alerts, content=self.content,
             publisher=self.publisher,
             signals=self.signals, broadcasts=self.broadcasts, signal_delivery=self.signal_delivery,
@@ -153,19 +150,7 @@ class App:
 
     def _providers(self) -> dict[str, PaymentProvider]:
         """Only providers with credentials are offered."""
-        s = self.settings
-        providers: dict[str, PaymentProvider] = {}
-        if s.stars_enabled:
-            providers["stars"] = StarsProvider(self.bot, s.stars_usd_rate)
-        if s.crypto_pay_token is not None:
-            providers["cryptopay"] = CryptoPayProvider(secret(s.crypto_pay_token), s.crypto_pay_api_url,
-                                                       s.crypto_pay_assets)
-        if s.krypto_express_api_key is not None:
-            providers["kryptoexpress"] = KryptoExpressProvider(
-                secret(s.krypto_express_api_key), s.krypto_express_api_url,
-                secret(s.krypto_express_callback_secret),
-                callback_url=self._public_url("/webhooks/kryptoexpress"))
-        return providers
+        return payment_registry.build(self.settings, bot=self.bot, public_url=self._public_url)
 
     def _public_url(self, path: str) -> str | None:
         base = self.settings.public_base_url

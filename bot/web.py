@@ -22,21 +22,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from bot.web_busy import busy_middleware
 from db.engine import Database
 from services import safe_json
+from services.payments import registry as payment_registry
 
 log = logging.getLogger(__name__)
 
 DATABASE = web.AppKey("database", Database)
 STARTED = web.AppKey("started", float)
+ROUTE_LIMITS = web.AppKey("route_limits", dict)
 
 
 WebhookHandler = Callable[[str, Mapping[str, str], bytes], Awaitable[int]]
-PAYMENT_WEBHOOKS = ("cryptopay", "kryptoexpress")
-
 KIB = 1024
 #: Largest body each POST route reads (by its route pattern); keep README's security table in step.
 BODY_LIMITS: dict[str, int] = {
-    "/webhooks/cryptopay": 16 * KIB,  # one update: an invoice with its 1 KB description and 4 KB payload
-    "/webhooks/kryptoexpress": 8 * KIB,  # one flat payment record (~600 bytes)
+    **payment_registry.webhook_routes(),  # each payment provider's webhook, capped by its module
     "/api/signals": 16 * KIB,  # one signal, a 500-character note
     "/api/signals/{id}/events": 4 * KIB,  # {"type", "level", "price"}
     "/api/whales/trades": 1024 * KIB,  # up to 1,000 trades (~250 bytes each, 1 KB at every field's maximum)
@@ -53,7 +52,8 @@ async def body_limit(request: web.Request, handler: Callable[[web.Request], Awai
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return await handler(request)
     resource = request.match_info.route.resource
-    limit = BODY_LIMITS.get(resource.canonical if resource is not None else "", DEFAULT_BODY_LIMIT)
+    limit = request.app.get(ROUTE_LIMITS, BODY_LIMITS).get(resource.canonical if resource is not None else "",
+                                                          DEFAULT_BODY_LIMIT)
     if request.content_length is not None and request.content_length > limit:
         response = web.json_response({"ok": False, "error": f"body larger than {limit} bytes"}, status=413)
         response.force_close()
@@ -96,9 +96,11 @@ def build_web_app(database: Database, *, payment_webhook: WebhookHandler | None 
     app.middlewares.append(busy_middleware)  # a busy database: 503 + Retry-After, never 500
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app[ROUTE_LIMITS] = {**BODY_LIMITS, **payment_registry.webhook_routes()}  # the providers registered now
     if payment_webhook is not None:
-        for provider in PAYMENT_WEBHOOKS:
-            app.router.add_post(f"/webhooks/{provider}", _payment_webhook(provider, payment_webhook))
+        for path in payment_registry.webhook_routes():
+            provider = path.removeprefix("/webhooks/")
+            app.router.add_post(path, _payment_webhook(provider, payment_webhook))
     return app
 
 

@@ -1,4 +1,5 @@
-"""Telegram Stars updates: pre-checkout (decides within Telegram's 10 s), successful and refunded payments."""
+"""Telegram's own payment updates: pre-checkout (decides within Telegram's 10 s), successful and refunded
+payments, for the provider paid through them (services.payments.registry.telegram_payments_provider)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aiogram.utils.i18n import gettext as _
 from processing.payments import PaymentProcessor
 from processing.refunds import RefundService
 from services.orders import OrderService, PaymentReport
+from services.payments.registry import telegram_payments_provider
 
 REFUSALS = {
     "unknown": lambda: _("This invoice is no longer valid. Please start a new order."),
@@ -22,11 +24,14 @@ REFUSALS = {
 
 
 def build_router() -> Router:
-    router = Router(name="stars_payments")
+    router = Router(name="telegram_payments")
+    provider = telegram_payments_provider()
+    if provider is None:  # no provider takes Telegram's payment updates
+        return router
 
     @router.pre_checkout_query()
     async def pre_checkout(query: PreCheckoutQuery, orders: OrderService):
-        problem = await orders.precheckout_problem("stars", query.invoice_payload, query.from_user.id,
+        problem = await orders.precheckout_problem(provider, query.invoice_payload, query.from_user.id,
                                                    Decimal(query.total_amount), query.currency)
         if problem is None:
             await query.answer(ok=True)
@@ -37,7 +42,7 @@ def build_router() -> Router:
     async def successful_payment(message: Message, payments: PaymentProcessor):
         paid = message.successful_payment
         await payments.record(PaymentReport(
-            provider="stars", invoice_id=paid.invoice_payload, payment_id=paid.telegram_payment_charge_id,
+            provider=provider, invoice_id=paid.invoice_payload, payment_id=paid.telegram_payment_charge_id,
             amount=Decimal(paid.total_amount), asset=paid.currency, paid_at=message.date,
             raw=paid.model_dump(mode="json", exclude_none=True)))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiogram.utils.i18n import gettext as _
 
+from services.payments import registry as payment_registry
 from services.products import display_name
 
 
@@ -22,17 +23,6 @@ def status_label(status: str) -> str:
     }.get(status, status)
 
 
-def method_label(method_id: str, stars: int | None = None) -> str:
-    if method_id == "stars":
-        return _("⭐ Telegram Stars ({stars} ⭐)").format(stars=stars) if stars else _("⭐ Telegram Stars")
-    if method_id == "cryptopay":
-        return _("💎 Crypto Pay (@CryptoBot)")
-    if method_id.startswith("kx-"):
-        asset = method_id[3:].replace("_", " ")
-        return _("🔗 {asset} on-chain").format(asset=asset)
-    return method_id
-
-
 def asset_name(asset: str | None) -> str:
     """A provider's asset code as people read it: USDT_TRC20 -> "USDT (TRC20)"; XTR, USD unchanged."""
     if not asset:
@@ -41,11 +31,9 @@ def asset_name(asset: str | None) -> str:
     return f"{coin} ({network})" if network else coin
 
 
-PROVIDER_NAMES = {"stars": "Telegram Stars", "cryptopay": "Crypto Pay", "kryptoexpress": "KryptoExpress"}
-
-
 def provider_name(provider: str | None) -> str:
-    return PROVIDER_NAMES.get(provider or "", provider or "—")
+    """A payment provider's display name (its module says it); method labels come from checkout."""
+    return payment_registry.display_name(provider)
 
 
 def product_name(product: str) -> str:

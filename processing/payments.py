@@ -27,6 +27,7 @@ from services.admin_prefs import AdminPrefService
 from services.money import format_amount
 from services.orders import OrderService, PaymentOutcome, PaymentReport, Status
 from services.payments.base import PaymentProvider, ProviderError, WebhookRejected
+from services.payments.registry import editable_messages
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class PaymentProcessor:
     async def _expire_due(self) -> None:
         for expired in await self.orders.expire_due():
             for provider, chat_id, message_id in expired.invoices:
-                if chat_id and message_id and provider == "stars":  # invoices cannot be edited
+                if chat_id and message_id and not editable_messages(provider):  # the provider's own message
                     await self.notifier.delete(chat_id, message_id)
                 elif chat_id and message_id:  # the final state, without Pay / Check / Cancel
                     await self.notifier.edit(chat_id, message_id, lambda oid=expired.order_id: _(
@@ -252,8 +253,8 @@ class PaymentProcessor:
 
     async def _settle_messages(self, order_id: int, status: Status, invoices: list) -> None:
         """Edit the order's invoice messages to their final state: no Pay / Check / Cancel buttons left
-        on an order that is paid (Stars invoices are Telegram's own and show "paid" by themselves)."""
+        on an order that is paid (a provider's own invoice message, e.g. Telegram's, shows "paid" by itself)."""
         for invoice in invoices:
-            if invoice.chat_id and invoice.message_id and invoice.provider != "stars":
+            if invoice.chat_id and invoice.message_id and editable_messages(invoice.provider):
                 await self.notifier.edit(invoice.chat_id, invoice.message_id, lambda: _(
                     "🧾 Order #{id}: {status}. Details in /orders.").format(id=order_id, status=status_label(status)))

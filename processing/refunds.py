@@ -3,8 +3,8 @@
 An admin's confirmed refund is recorded in one transaction: the order becomes `refunded` (a full
 refund) and one `refund_requests` row per payment says what is owed back. Then, outside any
 transaction: the product takes back what it delivered (`Fulfiller.revoke`: the API key is switched
-off, the plan time ends), and providers that can pay back by API do it (Stars through Telegram,
-Crypto Pay by `transfer` to the payer's @CryptoBot wallet, keyed by the request's `spend_id`). Money
+off, the plan time ends), and providers that can pay back by API do it (`PaysBack`: through Telegram,
+or by a transfer to the payer's wallet keyed by the request's `spend_id`). Money
 paid on-chain is sent by a person: the buyer is asked for an address, the admin is shown exactly
 what to send, and records the transaction. The buyer is told what is pending and what was sent; never
 "refunded" before money moved. An "excess" refund returns only what was paid over the price.
@@ -42,6 +42,7 @@ from services.audit import AuditService
 from services.money import format_amount, plain
 from services.orders import MONEY_IN, OrderService, Status, TransitionRefused
 from services.payments.base import ProviderError
+from services.payments.registry import telegram_payments_provider
 from services.plan_upgrade import credited_into
 from services.products import Fulfiller, TakenBack
 
@@ -494,9 +495,10 @@ class RefundService:
         return states
 
     async def telegram_refunded(self, charge_id: str) -> None:
-        """Telegram reports a Stars refund (e.g. made outside the bot): record it once and take the
-        product back (the money has already moved)."""
-        payment = await self.orders.payment_by_external_id("stars", charge_id)
+        """Telegram reports a refund of one of its payments (e.g. made outside the bot): record it once and
+        take the product back (the money has already moved)."""
+        provider = telegram_payments_provider()
+        payment = await self.orders.payment_by_external_id(provider, charge_id) if provider else None
         if payment is None or payment.refunded_at is not None:
             return
         now = self.clock()

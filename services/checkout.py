@@ -21,23 +21,12 @@ from sqlalchemy.exc import IntegrityError
 
 from db.models import Invoice, Order
 from services.orders import OrderService, Status, TransitionRefused
-from services.payments.base import InvoiceDraft, InvoiceRequest, PaymentProvider, ProviderError
+from services.payments.base import InvoiceDraft, InvoiceRequest, Method, PaymentProvider, ProviderError
 
 log = logging.getLogger(__name__)
 
-#: KryptoExpress assets offered as separate methods ("kx-<asset>").
-KRYPTO_EXPRESS_ASSETS = ("USDT_TRC20", "BTC")
-#: Smallest order a provider accepts, USD cents (KryptoExpress refuses payments under $1).
-MINIMUM_CENTS = {"kryptoexpress": 100}
 #: A claim to create an invoice that was not completed in this time (the process died) is taken over.
 CLAIM_TIMEOUT = timedelta(minutes=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Method:
-    id: str  # "stars", "cryptopay", "kx-USDT_TRC20" (no ":", the callback-data separator)
-    provider: str
-    asset: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +47,13 @@ class CheckoutService:
 
     def methods(self, amount_cents: int | None = None) -> list[Method]:
         """Configured methods, leaving out those whose minimum the amount does not reach."""
-        methods = []
-        for name in ("stars", "cryptopay"):
-            if name in self.providers:
-                methods.append(Method(name, name))
-        if "kryptoexpress" in self.providers:
-            methods += [Method(f"kx-{asset}", "kryptoexpress", asset) for asset in KRYPTO_EXPRESS_ASSETS]
-        if amount_cents is not None:
-            methods = [m for m in methods if amount_cents >= MINIMUM_CENTS.get(m.provider, 1)]
-        return methods
+        return [method for provider in self.providers.values()
+                if amount_cents is None or amount_cents >= provider.minimum_cents
+                for method in provider.methods()]
+
+    def method_label(self, method: Method, amount_cents: int) -> str:
+        """The button text for this method at this price (translated)."""
+        return self.providers[method.provider].method_label(method, amount_cents)
 
     def method(self, method_id: str, amount_cents: int) -> Method | None:
         return next((m for m in self.methods(amount_cents) if m.id == method_id), None)
@@ -167,9 +154,9 @@ class CheckoutService:
                     await session.delete(invoice)
                 return None
             order.provider = method.provider
-            if method.provider == "stars":  # an older Stars invoice for this order must not be payable too
+            if self.providers[method.provider].one_live_invoice:  # the older one must not be payable too
                 await session.execute(update(Invoice).where(
-                    Invoice.order_id == order_id, Invoice.provider == "stars", Invoice.status == "active"
+                    Invoice.order_id == order_id, Invoice.provider == method.provider, Invoice.status == "active"
                 ).values(status="superseded"))
             invoice.external_id, invoice.amount, invoice.asset = draft.external_id, draft.amount, draft.asset
             invoice.expires_at, invoice.pay_url, invoice.address = draft.expires_at, draft.pay_url, draft.address

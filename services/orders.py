@@ -249,14 +249,16 @@ class OrderService:
     async def add_invoice(self, order_id: int, *, provider: str, external_id: str, amount: Decimal, asset: str,
                           expires_at: datetime, pay_url: str | None = None, address: str | None = None,
                           raw: dict | None = None) -> Invoice:
+        from services.payments.registry import one_live_invoice  # the providers import this module
+
         async with self.db.transaction() as session:
             order = await session.get(Order, order_id)
             if order is None or order.status != S.PENDING:
                 raise TransitionRefused(f"order {order_id} is not awaiting payment")
             order.provider = provider
-            if provider == "stars":  # an older Stars invoice for this order must not be payable too
+            if one_live_invoice(provider):  # the older invoice of such a provider must not be payable too
                 await session.execute(update(Invoice).where(
-                    Invoice.order_id == order_id, Invoice.provider == "stars", Invoice.status == "active"
+                    Invoice.order_id == order_id, Invoice.provider == provider, Invoice.status == "active"
                 ).values(status="superseded"))
             invoice = Invoice(order_id=order_id, provider=provider, external_id=external_id, amount=amount,
                               asset=asset, pay_url=pay_url, address=address, expires_at=expires_at,

@@ -18,7 +18,6 @@ from processing.alerts import AdminAlerts
 from services.ai_tokens import PACKAGES, AiTokenShop, per_million
 from services.checkout import CheckoutService
 from services.money import usd
-from services.payments.stars import StarsProvider
 
 
 class TokModel(CallbackData, prefix="tm"):
@@ -122,20 +121,20 @@ def build_router() -> Router:
         await query.answer()
 
     async def place(target: Message, user_id: int, index: int, tokens: int, *, edit: bool, ai_tokens: AiTokenShop,
-                    checkout: CheckoutService, stars: StarsProvider | None, alerts: AdminAlerts) -> str | None:
+                    checkout: CheckoutService, alerts: AdminAlerts) -> str | None:
         placed = await ai_tokens.place(user_id, index, tokens)
         if placed.problem == "no_headroom":
             await alerts.low_headroom_at_sale()
         if placed.problem:
             return placed.problem
-        await offer_payment(target, placed.order, checkout, stars, edit=edit)
+        await offer_payment(target, placed.order, checkout, edit=edit)
         return None
 
     @router.callback_query(TokBuy.filter())
     async def buy_package(query: CallbackQuery, callback_data: TokBuy, ai_tokens: AiTokenShop,
-                          checkout: CheckoutService, stars: StarsProvider | None, alerts: AdminAlerts):
+                          checkout: CheckoutService, alerts: AdminAlerts):
         problem = await place(query.message, query.from_user.id, callback_data.i, callback_data.tokens, edit=True,
-                              ai_tokens=ai_tokens, checkout=checkout, stars=stars, alerts=alerts)
+                              ai_tokens=ai_tokens, checkout=checkout, alerts=alerts)
         await query.answer(problem_text(problem, ai_tokens) if problem else None, show_alert=bool(problem))
 
     @router.callback_query(TokCustom.filter())
@@ -154,7 +153,7 @@ def build_router() -> Router:
 
     @router.message(StateFilter(CustomAmount.tokens), F.text, ~F.text.startswith("/"))
     async def custom_amount(message: Message, state: FSMContext, ai_tokens: AiTokenShop, checkout: CheckoutService,
-                            stars: StarsProvider | None, alerts: AdminAlerts):
+                            alerts: AdminAlerts):
         index = (await state.get_data())["model_index"]
         model = await ai_tokens.prices.model(index)
         if model is None:
@@ -165,7 +164,7 @@ def build_router() -> Router:
         tokens, problem = ai_tokens.rules.parse_custom(message.text, model)
         if problem is None:
             problem = await place(message, message.from_user.id, index, tokens, edit=False, ai_tokens=ai_tokens,
-                                  checkout=checkout, stars=stars, alerts=alerts)
+                                  checkout=checkout, alerts=alerts)
         if problem in ("not_a_number", "too_few", "too_many"):
             await message.answer(problem_text(problem, ai_tokens, high=high))  # stays in the flow
             return

@@ -13,11 +13,11 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
 from db.models import Invoice, Order
-from presentation.texts import asset_name, method_label, status_label
+from presentation.texts import asset_name, status_label
 from processing.payments import PaymentProcessor
 from services.checkout import CheckoutService, qr_png
 from services.money import format_amount, usd
-from services.payments.stars import StarsProvider
+from services.payments.registry import editable_messages
 from services.settings import Settings
 from services.terms import terms_text
 from services.users import UserInfo, UserService
@@ -78,18 +78,18 @@ def credit_cause(credit: dict) -> str:
     return html.escape(str(credit.get("cause", "")))
 
 
-def payment_options(order: Order, checkout: CheckoutService, stars: StarsProvider | None) -> InlineKeyboardMarkup:
+def payment_options(order: Order, checkout: CheckoutService) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for method in checkout.methods(order.amount_cents):
-        price = stars.price(order.amount_cents) if stars and method.id == "stars" else None
-        builder.button(text=method_label(method.id, price), callback_data=PayWith(order_id=order.id, method=method.id))
+        builder.button(text=checkout.method_label(method, order.amount_cents),
+                       callback_data=PayWith(order_id=order.id, method=method.id))
     builder.button(text=_("✖️ Cancel order"), callback_data=CancelOrder(order_id=order.id))
     builder.adjust(1)
     return builder.as_markup()
 
 
-async def offer_payment(target: Message, order: Order, checkout: CheckoutService, stars: StarsProvider | None,
-                        *, edit: bool, note: str | None = None) -> None:
+async def offer_payment(target: Message, order: Order, checkout: CheckoutService, *, edit: bool,
+                        note: str | None = None) -> None:
     """What a product handler calls once it has created an order (`note`: what else the purchase
     does, said before payment)."""
     summary = order_summary(order) + (f"\n\n{note}" if note else "")
@@ -98,7 +98,7 @@ async def offer_payment(target: Message, order: Order, checkout: CheckoutService
         markup = None
     else:
         text = summary + "\n\n" + _("Choose how to pay:")
-        markup = payment_options(order, checkout, stars)
+        markup = payment_options(order, checkout)
     if edit:
         await edit_or_keep(target, text, markup)
     else:
@@ -152,11 +152,13 @@ def build_router() -> Router:
         if result.problem:
             await query.answer(PROBLEMS[result.problem](), show_alert=True)
             return
-        if result.reused and result.invoice.message_id is not None and result.invoice.provider == "stars":
+        # the provider's own invoice message (not ours to edit) is already in the chat
+        own_message = result.invoice.message_id is not None and not editable_messages(result.invoice.provider)
+        if result.reused and own_message:
             await query.answer(_("Your invoice is already in this chat: tap its Pay button."), show_alert=True)
             return
         await query.answer()
-        if result.invoice.message_id is not None and result.invoice.provider == "stars":
+        if own_message:
             await edit_or_keep(query.message, order_summary(result.order) + "\n\n" + _("⭐ Invoice sent below."))
             return
         text = invoice_text(result.order, result.invoice, settings)

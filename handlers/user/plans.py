@@ -17,7 +17,6 @@ from handlers.user.checkout import edit_or_keep, offer_payment
 from services.channel import PrivateChannel
 from services.checkout import CheckoutService
 from services.money import usd
-from services.payments.stars import StarsProvider
 from services.plan_sales import PERIODS, PlanShop, format_end
 from services.plan_upgrade import AFTER, CREDIT
 from services.plans import PLANS, Plan
@@ -110,12 +109,12 @@ def build_router() -> Router:
 
     @router.callback_query(PlanBuy.filter())
     async def buy(query: CallbackQuery, callback_data: PlanBuy, plan_shop: PlanShop, checkout: CheckoutService,
-                  stars: StarsProvider | None, settings: Settings):
+                  settings: Settings):
         placed = await plan_shop.place(query.from_user.id, callback_data.plan, callback_data.period)
         if placed.problem:
             await query.answer(_("This plan isn't available. Open /plans for the current choice."), show_alert=True)
             return
-        await offer_payment(query.message, placed.order, checkout, stars, edit=True,
+        await offer_payment(query.message, placed.order, checkout, edit=True,
                             note=change_note(placed.order, settings))
         await query.answer()
 

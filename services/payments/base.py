@@ -1,19 +1,28 @@
 """The interface every payment provider implements.
 
-A provider creates invoices, reports their state in batches, authenticates its webhooks, and
-refunds where it can. It never changes an order itself: it returns `PaymentReport`s, and
-services.orders decides what they mean.
+A provider is one module: its id and display name, the methods it offers with their labels, its
+minimum, its webhook route, whether polling can tell anything, how its invoice messages behave,
+whether it takes Telegram's own payment updates, and refunds where it can (`pay_back`, see
+processing.refunds.PaysBack). It creates invoices, reports their state in batches and authenticates
+its webhooks. It never changes an order itself: it returns `PaymentReport`s, and services.orders
+decides what they mean. services.payments.registry lists the provider classes and builds the
+enabled ones from settings; nothing else names a provider.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from services.orders import PaymentReport
+
+if TYPE_CHECKING:
+    from aiogram import Bot
+
+    from services.settings import Settings
 
 
 class ProviderError(Exception):
@@ -36,7 +45,7 @@ class InvoiceRequest:
     title: str
     description: str
     expires_in_seconds: int
-    asset: str | None = None  # for providers that bill one crypto asset (KryptoExpress)
+    asset: str | None = None  # for providers that bill one crypto asset per invoice
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +71,57 @@ class RemoteInvoice:
     raw: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Method:
+    """One way to pay offered at checkout: a provider, and for providers that bill one asset per
+    invoice, that asset."""
+
+    id: str  # unique across providers, no ":" (the callback-data separator)
+    provider: str
+    asset: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What a provider may need from the app to be built (besides its settings)."""
+
+    bot: Bot
+    public_url: Callable[[str], str | None]  # a path on the HTTP app -> its public URL, None when unknown
+
+
 class PaymentProvider(Protocol):
-    name: str  # stable id stored with orders: "stars", "cryptopay", "kryptoexpress"
-    pollable: bool  # whether fetch() can tell anything (Stars payments only arrive as updates)
+    # Who it is ---------------------------------------------------------------------------------
+    name: ClassVar[str]  # stable id stored with orders and invoices; never change it
+    # How it behaves --------------------------------------------------------------------------
+    pollable: ClassVar[bool]  # whether fetch() can tell anything (else payments only arrive as updates)
+    minimum_cents: ClassVar[int]  # smallest order it accepts, USD cents (1: any)
+    #: Body cap of its webhook `POST /webhooks/{name}`; None: it has no webhook.
+    webhook_max_bytes: ClassVar[int | None]
+    #: The invoice message is the bot's own text (edited to its final state); False: the provider's
+    #: own message (`present`), which cannot be edited and is deleted when the order expires.
+    editable_messages: ClassVar[bool]
+    #: A new invoice for an order supersedes the older live one of this provider (it has no expiry
+    #: of its own that would stop it being paid).
+    one_live_invoice: ClassVar[bool]
+    #: It is paid through Telegram's own payment updates (pre_checkout_query, successful_payment,
+    #: refunded_payment), which handlers.payments routes to it.
+    telegram_payments: ClassVar[bool]
+
+    @classmethod
+    def title(cls) -> str:
+        """Display name, translated (e.g. in receipts and /stats)."""
+        ...
+
+    @classmethod
+    def from_settings(cls, settings: Settings, wiring: Wiring) -> PaymentProvider | None:
+        """The provider these settings enable, or None when its credentials are unset."""
+        ...
+
+    def methods(self) -> list[Method]: ...
+
+    def method_label(self, method: Method, amount_cents: int) -> str:
+        """The button text for paying `amount_cents` with this method, translated."""
+        ...
 
     async def create_invoice(self, request: InvoiceRequest) -> InvoiceDraft: ...
 

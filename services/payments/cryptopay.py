@@ -25,11 +25,21 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
+from aiogram.utils.i18n import gettext as _
 
 from services import safe_json
 from services.orders import PaymentReport
-from services.payments.base import InvoiceDraft, InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
+from services.payments.base import (
+    InvoiceDraft,
+    InvoiceRequest,
+    Method,
+    ProviderError,
+    RemoteInvoice,
+    WebhookRejected,
+    Wiring,
+)
 from services.payments.wire import finite_decimal, header, jsonable
+from services.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +79,11 @@ class CryptoPayProvider:
 
     name = "cryptopay"
     pollable = True
+    minimum_cents = 1
+    webhook_max_bytes = 16 * 1024  # one update: an invoice with its 1 KB description and 4 KB payload
+    editable_messages = True
+    one_live_invoice = False  # each invoice expires by itself
+    telegram_payments = False
 
     def __init__(
         self, token: str, api_url: str, assets: list[str], *, webhook_url_hint: str | None = None,
@@ -86,6 +101,23 @@ class CryptoPayProvider:
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._timeout = timeout
         self._clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+
+    @classmethod
+    def title(cls) -> str:
+        return _("Crypto Pay")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, wiring: Wiring) -> CryptoPayProvider | None:
+        if settings.crypto_pay_token is None:
+            return None
+        return cls(settings.crypto_pay_token.get_secret_value(), settings.crypto_pay_api_url,
+                   settings.crypto_pay_assets)
+
+    def methods(self) -> list[Method]:
+        return [Method(self.name, self.name)]
+
+    def method_label(self, method: Method, amount_cents: int) -> str:
+        return _("💎 Crypto Pay (@CryptoBot)")
 
     def __repr__(self) -> str:
         return f"CryptoPayProvider(api_url={self.api_url!r}, assets={self.assets!r})"

@@ -35,12 +35,22 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import httpx
+from aiogram.utils.i18n import gettext as _
 
 from services import safe_json
 from services.money import plain
 from services.orders import PaymentReport
-from services.payments.base import InvoiceDraft, InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
+from services.payments.base import (
+    InvoiceDraft,
+    InvoiceRequest,
+    Method,
+    ProviderError,
+    RemoteInvoice,
+    WebhookRejected,
+    Wiring,
+)
 from services.payments.wire import finite_decimal, header, jsonable
+from services.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +129,13 @@ class KryptoExpressProvider:
 
     name = "kryptoexpress"
     pollable = True
+    minimum_cents = 100  # KryptoExpress refuses payments under $1
+    webhook_max_bytes = 8 * 1024  # one flat payment record (~600 bytes)
+    editable_messages = True
+    one_live_invoice = False  # each payment expires by itself
+    telegram_payments = False
+    #: Assets offered at checkout, each its own method ("kx-<asset>").
+    ASSETS = ("USDT_TRC20", "BTC")
 
     def __init__(
         self, api_key: str, api_url: str, callback_secret: str | None, *, callback_url: str | None = None,
@@ -136,6 +153,25 @@ class KryptoExpressProvider:
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._timeout = timeout
         self._clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+
+    @classmethod
+    def title(cls) -> str:
+        return _("KryptoExpress")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, wiring: Wiring) -> KryptoExpressProvider | None:
+        if settings.krypto_express_api_key is None:
+            return None
+        callback_secret = settings.krypto_express_callback_secret
+        return cls(settings.krypto_express_api_key.get_secret_value(), settings.krypto_express_api_url,
+                   callback_secret.get_secret_value() if callback_secret is not None else None,
+                   callback_url=wiring.public_url(f"/webhooks/{cls.name}"))
+
+    def methods(self) -> list[Method]:
+        return [Method(f"kx-{asset}", self.name, asset) for asset in self.ASSETS]
+
+    def method_label(self, method: Method, amount_cents: int) -> str:
+        return _("🔗 {asset} on-chain").format(asset=(method.asset or "").replace("_", " "))
 
     def __repr__(self) -> str:
         return f"KryptoExpressProvider(api_url={self.api_url!r}, default_asset={self.default_asset!r})"

@@ -15,10 +15,20 @@ from typing import Any
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import LabeledPrice
+from aiogram.utils.i18n import gettext as _
 
 from db.base import utcnow
 from services.money import stars_for
-from services.payments.base import InvoiceDraft, InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
+from services.payments.base import (
+    InvoiceDraft,
+    InvoiceRequest,
+    Method,
+    ProviderError,
+    RemoteInvoice,
+    WebhookRejected,
+    Wiring,
+)
+from services.settings import Settings
 
 
 def invoice_payload(order_id: int) -> str:
@@ -28,10 +38,31 @@ def invoice_payload(order_id: int) -> str:
 
 class StarsProvider:
     name = "stars"
-    pollable = False
+    pollable = False  # payments reach us as updates only
+    minimum_cents = 1
+    webhook_max_bytes = None
+    editable_messages = False  # the invoice is Telegram's own message: deleted on expiry, shows "paid" itself
+    one_live_invoice = True  # a Stars invoice has no expiry of its own: only the newest may be paid
+    telegram_payments = True
 
     def __init__(self, bot: Bot, stars_usd_rate: Decimal) -> None:
         self.bot, self.rate = bot, stars_usd_rate
+
+    @classmethod
+    def title(cls) -> str:
+        return _("Telegram Stars")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, wiring: Wiring) -> StarsProvider | None:
+        return cls(wiring.bot, settings.stars_usd_rate) if settings.stars_enabled else None
+
+    def methods(self) -> list[Method]:
+        return [Method(self.name, self.name)]
+
+    def method_label(self, method: Method, amount_cents: int) -> str:
+        """Shows the price in Stars, the currency the payer sees on Telegram's invoice."""
+        stars = self.price(amount_cents)
+        return _("⭐ Telegram Stars ({stars} ⭐)").format(stars=stars) if stars else _("⭐ Telegram Stars")
 
     def price(self, amount_cents: int) -> int:
         return stars_for(amount_cents, self.rate)

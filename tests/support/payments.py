@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from db.models import Order
 from services.orders import PaymentReport
-from services.payments.base import InvoiceDraft, InvoiceRequest, ProviderError, RemoteInvoice, WebhookRejected
+from services.payments.base import InvoiceDraft, InvoiceRequest, Method, ProviderError, RemoteInvoice, WebhookRejected
 from services.products import Delivery, TakenBack
 
 
@@ -27,12 +27,27 @@ class ScriptedProvider:
     """Invoices in USD; `pay()` is the payer acting at the provider."""
 
     pollable = True
+    minimum_cents = 1
+    webhook_max_bytes = None
+    editable_messages = True
+    one_live_invoice = False
+    telegram_payments = False
 
     def __init__(self, clock, name: str = "fakepay") -> None:
         self.name, self.clock = name, clock
         self.invoices: dict[str, RemoteState] = {}
         self.fetch_requests = 0
         self.down = False
+
+    @classmethod
+    def title(cls) -> str:
+        return "Scripted pay"
+
+    def methods(self) -> list[Method]:
+        return [Method(self.name, self.name)]
+
+    def method_label(self, method: Method, amount_cents: int) -> str:
+        return f"Pay with {self.name}"
 
     async def create_invoice(self, request: InvoiceRequest) -> InvoiceDraft:
         external_id = f"inv-{request.order_id}-{len(self.invoices)}"
