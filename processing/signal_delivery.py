@@ -7,12 +7,14 @@
   a bounded number in flight. Sends run on across batches, and the next batch is claimed while this one
   is half way out, so the gate never waits for the database.
 * Record: each result is written as soon as Telegram answers (results that arrive together are committed
-  together), guarded by the claim token. `sent` keeps the message id, so an event is sent as a reply to
-  that recipient's own copy of its signal.
+  together), guarded by the claim token. On SQLite a "sent" answer is first appended to a local journal
+  (processing/sent_journal.py) that the next start applies; elsewhere a send keeps its slot until its result
+  is committed. Either way at most `concurrency` rows are sent but unknown to a restart. `sent` keeps the
+  message id, so an event is sent as a reply to that recipient's own copy of its signal.
 * Restart: rows left `sending` by a dead process are queued again at start (one bot process per database,
   as long polling requires) or when their lease runs out. A request Telegram accepted whose answer the dead
-  process never recorded is the only thing that can be sent twice: the `concurrency` sends in flight
-  and the answers waiting for their group commit.
+  process never learnt of is the only thing that can be sent twice: at most the `concurrency` sends in
+  flight.
 * Blocked users (403, or `users.is_blocked`) are marked `blocked`/`skipped` and never tried again;
   cancelled broadcasts' rows are not sent: a batch re-reads its broadcasts' status every `recheck_every`
   sends, so a cancel also stops rows already claimed.
@@ -47,6 +49,7 @@ from db.engine import Database
 from db.models import User
 from db.models_signals import Broadcast, Outbox, Signal, SignalEvent
 from presentation.signals import render_event, render_signal
+from processing.sent_journal import journal_for
 
 log = logging.getLogger(__name__)
 RECORD_RETRY_DELAYS = (0.2, 1.0, 3.0)  # when the last results cannot be written at once
@@ -103,6 +106,9 @@ class SignalDelivery:
         self._stopping = False
         self._pending: list[Result] = []
         self._flush_lock = asyncio.Lock()
+        #: SQLite: "sent" answers are journalled at once (see processing/sent_journal.py); PostgreSQL: a send
+        #: keeps its slot until its result is committed. Either way a kill repeats at most `concurrency` sends.
+        self._journal = journal_for(database.url.database, database.is_sqlite)
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -114,7 +120,15 @@ class SignalDelivery:
         self._wake.set()
 
     async def recover(self) -> int:
-        """At start: rows a dead process left `sending` go back to the queue."""
+        """At start: rows a dead process left `sending` go back to the queue, except those its journal shows
+        Telegram accepted (recorded as sent)."""
+        if self._journal is not None and (entries := self._journal.read()):
+            self._pending.extend(Result(row_id, claim, "sent", message_id=message_id)
+                                 for row_id, claim, message_id in entries)
+            await self._record()
+            log.warning("recorded %s deliveries the previous process sent but had not written", len(entries))
+        if self._journal is not None:
+            self._journal.clear()
         async with self.db.transaction() as session:
             result = await session.execute(update(Outbox).where(Outbox.status == "sending")
                                            .values(status="queued", claim=None, lease_until=None))
@@ -174,17 +188,25 @@ class SignalDelivery:
         return ahead
 
     async def _send_one(self, job: Job, batch: Batch) -> None:
+        held = True
         try:
-            result = await self._deliver(job, batch)
-        except Exception:  # a bug, not Telegram: the lease brings the row back
-            log.exception("delivering outbox row %s failed", job.id)
-            return
+            try:
+                result = await self._deliver(job, batch)
+            except Exception:  # a bug, not Telegram: the lease brings the row back
+                log.exception("delivering outbox row %s failed", job.id)
+                return
+            if self._journal is not None:
+                if result.status == "sent":
+                    self._journal.append(result.id, result.claim, result.message_id)
+                held = False
+                self._slots.release()
+            try:
+                await self._record(result)
+            except Exception as exc:  # kept in _pending: the next group commit (or _settle) writes it
+                log.warning("recording delivery results failed (%r); they are written with the next ones", exc)
         finally:
-            self._slots.release()
-        try:
-            await self._record(result)
-        except Exception as exc:  # kept in _pending: the next group commit (or _settle) writes it
-            log.warning("recording delivery results failed (%r); they are written with the next ones", exc)
+            if held:  # without a journal a slot covers the send *and* its record
+                self._slots.release()
 
     async def _settle(self) -> None:
         """Wait until every started send has been recorded."""
@@ -203,6 +225,8 @@ class SignalDelivery:
         if self._pending:  # their rows stay `sending` until the lease runs out, then are retried
             log.error("%s delivery results could not be recorded", len(self._pending))
             self._pending = []
+        elif self._journal is not None and not self._in_flight:
+            self._journal.clear()  # everything it holds is committed
 
     async def _prepare(self) -> Batch | None:
         jobs = await self._claim()

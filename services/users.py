@@ -2,16 +2,22 @@
 
 `seen()` is called for every update but writes only when something changed or the
 stored `last_seen` is older than `LAST_SEEN_RESOLUTION`, so a chatty user costs one
-write per few minutes, not one per message.
+write per few minutes, not one per message. The writes that remain (first contact above all) are
+group-committed: the sightings that arrive while one batch is being written go together in the next
+transaction, so a burst of new users costs a few transactions, not one each (on SQLite every write
+queues for the one writer, and a transaction per user capped /start at a fraction of aiogram's rate).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import utcnow
 from db.engine import Database
@@ -21,6 +27,8 @@ from services.text import strip_invisible_or_none
 LAST_SEEN_RESOLUTION = timedelta(minutes=5)
 SUPPORTED_LANGUAGES = ("en", "ru")
 CACHE_LIMIT = 50_000
+#: Most sightings written in one transaction (group commit; see `seen`).
+BATCH_LIMIT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +42,33 @@ class UserInfo:
     is_banned: bool = False
 
 
+@dataclass(slots=True)
+class _Sighting:
+    """One `seen()` call waiting for its batch."""
+
+    user_id: int
+    username: str | None
+    first_name: str | None
+    language_code: str | None
+    now: datetime
+    read_first: bool
+    done: asyncio.Future[UserInfo]
+
+
+def _settle(sighting: _Sighting, outcome: UserInfo | BaseException) -> None:
+    if sighting.done.done():  # the caller gave up (cancelled) or it was settled by the read
+        return
+    if isinstance(outcome, BaseException):
+        sighting.done.set_exception(outcome)
+    else:
+        sighting.done.set_result(outcome)
+
+
+async def _load(session: AsyncSession, ids: set[int]) -> dict[int, User]:
+    rows = await session.scalars(select(User).where(User.id.in_(ids)))
+    return {user.id: user for user in rows}
+
+
 def pick_language(code: str | None) -> str:
     """Map Telegram's `language_code` (e.g. 'ru-RU') onto a supported language."""
     base = (code or "").split("-")[0].lower()
@@ -45,6 +80,8 @@ class UserService:
         self.db = database
         self.clock = clock
         self._cache: dict[int, UserInfo] = {}
+        self._pending: list[_Sighting] = []
+        self._flusher: asyncio.Task | None = None
 
     async def seen(
         self, user_id: int, *, username: str | None, first_name: str | None, language_code: str | None
@@ -55,35 +92,72 @@ class UserService:
         fresh = cached and now - cached.written_at < LAST_SEEN_RESOLUTION
         if fresh and cached.username == username and not cached.is_blocked:
             return replace(cached, is_new=False)
-        if cached is None:  # not seen since start: a read often shows there is nothing to write
-            async with self.db.session() as session:
-                user = await session.get(User, user_id)
-            if (user is not None and not user.is_blocked and now - user.last_seen < LAST_SEEN_RESOLUTION
-                    and (user.username, user.first_name) == (username, first_name)):
-                info = UserInfo(user_id, username, user.language, False, False, user.last_seen,
-                                bool(user.is_banned))
-                self._remember(info)
-                return info
-        async with self.db.transaction() as session:
-            user = await session.get(User, user_id)
-            is_new = user is None
-            if user is None:
-                user = User(
-                    id=user_id,
-                    username=username,
-                    first_name=first_name,
-                    language=pick_language(language_code),
-                    first_seen=now,
-                    last_seen=now,
-                )
-                session.add(user)
-            else:
-                user.username, user.first_name = username, first_name
-                user.last_seen = now
-                user.is_blocked = False  # they wrote to us, so they unblocked the bot
-            info = UserInfo(user_id, username, user.language, False, is_new, now, bool(user.is_banned))
+        sighting = _Sighting(user_id, username, first_name, language_code, now, read_first=cached is None,
+                             done=asyncio.get_running_loop().create_future())
+        self._pending.append(sighting)
+        if self._flusher is None or self._flusher.done():
+            # A clean context: the flusher queues for the write lock itself, whoever woke it.
+            self._flusher = asyncio.create_task(self._flush(), name="users.seen",
+                                                context=contextvars.Context())
+        info = await sighting.done
         self._remember(info)
         return info
+
+    async def _flush(self) -> None:
+        """Group commit: the sightings that queued while the last batch was written go in one batch."""
+        while self._pending:
+            batch, self._pending = self._pending[:BATCH_LIMIT], self._pending[BATCH_LIMIT:]
+            try:
+                await self._record(batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0], exc)
+                    continue
+                for sighting in batch:  # one bad row must not fail its neighbours: retry each alone
+                    try:
+                        await self._record([sighting])
+                    except Exception as single:
+                        _settle(sighting, single)
+
+    async def _record(self, batch: list[_Sighting]) -> None:
+        unread = [s for s in batch if s.read_first]
+        if unread:  # not seen since start: a read often shows there is nothing to write
+            async with self.db.session() as session:
+                stored = await _load(session, {s.user_id for s in unread})
+            for s in unread:
+                user = stored.get(s.user_id)
+                if (user is not None and not user.is_blocked and s.now - user.last_seen < LAST_SEEN_RESOLUTION
+                        and (user.username, user.first_name) == (s.username, s.first_name)):
+                    _settle(s, UserInfo(s.user_id, s.username, user.language, False, False, user.last_seen,
+                                        bool(user.is_banned)))
+            batch = [s for s in batch if not s.done.done()]
+            if not batch:
+                return
+        infos: list[tuple[_Sighting, UserInfo]] = []
+        async with self.db.transaction() as session:
+            stored = await _load(session, {s.user_id for s in batch})
+            for s in batch:  # in arrival order: a user's first sighting is the one that creates them
+                user = stored.get(s.user_id)
+                is_new = user is None
+                if user is None:
+                    user = stored[s.user_id] = User(
+                        id=s.user_id,
+                        username=s.username,
+                        first_name=s.first_name,
+                        language=pick_language(s.language_code),
+                        first_seen=s.now,
+                        last_seen=s.now,
+                        is_banned=False,
+                    )
+                    session.add(user)
+                else:
+                    user.username, user.first_name = s.username, s.first_name
+                    user.last_seen = s.now
+                    user.is_blocked = False  # they wrote to us, so they unblocked the bot
+                infos.append((s, UserInfo(s.user_id, s.username, user.language, False, is_new, s.now,
+                                          bool(user.is_banned))))
+        for s, info in infos:  # only once committed
+            _settle(s, info)
 
     async def get(self, user_id: int) -> User | None:
         async with self.db.session() as session:
