@@ -55,7 +55,8 @@ class AdminAlerts:
         """A background task or worker died of an unexpected error (bot.tasks; a worker is restarted)."""
         text = f"{type(error).__name__}: {error}"[:300]
         self.alert_soon(f"task:{name}", lambda: _(
-            "🚨 Background task <code>{task}</code> crashed: {error}. A worker is restarted; see the log.").format(
+            "🚨 Background task <code>{task}</code> crashed: {error}. "
+            "The worker has been restarted; see the log.").format(
             task=_escape(name), error=_escape(text)))
 
     def job_failed(self, job_id: str, error: BaseException) -> None:

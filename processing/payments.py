@@ -129,7 +129,7 @@ class PaymentProcessor:
                         "⌛️ Invoice for order #{id} has expired.").format(id=oid))
             await self.notifier.send(expired.user_id, lambda oid=expired.order_id: _(
                 "⌛️ Order #{id} expired before we saw a payment for it. If you already paid, nothing is "
-                "lost: a payment made in time is still delivered, and one that arrives late is delivered "
+                "lost: an order paid in time is still delivered, and a payment that arrives late is delivered "
                 "or returned after a check. If you still want it, start a new order.").format(id=oid))
 
     async def reconcile(self) -> None:

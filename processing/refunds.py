@@ -209,7 +209,7 @@ def admin_request_line(request: RefundRequest) -> str:
             amount=amount, error=html.escape(request.error or "in progress"))
     if request.state == FAILED:
         return _("⚠️ {amount} could not be sent: {error}. Send it by hand, then record it: "
-                 "/refund_done {order} REFERENCE").format(amount=amount, error=html.escape(request.error or "?"),
+                 "/refund_done {order} TX_HASH").format(amount=amount, error=html.escape(request.error or "?"),
                                                           order=request.order_id)
     return f"{amount}: {request.state}"
 
@@ -569,6 +569,6 @@ def sent_text(request: RefundRequest) -> str:
 
 def failed_text(request: RefundRequest) -> str:
     return _("⚠️ Refund of order #{order} could not be sent automatically: {error}.\nSend {amount} to user "
-             "<code>{user}</code> by hand, then record it: /refund_done {order} REFERENCE").format(
+             "<code>{user}</code> by hand, then record it: /refund_done {order} TX_HASH").format(
         order=request.order_id, error=html.escape(request.error or "?"),
         amount=owed_text(request.amount, request.asset), user=request.user_id)

@@ -207,7 +207,7 @@ class AiTokenFulfiller:
         last4 = (order.delivery or {}).get("key_last4")
         if last4:
             return _("the API key …{last4} is switched off at once").format(last4=last4)
-        return _("no key was delivered yet; none will be")
+        return _("nothing: no key was delivered yet, and none will be")
 
     async def revoke(self, order: Order) -> TakenBack:
         """Switch off every key made for the order (the delivered one, and any an unfinished

@@ -73,7 +73,7 @@ def refund_problem(order_id: int | str, reason: str) -> str:
 def _owed_line(item: Owed) -> str:
     amount = owed_text(item.amount, item.asset)
     if item.automatic:
-        return _("• {amount} sent back automatically ({provider})").format(
+        return _("• {amount} will be sent back automatically ({provider})").format(
             amount=amount, provider=html.escape(item.payment.provider))
     return _("• {amount} on-chain ({provider}): the buyer is asked for an address, then you send it by hand "
              "and record the transaction").format(amount=amount, provider=html.escape(item.payment.provider))
@@ -209,7 +209,7 @@ def build_router() -> Router:
         args = (command.args or "").split()
         order_id = order_id_arg(args[0]) if len(args) == 2 else None
         if order_id is None:
-            await message.answer(_("Usage: /refund_done ORDER_ID TRANSACTION, e.g. /refund_done 42 9f3c…e1"))
+            await message.answer(_("Usage: /refund_done ORDER_ID TX_HASH, e.g. /refund_done 42 9f3c…e1"))
             return
         request = await refunds.open_for_order(order_id)
         if request is None:

@@ -136,7 +136,7 @@ async def test_expiry_notice_does_not_claim_nothing_was_charged(sb):
     await sb.app.payments.expire()
     notice = await sb.telegram.wait_for(message_with(sb, f"Order #{order.id} expired"))
     assert "Nothing was charged" not in notice["text"]
-    assert "a payment made in time is still delivered" in notice["text"]
+    assert "an order paid in time is still delivered" in notice["text"]
     shown = next(m for m in sb.telegram.chat_messages(BUYER) if m["message_id"] == invoice.message_id)
     assert "expired" in shown["text"] and "reply_markup" not in shown
 

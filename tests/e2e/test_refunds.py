@@ -74,7 +74,7 @@ async def test_crypto_pay_refund_switches_the_key_off_and_transfers_the_money_ba
     preview_message = await confirm_refund(sb, order.id)
     preview = preview_message["text"]
     assert "the API key …" in preview and "switched off at once" in preview
-    assert f"{paid['paid_amount']} USDT sent back automatically" in preview
+    assert f"{paid['paid_amount']} USDT will be sent back automatically" in preview
 
     assert await key_refused(sb, key)  # at once, not at some later job
     [transfer] = sb.cryptopay.transfers.values()
