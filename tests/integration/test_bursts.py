@@ -69,7 +69,7 @@ async def test_a_kill_while_results_wait_for_the_database_repeats_at_most_the_se
     async def hold_the_database() -> None:
         async with h.db.transaction() as session:
             if not h.db.is_sqlite:
-                await session.execute(text("LOCK TABLE outbox IN EXCLUSIVE MODE"))
+                await session.execute(text("LOCK TABLE signal_outbox IN EXCLUSIVE MODE"))
             held.set()
             await release.wait()
 
