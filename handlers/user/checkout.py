@@ -5,13 +5,13 @@ from __future__ import annotations
 import html
 
 from aiogram import Bot, Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
+from bot.edits import edit_or_keep
 from db.models import Invoice, Order
 from presentation.texts import asset_name, status_label
 from processing.payments import PaymentProcessor
@@ -50,15 +50,6 @@ PROBLEMS = {
     "unavailable": lambda: _("The payment provider isn't answering right now. Please try again in a minute "
                              "or choose another method."),
 }
-
-
-async def edit_or_keep(message: Message, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Edit a checkout message; "message is not modified" (a repeated tap) means it already shows this."""
-    try:
-        await message.edit_text(text, reply_markup=markup)
-    except TelegramBadRequest as exc:
-        if "message is not modified" not in exc.message:
-            raise
 
 
 def order_summary(order: Order) -> str:

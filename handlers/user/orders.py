@@ -9,9 +9,9 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.edits import edit_or_keep
 from bot.keyboards import Menu, back_to_menu
 from db.models import Order
-from handlers.user.checkout import edit_or_keep
 from presentation.texts import status_label
 from processing.refunds import RefundService
 from services.money import usd

@@ -11,9 +11,10 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.edits import edit_or_keep
 from bot.keyboards import Menu
 from db.models import Order
-from handlers.user.checkout import edit_or_keep, offer_payment
+from handlers.user.checkout import offer_payment
 from services.channel import PrivateChannel
 from services.checkout import CheckoutService
 from services.money import usd

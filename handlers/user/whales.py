@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 
 from aiogram import F, Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -14,6 +13,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index, RowId
+from bot.edits import edit_or_keep
 from bot.keyboards import Menu
 from presentation.whales import pct, short_address, signed_usd, wallet_name
 from services.money import usd
@@ -172,11 +172,7 @@ def _usd_whole(cents: int) -> str:
 
 
 async def _edit(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup) -> None:
-    try:
-        await query.message.edit_text(text, reply_markup=markup)
-    except TelegramBadRequest as exc:  # pressing the button of the screen already shown
-        if "not modified" not in exc.message:
-            raise
+    await edit_or_keep(query.message, text, markup)
 
 
 def refused() -> str:

@@ -82,3 +82,13 @@ async def test_a_429_storm_is_survived(app, telegram):
     refused = [c for c in telegram.calls_of("sendMessage") if c.error_code == 429]
     assert refused and app.gate.stats.retry_after >= 1  # there was a storm, and it was ridden out
     assert all(len(telegram.chat_messages(uid, bot_only=True)) == 1 for uid in users)  # no duplicates
+
+
+async def test_tapping_the_language_already_chosen_just_confirms_it(app, telegram):
+    telegram.add_user(502, first_name="Ann")
+    telegram.send_text(502, "/settings")
+    await telegram.wait_for(has_text(telegram, 502, "Choose your language"))
+    query = telegram.press_button(502, "✓ 🇬🇧 English")  # the screen already shows English as chosen
+    answer = await telegram.wait_for(lambda: telegram.callback_answers.get(query))
+    assert answer.get("text") == "Language saved."
+    assert not any("went wrong" in m.get("text", "") for m in telegram.chat_messages(502, bot_only=True))
