@@ -1,6 +1,6 @@
 """Authentication shared by every ingest route under ``/api/`` (signals, whale trades).
 
-Contract (../shared/CONTRACT.md, "Ingest authentication"):
+Contract (README, "Security"):
 
 * ``X-Timestamp``: unix seconds; ``X-Signature``: hex HMAC-SHA256(key = ``SIGNAL_WEBHOOK_SECRET``,
   message = ``"{timestamp}." + raw body``), compared with ``hmac.compare_digest`` over the raw bytes.

@@ -1,4 +1,4 @@
-"""HTTP ingest: `POST /api/signals` and `POST /api/signals/{id}/events` (../shared/CONTRACT.md).
+"""HTTP ingest: `POST /api/signals` and `POST /api/signals/{id}/events` (docs/reference.md; README "Signals").
 
 Authentication (timestamp window, HMAC over the raw body, IP allow-list) is processing.ingest_auth's;
 a refused or invalid request changes nothing. `{id}` in the events path is the sender's id (our own

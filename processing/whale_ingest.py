@@ -1,4 +1,4 @@
-"""`POST /api/whales/trades`: signed batches of whale trades (../shared/CONTRACT.md, "Whale trades").
+"""`POST /api/whales/trades`: signed batches of whale trades (README, "Whale leaderboards").
 
 Authentication is the shared `processing.ingest_auth` (503 when SIGNAL_WEBHOOK_SECRET is unset,
 403 for an IP outside SIGNAL_WEBHOOK_ALLOWED_IPS, 401 for a stale timestamp or bad signature).

@@ -1,4 +1,4 @@
-"""Settings from the environment or `.env` (see ../shared/CONTRACT.md).
+"""Settings from the environment or `.env` (every one documented in .env.example).
 
 List settings take a comma-separated string or a JSON list; JSON-object settings take
 JSON. A malformed value raises `SettingsInvalid` naming the setting, so start-up can
