@@ -123,6 +123,31 @@ def _int(p: JSON, key: str, error: str) -> int | None:
         raise bad(error) from None
 
 
+def _id_list(p: JSON, key: str, error: str) -> list[int] | None:
+    """`key` as Crypto Pay takes it (comma-separated or a list); None when not given."""
+    raw = p.get(key)
+    if isinstance(raw, list):
+        raw = ",".join(map(str, raw))
+    if raw in (None, ""):
+        return None
+    try:
+        return [int(x) for x in str(raw).split(",") if x.strip()]
+    except ValueError:
+        raise bad(error) from None
+
+
+def _page(p: JSON) -> tuple[int, int]:
+    """(offset, count) of a listing method: count 1–1000, 100 by default."""
+    offset = _int(p, "offset", "OFFSET_INVALID") or 0
+    count = _int(p, "count", "COUNT_INVALID")
+    count = 100 if count is None else count
+    if offset < 0:
+        raise bad("OFFSET_INVALID")
+    if not 1 <= count <= 1000:
+        raise bad("COUNT_INVALID")
+    return offset, count
+
+
 def _bool(p: JSON, key: str, default: bool) -> bool:
     text = _text(p, key)
     return default if text is None else text.lower() in ("true", "1")
@@ -315,27 +340,13 @@ class CryptoPayStandIn(ProviderStandIn):
         return copy.deepcopy(inv)
 
     def _get_invoices(self, p: JSON) -> JSON:
-        raw_ids = p.get("invoice_ids")
-        if isinstance(raw_ids, list):
-            raw_ids = ",".join(map(str, raw_ids))
-        ids: list[int] | None = None
-        if raw_ids not in (None, ""):
-            try:
-                ids = [int(x) for x in str(raw_ids).split(",") if x.strip()]
-            except ValueError:
-                raise bad("INVOICE_IDS_INVALID") from None
+        ids = _id_list(p, "invoice_ids", "INVOICE_IDS_INVALID")
         assets = _assets(a, "ASSET_INVALID") if (a := _text(p, "asset")) else None
         fiat = (_text(p, "fiat") or "").upper() or None
         status = _text(p, "status")
         if status not in (None, "active", "paid", "expired"):
             raise bad("STATUS_INVALID")
-        offset = _int(p, "offset", "OFFSET_INVALID") or 0
-        count = _int(p, "count", "COUNT_INVALID")
-        count = 100 if count is None else count
-        if offset < 0:
-            raise bad("OFFSET_INVALID")
-        if not 1 <= count <= 1000:
-            raise bad("COUNT_INVALID")
+        offset, count = _page(p)
         if ids is not None:
             found = [self.invoices[i] for i in ids if i in self.invoices]
         else:
@@ -410,24 +421,10 @@ class CryptoPayStandIn(ProviderStandIn):
         return copy.deepcopy(transfer)
 
     def _get_transfers(self, p: JSON) -> JSON:
-        raw_ids = p.get("transfer_ids")
-        if isinstance(raw_ids, list):
-            raw_ids = ",".join(map(str, raw_ids))
-        ids: set[int] | None = None
-        if raw_ids not in (None, ""):
-            try:
-                ids = {int(x) for x in str(raw_ids).split(",") if x.strip()}
-            except ValueError:
-                raise bad("TRANSFER_IDS_INVALID") from None
+        ids = _id_list(p, "transfer_ids", "TRANSFER_IDS_INVALID")
         asset = (_text(p, "asset") or "").upper() or None
         spend_id = _text(p, "spend_id")
-        offset = _int(p, "offset", "OFFSET_INVALID") or 0
-        count = _int(p, "count", "COUNT_INVALID")
-        count = 100 if count is None else count
-        if offset < 0:
-            raise bad("OFFSET_INVALID")
-        if not 1 <= count <= 1000:
-            raise bad("COUNT_INVALID")
+        offset, count = _page(p)
         items = [copy.deepcopy(t) for t in sorted(self.transfers.values(), key=lambda t: -t["transfer_id"])
                  if (ids is None or t["transfer_id"] in ids) and (asset is None or t["asset"] == asset)
                  and (spend_id is None or t["spend_id"] == spend_id)]
