@@ -12,7 +12,7 @@ lint:
 # Pull every _("...") string into the template and merge it into each catalogue.
 i18n-extract:
 	$(PY) -m babel.messages.frontend extract -F babel.cfg -k _ -k __ --no-location \
-		--omit-header -o $(LOCALES)/messages.pot bot handlers services processing presentation
+		--omit-header -o $(LOCALES)/messages.pot bot handlers services processing presentation config transport routes
 i18n-update: i18n-extract
 	$(PY) -m babel.messages.frontend update -i $(LOCALES)/messages.pot -d $(LOCALES) -D messages --no-fuzzy-matching
 i18n-compile:

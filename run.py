@@ -9,8 +9,8 @@ import logging
 import signal
 import sys
 
-from bot.logs import setup_logging
-from services.settings import Settings, SettingsInvalid, load_settings
+from config.settings import Settings, SettingsInvalid, load_settings
+from transport.logs import setup_logging
 
 log = logging.getLogger("run")
 

@@ -41,6 +41,7 @@ import httpx
 from sqlalchemy import func, insert, select
 
 from bot.app import App
+from config.settings import Settings
 from db import migrate
 from db.engine import Database
 from db.models import User
@@ -48,7 +49,6 @@ from db.models_signals import Outbox
 from db.models_subscriptions import Subscription
 from processing.ingest_auth import signed_headers
 from sandbox.runner import SANDBOX_SIGNALS_CHANNEL_ID, SANDBOX_TOKEN
-from services.settings import Settings
 
 SUBSCRIBERS = int(os.environ.get("BENCH_SUBSCRIBERS", "10000"))
 LIMIT = 500

@@ -26,9 +26,9 @@ from aiogram.filters import Command, CommandStart
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.app import App
+from config.settings import Settings
 from sandbox.runner import SANDBOX_TOKEN
 from sandbox.telegram import TelegramStandIn
-from services.settings import Settings
 
 USERS = int(os.environ.get("BENCH_USERS", "1000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))

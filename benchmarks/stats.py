@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, insert, select
 
 from bot.i18n import build_i18n
+from config.settings import Settings
 from db import migrate
 from db.engine import Database
 from db.models import Order, User
@@ -23,7 +24,6 @@ from db.models_subscriptions import Subscription
 from handlers.admin.stats import stats_text
 from services.analytics import dashboard
 from services.charts import revenue_chart
-from services.settings import Settings
 
 ORDERS, USERS, RUNS = 100_000, 5_000, 7
 STATES = ["pending", "expired", "paid", "fulfilled", "fulfilled", "fulfilled", "refunded", "cancelled"]

@@ -22,11 +22,11 @@ from datetime import UTC, datetime, timedelta
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import WHALE_RANKING_TTL
-from bot.web import build_web_app
 from db import migrate
 from db.engine import Database
 from processing.ingest_auth import IngestAuth, signed_headers
-from processing.whale_ingest import add_routes
+from routes.app import build_web_app
+from routes.whales import add_routes
 from services.whale_rankings import METRICS, PERIODS
 from services.whales import WhaleService
 

@@ -13,11 +13,10 @@ from aiohttp import web
 from bot import startup
 from bot.commands import all_commands, register_commands
 from bot.factory import create_bot, create_dispatcher
-from bot.gate import OutgoingGate
 from bot.i18n import build_i18n
 from bot.middlewares import ThrottleMiddleware
 from bot.tasks import spawn, supervise
-from bot.web import TelegramWebhookHandler, build_web_app
+from config.settings import Settings
 from db import migrate
 from db.engine import Database
 from processing.alerts import AdminAlerts
@@ -32,11 +31,12 @@ from processing.payments import PaymentProcessor
 from processing.refunds import RefundService
 from processing.scheduler import build_scheduler
 from processing.signal_delivery import SignalDelivery
-from processing.signal_ingest import add_signal_routes
 from processing.subscriptions import SubscriptionLifecycle
 from processing.whale_alerts import WhaleAlerts
-from processing.whale_ingest import add_routes as add_whale_routes
 from processing.whale_post import WeeklyWhalePost
+from routes.app import TelegramWebhookHandler, build_web_app
+from routes.signals import add_signal_routes
+from routes.whales import add_routes as add_whale_routes
 from services.admin_prefs import AdminPrefService
 from services.ai_tokens import AiTokenShop, Headroom, PriceBook, PriceRules, ai_tokens_product
 from services.audit import AuditService
@@ -53,12 +53,12 @@ from services.payments.base import PaymentProvider
 from services.plan_notices import PlanNotices
 from services.plan_sales import PlanShop, plan_product
 from services.products import build_catalog
-from services.settings import Settings
 from services.signals import SignalService
 from services.subscriptions import SubscriptionService
 from services.users import UserService
 from services.vault import SecretVault
 from services.whales import WhaleService
+from transport.gate import OutgoingGate
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from aiogram import Bot
 from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import gettext as _
 
-from bot import metrics
 from db.engine import is_busy
+from transport import metrics
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.utils.i18n import I18n
 
 from bot.errors import on_error
-from bot.gate import OutgoingGate
 from bot.i18n import UserLocaleMiddleware
 from bot.middlewares import ObserveMiddleware, ThrottleMiddleware, UserMiddleware
+from config.settings import Settings
 from handlers import build_routers
-from services.settings import Settings
 from services.users import UserService
+from transport.gate import OutgoingGate
 
 
 def create_bot(token: str, api_url: str, gate: OutgoingGate, session: BaseSession | None = None) -> Bot:

@@ -12,10 +12,10 @@ from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 from aiogram.utils.i18n import gettext as _
 
-from bot import metrics
-from bot.logs import update_context
 from db.engine import is_busy
 from services.users import UserInfo, UserService
+from transport import metrics
+from transport.logs import update_context
 
 log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]

@@ -19,12 +19,12 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.utils.i18n import gettext as _
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
-from prometheus_client import Counter
 
+from config.settings import Settings
 from db.base import utcnow
 from processing.notify import Notifier
 from services.content import Claim, ContentService, Draft, with_header
-from services.settings import Settings
+from transport import metrics
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,6 @@ CATCH_UP_LOOKBACK = timedelta(hours=24)
 #: A row still `claimed` after this belonged to a process that died mid-post.
 CLAIM_LEASE = timedelta(minutes=15)
 
-POSTS = Counter("bot_content_posts_total", "Channel posts by outcome", ["status"])
-GENERATIONS = Counter("bot_content_generations_total", "Post generations by source", ["source"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +101,7 @@ class ContentPublisher:
         if late > self.grace:
             if await self.content.skip(key, slot_at, f"missed by {_minutes(late)} min (grace {_minutes(self.grace)})"):
                 log.warning("content slot %s missed by %s min: skipped", key, _minutes(late))
-                POSTS.labels(status="skipped").inc()
+                metrics.CONTENT_POSTS.labels(status="skipped").inc()
                 return PostResult("skipped")
             return PostResult("taken")
         claim = await self.content.claim(key, slot_at, "schedule")
@@ -139,9 +137,9 @@ class ContentPublisher:
         except Exception as exc:  # the database, most likely: the claim stays failed, nothing is sent
             log.exception("content: generating %s failed", claim.slot_key)
             await self.content.finish(claim.post_id, "failed", error=f"generation: {exc!r}"[:500])
-            POSTS.labels(status="failed").inc()
+            metrics.CONTENT_POSTS.labels(status="failed").inc()
             return PostResult("failed", claim.kind, claim.topic, error=str(exc))
-        GENERATIONS.labels(source="template" if draft.fallback_used else "model").inc()
+        metrics.CONTENT_GENERATIONS.labels(source="template" if draft.fallback_used else "model").inc()
         return await self._send(claim, draft, draft.generation_id)
 
     async def _send(self, claim: Claim, draft: Draft, generation_id: int | None) -> PostResult:
@@ -160,7 +158,7 @@ class ContentPublisher:
                     log.info("dry-run post not delivered to admin %s: %s", admin_id, exc.message)
             await self.content.finish(claim.post_id, "dry_run", text=draft.text, generation_id=generation_id,
                                       error=None if delivered else "no admin received the dry run")
-            POSTS.labels(status="dry_run").inc()
+            metrics.CONTENT_POSTS.labels(status="dry_run").inc()
             return PostResult("dry_run", **result)
         if s.telegram_chat_id is None:
             error = "TELEGRAM_CHAT_ID is not set"
@@ -172,12 +170,12 @@ class ContentPublisher:
             else:
                 await self.content.finish(claim.post_id, "posted", text=draft.text, generation_id=generation_id,
                                           chat_id=message.chat.id, message_id=message.message_id)
-                POSTS.labels(status="posted").inc()
+                metrics.CONTENT_POSTS.labels(status="posted").inc()
                 log.info("content: %s post %s sent (message %s)", claim.kind, claim.slot_key, message.message_id)
                 return PostResult("posted", message_id=message.message_id, **result)
         log.error("content: %s not posted: %s", claim.slot_key, error)
         await self.content.finish(claim.post_id, "failed", text=draft.text, generation_id=generation_id, error=error)
-        POSTS.labels(status="failed").inc()
+        metrics.CONTENT_POSTS.labels(status="failed").inc()
         if claim.source == "schedule":  # nobody is watching: tell the admins
             await self.notifier.alert_admins(lambda: _(
                 "⚠️ The scheduled {kind} post ({slot}) was not published: {error}").format(

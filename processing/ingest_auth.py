@@ -10,7 +10,7 @@ Contract (README, "Security"):
 * A signature is bound to the path it was first presented for (`processing.signature_memory`: in this
   process, or in Redis when ``REDIS_URL`` is set): presented again for another path within its window
   -> 401; for the same path it is an ordinary retry. Memory unreachable -> 503 (refused, not let through).
-* The body is read only after the IP check, up to the route's size cap (bot.web, 413 beyond), is
+* The body is read only after the IP check, up to the route's size cap (routes.app, 413 beyond), is
   authenticated as raw bytes, and only then parsed, with a nesting limit (`services.safe_json`).
 * Client IP not in ``SIGNAL_WEBHOOK_ALLOWED_IPS`` (addresses or networks; empty = any) -> 403.
   The IP is the TCP peer (``request.remote``); ``X-Forwarded-For`` is NOT trusted — put the
@@ -164,7 +164,7 @@ class IngestAuth:
             return error_response(503, DISABLED_MESSAGE)
         if not self.ip_allowed(request.remote):  # before reading the body
             return self._rejected(403, "client IP not allowed")
-        body = await request.read()  # at most the route's cap (bot.web): 413 beyond
+        body = await request.read()  # at most the route's cap (routes.app): 413 beyond
         refused = await self._signature_problem(request.method, request.rel_url.raw_path, request.headers, body)
         return refused if refused is not None else body
 

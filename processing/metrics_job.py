@@ -5,21 +5,9 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from prometheus_client import Gauge
-
 from db.engine import Database
 from services.analytics import figures
-
-TODAY = {
-    "orders": Gauge("product_orders_today", "Orders created today", ["product"]),
-    "payment_success_rate": Gauge("product_payment_success_ratio_today", "Share of today's orders paid",
-                                  ["product"]),
-    "delivery_success_rate": Gauge("product_delivery_success_ratio_today", "Share of today's paid orders delivered",
-                                   ["product"]),
-    "revenue_per_order": Gauge("product_revenue_per_order_usd_today", "Revenue / orders created today", ["product"]),
-    "average_order_value": Gauge("product_average_order_value_usd_today", "Revenue / paid orders today",
-                                 ["product"]),
-}
+from transport import metrics
 
 
 async def refresh_today(database: Database, products: list[str], tz: ZoneInfo) -> None:
@@ -31,4 +19,4 @@ async def refresh_today(database: Database, products: list[str], tz: ZoneInfo) -
                   "revenue_per_order": f.revenue_per_order_cents and f.revenue_per_order_cents / 100,
                   "average_order_value": f.average_order_value_cents and f.average_order_value_cents / 100}
         for name, value in values.items():
-            TODAY[name].labels(product=product).set(float(value or 0))  # exported figure, not money we act on
+            metrics.TODAY[name].labels(product=product).set(float(value or 0))  # exported figure, not money we act on

@@ -17,7 +17,6 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
-from prometheus_client import Counter
 
 from presentation.texts import asset_name, provider_name, status_label
 from processing.fulfilment import FulfilmentWorker
@@ -28,13 +27,12 @@ from services.money import format_amount
 from services.orders import OrderService, PaymentOutcome, PaymentReport, Status
 from services.payments.base import PaymentProvider, ProviderError, WebhookRejected
 from services.payments.registry import editable_messages
+from transport import metrics
 
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = timedelta(seconds=10)
 UTC = ZoneInfo("UTC")
-PROVIDER_REQUESTS = Counter("payment_provider_checks_total", "Invoice status fetches", ["provider"])
-OUTCOMES = Counter("payment_outcomes_total", "Recorded payment outcomes", ["provider", "outcome"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +74,7 @@ class PaymentProcessor:
     async def record(self, report: PaymentReport) -> PaymentOutcome:
         """Record one payment (Stars' successful_payment, or a fetched provider report) and react."""
         outcome = await self.orders.apply_payment(report)
-        OUTCOMES.labels(provider=report.provider, outcome=outcome.kind).inc()
+        metrics.PAYMENT_OUTCOMES.labels(provider=report.provider, outcome=outcome.kind).inc()
         await self._after(report, outcome)
         return outcome
 
@@ -85,7 +83,7 @@ class PaymentProcessor:
         if not invoice_ids:
             return []
         provider = self.providers[provider_name]
-        PROVIDER_REQUESTS.labels(provider=provider_name).inc()
+        metrics.PROVIDER_REQUESTS.labels(provider=provider_name).inc()
         outcomes = []
         for remote in await provider.fetch(invoice_ids):
             for report in remote.payments:

@@ -22,10 +22,10 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, EVENT_SCHEDULE
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.util import iscoroutinefunction_partial
-from prometheus_client import Counter
+
+from transport import metrics
 
 log = logging.getLogger(__name__)
-JOB_FAILURES = Counter("bot_job_failures_total", "Scheduled job runs that raised", ["job"])
 
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
 UNWIND_SECONDS = 2.0  # how long cancelled runs get to run their cleanup
@@ -88,7 +88,7 @@ def build_scheduler(timezone: ZoneInfo,
             return
         if isinstance(event.exception, asyncio.CancelledError) and scheduler.state == STATE_STOPPED:
             return  # cancelled by the stop before it began
-        JOB_FAILURES.labels(job=event.job_id).inc()
+        metrics.JOB_FAILURES.labels(job=event.job_id).inc()
         log.error("job %s failed: %r", event.job_id, event.exception, exc_info=event.exception)
         if on_failure is not None:
             on_failure(event.job_id, event.exception)

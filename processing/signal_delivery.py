@@ -41,8 +41,6 @@ from aiogram.types import ReplyParameters
 from aiogram.utils.i18n import I18n
 from sqlalchemy import bindparam, or_, select, update
 
-from bot import metrics
-from bot.gate import bulk
 from bot.tasks import spawn
 from db.base import utcnow
 from db.engine import Database
@@ -50,6 +48,8 @@ from db.models import User
 from db.models_signals import Broadcast, Outbox, Signal, SignalEvent
 from presentation.signals import render_event, render_signal
 from processing.sent_journal import journal_for
+from transport import metrics
+from transport.gate import bulk
 
 log = logging.getLogger(__name__)
 RECORD_RETRY_DELAYS = (0.2, 1.0, 3.0)  # when the last results cannot be written at once

@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 
-from bot.gate import bulk
 from db.base import utcnow
 from presentation.whales import alert_text
 from processing.notify import Notifier
 from services.subscriptions import SubscriptionService
 from services.whales import WhaleService
+from transport.gate import bulk
 
 log = logging.getLogger(__name__)
 BATCH_WINDOW = timedelta(seconds=60)

@@ -21,12 +21,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sqlalchemy import update
 
+from config.settings import Settings
 from db.base import utcnow
 from db.engine import Database
 from db.models_whales import WhalePost
 from presentation.whales import pct, post_text, short_address, signed_usd
 from services.money import usd
-from services.settings import Settings
 from services.whale_rankings import Board
 from services.whales import WhaleService
 

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from config.settings import Settings
 from sandbox.cryptopay import CryptoPayStandIn
 from sandbox.deepseek import DeepSeekStandIn
 from sandbox.kryptoexpress import KryptoExpressStandIn
 from sandbox.openrouter import OpenRouterStandIn
 from sandbox.telegram import TelegramStandIn
 from sandbox.webchat import WebChat
-from services.settings import Settings
 
 if TYPE_CHECKING:
     from bot.app import App

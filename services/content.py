@@ -25,13 +25,13 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from config.settings import CONTENT_KINDS, Settings
 from db.base import utcnow
 from db.engine import Database
 from db.models_content import ContentDraft, ContentGeneration, ContentPost
 from services.deepseek import DeepSeekClient, GenerationFailed
 from services.money import usd
 from services.plans import PLANS
-from services.settings import CONTENT_KINDS, Settings
 
 log = logging.getLogger(__name__)
 

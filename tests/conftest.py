@@ -16,9 +16,9 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.engine import make_url
 
+from config.settings import Settings
 from db import migrate
 from db.engine import Database
-from services.settings import Settings
 from tests.support.harness import Harness
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")

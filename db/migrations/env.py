@@ -65,7 +65,7 @@ def run_migrations_online() -> None:
         return
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        from services.settings import load_settings
+        from config.settings import load_settings
 
         url = load_settings(require_token=False).database_url
     asyncio.run(_run_async(url))

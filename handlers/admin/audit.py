@@ -15,9 +15,9 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index
+from config.settings import Settings
 from handlers.admin.panel import AdminMenu
 from services.audit import AuditService
-from services.settings import Settings
 
 
 class AuditPage(CallbackData, prefix="aud"):

@@ -12,10 +12,10 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
+from config.settings import Settings
 from handlers.admin.panel import AdminMenu, panel_keyboard
 from processing.content import ContentPublisher, PostResult
 from services.content import KINDS, ContentService, Draft, with_header
-from services.settings import Settings
 
 
 class DraftAction(CallbackData, prefix="cdraft"):

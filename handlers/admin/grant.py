@@ -7,12 +7,12 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
+from config.settings import Settings
 from processing.notify import Notifier
 from services.audit import AuditService
 from services.channel import PrivateChannel
 from services.plan_sales import format_end
 from services.plans import PLANS
-from services.settings import Settings
 from services.subscriptions import SubscriptionService
 from services.users import UserService
 

@@ -15,6 +15,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from config.settings import Settings
 from handlers.user.orders import orders_text
 from presentation.texts import status_label
 from processing.refunds import (
@@ -32,7 +33,6 @@ from processing.refunds import (
 )
 from services.money import usd
 from services.orders import OrderService
-from services.settings import Settings
 
 MAX_ORDER_ID = 2**31 - 1
 

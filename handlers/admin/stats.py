@@ -14,6 +14,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import select
 
+from config.settings import Settings
 from db.base import utcnow
 from db.engine import Database
 from db.models import Order
@@ -23,7 +24,6 @@ from services.analytics import Dashboard, dashboard
 from services.charts import revenue_chart
 from services.money import usd
 from services.plans import PLANS
-from services.settings import Settings
 
 MAX_EXPORT_DAYS = 366
 

@@ -12,6 +12,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index, RowId, TelegramId
+from config.settings import Settings
 from db.models import User
 from handlers.admin.orders import RefundAct
 from presentation.texts import status_label
@@ -19,7 +20,6 @@ from services.audit import AuditService
 from services.customers import orders_page, summary
 from services.money import usd
 from services.orders import MONEY_IN, OrderService
-from services.settings import Settings
 from services.subscriptions import SubscriptionService
 from services.users import UserService
 from services.whale_input import short_address

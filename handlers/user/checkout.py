@@ -12,13 +12,13 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
 from bot.edits import edit_or_keep
+from config.settings import Settings
 from db.models import Invoice, Order
 from presentation.texts import asset_name, status_label
 from processing.payments import PaymentProcessor
 from services.checkout import CheckoutService, qr_png
 from services.money import format_amount, usd
 from services.payments.registry import editable_messages
-from services.settings import Settings
 from services.terms import terms_text
 from services.users import UserInfo, UserService
 

@@ -11,13 +11,13 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.edits import edit_or_keep
 from bot.keyboards import Menu, back_to_menu
+from config.settings import Settings
 from db.models import Order
 from presentation.texts import status_label
 from processing.refunds import RefundService
 from services.money import usd
 from services.orders import OrderService
 from services.products import Catalog
-from services.settings import Settings
 
 
 def orders_text(orders: list[Order], settings: Settings, *, title: str | None = None,

@@ -13,6 +13,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.edits import edit_or_keep
 from bot.keyboards import Menu
+from config.settings import Settings
 from db.models import Order
 from handlers.user.checkout import offer_payment
 from services.channel import PrivateChannel
@@ -21,7 +22,6 @@ from services.money import usd
 from services.plan_sales import PERIODS, PlanShop, format_end
 from services.plan_upgrade import AFTER, CREDIT
 from services.plans import PLANS, Plan
-from services.settings import Settings
 from services.subscriptions import Current, SubscriptionService
 
 

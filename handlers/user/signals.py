@@ -15,11 +15,11 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.keyboards import Menu
+from config.settings import Settings
 from db.models_signals import Signal
 from services import track_record
 from services.charts import equity_chart
 from services.money import plain
-from services.settings import Settings
 from services.signals import SignalService, Usage
 from services.subscriptions import SubscriptionService
 

@@ -13,8 +13,8 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.commands import all_commands, register_admin_commands
 from bot.keyboards import Menu, main_menu
+from config.settings import Settings
 from services.products import Catalog
-from services.settings import Settings
 from services.text import strip_invisible_or_none
 from services.users import UserInfo, UserService
 

@@ -14,7 +14,7 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.keyboards import support_reply
-from services.settings import Settings
+from config.settings import Settings
 from services.terms import terms_text
 from services.text import strip_invisible
 from services.users import UserInfo

@@ -15,10 +15,10 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callbacks import Index, RowId
 from bot.edits import edit_or_keep
 from bot.keyboards import Menu
+from config.settings import Settings
 from presentation.whales import pct, short_address, signed_usd, wallet_name
 from services.money import usd
 from services.plans import Plan
-from services.settings import Settings
 from services.subscriptions import SubscriptionService
 from services.whale_follows import THRESHOLDS_USD, FollowProblem
 from services.whale_rankings import FREE_TOP, METRICS, PAGE_SIZE, PERIODS, Board, BoardRow, Card

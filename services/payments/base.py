@@ -22,7 +22,7 @@ from services.orders import PaymentReport
 if TYPE_CHECKING:
     from aiogram import Bot
 
-    from services.settings import Settings
+    from config.settings import Settings
 
 
 class ProviderError(Exception):

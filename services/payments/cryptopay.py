@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 from aiogram.utils.i18n import gettext as _
 
+from config.settings import Settings
 from services import safe_json
 from services.orders import PaymentReport
 from services.payments.base import (
@@ -39,7 +40,6 @@ from services.payments.base import (
     Wiring,
 )
 from services.payments.wire import finite_decimal, header, jsonable
-from services.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The payment providers: the one list of provider modules, and the enabled ones built from settings.
 
 Adding a provider is a module in services/payments/ implementing `PaymentProvider` (base.py), one
-entry in `PROVIDERS` and its settings (services/settings.py). Everything else (checkout's methods,
+entry in `PROVIDERS` and its settings (config/settings.py). Everything else (checkout's methods,
 minimums, labels, webhook routes, polling, invoice messages, Telegram's payment updates, refunds)
 asks the provider through this module or the built instance; nothing else names a provider.
 """
@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 from aiogram import Bot
 
+from config.settings import Settings
 from services.payments.base import PaymentProvider, Wiring
 from services.payments.cryptopay import CryptoPayProvider
 from services.payments.kryptoexpress import KryptoExpressProvider
 from services.payments.stars import StarsProvider
-from services.settings import Settings
 
 #: Every provider the app knows, in the order checkout offers their methods.
 PROVIDERS: tuple[type[PaymentProvider], ...] = (StarsProvider, CryptoPayProvider, KryptoExpressProvider)

@@ -17,6 +17,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.types import LabeledPrice
 from aiogram.utils.i18n import gettext as _
 
+from config.settings import Settings
 from db.base import utcnow
 from services.money import stars_for
 from services.payments.base import (
@@ -28,7 +29,6 @@ from services.payments.base import (
     WebhookRejected,
     Wiring,
 )
-from services.settings import Settings
 
 
 def invoice_payload(order_id: int) -> str:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 
+from config.settings import Settings
 from db.engine import Database
 from sandbox.runner import Sandbox
 from services.orders import OrderService, Status
-from services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 BUYER = 801

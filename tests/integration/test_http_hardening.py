@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from bot.web import BODY_LIMITS
 from processing.ingest_auth import signed_headers
+from routes.app import BODY_LIMITS
 from tests.support import redis_server as _redis
 from tests.support.endpoints import ENDPOINTS, INGEST_SECRET, Endpoints, http_app
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 
 from db.models_signals import Outbox, Signal, SignalEvent
 from processing.ingest_auth import IngestAuth, signed_headers
-from processing.signal_ingest import add_signal_routes
+from routes.signals import add_signal_routes
 from tests.conftest import ADMIN_ID, make_settings
 from tests.support.core import Clock
 from tests.support.harness import Harness

@@ -2,8 +2,8 @@
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.web import build_web_app
 from db.engine import Database
+from routes.app import build_web_app
 
 
 async def test_healthz_ok_and_metrics(database):

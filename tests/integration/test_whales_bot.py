@@ -10,13 +10,13 @@ from aiogram.types import Chat, Document, Message, MessageEntity, Update
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
-from bot.web import build_web_app
 from db.models_whales import WhaleAlert, WhalePost, WhaleTrade
 from handlers.user.whales import WBoard, WCard, WFollow, WUnfollow
 from processing.ingest_auth import IngestAuth, signed_headers
 from processing.whale_alerts import WhaleAlerts
-from processing.whale_ingest import add_routes
 from processing.whale_post import WeeklyWhalePost
+from routes.app import build_web_app
+from routes.whales import add_routes
 from services.whales import WhaleService
 from tests.conftest import ADMIN_ID, make_settings
 from tests.support.core import Clock

@@ -31,7 +31,7 @@ def build_requests(host: str) -> list[bytes]:
     """For every endpoint, with forged credentials: a JSON object exactly at its cap (for KryptoExpress one
     that passes the shape gate, so it is re-serialised), a bracket bomb at the cap, and the issue's 1 MB
     array (``[1,1,…]``, 1 MB: under the old cap of every route, over every new one but the whale batch's)."""
-    from bot.web import BODY_LIMITS
+    from routes.app import BODY_LIMITS
     from tests.support.endpoints import ENDPOINTS, forged_headers
 
     requests = []

@@ -10,8 +10,8 @@ from aiogram.types import CallbackQuery, Chat, Message, MessageEntity, Update, U
 
 from bot.app import App
 from bot.middlewares import ThrottleMiddleware
+from config.settings import Settings
 from db import migrate
-from services.settings import Settings
 from tests.support.recording import RecordingSession
 
 

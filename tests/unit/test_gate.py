@@ -1,4 +1,4 @@
-"""Unit tests for bot.gate.OutgoingGate, on virtual time.
+"""Unit tests for transport.gate.OutgoingGate, on virtual time.
 
 A real ``aiogram.Bot`` talks to a small recording ``BaseSession`` whose
 ``make_request`` logs (api method, chat id, virtual time) and can be scripted
@@ -26,7 +26,7 @@ from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import TelegramMethod
 from prometheus_client import REGISTRY
 
-from bot.gate import GateStats, OutgoingGate, bulk, in_bulk
+from transport.gate import GateStats, OutgoingGate, bulk, in_bulk
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
 START = 1000.0
@@ -223,7 +223,7 @@ async def test_retry_after_pauses_every_sender_and_retries(caplog: pytest.LogCap
 
     bot, gate, session, ft = make_bot(rate=30, script=script)
     r429_before = metric("bot_telegram_429_total")
-    caplog.set_level(logging.DEBUG, logger="bot.gate")
+    caplog.set_level(logging.DEBUG, logger="transport.gate")
 
     results = await ft.run(*(bot.send_message(i, "secret text") for i in range(1, 21)))
 
@@ -298,7 +298,7 @@ async def test_forbidden_calls_on_blocked_once_and_reraises(caplog: pytest.LogCa
 
     bot, gate, session, ft = make_bot(rate=30, script=script, on_blocked=on_blocked)
     b403_before = metric("bot_telegram_403_total")
-    caplog.set_level(logging.DEBUG, logger="bot.gate")
+    caplog.set_level(logging.DEBUG, logger="transport.gate")
 
     results = await ft.run(
         bot.send_message(42, "private words"), bot.send_message(43, "ok"), return_exceptions=True
@@ -334,7 +334,7 @@ async def test_failing_on_blocked_is_logged_not_raised(caplog: pytest.LogCapture
         raise RuntimeError("db down")
 
     bot, _gate, _session, ft = make_bot(script=lambda m, a: forbidden(m), on_blocked=on_blocked)
-    caplog.set_level(logging.DEBUG, logger="bot.gate")
+    caplog.set_level(logging.DEBUG, logger="transport.gate")
     (result,) = await ft.run(bot.send_message(77, "x"), return_exceptions=True)
 
     assert isinstance(result, TelegramForbiddenError)  # the original error, not RuntimeError

@@ -1,7 +1,9 @@
 """Dependencies point one way, read from the import statements (so a stray import fails here, not in review):
 services/ imports no handlers/, processing/, bot/ or presentation/ (it returns data; the others render it);
 presentation/ imports no handlers/, processing/ or bot/ (wording sits below both handlers and workers);
-processing/ imports no handlers/ and takes its wording from presentation/, never bot.texts."""
+processing/ imports no handlers/ and takes its wording from presentation/, never bot.texts;
+routes/ (HTTP) imports no handlers/ or bot/; transport/ (gate, metrics, logs) and config/ (settings) sit at the
+bottom and import none of the app's packages."""
 
 from __future__ import annotations
 
@@ -10,9 +12,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "services": ("handlers", "processing", "bot", "presentation"),
+    "services": ("handlers", "processing", "bot", "presentation", "routes"),
     "presentation": ("handlers", "processing", "bot"),
-    "processing": ("handlers", "bot.texts"),
+    "processing": ("handlers", "bot.texts", "routes"),
+    "routes": ("handlers", "bot"),
+    "transport": ("bot", "handlers", "processing", "services", "presentation", "routes", "config"),
+    "config": ("bot", "handlers", "processing", "services", "presentation", "routes", "transport", "db"),
 }
 
 
@@ -49,7 +54,7 @@ def test_a_wrong_way_import_is_caught(tmp_path):
     (tmp_path / "services" / "a.py").write_text("def f():\n    from presentation.whales import wallet_name\n")
     (tmp_path / "services" / "b.py").write_text("import handlers.user.whales as w\n")
     (tmp_path / "presentation" / "c.py").write_text("from processing import notify\n")
-    (tmp_path / "processing" / "d.py").write_text("from bot import texts\nfrom bot.gate import bulk\n")
+    (tmp_path / "processing" / "d.py").write_text("from bot import texts\nfrom transport.gate import bulk\n")
     (tmp_path / "processing" / "e.py").write_text("from presentation.texts import status_label\n")
     assert violations(tmp_path) == [
         "services/a.py imports presentation.whales",

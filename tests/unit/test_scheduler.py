@@ -5,7 +5,8 @@ import logging
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from processing.scheduler import JOB_FAILURES, build_scheduler
+from processing.scheduler import build_scheduler
+from transport.metrics import JOB_FAILURES
 
 
 async def test_failing_job_is_counted_and_others_keep_running():

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from services.settings import SettingsInvalid, load_settings
+from config.settings import SettingsInvalid, load_settings
 
 TOKEN = "123456:ABCdefGHIjklMNOpqrSTUvwxYZ"
 

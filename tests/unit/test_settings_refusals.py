@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from services.settings import SettingsInvalid, load_settings
+from config.settings import SettingsInvalid, load_settings
 
 WEBHOOK = "https://bot.example/telegram/webhook"
 

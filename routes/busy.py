@@ -1,6 +1,6 @@
 """A busy database is a 503 with `Retry-After`, never a 500.
 
-Registered on the HTTP app (bot/web.py). Every endpoint's write is idempotent for its sender (ingest ids,
+Registered on the HTTP app (routes/app.py). Every endpoint's write is idempotent for its sender (ingest ids,
 provider invoice ids), so "retry in a moment" is the right answer to `database is locked` / a full pool:
 nothing was stored, and a retry stores it once.
 """

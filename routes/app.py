@@ -19,8 +19,8 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from bot.web_busy import busy_middleware
 from db.engine import Database
+from routes.busy import busy_middleware
 from services import safe_json
 from services.payments import registry as payment_registry
 

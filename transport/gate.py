@@ -30,7 +30,7 @@ What it does (modelled on python-telegram-bot's ``AIORateLimiter``):
   can decide what to do.  A failing callback is logged, never raised over the
   original error.
 * **Metrics.** ``MESSAGES_SENT{method}`` per successful request,
-  ``RETRY_AFTER`` per 429, ``BLOCKED`` per 403 (see ``bot.metrics``).
+  ``RETRY_AFTER`` per 429, ``BLOCKED`` per 403 (see ``transport.metrics``).
 
 Exemptions (kept minimal on purpose):
 
@@ -71,7 +71,7 @@ from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import TelegramType
 
-from bot import metrics
+from transport import metrics
 
 if TYPE_CHECKING:
     from aiogram import Bot

@@ -1,0 +1,1 @@
+"""Transport: the outgoing gate to the Bot API, Prometheus metrics and log set-up."""
