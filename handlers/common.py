@@ -9,13 +9,13 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 
+async def cancel(message: Message, state: FSMContext) -> None:
+    had_state = await state.get_state() is not None
+    await state.clear()
+    await message.answer(_("Cancelled.") if had_state else _("Nothing to cancel."))
+
+
 def build_router() -> Router:
     router = Router(name="common")
-
-    @router.message(Command("cancel"))
-    async def cancel(message: Message, state: FSMContext):
-        had_state = await state.get_state() is not None
-        await state.clear()
-        await message.answer(_("Cancelled.") if had_state else _("Nothing to cancel."))
-
+    router.message.register(cancel, Command("cancel"))
     return router

@@ -23,31 +23,40 @@ REFUSALS = {
 }
 
 
+def provider() -> str:
+    """The provider these updates are for (build_router registers the handlers only when there is one)."""
+    name = telegram_payments_provider()
+    if name is None:
+        raise LookupError("no payment provider takes Telegram's payment updates")
+    return name
+
+
+async def pre_checkout(query: PreCheckoutQuery, orders: OrderService) -> None:
+    problem = await orders.precheckout_problem(provider(), query.invoice_payload, query.from_user.id,
+                                               Decimal(query.total_amount), query.currency)
+    if problem is None:
+        await query.answer(ok=True)
+    else:
+        await query.answer(ok=False, error_message=REFUSALS[problem]())
+
+
+async def successful_payment(message: Message, payments: PaymentProcessor) -> None:
+    paid = message.successful_payment
+    await payments.record(PaymentReport(
+        provider=provider(), invoice_id=paid.invoice_payload, payment_id=paid.telegram_payment_charge_id,
+        amount=Decimal(paid.total_amount), asset=paid.currency, paid_at=message.date,
+        raw=paid.model_dump(mode="json", exclude_none=True)))
+
+
+async def refunded_payment(message: Message, refunds: RefundService) -> None:
+    await refunds.telegram_refunded(message.refunded_payment.telegram_payment_charge_id)
+
+
 def build_router() -> Router:
     router = Router(name="telegram_payments")
-    provider = telegram_payments_provider()
-    if provider is None:  # no provider takes Telegram's payment updates
+    if telegram_payments_provider() is None:  # no provider takes Telegram's payment updates
         return router
-
-    @router.pre_checkout_query()
-    async def pre_checkout(query: PreCheckoutQuery, orders: OrderService):
-        problem = await orders.precheckout_problem(provider, query.invoice_payload, query.from_user.id,
-                                                   Decimal(query.total_amount), query.currency)
-        if problem is None:
-            await query.answer(ok=True)
-        else:
-            await query.answer(ok=False, error_message=REFUSALS[problem]())
-
-    @router.message(F.successful_payment)
-    async def successful_payment(message: Message, payments: PaymentProcessor):
-        paid = message.successful_payment
-        await payments.record(PaymentReport(
-            provider=provider, invoice_id=paid.invoice_payload, payment_id=paid.telegram_payment_charge_id,
-            amount=Decimal(paid.total_amount), asset=paid.currency, paid_at=message.date,
-            raw=paid.model_dump(mode="json", exclude_none=True)))
-
-    @router.message(F.refunded_payment)
-    async def refunded_payment(message: Message, refunds: RefundService):
-        await refunds.telegram_refunded(message.refunded_payment.telegram_payment_charge_id)
-
+    router.pre_checkout_query.register(pre_checkout)
+    router.message.register(successful_payment, F.successful_payment)
+    router.message.register(refunded_payment, F.refunded_payment)
     return router

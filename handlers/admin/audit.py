@@ -16,7 +16,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index
 from config.settings import Settings
-from handlers.admin.panel import AdminMenu
+from handlers.admin.panel import AdminMenu, reply_target, show
 from services.audit import AuditService
 
 
@@ -58,27 +58,22 @@ def page_view(entries, page: int, pages: int, settings: Settings) -> tuple[str, 
     return "\n".join(lines), builder.as_markup()
 
 
+async def audit_log(event: Message | CallbackQuery, audit: AuditService, settings: Settings) -> None:
+    """/audit and the panel's Audit log button: the first page, as a new message."""
+    entries, pages = await audit.page(0)
+    text, markup = page_view(entries, 0, pages, settings)
+    await (await reply_target(event)).answer(text, reply_markup=markup)
+
+
+async def audit_page(query: CallbackQuery, callback_data: AuditPage, audit: AuditService, settings: Settings) -> None:
+    entries, pages = await audit.page(max(0, callback_data.page))
+    text, markup = page_view(entries, min(max(0, callback_data.page), pages - 1), pages, settings)
+    await show(query, text, markup)
+
+
 def build_router() -> Router:
     router = Router(name="admin_audit")
-
-    @router.message(Command("audit"))
-    async def audit_command(message: Message, audit: AuditService, settings: Settings):
-        entries, pages = await audit.page(0)
-        text, markup = page_view(entries, 0, pages, settings)
-        await message.answer(text, reply_markup=markup)
-
-    @router.callback_query(AdminMenu.filter(F.action == "audit"))
-    async def audit_button(query: CallbackQuery, audit: AuditService, settings: Settings):
-        entries, pages = await audit.page(0)
-        text, markup = page_view(entries, 0, pages, settings)
-        await query.message.answer(text, reply_markup=markup)
-        await query.answer()
-
-    @router.callback_query(AuditPage.filter())
-    async def audit_page(query: CallbackQuery, callback_data: AuditPage, audit: AuditService, settings: Settings):
-        entries, pages = await audit.page(max(0, callback_data.page))
-        text, markup = page_view(entries, min(max(0, callback_data.page), pages - 1), pages, settings)
-        await query.message.edit_text(text, reply_markup=markup)
-        await query.answer()
-
+    router.message.register(audit_log, Command("audit"))
+    router.callback_query.register(audit_log, AdminMenu.filter(F.action == "audit"))
+    router.callback_query.register(audit_page, AuditPage.filter())
     return router

@@ -12,6 +12,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from handlers.admin.panel import notice, reply_target, show
 from processing.broadcast_progress import BroadcastCancel, BroadcastProgress, cancel_keyboard, progress_text
 from processing.signal_delivery import SignalDelivery
 from services.broadcasts import BroadcastService, audiences
@@ -56,70 +57,74 @@ def confirm_keyboard() -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
+async def compose(message: Message, state: FSMContext) -> None:
+    await state.set_state(Compose.message)
+    await message.answer(_("📣 Send me the message to broadcast: text, a photo, or forward any message. "
+                           "/cancel to stop."))
+
+
+async def got_message(message: Message, state: FSMContext, broadcasts: BroadcastService) -> None:
+    await state.update_data(chat_id=message.chat.id, message_id=message.message_id)
+    await state.set_state(Compose.audience)
+    await message.answer(_("Who should receive it?"), reply_markup=await audience_keyboard(broadcasts))
+
+
+async def chose_audience(query: CallbackQuery, callback_data: BcAudience, state: FSMContext,
+                         broadcasts: BroadcastService) -> None:
+    if callback_data.audience not in audiences():
+        await notice(query, _("Unknown audience."))
+        return
+    data = await state.get_data()
+    count = await broadcasts.count(callback_data.audience)
+    await state.update_data(audience=callback_data.audience)
+    await state.set_state(Compose.confirm)
+    target = await reply_target(query)
+    await target.answer(_("👀 Preview — this is exactly what they will get:"))
+    await query.bot.copy_message(target.chat.id, data["chat_id"], data["message_id"])
+    await target.answer(
+        _("Send it to <b>{audience}</b>: {count} recipients?").format(
+            audience=audience_name(callback_data.audience), count=count),
+        reply_markup=confirm_keyboard())
+
+
+async def cancel_compose(query: CallbackQuery, state: FSMContext) -> None:
+    await state.clear()
+    await show(query, _("Broadcast cancelled; nothing was sent."))
+
+
+async def send_broadcast(query: CallbackQuery, state: FSMContext, broadcasts: BroadcastService,
+                         signal_delivery: SignalDelivery) -> None:
+    data = await state.get_data()
+    await state.clear()
+    broadcast = await broadcasts.create(query.from_user.id, data["chat_id"], data["message_id"],
+                                        data["audience"])
+    progress = await broadcasts.progress(broadcast.id)
+    await show(query, _("Queued for {count} recipients.").format(count=broadcast.total))
+    shown = await query.message.answer(progress_text(progress), reply_markup=cancel_keyboard(broadcast.id))
+    await broadcasts.set_progress_message(broadcast.id, shown.chat.id, shown.message_id)
+    signal_delivery.wake()
+
+
+async def stale_confirm(query: CallbackQuery) -> None:
+    await notice(query, _("This preview has expired. Start again with /broadcast."))
+
+
+async def cancel_running(query: CallbackQuery, callback_data: BroadcastCancel, broadcasts: BroadcastService,
+                         broadcast_progress: BroadcastProgress) -> None:
+    cancelled = await broadcasts.cancel(callback_data.id)
+    progress = await broadcasts.progress(callback_data.id)
+    if progress is not None:
+        await broadcast_progress.show(progress)
+    await query.answer(_("Broadcast cancelled.") if cancelled else _("This broadcast has already finished."))
+
+
 def build_router() -> Router:
     router = Router(name="admin_broadcast")
-
-    @router.message(Command("broadcast"))
-    async def start(message: Message, state: FSMContext):
-        await state.set_state(Compose.message)
-        await message.answer(_("📣 Send me the message to broadcast: text, a photo, or forward any message. "
-                               "/cancel to stop."))
-
-    @router.message(StateFilter(Compose.message))
-    async def got_message(message: Message, state: FSMContext, broadcasts: BroadcastService):
-        await state.update_data(chat_id=message.chat.id, message_id=message.message_id)
-        await state.set_state(Compose.audience)
-        await message.answer(_("Who should receive it?"), reply_markup=await audience_keyboard(broadcasts))
-
-    @router.callback_query(StateFilter(Compose.audience), BcAudience.filter())
-    async def chose(query: CallbackQuery, callback_data: BcAudience, state: FSMContext,
-                    broadcasts: BroadcastService):
-        if callback_data.audience not in audiences():
-            await query.answer(_("Unknown audience."), show_alert=True)
-            return
-        data = await state.get_data()
-        count = await broadcasts.count(callback_data.audience)
-        await state.update_data(audience=callback_data.audience)
-        await state.set_state(Compose.confirm)
-        await query.answer()
-        await query.message.answer(_("👀 Preview — this is exactly what they will get:"))
-        await query.bot.copy_message(query.message.chat.id, data["chat_id"], data["message_id"])
-        await query.message.answer(
-            _("Send it to <b>{audience}</b>: {count} recipients?").format(
-                audience=audience_name(callback_data.audience), count=count),
-            reply_markup=confirm_keyboard())
-
-    @router.callback_query(BcConfirm.filter(F.send.is_(False)))
-    async def cancel_compose(query: CallbackQuery, state: FSMContext):
-        await state.clear()
-        await query.message.edit_text(_("Broadcast cancelled; nothing was sent."))
-        await query.answer()
-
-    @router.callback_query(StateFilter(Compose.confirm), BcConfirm.filter(F.send.is_(True)))
-    async def confirm(query: CallbackQuery, state: FSMContext, broadcasts: BroadcastService,
-                      signal_delivery: SignalDelivery):
-        data = await state.get_data()
-        await state.clear()
-        broadcast = await broadcasts.create(query.from_user.id, data["chat_id"], data["message_id"],
-                                            data["audience"])
-        progress = await broadcasts.progress(broadcast.id)
-        await query.message.edit_text(_("Queued for {count} recipients.").format(count=broadcast.total))
-        shown = await query.message.answer(progress_text(progress), reply_markup=cancel_keyboard(broadcast.id))
-        await broadcasts.set_progress_message(broadcast.id, shown.chat.id, shown.message_id)
-        signal_delivery.wake()
-        await query.answer()
-
-    @router.callback_query(BcConfirm.filter())
-    async def stale_confirm(query: CallbackQuery):
-        await query.answer(_("This preview has expired. Start again with /broadcast."), show_alert=True)
-
-    @router.callback_query(BroadcastCancel.filter())
-    async def cancel_running(query: CallbackQuery, callback_data: BroadcastCancel, broadcasts: BroadcastService,
-                             broadcast_progress: BroadcastProgress):
-        cancelled = await broadcasts.cancel(callback_data.id)
-        progress = await broadcasts.progress(callback_data.id)
-        if progress is not None:
-            await broadcast_progress.show(progress)
-        await query.answer(_("Broadcast cancelled.") if cancelled else _("This broadcast has already finished."))
-
+    router.message.register(compose, Command("broadcast"))
+    router.message.register(got_message, StateFilter(Compose.message))
+    router.callback_query.register(chose_audience, StateFilter(Compose.audience), BcAudience.filter())
+    router.callback_query.register(cancel_compose, BcConfirm.filter(F.send.is_(False)))
+    router.callback_query.register(send_broadcast, StateFilter(Compose.confirm), BcConfirm.filter(F.send.is_(True)))
+    router.callback_query.register(stale_confirm, BcConfirm.filter())
+    router.callback_query.register(cancel_running, BroadcastCancel.filter())
     return router

@@ -13,7 +13,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
 from config.settings import Settings
-from handlers.admin.panel import AdminMenu, panel_keyboard
+from handlers.admin.panel import AdminMenu, notice, panel_keyboard, show
 from processing.content import ContentPublisher, PostResult
 from services.content import KINDS, ContentService, Draft, with_header
 
@@ -105,67 +105,70 @@ async def schedule_text(content: ContentService, settings: Settings) -> str:
     return "\n".join(lines)
 
 
+async def post_now(message: Message, command: CommandObject, publisher: ContentPublisher) -> None:
+    kind = parse_kind(command)
+    if kind is False:
+        await message.answer(usage("post_now"))
+        return
+    status = await message.answer(_("✍️ Writing and publishing a post…"))
+    result = await publisher.post_now(f"{message.chat.id}:{message.message_id}", kind or None)
+    await message.bot.edit_message_text(result_text(result), chat_id=status.chat.id,
+                                        message_id=status.message_id)
+
+
+async def preview(message: Message, command: CommandObject, content: ContentService) -> None:
+    kind = parse_kind(command)
+    if kind is False:
+        await message.answer(usage("preview"))
+        return
+    status = await message.answer(_("✍️ Writing a draft…"))
+    kind, topic = await content.choose(kind or None)
+    draft = await content.generate(kind, topic)
+    draft_id = await content.save_draft(message.from_user.id, draft)
+    await message.bot.edit_message_text(draft_text(draft), chat_id=status.chat.id, message_id=status.message_id,
+                                        reply_markup=draft_keyboard(draft_id), disable_web_page_preview=True)
+
+
+async def draft_button(query: CallbackQuery, callback_data: DraftAction, content: ContentService,
+                       publisher: ContentPublisher) -> None:
+    new_status = {"pub": "published", "regen": "replaced", "drop": "discarded"}.get(callback_data.action)
+    draft = await content.take_draft(callback_data.id, query.from_user.id, new_status) if new_status else None
+    if draft is None:
+        await notice(query, _("This draft is no longer available. Make a new one with /preview."))
+        return
+    if callback_data.action == "drop":
+        await query.answer(_("Discarded."))
+        await query.message.edit_reply_markup(reply_markup=None)
+        return
+    if callback_data.action == "regen":
+        await query.answer(_("✍️ Writing a new draft…"))
+        fresh = await content.generate(draft.kind, draft.topic)
+        fresh_id = await content.save_draft(query.from_user.id, fresh)
+        await query.message.edit_text(draft_text(fresh), reply_markup=draft_keyboard(fresh_id),
+                                      disable_web_page_preview=True)
+        return
+    await query.answer(_("Publishing…"))
+    await query.message.edit_reply_markup(reply_markup=None)
+    result = await publisher.publish_draft(draft.id, draft.kind, draft.topic, draft.text, draft.generation_id)
+    await query.message.answer(result_text(result))
+
+
+async def schedule(event: Message | CallbackQuery, content: ContentService, settings: Settings) -> None:
+    """/schedule; the panel's Content button also names the commands that make posts and keeps the panel."""
+    text = await schedule_text(content, settings)
+    if isinstance(event, Message):
+        await show(event, text)
+        return
+    await show(event, text + "\n\n" + _(
+        "/preview [kind] — a draft to publish, regenerate or discard\n/post_now [kind] — publish at once"),
+        panel_keyboard())
+
+
 def build_router() -> Router:
     router = Router(name="admin_content")
-
-    @router.message(Command("post_now"))
-    async def post_now(message: Message, command: CommandObject, publisher: ContentPublisher):
-        kind = parse_kind(command)
-        if kind is False:
-            await message.answer(usage("post_now"))
-            return
-        status = await message.answer(_("✍️ Writing and publishing a post…"))
-        result = await publisher.post_now(f"{message.chat.id}:{message.message_id}", kind or None)
-        await message.bot.edit_message_text(result_text(result), chat_id=status.chat.id,
-                                            message_id=status.message_id)
-
-    @router.message(Command("preview"))
-    async def preview(message: Message, command: CommandObject, content: ContentService):
-        kind = parse_kind(command)
-        if kind is False:
-            await message.answer(usage("preview"))
-            return
-        status = await message.answer(_("✍️ Writing a draft…"))
-        kind, topic = await content.choose(kind or None)
-        draft = await content.generate(kind, topic)
-        draft_id = await content.save_draft(message.from_user.id, draft)
-        await message.bot.edit_message_text(draft_text(draft), chat_id=status.chat.id, message_id=status.message_id,
-                                            reply_markup=draft_keyboard(draft_id), disable_web_page_preview=True)
-
-    @router.callback_query(DraftAction.filter())
-    async def draft_button(query: CallbackQuery, callback_data: DraftAction, content: ContentService,
-                           publisher: ContentPublisher):
-        new_status = {"pub": "published", "regen": "replaced", "drop": "discarded"}.get(callback_data.action)
-        draft = await content.take_draft(callback_data.id, query.from_user.id, new_status) if new_status else None
-        if draft is None:
-            await query.answer(_("This draft is no longer available. Make a new one with /preview."),
-                               show_alert=True)
-            return
-        if callback_data.action == "drop":
-            await query.answer(_("Discarded."))
-            await query.message.edit_reply_markup(reply_markup=None)
-            return
-        if callback_data.action == "regen":
-            await query.answer(_("✍️ Writing a new draft…"))
-            fresh = await content.generate(draft.kind, draft.topic)
-            fresh_id = await content.save_draft(query.from_user.id, fresh)
-            await query.message.edit_text(draft_text(fresh), reply_markup=draft_keyboard(fresh_id),
-                                          disable_web_page_preview=True)
-            return
-        await query.answer(_("Publishing…"))
-        await query.message.edit_reply_markup(reply_markup=None)
-        result = await publisher.publish_draft(draft.id, draft.kind, draft.topic, draft.text, draft.generation_id)
-        await query.message.answer(result_text(result))
-
-    @router.message(Command("schedule"))
-    async def schedule(message: Message, content: ContentService, settings: Settings):
-        await message.answer(await schedule_text(content, settings))
-
-    @router.callback_query(AdminMenu.filter(F.action == "content"))
-    async def content_button(query: CallbackQuery, content: ContentService, settings: Settings):
-        text = await schedule_text(content, settings) + "\n\n" + _(
-            "/preview [kind] — a draft to publish, regenerate or discard\n/post_now [kind] — publish at once")
-        await query.message.edit_text(text, reply_markup=panel_keyboard())
-        await query.answer()
-
+    router.message.register(post_now, Command("post_now"))
+    router.message.register(preview, Command("preview"))
+    router.callback_query.register(draft_button, DraftAction.filter())
+    router.message.register(schedule, Command("schedule"))
+    router.callback_query.register(schedule, AdminMenu.filter(F.action == "content"))
     return router

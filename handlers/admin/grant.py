@@ -34,53 +34,53 @@ def granted_text(plan_name: str, days: int, ends: str, link: str | None) -> str:
     return "\n".join(lines)
 
 
+async def grant(message: Message, command: CommandObject, subscriptions: SubscriptionService,
+                users: UserService, channel: PrivateChannel, notifier: Notifier, settings: Settings,
+                audit: AuditService) -> None:
+    args = (command.args or "").split()
+    if len(args) != 3:
+        await message.answer(usage())
+        return
+    user_arg, plan_code, days_arg = args[0], args[1].lower(), args[2]
+    if not (user_arg.isascii() and user_arg.isdigit()) or len(user_arg) > 15:
+        await message.answer(_("The user id must be a number.") + "\n" + usage())
+        return
+    plan = PLANS.get(plan_code)
+    if plan is None or not plan.is_paid:
+        await message.answer(_("There's no paid plan called that.") + "\n" + usage())
+        return
+    if not (days_arg.isascii() and days_arg.isdigit()) or len(days_arg) > 6:
+        await message.answer(_("Days must be a whole number.") + "\n" + usage())
+        return
+    days = int(days_arg)
+    if not 1 <= days <= MAX_DAYS:
+        await message.answer(_("Days must be from 1 to {max}.").format(max=MAX_DAYS) + "\n" + usage())
+        return
+    user_id = int(user_arg)
+    if await users.get(user_id) is None:
+        await message.answer(_("User {id} hasn't used the bot yet, so they can't be given a plan.").format(
+            id=user_id))
+        return
+    before = await subscriptions.current(user_id)
+    period = await subscriptions.add_time(user_id, plan.code, days, source="grant",
+                                          granted_by=message.from_user.id)
+    await audit.record(message.from_user.id, "grant", f"user:{user_id}",
+                       before={"plan": before.plan.code, "ends_at": before.ends_at and before.ends_at.isoformat()},
+                       after={"plan": plan.code, "days": days, "ends_at": period.ends_at.isoformat()})
+    ends = format_end(period.ends_at, settings.tz)
+    member = await channel.is_member(user_id)
+    link = None if member else await channel.invite(user_id, until=period.ends_at)
+    sent = await notifier.send(user_id, lambda: granted_text(plan.name, days, ends, link))
+    lines = [_("✅ User {id} has the {plan} plan until {ends} ({days} days added).").format(
+        id=user_id, plan=plan.name, ends=ends, days=days)]
+    if sent is None:
+        lines.append(_("They couldn't be told: they may have blocked the bot."))
+    elif channel.enabled and link is None and not member:
+        lines.append(_("The channel invite couldn't be made; they can get one from /plans."))
+    await message.answer("\n".join(lines))
+
+
 def build_router() -> Router:
     router = Router(name="admin_grant")
-
-    @router.message(Command("grant"))
-    async def grant(message: Message, command: CommandObject, subscriptions: SubscriptionService,
-                    users: UserService, channel: PrivateChannel, notifier: Notifier, settings: Settings,
-                    audit: AuditService):
-        args = (command.args or "").split()
-        if len(args) != 3:
-            await message.answer(usage())
-            return
-        user_arg, plan_code, days_arg = args[0], args[1].lower(), args[2]
-        if not (user_arg.isascii() and user_arg.isdigit()) or len(user_arg) > 15:
-            await message.answer(_("The user id must be a number.") + "\n" + usage())
-            return
-        plan = PLANS.get(plan_code)
-        if plan is None or not plan.is_paid:
-            await message.answer(_("There's no paid plan called that.") + "\n" + usage())
-            return
-        if not (days_arg.isascii() and days_arg.isdigit()) or len(days_arg) > 6:
-            await message.answer(_("Days must be a whole number.") + "\n" + usage())
-            return
-        days = int(days_arg)
-        if not 1 <= days <= MAX_DAYS:
-            await message.answer(_("Days must be from 1 to {max}.").format(max=MAX_DAYS) + "\n" + usage())
-            return
-        user_id = int(user_arg)
-        if await users.get(user_id) is None:
-            await message.answer(_("User {id} hasn't used the bot yet, so they can't be given a plan.").format(
-                id=user_id))
-            return
-        before = await subscriptions.current(user_id)
-        period = await subscriptions.add_time(user_id, plan.code, days, source="grant",
-                                              granted_by=message.from_user.id)
-        await audit.record(message.from_user.id, "grant", f"user:{user_id}",
-                           before={"plan": before.plan.code, "ends_at": before.ends_at and before.ends_at.isoformat()},
-                           after={"plan": plan.code, "days": days, "ends_at": period.ends_at.isoformat()})
-        ends = format_end(period.ends_at, settings.tz)
-        member = await channel.is_member(user_id)
-        link = None if member else await channel.invite(user_id, until=period.ends_at)
-        sent = await notifier.send(user_id, lambda: granted_text(plan.name, days, ends, link))
-        lines = [_("✅ User {id} has the {plan} plan until {ends} ({days} days added).").format(
-            id=user_id, plan=plan.name, ends=ends, days=days)]
-        if sent is None:
-            lines.append(_("They couldn't be told: they may have blocked the bot."))
-        elif channel.enabled and link is None and not member:
-            lines.append(_("The channel invite couldn't be made; they can get one from /plans."))
-        await message.answer("\n".join(lines))
-
+    router.message.register(grant, Command("grant"))
     return router

@@ -16,6 +16,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from config.settings import Settings
+from handlers.admin.panel import notice, reply_target, show
 from handlers.user.orders import orders_text
 from presentation.texts import status_label
 from processing.refunds import (
@@ -131,111 +132,110 @@ def back_markup(user_id: int) -> InlineKeyboardMarkup | None:
     return builder.as_markup()
 
 
-async def ask(target: Message, refunds: RefundService, order_id: int, kind: str, *, back: int = 0,
-              edit: bool = False) -> str | None:
-    """Show what refunding `order_id` would do, with Confirm / Cancel; a problem text instead if it can't."""
-    preview = await refunds.preview(order_id, kind)
-    if preview.problem:
-        return refund_problem(order_id, preview.problem)
-    text, markup = preview_text(preview), preview_markup(preview, back)
-    await (target.edit_text(text, reply_markup=markup) if edit else target.answer(text, reply_markup=markup))
-    return None
-
-
-def build_router() -> Router:
-    router = Router(name="admin_orders")
-
-    @router.message(Command("refund"))
-    async def refund(message: Message, command: CommandObject, refunds: RefundService):
-        order_id = order_id_arg(command.args)
-        if order_id is None:
-            await message.answer(_("Usage: /refund ORDER_ID, e.g. /refund 42"))
-            return
-        problem = await ask(message, refunds, order_id, FULL)
-        if problem:
-            await message.answer(problem)
-
-    @router.callback_query(RefundAct.filter(F.action == "ask"))
-    async def asked(query: CallbackQuery, callback_data: RefundAct, refunds: RefundService):
-        kind = callback_data.kind if callback_data.kind in (FULL, EXCESS) else FULL
-        # an alert's button (an overpayment) opens a new confirmation; the user card's is edited in place
-        edit = bool(callback_data.back)
-        problem = await ask(query.message, refunds, callback_data.order_id, kind, back=callback_data.back, edit=edit)
-        await query.answer(problem or None, show_alert=bool(problem))
-
-    @router.callback_query(RefundAct.filter(F.action == "yes"))
-    async def confirmed(query: CallbackQuery, callback_data: RefundAct, refunds: RefundService):
-        if callback_data.kind not in (FULL, EXCESS):
-            await query.answer(_("This button is no longer active."), show_alert=True)
-            return
-        result = await refunds.refund(callback_data.order_id, admin_id=query.from_user.id, kind=callback_data.kind)
-        if not result.ok:
-            await query.answer(refund_problem(callback_data.order_id, result.reason), show_alert=True)
-            return
-        await query.message.edit_text(result_text(result), reply_markup=back_markup(callback_data.back))
-        await query.answer(_("Refund recorded."))
-
-    @router.callback_query(RefundAct.filter(F.action == "no"))
-    async def cancelled(query: CallbackQuery, callback_data: RefundAct):
-        await query.message.edit_text(_("Refund of order #{id} cancelled; nothing was changed.").format(
-            id=callback_data.order_id), reply_markup=back_markup(callback_data.back))
-        await query.answer()
-
-    @router.callback_query(SentCb.filter())
-    async def record_start(query: CallbackQuery, callback_data: SentCb, refunds: RefundService, state: FSMContext):
-        request = await refunds.request(callback_data.request_id)
-        if request is None or request.state == SENT:
-            await query.answer(_("That refund is already recorded as sent."), show_alert=True)
-            return
-        await state.set_state(RecordTx.reference)
-        await state.update_data(refund_request=request.id)
-        await query.message.answer(_("Send the transaction hash (or the transfer's reference) of the refund for "
-                                     "order #{id}. /cancel to stop.").format(id=request.order_id))
-        await query.answer()
-
-    @router.message(StateFilter(RecordTx.reference), F.text, ~F.text.startswith("/"))
-    async def record_reference(message: Message, refunds: RefundService, state: FSMContext):
-        request_id = (await state.get_data()).get("refund_request", 0)
-        problem = await refunds.record_sent(request_id, message.text, admin_id=message.from_user.id)
-        if problem == "bad_reference":
-            await message.answer(_("That doesn't look like a transaction reference (letters, digits, - _ :, "
-                                   "6–200 characters). Send it again, or /cancel."))
-            return
-        await state.clear()
-        await message.answer(sent_answer(request_id, problem))
-
-    @router.message(Command("refund_done"))
-    async def refund_done(message: Message, command: CommandObject, refunds: RefundService):
-        args = (command.args or "").split()
-        order_id = order_id_arg(args[0]) if len(args) == 2 else None
-        if order_id is None:
-            await message.answer(_("Usage: /refund_done ORDER_ID TX_HASH, e.g. /refund_done 42 9f3c…e1"))
-            return
-        request = await refunds.open_for_order(order_id)
-        if request is None:
-            await message.answer(_("Order #{id} has no refund waiting to be sent by hand.").format(id=order_id))
-            return
-        problem = await refunds.record_sent(request.id, args[1], admin_id=message.from_user.id)
-        if problem == "bad_reference":
-            await message.answer(_("That doesn't look like a transaction reference (letters, digits, - _ :, "
-                                   "6–200 characters)."))
-            return
-        await message.answer(sent_answer(request.id, problem))
-
-    @router.message(Command("orders", magic=F.args.regexp(r"^[0-9]{1,15}$")))
-    async def user_orders(message: Message, command: CommandObject, orders: OrderService, settings: Settings):
-        user_id = int(command.args)
-        items = await orders.for_user(user_id, limit=20)
-        title = _("🧾 <b>Orders of user {id}</b>").format(id=user_id)
-        await message.answer(orders_text(items, settings, title=title) if items else
-                             _("User {id} has no orders.").format(id=user_id))
-
-    return router
-
-
 def sent_answer(request_id: int, problem: str | None) -> str:
     if problem is None:
         return _("✅ Recorded; the buyer has been sent the transaction.")
     if problem == "state":
         return _("That refund is not waiting to be sent by hand (already recorded?). Nothing was changed.")
     return _("No such refund. Nothing was changed.")
+
+
+async def ask_refund(event: Message | CallbackQuery, refunds: RefundService, command: CommandObject | None = None,
+                     callback_data: RefundAct | None = None) -> None:
+    """/refund ORDER_ID and the Refund buttons: what refunding would do, with Confirm / Cancel. The user
+    card's button shows it in the card (Back returns there); an overpayment alert's opens a new message."""
+    if callback_data is None:
+        order_id = order_id_arg(command.args if command else None)
+        if order_id is None:
+            await event.answer(_("Usage: /refund ORDER_ID, e.g. /refund 42"))
+            return
+        kind, back = FULL, 0
+    else:
+        order_id, back = callback_data.order_id, callback_data.back
+        kind = callback_data.kind if callback_data.kind in (FULL, EXCESS) else FULL
+    preview = await refunds.preview(order_id, kind)
+    if preview.problem:
+        await notice(event, refund_problem(order_id, preview.problem))
+        return
+    text, markup = preview_text(preview), preview_markup(preview, back)
+    if back:
+        await show(event, text, markup)
+    else:
+        await (await reply_target(event)).answer(text, reply_markup=markup)
+
+
+async def confirmed(query: CallbackQuery, callback_data: RefundAct, refunds: RefundService) -> None:
+    if callback_data.kind not in (FULL, EXCESS):
+        await notice(query, _("This button is no longer active."))
+        return
+    result = await refunds.refund(callback_data.order_id, admin_id=query.from_user.id, kind=callback_data.kind)
+    if not result.ok:
+        await notice(query, refund_problem(callback_data.order_id, result.reason))
+        return
+    await show(query, result_text(result), back_markup(callback_data.back), note=_("Refund recorded."))
+
+
+async def cancelled(query: CallbackQuery, callback_data: RefundAct) -> None:
+    await show(query, _("Refund of order #{id} cancelled; nothing was changed.").format(id=callback_data.order_id),
+               back_markup(callback_data.back))
+
+
+async def record_start(query: CallbackQuery, callback_data: SentCb, refunds: RefundService, state: FSMContext) -> None:
+    request = await refunds.request(callback_data.request_id)
+    if request is None or request.state == SENT:
+        await notice(query, _("That refund is already recorded as sent."))
+        return
+    await state.set_state(RecordTx.reference)
+    await state.update_data(refund_request=request.id)
+    await (await reply_target(query)).answer(_("Send the transaction hash (or the transfer's reference) of the "
+                                               "refund for order #{id}. /cancel to stop.").format(id=request.order_id))
+
+
+async def record_reference(message: Message, refunds: RefundService, state: FSMContext) -> None:
+    request_id = (await state.get_data()).get("refund_request", 0)
+    problem = await refunds.record_sent(request_id, message.text, admin_id=message.from_user.id)
+    if problem == "bad_reference":
+        await message.answer(_("That doesn't look like a transaction reference (letters, digits, - _ :, "
+                               "6–200 characters). Send it again, or /cancel."))
+        return
+    await state.clear()
+    await message.answer(sent_answer(request_id, problem))
+
+
+async def refund_done(message: Message, command: CommandObject, refunds: RefundService) -> None:
+    args = (command.args or "").split()
+    order_id = order_id_arg(args[0]) if len(args) == 2 else None
+    if order_id is None:
+        await message.answer(_("Usage: /refund_done ORDER_ID TX_HASH, e.g. /refund_done 42 9f3c…e1"))
+        return
+    request = await refunds.open_for_order(order_id)
+    if request is None:
+        await message.answer(_("Order #{id} has no refund waiting to be sent by hand.").format(id=order_id))
+        return
+    problem = await refunds.record_sent(request.id, args[1], admin_id=message.from_user.id)
+    if problem == "bad_reference":
+        await message.answer(_("That doesn't look like a transaction reference (letters, digits, - _ :, "
+                               "6–200 characters)."))
+        return
+    await message.answer(sent_answer(request.id, problem))
+
+
+async def user_orders(message: Message, command: CommandObject, orders: OrderService, settings: Settings) -> None:
+    user_id = int(command.args)
+    items = await orders.for_user(user_id, limit=20)
+    title = _("🧾 <b>Orders of user {id}</b>").format(id=user_id)
+    await message.answer(orders_text(items, settings, title=title) if items else
+                         _("User {id} has no orders.").format(id=user_id))
+
+
+def build_router() -> Router:
+    router = Router(name="admin_orders")
+    router.message.register(ask_refund, Command("refund"))
+    router.callback_query.register(ask_refund, RefundAct.filter(F.action == "ask"))
+    router.callback_query.register(confirmed, RefundAct.filter(F.action == "yes"))
+    router.callback_query.register(cancelled, RefundAct.filter(F.action == "no"))
+    router.callback_query.register(record_start, SentCb.filter())
+    router.message.register(record_reference, StateFilter(RecordTx.reference), F.text, ~F.text.startswith("/"))
+    router.message.register(refund_done, Command("refund_done"))
+    router.message.register(user_orders, Command("orders", magic=F.args.regexp(r"^[0-9]{1,15}$")))
+    return router

@@ -13,11 +13,11 @@ from bot.commands import ADMIN_COMMANDS, admin_command_names
 EXTRA_ADMIN_COMMANDS = tuple(name for name in admin_command_names() if name not in ADMIN_COMMANDS)
 
 
+async def refuse(message: Message) -> None:
+    await message.answer(_("Sorry, this command is only for the bot's administrators."))
+
+
 def build_router() -> Router:
     router = Router(name="admin_refusal")
-
-    @router.message(Command(*admin_command_names()))
-    async def refuse(message: Message):
-        await message.answer(_("Sorry, this command is only for the bot's administrators."))
-
+    router.message.register(refuse, Command(*admin_command_names()))
     return router

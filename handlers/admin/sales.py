@@ -10,13 +10,13 @@ from handlers.admin.panel import AdminMenu
 from services.admin_prefs import AdminPrefService
 
 
+async def toggle_sale_notices(query: CallbackQuery, admin_prefs: AdminPrefService) -> None:
+    on = await admin_prefs.toggle_sale_notices(query.from_user.id)
+    await query.answer(_("🔔 You'll get a notice for every sale.") if on else
+                       _("🔕 Sale notices are off for you. Tap again to turn them back on."), show_alert=True)
+
+
 def build_router() -> Router:
     router = Router(name="admin_sales")
-
-    @router.callback_query(AdminMenu.filter(F.action == "sales"))
-    async def toggle(query: CallbackQuery, admin_prefs: AdminPrefService):
-        on = await admin_prefs.toggle_sale_notices(query.from_user.id)
-        await query.answer(_("🔔 You'll get a notice for every sale.") if on else
-                           _("🔕 Sale notices are off for you. Tap again to turn them back on."), show_alert=True)
-
+    router.callback_query.register(toggle_sale_notices, AdminMenu.filter(F.action == "sales"))
     return router

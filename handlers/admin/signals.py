@@ -20,29 +20,29 @@ def usage() -> str:
              "Example: <code>/signal crypto SOL/USDT long 142.5 150,158 136 4h breakout retest</code>")
 
 
+async def post_signal(message: Message, command: CommandObject, signals: SignalService,
+                      signal_delivery: SignalDelivery) -> None:
+    if not command.args:
+        await message.answer(usage())
+        return
+    # The id is the command's own message: a redelivered update cannot post the signal twice.
+    external_id = f"admin-{message.chat.id}-{message.message_id}"
+    try:
+        data = parse_command(command.args, external_id=external_id)
+    except InvalidInput as exc:
+        await message.answer(_("❌ {field}: {problem}\n\n{usage}").format(
+            field=html.escape(exc.field), problem=html.escape(exc.message), usage=usage()))
+        return
+    result = await signals.ingest(data, source="admin")
+    signal_delivery.wake()
+    if result.created:
+        await message.answer(_("✅ Signal #{id} stored; {n} deliveries queued.").format(
+            id=result.signal_id, n=result.recipients))
+    else:
+        await message.answer(_("This signal was already posted (#{id}).").format(id=result.signal_id))
+
+
 def build_router() -> Router:
     router = Router(name="admin_signal")
-
-    @router.message(Command("signal"))
-    async def post_signal(message: Message, command: CommandObject, signals: SignalService,
-                          signal_delivery: SignalDelivery):
-        if not command.args:
-            await message.answer(usage())
-            return
-        # The id is the command's own message: a redelivered update cannot post the signal twice.
-        external_id = f"admin-{message.chat.id}-{message.message_id}"
-        try:
-            data = parse_command(command.args, external_id=external_id)
-        except InvalidInput as exc:
-            await message.answer(_("❌ {field}: {problem}\n\n{usage}").format(
-                field=html.escape(exc.field), problem=html.escape(exc.message), usage=usage()))
-            return
-        result = await signals.ingest(data, source="admin")
-        signal_delivery.wake()
-        if result.created:
-            await message.answer(_("✅ Signal #{id} stored; {n} deliveries queued.").format(
-                id=result.signal_id, n=result.recipients))
-        else:
-            await message.answer(_("This signal was already posted (#{id}).").format(id=result.signal_id))
-
+    router.message.register(post_signal, Command("signal"))
     return router

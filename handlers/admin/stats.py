@@ -18,7 +18,7 @@ from config.settings import Settings
 from db.base import utcnow
 from db.engine import Database
 from db.models import Order
-from handlers.admin.panel import AdminMenu
+from handlers.admin.panel import AdminMenu, reply_target
 from presentation.texts import product_name, provider_name
 from services.analytics import Dashboard, dashboard
 from services.charts import revenue_chart
@@ -81,41 +81,34 @@ async def orders_csv(database: Database, since: datetime) -> bytes:
     return out.getvalue().encode("utf-8-sig")  # the BOM makes spreadsheet apps read UTF-8
 
 
+async def stats(event: Message | CallbackQuery, bot: Bot, db: Database, settings: Settings) -> None:
+    """/stats and the panel's Stats button: the figures, then the chart, as new messages."""
+    chat_id = (await reply_target(event)).chat.id
+    d = await dashboard(db, settings.tz, utcnow())
+    await bot.send_message(chat_id, stats_text(d, settings), reply_markup=stats_keyboard())
+    # drawing takes a few hundred ms of CPU: off the event loop, so other users aren't kept waiting
+    chart = await asyncio.to_thread(revenue_chart, d.daily_revenue, _("Revenue per day, last 30 days"))
+    await bot.send_photo(chat_id, BufferedInputFile(chart, "revenue.png"))
+
+
+async def export(event: Message | CallbackQuery, bot: Bot, db: Database, command: CommandObject | None = None
+                 ) -> None:
+    """/export [DAYS] and the Orders CSV buttons (30 days): a CSV of the orders."""
+    target = await reply_target(event)
+    arg = ((command.args if command else None) or "30").strip()
+    if not (arg.isascii() and arg.isdigit()) or not 1 <= int(arg) <= MAX_EXPORT_DAYS:
+        await target.answer(_("Usage: /export DAYS (1 to {max}), e.g. /export 30").format(max=MAX_EXPORT_DAYS))
+        return
+    days = int(arg)
+    data = await orders_csv(db, utcnow() - timedelta(days=days))
+    await bot.send_document(target.chat.id, BufferedInputFile(data, f"orders-{days}d.csv"),
+                            caption=_("Orders of the last {days} days").format(days=days))
+
+
 def build_router() -> Router:
     router = Router(name="admin_stats")
-
-    async def send_stats(chat_id: int, bot: Bot, db: Database, settings: Settings) -> None:
-        d = await dashboard(db, settings.tz, utcnow())
-        await bot.send_message(chat_id, stats_text(d, settings), reply_markup=stats_keyboard())
-        # drawing takes a few hundred ms of CPU: off the event loop, so other users aren't kept waiting
-        chart = await asyncio.to_thread(revenue_chart, d.daily_revenue, _("Revenue per day, last 30 days"))
-        await bot.send_photo(chat_id, BufferedInputFile(chart, "revenue.png"))
-
-    @router.message(Command("stats"))
-    async def stats(message: Message, bot: Bot, db: Database, settings: Settings):
-        await send_stats(message.chat.id, bot, db, settings)
-
-    @router.callback_query(AdminMenu.filter(F.action == "stats"))
-    async def stats_button(query: CallbackQuery, bot: Bot, db: Database, settings: Settings):
-        await query.answer()
-        await send_stats(query.message.chat.id, bot, db, settings)
-
-    async def export(chat_id: int, days: int, bot: Bot, db: Database) -> None:
-        data = await orders_csv(db, utcnow() - timedelta(days=days))
-        await bot.send_document(chat_id, BufferedInputFile(data, f"orders-{days}d.csv"),
-                                caption=_("Orders of the last {days} days").format(days=days))
-
-    @router.message(Command("export"))
-    async def export_command(message: Message, command: CommandObject, bot: Bot, db: Database):
-        arg = (command.args or "30").strip()
-        if not arg.isdigit() or not 1 <= int(arg) <= MAX_EXPORT_DAYS:
-            await message.answer(_("Usage: /export DAYS (1 to {max}), e.g. /export 30").format(max=MAX_EXPORT_DAYS))
-            return
-        await export(message.chat.id, int(arg), bot, db)
-
-    @router.callback_query(AdminMenu.filter(F.action == "export"))
-    async def export_button(query: CallbackQuery, bot: Bot, db: Database):
-        await query.answer()
-        await export(query.message.chat.id, 30, bot, db)
-
+    router.message.register(stats, Command("stats"))
+    router.callback_query.register(stats, AdminMenu.filter(F.action == "stats"))
+    router.message.register(export, Command("export"))
+    router.callback_query.register(export, AdminMenu.filter(F.action == "export"))
     return router

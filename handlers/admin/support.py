@@ -11,37 +11,37 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.keyboards import SupportReply
+from handlers.admin.panel import reply_target
 
 
 class AdminReply(StatesGroup):
     writing = State()
 
 
+async def start_reply(query: CallbackQuery, callback_data: SupportReply, state: FSMContext) -> None:
+    await state.set_state(AdminReply.writing)
+    await state.update_data(reply_to=callback_data.user_id)
+    await (await reply_target(query)).answer(
+        _("Send your answer to user <code>{id}</code> as one message. /cancel to stop.").format(
+            id=callback_data.user_id))
+
+
+async def send_reply(message: Message, state: FSMContext, bot: Bot) -> None:
+    user_id = (await state.get_data())["reply_to"]
+    try:
+        await bot.send_message(user_id, _("💬 <b>Support:</b>"))
+        await bot.copy_message(user_id, message.chat.id, message.message_id)
+    except TelegramForbiddenError:
+        await message.answer(_("Not delivered: the user has blocked the bot."))
+    except TelegramAPIError as exc:
+        await message.answer(_("Not delivered: {reason}").format(reason=exc.message))
+    else:
+        await message.answer(_("✅ Delivered."))
+    await state.clear()
+
+
 def build_router() -> Router:
     router = Router(name="admin_support")
-
-    @router.callback_query(SupportReply.filter())
-    async def start_reply(query: CallbackQuery, callback_data: SupportReply, state: FSMContext):
-        await state.set_state(AdminReply.writing)
-        await state.update_data(reply_to=callback_data.user_id)
-        await query.message.answer(
-            _("Send your answer to user <code>{id}</code> as one message. /cancel to stop.").format(
-                id=callback_data.user_id)
-        )
-        await query.answer()
-
-    @router.message(StateFilter(AdminReply.writing))
-    async def send_reply(message: Message, state: FSMContext, bot: Bot):
-        user_id = (await state.get_data())["reply_to"]
-        try:
-            await bot.send_message(user_id, _("💬 <b>Support:</b>"))
-            await bot.copy_message(user_id, message.chat.id, message.message_id)
-        except TelegramForbiddenError:
-            await message.answer(_("Not delivered: the user has blocked the bot."))
-        except TelegramAPIError as exc:
-            await message.answer(_("Not delivered: {reason}").format(reason=exc.message))
-        else:
-            await message.answer(_("✅ Delivered."))
-        await state.clear()
-
+    router.callback_query.register(start_reply, SupportReply.filter())
+    router.message.register(send_reply, StateFilter(AdminReply.writing))
     return router

@@ -15,6 +15,7 @@ from bot.callbacks import Index, RowId, TelegramId
 from config.settings import Settings
 from db.models import User
 from handlers.admin.orders import RefundAct
+from handlers.admin.panel import notice, show
 from presentation.texts import status_label
 from services.audit import AuditService
 from services.customers import orders_page, summary
@@ -46,13 +47,9 @@ def flag_text(flags) -> str:
     return ", ".join(f"{names.get(k, k)} ×{n}" for k, n in sorted(flags.items()))
 
 
-async def card(user: User, data: dict, page: int = 0) -> tuple[str, InlineKeyboardMarkup]:
-    """The card; `data` is the handler data (aiogram passes every service by name). `page` pages
-    through every order of the user."""
-    orders: OrderService = data["orders"]
-    subscriptions: SubscriptionService = data["subscriptions"]
-    whales: WhaleService = data["whales"]
-    settings: Settings = data["settings"]
+async def card(user: User, orders: OrderService, subscriptions: SubscriptionService, whales: WhaleService,
+               settings: Settings, page: int = 0) -> tuple[str, InlineKeyboardMarkup]:
+    """The card; `page` pages through every order of the user."""
     fmt = "%Y-%m-%d %H:%M"
     plan = await subscriptions.current(user.id)
     money = await summary(orders.db, user.id)
@@ -105,48 +102,47 @@ async def card(user: User, data: dict, page: int = 0) -> tuple[str, InlineKeyboa
     return "\n".join(lines), builder.as_markup()
 
 
+async def user_card(event: Message | CallbackQuery, users: UserService, orders: OrderService,
+                    subscriptions: SubscriptionService, whales: WhaleService, settings: Settings,
+                    command: CommandObject | None = None, callback_data: UserAct | UserOrders | None = None) -> None:
+    """/user ID|@username, the card's page buttons and the Back to the user buttons: the user's card."""
+    if callback_data is None:
+        args = command.args if command else None
+        user = await users.find(args) if args else None
+        if user is None:
+            await event.answer(_("Usage: /user ID or /user @username (someone who has used the bot)."))
+            return
+    else:
+        user = await users.get(callback_data.user_id)
+        if user is None:
+            await notice(event, _("No such user."))
+            return
+    page = callback_data.page if isinstance(callback_data, UserOrders) else 0
+    text, markup = await card(user, orders, subscriptions, whales, settings, page)
+    await show(event, text, markup)
+
+
+async def ban(query: CallbackQuery, callback_data: UserAct, users: UserService, orders: OrderService,
+              subscriptions: SubscriptionService, whales: WhaleService, audit: AuditService,
+              settings: Settings) -> None:
+    banned = callback_data.action == "ban"
+    if banned and settings.is_admin(callback_data.user_id):
+        await notice(query, _("Admins can't be banned."))
+        return
+    before = await users.set_banned(callback_data.user_id, banned)
+    if before is None:
+        await notice(query, _("No such user."))
+        return
+    await audit.record(query.from_user.id, "ban" if banned else "unban", f"user:{callback_data.user_id}",
+                       before={"banned": before}, after={"banned": banned})
+    text, markup = await card(await users.get(callback_data.user_id), orders, subscriptions, whales, settings)
+    await show(query, text, markup, note=_("Banned.") if banned else _("Unbanned."))
+
+
 def build_router() -> Router:
     router = Router(name="admin_users")
-
-    async def show(target: Message, user_id: int, data: dict, *, edit: bool, page: int = 0) -> None:
-        text, markup = await card(await data["users"].get(user_id), data, page)
-        await (target.edit_text(text, reply_markup=markup) if edit else target.answer(text, reply_markup=markup))
-
-    @router.message(Command("user"))
-    async def user_command(message: Message, command: CommandObject, users: UserService, **data):
-        user = await users.find(command.args or "") if command.args else None
-        if user is None:
-            await message.answer(_("Usage: /user ID or /user @username (someone who has used the bot)."))
-            return
-        await show(message, user.id, {"users": users, **data}, edit=False)
-
-    @router.callback_query(UserAct.filter(F.action.in_({"ban", "unban"})))
-    async def ban(query: CallbackQuery, callback_data: UserAct, users: UserService, audit: AuditService,
-                  settings: Settings, **data):
-        banned = callback_data.action == "ban"
-        if banned and settings.is_admin(callback_data.user_id):
-            await query.answer(_("Admins can't be banned."), show_alert=True)
-            return
-        before = await users.set_banned(callback_data.user_id, banned)
-        if before is None:
-            await query.answer(_("No such user."), show_alert=True)
-            return
-        await audit.record(query.from_user.id, "ban" if banned else "unban", f"user:{callback_data.user_id}",
-                           before={"banned": before}, after={"banned": banned})
-        await show(query.message, callback_data.user_id, {"users": users, "settings": settings, **data}, edit=True)
-        await query.answer(_("Banned.") if banned else _("Unbanned."))
-
-    @router.callback_query(UserAct.filter(F.action == "card"))
-    async def back(query: CallbackQuery, callback_data: UserAct, **data):
-        await show(query.message, callback_data.user_id, data, edit=True)
-        await query.answer()
-
-    @router.callback_query(UserOrders.filter())
-    async def orders_page_button(query: CallbackQuery, callback_data: UserOrders, users: UserService, **data):
-        if await users.get(callback_data.user_id) is None:
-            await query.answer(_("No such user."), show_alert=True)
-            return
-        await show(query.message, callback_data.user_id, {"users": users, **data}, edit=True, page=callback_data.page)
-        await query.answer()
-
+    router.message.register(user_card, Command("user"))
+    router.callback_query.register(user_card, UserAct.filter(F.action == "card"))
+    router.callback_query.register(user_card, UserOrders.filter())
+    router.callback_query.register(ban, UserAct.filter(F.action.in_({"ban", "unban"})))
     return router

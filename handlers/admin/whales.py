@@ -37,62 +37,64 @@ def report_text(report: ImportReport) -> str:
     return "\n".join(lines)
 
 
+async def import_csv(message: Message, bot: Bot, whales: WhaleService) -> None:
+    document = message.document
+    if document.file_size and document.file_size > MAX_CSV_BYTES:
+        await message.answer(_("That file is too big: up to 5 MB per import."))
+        return
+    buffer = await bot.download(document, destination=io.BytesIO())
+    try:
+        text = buffer.getvalue().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        await message.answer(_("The file isn't UTF-8 text. Save it as CSV (UTF-8) and send it again."))
+        return
+    try:
+        report = await whales.import_csv(text)
+    except Invalid as exc:
+        await message.answer(_("Nothing imported: {field} {reason}").format(
+            field=html.escape(exc.field), reason=html.escape(exc.reason)) + "\n\n" + usage())
+        return
+    whales.forget_rankings()
+    await message.answer(report_text(report))
+
+
+async def import_usage(message: Message) -> None:
+    await message.answer(usage())
+
+
+async def whale_set(message: Message, command: CommandObject, whales: WhaleService) -> None:
+    parts = (command.args or "").split()
+    if len(parts) < 3:
+        await message.answer(_("Usage: /whale_set CHAIN ADDRESS verified=yes|no twitter=@handle|- label=Name"))
+        return
+    chain, address, options = parts[0], parts[1], parts[2:]
+    changes: dict = {}
+    try:
+        for option in options:
+            key, _sep, value = option.partition("=")
+            if key == "verified":
+                changes["verified"] = parse_bool(value, "verified")
+            elif key == "twitter":
+                changes["twitter"] = parse_twitter(value)
+            elif key == "label":
+                changes["label"] = value[:64] or None
+            else:
+                raise Invalid(key, "is not one of verified, twitter, label")
+        wallet = await whales.set_wallet(address, chain, **changes)
+    except Invalid as exc:
+        await message.answer(_("Nothing changed: {field} {reason}").format(
+            field=html.escape(exc.field), reason=html.escape(exc.reason)))
+        return
+    whales.forget_rankings()
+    await message.answer(_("Saved: <code>{address}</code> ({chain}) · verified: {verified} · X: {twitter}").format(
+        address=html.escape(wallet.address), chain=html.escape(wallet.chain),
+        verified=_("yes") if wallet.verified else _("no"),
+        twitter="@" + html.escape(wallet.twitter) if wallet.twitter else "—"))
+
+
 def build_router() -> Router:
     router = Router(name="admin_whales")
-
-    @router.message(Command("import_whales"), F.document)
-    async def import_csv(message: Message, bot: Bot, whales: WhaleService):
-        document = message.document
-        if document.file_size and document.file_size > MAX_CSV_BYTES:
-            await message.answer(_("That file is too big: up to 5 MB per import."))
-            return
-        buffer = await bot.download(document, destination=io.BytesIO())
-        try:
-            text = buffer.getvalue().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            await message.answer(_("The file isn't UTF-8 text. Save it as CSV (UTF-8) and send it again."))
-            return
-        try:
-            report = await whales.import_csv(text)
-        except Invalid as exc:
-            await message.answer(_("Nothing imported: {field} {reason}").format(
-                field=html.escape(exc.field), reason=html.escape(exc.reason)) + "\n\n" + usage())
-            return
-        whales.forget_rankings()
-        await message.answer(report_text(report))
-
-    @router.message(Command("import_whales"))
-    async def import_usage(message: Message):
-        await message.answer(usage())
-
-    @router.message(Command("whale_set"))
-    async def whale_set(message: Message, command: CommandObject, whales: WhaleService):
-        parts = (command.args or "").split()
-        if len(parts) < 3:
-            await message.answer(_("Usage: /whale_set CHAIN ADDRESS verified=yes|no twitter=@handle|- label=Name"))
-            return
-        chain, address, options = parts[0], parts[1], parts[2:]
-        changes: dict = {}
-        try:
-            for option in options:
-                key, _sep, value = option.partition("=")
-                if key == "verified":
-                    changes["verified"] = parse_bool(value, "verified")
-                elif key == "twitter":
-                    changes["twitter"] = parse_twitter(value)
-                elif key == "label":
-                    changes["label"] = value[:64] or None
-                else:
-                    raise Invalid(key, "is not one of verified, twitter, label")
-            wallet = await whales.set_wallet(address, chain, **changes)
-        except Invalid as exc:
-            await message.answer(_("Nothing changed: {field} {reason}").format(
-                field=html.escape(exc.field), reason=html.escape(exc.reason)))
-            return
-        whales.forget_rankings()
-        await message.answer(_("Saved: <code>{address}</code> ({chain}) · verified: {verified} · X: {twitter}").format(
-            address=html.escape(wallet.address), chain=html.escape(wallet.chain),
-            verified=_("yes") if wallet.verified else _("no"),
-            twitter="@" + html.escape(wallet.twitter) if wallet.twitter else "—"))
-
+    router.message.register(import_csv, Command("import_whales"), F.document)
+    router.message.register(import_usage, Command("import_whales"))
+    router.message.register(whale_set, Command("whale_set"))
     return router
