@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 from aiogram.utils.i18n import gettext as _
 
 from db.base import utcnow
+from presentation.plans import format_end
 from processing.notify import Notifier
 from services.channel import PrivateChannel
 from services.plan_notices import EXPIRED, REMIND_1D, Due, PlanNotices
-from services.plan_sales import format_end
 from services.plans import PLANS
 from services.subscriptions import SubscriptionService
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Protocol
 
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
@@ -69,18 +70,18 @@ class PriceRules:
         return [(name, self.quote(model, tokens)) for name, tokens in PACKAGES
                 if tokens <= limit and self.quote(model, tokens).total_cents > 0]
 
-    def parse_custom(self, text: str | None, model: ModelPrice) -> tuple[int | None, str | None]:
-        """(tokens, None) or (None, problem): not_a_number, too_few, too_many."""
+    def parse_custom(self, text: str | None, model: ModelPrice) -> tuple[int | None, PlaceProblem | None]:
+        """(tokens, None) or (None, problem): NOT_A_NUMBER, TOO_FEW or TOO_MANY."""
         value = (text or "").strip().replace(",", "").replace(" ", "")  # "5,000" and "5 000" are fine
         if not (value.isascii() and value.isdigit()):  # letters, signs, decimals, other scripts' digits
-            return None, "not_a_number"
+            return None, PlaceProblem.NOT_A_NUMBER
         if len(value) > MAX_INPUT_DIGITS:
-            return None, "too_many"
+            return None, PlaceProblem.TOO_MANY
         tokens = int(value)
         if tokens < self.min_tokens:
-            return None, "too_few"
+            return None, PlaceProblem.TOO_FEW
         if tokens > self.max_tokens(model):
-            return None, "too_many"
+            return None, PlaceProblem.TOO_MANY
         return tokens, None
 
 
@@ -160,6 +161,32 @@ def key_name(order_id: int) -> str:
     return f"order-{order_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """What the buyer of an AI-token order is sent: the key (shown once, never kept in the order's
+    record), its model and size, and where to use it."""
+
+    key: str
+    model: str
+    tokens: int
+    base_url: str
+
+
+class AiTokenWording(Protocol):
+    """How the fulfiller's results are put to people (presentation.ai_tokens.AiTokenTexts); each is
+    called in the reader's locale. `key_last4` None: no key was delivered."""
+
+    def delivered(self, issued: IssuedKey) -> str: ...
+
+    def takes_back(self, key_last4: str | None) -> str: ...
+
+    def taken_back(self, key_last4: str | None) -> str: ...
+
+    def credit_left(self, key_last4: str, left: Decimal, limit: Decimal) -> str:
+        """An /orders line: USD left of the key's limit (plain text)."""
+        ...
+
+
 class AiTokenFulfiller:
     """Creates the order's OpenRouter key. Idempotent: an existing `order-<id>` key is looked up first.
 
@@ -170,8 +197,8 @@ class AiTokenFulfiller:
 
     product = PRODUCT
 
-    def __init__(self, client: OpenRouterClient, vault: SecretVault) -> None:
-        self.client, self.vault = client, vault
+    def __init__(self, client: OpenRouterClient, vault: SecretVault, wording: AiTokenWording) -> None:
+        self.client, self.vault, self.wording = client, vault, wording
 
     async def fulfil(self, order: Order) -> Delivery:
         if not self.client.can_issue_keys:
@@ -197,17 +224,14 @@ class AiTokenFulfiller:
             if not exc.retryable:
                 raise FulfilmentFailed(str(exc)) from None
             raise
-        model, tokens, base_url = order.details["model"], order.details["tokens"], self.client.api_url
+        issued = IssuedKey(key, order.details["model"], order.details["tokens"], self.client.api_url)
         return Delivery(
-            text=lambda: delivery_text(key, model, tokens, base_url),
+            text=lambda: self.wording.delivered(issued),
             record={"key_hash": key_hash, "key_last4": key[-4:], "limit_usd": format(limit, "f"),
-                    "model": model, "tokens": tokens})
+                    "model": issued.model, "tokens": issued.tokens})
 
     def takes_back(self, order: Order) -> str:
-        last4 = (order.delivery or {}).get("key_last4")
-        if last4:
-            return _("the API key …{last4} is switched off at once").format(last4=last4)
-        return _("nothing: no key was delivered yet, and none will be")
+        return self.wording.takes_back((order.delivery or {}).get("key_last4") or None)
 
     async def revoke(self, order: Order) -> TakenBack:
         """Switch off every key made for the order (the delivered one, and any an unfinished
@@ -218,24 +242,7 @@ class AiTokenFulfiller:
             used += (await self.client.disable_key(info.hash)).usage
         last4 = (order.delivery or {}).get("key_last4")
         record = {"keys_disabled": [k.hash[:12] for k in keys], "used_usd": plain(used), "key_last4": last4}
-        if last4:
-            return TakenBack(lambda: _("🔑 Your API key …{last4} has been switched off.").format(last4=last4),
-                             record)
-        return TakenBack(lambda: _("🔑 No key will be issued for this order."), record)
-
-
-def delivery_text(key: str, model: str, tokens: int, base_url: str) -> str:
-    return _(
-        "🤖 <b>Your AI tokens are ready</b>\n\n"
-        "Model: <code>{model}</code> · {tokens} tokens\n"
-        "API key (shown only once — save it now):\n<code>{key}</code>\n\n"
-        "Base URL: <code>{base_url}</code>\n"
-        "Example:\n<pre>curl {base_url}/chat/completions \\\n"
-        "  -H \"Authorization: Bearer {key}\" \\\n"
-        "  -H \"Content-Type: application/json\" \\\n"
-        "  -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'</pre>\n"
-        "Check what's left any time in /orders."
-    ).format(model=model, tokens=f"{tokens:,}", key=key, base_url=base_url)
+        return TakenBack(lambda: self.wording.taken_back(last4 or None), record)
 
 
 class AiTokenShop:
@@ -287,26 +294,65 @@ class AiTokenShop:
                 if info is not None and info.limit is not None}
 
 
-
-def per_million(model: ModelPrice, markup: Decimal) -> str:
-    """Our price for a million output tokens, for comparing models at a glance."""
-    price = (model.completion * 1_000_000 * (1 + markup)).quantize(CENT, rounding=ROUND_CEILING)
-    return f"${price:,}"
+def price_per_million(model: ModelPrice, markup: Decimal) -> Decimal:
+    """Our price (USD) for a million output tokens, for comparing models at a glance."""
+    return (model.completion * 1_000_000 * (1 + markup)).quantize(CENT, rounding=ROUND_CEILING)
 
 
-def ai_tokens_product(app) -> Product:
-    """AI tokens as the app sells them (handlers: handlers/user/ai_tokens.py). /orders shows the credit
-    left on each delivered key, asked of OpenRouter."""
+def ai_tokens_product(app, wording: AiTokenWording | None = None) -> Product:
+    """AI tokens as the app sells them (handlers: handlers/user/ai_tokens.py; wording:
+    presentation.ai_tokens, whose `ai_tokens_product` passes it). /orders shows the credit left on each
+    delivered key, asked of OpenRouter."""
     shop: AiTokenShop = app.ai_tokens
+    said = wording or _LegacyWording()
 
     async def order_lines(orders: list[Order]) -> dict[int, list[str]]:
         keys = {o.id: (o.delivery or {}).get("key_last4", "") for o in orders}
-        return {order_id: [_("🔑 Key …{last4}: {left} of {limit} credit left").format(
-                    last4=keys[order_id], left=money_text(left), limit=money_text(limit))]
+        return {order_id: [said.credit_left(keys[order_id], left, limit)]
                 for order_id, (left, limit) in (await shop.credit_left(orders)).items()}
 
     return Product(
-        id=PRODUCT, name=__("AI tokens"), fulfiller=AiTokenFulfiller(app.openrouter, app.vault),
+        id=PRODUCT, name=__("AI tokens"), fulfiller=AiTokenFulfiller(app.openrouter, app.vault, said),
         order_lines=order_lines, menu=MenuEntry("tokens", __("🤖 AI tokens")),
         commands=(Command("tokens", __("Buy AI tokens"),
                           help=__("/tokens — buy AI tokens: pick a model and a package, pay, get your API key")),))
+
+
+# --- moved to presentation.ai_tokens; kept only while handlers/user/ai_tokens.py imports per_million and
+# bot/wiring.py builds the product without wording. Delete this block (and `wording`'s default) then.
+
+def per_million(model: ModelPrice, markup: Decimal) -> str:
+    return f"${price_per_million(model, markup):,}"
+
+
+class _LegacyWording:
+    def delivered(self, issued: IssuedKey) -> str:
+        return _legacy_delivery_text(issued.key, issued.model, issued.tokens, issued.base_url)
+
+    def takes_back(self, key_last4: str | None) -> str:
+        if key_last4:
+            return _("the API key …{last4} is switched off at once").format(last4=key_last4)
+        return _("nothing: no key was delivered yet, and none will be")
+
+    def taken_back(self, key_last4: str | None) -> str:
+        if key_last4:
+            return _("🔑 Your API key …{last4} has been switched off.").format(last4=key_last4)
+        return _("🔑 No key will be issued for this order.")
+
+    def credit_left(self, key_last4: str, left: Decimal, limit: Decimal) -> str:
+        return _("🔑 Key …{last4}: {left} of {limit} credit left").format(
+            last4=key_last4, left=money_text(left), limit=money_text(limit))
+
+
+def _legacy_delivery_text(key: str, model: str, tokens: int, base_url: str) -> str:
+    return _(
+        "🤖 <b>Your AI tokens are ready</b>\n\n"
+        "Model: <code>{model}</code> · {tokens} tokens\n"
+        "API key (shown only once — save it now):\n<code>{key}</code>\n\n"
+        "Base URL: <code>{base_url}</code>\n"
+        "Example:\n<pre>curl {base_url}/chat/completions \\\n"
+        "  -H \"Authorization: Bearer {key}\" \\\n"
+        "  -H \"Content-Type: application/json\" \\\n"
+        "  -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'</pre>\n"
+        "Check what's left any time in /orders."
+    ).format(model=model, tokens=f"{tokens:,}", key=key, base_url=base_url)

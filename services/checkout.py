@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from enum import StrEnum
 
 import segno
 from aiogram.exceptions import TelegramAPIError
@@ -29,12 +30,23 @@ log = logging.getLogger(__name__)
 CLAIM_TIMEOUT = timedelta(minutes=1)
 
 
+class CheckoutProblem(StrEnum):
+    """Why an order cannot be paid (or cancelled) now; the values are the codes compared before."""
+
+    NOT_FOUND = "not_found"
+    NOT_YOURS = "not_yours"  # a forged button naming someone else's order
+    NOT_PENDING = "not_pending"
+    EXPIRED = "expired"
+    UNKNOWN_METHOD = "unknown_method"
+    BUSY = "busy"  # another tap is making this invoice
+    UNAVAILABLE = "unavailable"  # the provider did not answer
+
+
 @dataclass(frozen=True, slots=True)
 class CheckoutResult:
-    """`problem` is None on success, else not_found, not_yours, not_pending, expired, unknown_method,
-    busy (another tap is making this invoice) or unavailable."""
+    """`problem` is None on success."""
 
-    problem: str | None
+    problem: CheckoutProblem | None
     order: Order | None = None
     invoice: Invoice | None = None
     method: Method | None = None
@@ -58,14 +70,14 @@ class CheckoutService:
     def method(self, method_id: str, amount_cents: int) -> Method | None:
         return next((m for m in self.methods(amount_cents) if m.id == method_id), None)
 
-    async def owned_order(self, order_id: int, user_id: int) -> tuple[Order | None, str | None]:
+    async def owned_order(self, order_id: int, user_id: int) -> tuple[Order | None, CheckoutProblem | None]:
         """The caller's order, or why not (a forged button names someone else's order)."""
         order = await self.orders.get(order_id)
         if order is None:
-            return None, "not_found"
+            return None, CheckoutProblem.NOT_FOUND
         if order.user_id != user_id:
             log.warning("user %s pressed a button for order %s of user %s", user_id, order_id, order.user_id)
-            return None, "not_yours"
+            return None, CheckoutProblem.NOT_YOURS
         return order, None
 
     async def start(self, order_id: int, user_id: int, method_id: str) -> CheckoutResult:
@@ -78,17 +90,17 @@ class CheckoutService:
             return CheckoutResult(problem)
         method = self.method(method_id, order.amount_cents)
         if method is None:
-            return CheckoutResult("unknown_method", order)
+            return CheckoutResult(CheckoutProblem.UNKNOWN_METHOD, order)
         if order.status != Status.PENDING:
-            return CheckoutResult("not_pending", order)
+            return CheckoutResult(CheckoutProblem.NOT_PENDING, order)
         now = self.orders.clock()
         if now >= order.expires_at:
-            return CheckoutResult("expired", order)
+            return CheckoutResult(CheckoutProblem.EXPIRED, order)
         claim = await self._claim(order.id, method)
         if isinstance(claim, Invoice):
             return CheckoutResult(None, order, claim, method, reused=True)
         if claim is None:
-            return CheckoutResult("busy", order, method=method)
+            return CheckoutResult(CheckoutProblem.BUSY, order, method=method)
         provider = self.providers[method.provider]
         request = InvoiceRequest(order.id, user_id, order.amount_cents, order.title, order.title,
                                  int((order.expires_at - now).total_seconds()), asset=method.asset)
@@ -97,16 +109,16 @@ class CheckoutService:
         except (ProviderError, TelegramAPIError) as exc:
             log.warning("could not create a %s invoice for order %s: %s", method.provider, order.id, exc)
             await self._release(claim)
-            return CheckoutResult("unavailable", order, method=method)
+            return CheckoutResult(CheckoutProblem.UNAVAILABLE, order, method=method)
         invoice = await self._fill(claim, order.id, method, draft)
         if invoice is None:
-            return CheckoutResult("not_pending", order)
+            return CheckoutResult(CheckoutProblem.NOT_PENDING, order)
         try:
             shown = await provider.present(invoice.external_id, request, invoice.amount)
         except (ProviderError, TelegramAPIError) as exc:
             log.warning("could not show the %s invoice for order %s: %s", method.provider, order.id, exc)
             await self.orders.close_invoice(method.provider, invoice.external_id)
-            return CheckoutResult("unavailable", order, method=method)
+            return CheckoutResult(CheckoutProblem.UNAVAILABLE, order, method=method)
         if shown is not None:
             await self.orders.set_invoice_message(invoice.id, *shown)
             invoice.chat_id, invoice.message_id = shown
@@ -163,14 +175,14 @@ class CheckoutService:
             invoice.raw, invoice.status = draft.raw or {}, "active"
         return invoice
 
-    async def cancel(self, order_id: int, user_id: int) -> str | None:
+    async def cancel(self, order_id: int, user_id: int) -> CheckoutProblem | None:
         order, problem = await self.owned_order(order_id, user_id)
         if problem:
             return problem
         try:
             await self.orders.transition(order.id, Status.CANCELLED, cause="user_cancelled")
         except TransitionRefused:
-            return "not_pending"
+            return CheckoutProblem.NOT_PENDING
         return None
 
 

@@ -82,6 +82,16 @@ REVIEW = frozenset({S.PAID_PARTIAL, S.PAID_LATE, S.PAID_OVER})
 MONEY_IN = frozenset({S.PAID, S.PAID_OVER, S.PAID_PARTIAL, S.PAID_LATE, S.FULFILLED, S.FULFIL_FAILED})
 
 
+class PrecheckoutProblem(StrEnum):
+    """Why a payment about to be made (Telegram's pre-checkout) must not go ahead."""
+
+    UNKNOWN = "unknown"  # no such invoice
+    NOT_YOURS = "not_yours"
+    NOT_PENDING = "not_pending"
+    EXPIRED = "expired"
+    AMOUNT = "amount"  # not the invoice's asset and amount
+
+
 class TransitionRefused(Exception):
     """The order is not in a state that allows this change."""
 
@@ -409,22 +419,22 @@ class OrderService:
     # Checks and refunds -----------------------------------------------------------------
 
     async def precheckout_problem(self, provider: str, invoice_id: str, user_id: int, amount: Decimal,
-                                  asset: str) -> str | None:
-        """Why this payment must not go ahead (unknown, not_yours, not_pending, expired, amount), or None."""
+                                  asset: str) -> PrecheckoutProblem | None:
+        """Why this payment must not go ahead, or None."""
         async with self.db.session() as session:
             invoice = await session.scalar(select(Invoice).where(
                 Invoice.provider == provider, Invoice.external_id == invoice_id))
             order = await session.get(Order, invoice.order_id) if invoice else None
         if invoice is None or order is None:
-            return "unknown"
+            return PrecheckoutProblem.UNKNOWN
         if order.user_id != user_id:
-            return "not_yours"
+            return PrecheckoutProblem.NOT_YOURS
         if order.status != S.PENDING or invoice.status != "active":
-            return "not_pending"
+            return PrecheckoutProblem.NOT_PENDING
         if self.clock() > order.expires_at:
-            return "expired"
+            return PrecheckoutProblem.EXPIRED
         if asset != invoice.asset or amount != invoice.amount:
-            return "amount"
+            return PrecheckoutProblem.AMOUNT
         return None
 
     async def refund(self, order_id: int, *, cause: str, detail: dict | None = None) -> list[Payment]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
@@ -25,7 +26,7 @@ from services.placed import Placed, PlaceProblem
 from services.plan_upgrade import AFTER, CREDIT, DOWNGRADE, end_credited, move_after, plan_change, start_after_higher
 from services.plans import PLANS, Plan
 from services.products import Command, Delivery, FulfilmentFailed, MenuEntry, Product, TakenBack
-from services.subscriptions import SubscriptionService, plan_takes_back, take_back_plan
+from services.subscriptions import CreditBack, PlanTakenBack, SubscriptionService, take_back_plan, voided_credit
 
 PRODUCT = "plan"
 
@@ -56,10 +57,6 @@ def parse_ref(ref: str) -> tuple[Plan, Period] | None:
     return plan, period
 
 
-def format_end(when: datetime, tz: ZoneInfo) -> str:
-    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
-
-
 class PlanShop:
     def __init__(self, orders: OrderService, *, ttl: timedelta) -> None:
         self.orders, self.ttl = orders, ttl
@@ -85,18 +82,28 @@ class PlanShop:
         return Placed(order=order)
 
 
-def activated_text(plan_name: str, ends: str, link: str | None, channel: bool, starts: str | None = None) -> str:
-    if starts:  # a lower plan bought while a higher one runs
-        lines = [_("✅ <b>{plan} plan</b> bought: it starts {starts}, when your current plan's time ends, and runs "
-                   "until {ends}.").format(plan=plan_name, starts=starts, ends=ends)]
-    else:
-        lines = [_("✅ <b>{plan} plan active</b> until {ends}.").format(plan=plan_name, ends=ends)]
-    if link:
-        lines.append(_("🔑 Your private channel invite (one person, one use): {link}").format(link=link))
-    elif channel:
-        lines.append(_("The private channel invite could not be made right now; get it any time from /plans."))
-    lines.append(_("Renew any time in /plans: new time is added to what's left."))
-    return "\n".join(lines)
+@dataclass(frozen=True, slots=True)
+class PlanActivated:
+    """What a paid plan order gave the buyer."""
+
+    plan: str  # the plan's name
+    ends_at: datetime
+    starts_at: datetime | None  # set when it waits for the buyer's higher plan's time to end
+    invite: str | None  # a one-use private-channel invite
+    invite_failed: bool  # the buyer needed an invite (channel on, not a member) but none could be made
+
+
+class PlanWording(Protocol):
+    """How the plan fulfiller's results are put to people (presentation.plans.PlanTexts); each is
+    called in the reader's locale."""
+
+    def activated(self, activated: PlanActivated) -> str: ...
+
+    def takes_back(self, credit: CreditBack | None) -> str:
+        """For the admin's refund confirmation; `credit`: lower time the refund gives back."""
+        ...
+
+    def taken_back(self, taken: PlanTakenBack) -> str: ...
 
 
 class PlanFulfiller:
@@ -104,8 +111,8 @@ class PlanFulfiller:
 
     product = PRODUCT
 
-    def __init__(self, subscriptions: SubscriptionService, channel: PrivateChannel, tz: ZoneInfo) -> None:
-        self.subscriptions, self.channel, self.tz = subscriptions, channel, tz
+    def __init__(self, subscriptions: SubscriptionService, channel: PrivateChannel, wording: PlanWording) -> None:
+        self.subscriptions, self.channel, self.wording = subscriptions, channel, wording
 
     async def fulfil(self, order: Order) -> Delivery:
         parsed = parse_ref(order.product_ref)
@@ -126,27 +133,80 @@ class PlanFulfiller:
             was = period_row.starts_at
             period_row = await start_after_higher(self.subscriptions.db, period_row.id, plan, now)
             if period_row.starts_at != was:  # waits for the higher plan's time to end
-                starts = format_end(period_row.starts_at, self.tz)
+                starts = period_row.starts_at
         member = await self.channel.is_member(order.user_id)
         link = None if member else await self.channel.invite(order.user_id, until=period_row.ends_at)
-        ends = format_end(period_row.ends_at, self.tz)
+        activated = PlanActivated(plan.name, period_row.ends_at, starts, link,
+                                  invite_failed=link is None and self.channel.enabled and not member)
         return Delivery(
-            text=lambda: activated_text(plan.name, ends, link, self.channel.enabled and not member, starts),
+            text=lambda: self.wording.activated(activated),
             record={"plan": plan.code, "period": period.code, "days": days,
                     "ends_at": period_row.ends_at.isoformat(), "invite_sent": link is not None})
 
     def takes_back(self, order: Order) -> str:
-        return plan_takes_back(order)
+        return self.wording.takes_back(voided_credit(order))
 
     async def revoke(self, order: Order) -> TakenBack:
-        return await take_back_plan(self.subscriptions, self.channel, order)
+        taken = await take_back_plan(self.subscriptions, self.channel, order)
+        return TakenBack(lambda: self.wording.taken_back(taken), taken.record())
 
 
-def plan_product(app) -> Product:
-    """Signal plans as the app sells them (handlers: handlers/user/plans.py and signals.py)."""
+def plan_product(app, wording: PlanWording | None = None) -> Product:
+    """Signal plans as the app sells them (handlers: handlers/user/plans.py and signals.py; wording:
+    presentation.plans, whose `plan_product` passes it)."""
     return Product(
-        id=PRODUCT, name=__("Plans"), fulfiller=PlanFulfiller(app.subscriptions, app.channel, app.settings.tz),
+        id=PRODUCT, name=__("Plans"),
+        fulfiller=PlanFulfiller(app.subscriptions, app.channel, wording or _LegacyWording(app.settings.tz)),
         menu=MenuEntry("plans", __("📈 Signal plans")),
         commands=(Command("plans", __("Signal subscription plans"), help=__("/plans — signal subscription plans")),
                   Command("signals", __("My signals and filters"),
                           help=__("/signals — your subscription, latest signals and filters"))))
+
+
+# --- moved to presentation.plans; kept only while handlers import format_end from here and bot/wiring.py
+# builds the product without wording. Delete this block (and `wording`'s default) then.
+
+def format_end(when: datetime, tz: ZoneInfo) -> str:
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+class _LegacyWording:
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.tz = tz
+
+    def activated(self, activated: PlanActivated) -> str:
+        plan_name, ends = activated.plan, format_end(activated.ends_at, self.tz)
+        if activated.starts_at:
+            lines = [_("✅ <b>{plan} plan</b> bought: it starts {starts}, when your current plan's time ends, and "
+                       "runs until {ends}.").format(plan=plan_name, starts=format_end(activated.starts_at, self.tz),
+                                                    ends=ends)]
+        else:
+            lines = [_("✅ <b>{plan} plan active</b> until {ends}.").format(plan=plan_name, ends=ends)]
+        if activated.invite:
+            lines.append(_("🔑 Your private channel invite (one person, one use): {link}").format(
+                link=activated.invite))
+        elif activated.invite_failed:
+            lines.append(_("The private channel invite could not be made right now; get it any time from /plans."))
+        lines.append(_("Renew any time in /plans: new time is added to what's left."))
+        return "\n".join(lines)
+
+    def takes_back(self, credit: CreditBack | None) -> str:
+        text = _("the plan time bought with this order ends at once (and the private channel, if no other "
+                 "paid time remains)")
+        if credit:
+            text += _("; the credit it used is void, so the {days} days of the {plan} plan it ended resume").format(
+                days=credit.days, plan=credit.plan)
+        return text
+
+    def taken_back(self, taken: PlanTakenBack) -> str:
+        lines = [_("📅 The plan time bought with this order has been removed.")]
+        for credit in taken.resumed:
+            lines.append(_("↩️ The {days} days of your <b>{plan}</b> plan that were credited to this upgrade are "
+                           "yours again: they resume now.").format(days=credit.days, plan=credit.plan))
+        if taken.plan_now.is_paid:
+            lines.append(_("You keep the <b>{plan}</b> plan you paid for separately.").format(plan=taken.plan_now.name))
+        else:
+            lines.append(_("You're on the Free plan now."))
+            if taken.left_channel:
+                lines.append(_("Your access to the private channel has ended."))
+        return "\n".join(lines)

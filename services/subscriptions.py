@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aiogram.utils.i18n import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,7 +17,6 @@ from services.channel import PrivateChannel
 from services.orders import Status
 from services.plan_upgrade import credited_time, restore_credited
 from services.plans import FREE, PLANS, Plan
-from services.products import TakenBack
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +132,37 @@ class SubscriptionService:
             return row.user_id, removed
 
 
-async def take_back_plan(subscriptions: SubscriptionService, channel: PrivateChannel, order: Order) -> TakenBack:
+@dataclass(frozen=True, slots=True)
+class CreditBack:
+    """Time of a lower plan that an upgrade's credit had used and that its refund gives back."""
+
+    plan: str  # the plan's name
+    days: float
+
+
+@dataclass(frozen=True, slots=True)
+class PlanTakenBack:
+    """What refunding a plan order did: its unused time removed, credited time given back, the plan the
+    buyer is on now, and whether they left the private channel."""
+
+    removed_days: float
+    resumed: tuple[CreditBack, ...]
+    plan_now: Plan
+    plan_ends_at: datetime | None
+    left_channel: bool
+
+    def record(self) -> dict:
+        """For the audit log."""
+        return {"removed_days": self.removed_days, "resumed": [[c.plan, c.days] for c in self.resumed],
+                "plan_now": self.plan_now.code,
+                "plan_ends_at": self.plan_ends_at and self.plan_ends_at.isoformat(), "left_channel": self.left_channel}
+
+
+def _days(time: timedelta) -> float:
+    return round(time.total_seconds() / 86400, 1)
+
+
+async def take_back_plan(subscriptions: SubscriptionService, channel: PrivateChannel, order: Order) -> PlanTakenBack:
     """A plan order's refund: its unused time ends now, and the private channel is left when no
     paid time remains."""
     removed = await subscriptions.revoke_order(order.id)
@@ -146,40 +174,18 @@ async def take_back_plan(subscriptions: SubscriptionService, channel: PrivateCha
         removed_from_channel = await channel.remove(order.user_id)
         if not removed_from_channel and await channel.is_member(order.user_id):
             raise RuntimeError(f"could not remove user {order.user_id} from the private channel")
-    plan_name = current.plan.name
-    days = round(removed.total_seconds() / 86400, 1)
-    given_back = [(PLANS[code].name if code in PLANS else code, round(left.total_seconds() / 86400, 1))
-                  for code, left in resumed]
-    record = {"removed_days": days, "resumed": [[name, back] for name, back in given_back],
-              "plan_now": current.plan.code,
-              "plan_ends_at": current.ends_at and current.ends_at.isoformat(), "left_channel": removed_from_channel}
-
-    def text() -> str:
-        lines = [_("📅 The plan time bought with this order has been removed.")]
-        for name, back in given_back:
-            lines.append(_("↩️ The {days} days of your <b>{plan}</b> plan that were credited to this upgrade are "
-                           "yours again: they resume now.").format(days=back, plan=name))
-        if current.plan.is_paid:
-            lines.append(_("You keep the <b>{plan}</b> plan you paid for separately.").format(plan=plan_name))
-        else:
-            lines.append(_("You're on the Free plan now."))
-            if removed_from_channel:
-                lines.append(_("Your access to the private channel has ended."))
-        return "\n".join(lines)
-
-    return TakenBack(text, record)
+    given_back = tuple(CreditBack(PLANS[code].name if code in PLANS else code, _days(left)) for code, left in resumed)
+    return PlanTakenBack(_days(removed), given_back, current.plan, current.ends_at, removed_from_channel)
 
 
-def plan_takes_back(order: Order | None = None) -> str:
-    text = _("the plan time bought with this order ends at once (and the private channel, if no other "
-             "paid time remains)")
-    credited = credited_time(order) if order is not None else None
-    if credited:
-        credit = (order.details or {}).get("credit") or {}
-        plan = PLANS.get(credit.get("from_plan") or "")
-        text += _("; the credit it used is void, so the {days} days of the {plan} plan it ended resume").format(
-            days=round(credited.total_seconds() / 86400, 1), plan=plan.name if plan else credit.get("from_plan"))
-    return text
+def voided_credit(order: Order) -> CreditBack | None:
+    """The lower time a refund of this upgrade order would give back (its credit becomes void)."""
+    credited = credited_time(order)
+    if not credited:
+        return None
+    credit = (order.details or {}).get("credit") or {}
+    plan = PLANS.get(credit.get("from_plan") or "")
+    return CreditBack(plan.name if plan else str(credit.get("from_plan")), _days(credited))
 
 
 async def best_plans(session: AsyncSession, now: datetime) -> dict[int, tuple[Plan, datetime]]:

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from presentation.plans import PlanTexts
 from services.channel import PrivateChannel
 from services.orders import Status
 from services.plan_sales import PlanFulfiller, PlanShop
@@ -23,7 +24,7 @@ async def shop(database):
     await core.user(USER)
     core.shop = PlanShop(core.orders, ttl=timedelta(minutes=30))
     core.subs = SubscriptionService(database, clock=core.clock)
-    core.fulfiller = PlanFulfiller(core.subs, PrivateChannel(core.bot, None), ZoneInfo("UTC"))
+    core.fulfiller = PlanFulfiller(core.subs, PrivateChannel(core.bot, None), PlanTexts(ZoneInfo("UTC")))
     return core
 
 

@@ -18,6 +18,8 @@ from sqlalchemy import select
 from db import migrate
 from db.engine import Database
 from db.models_refunds import RefundRequest
+from presentation.ai_tokens import AiTokenTexts
+from presentation.plans import PlanTexts
 from processing.delivery import BotDeliverer
 from processing.fulfilment import FulfilmentWorker
 from processing.refunds import SENT, RefundService
@@ -88,8 +90,9 @@ async def play(core: Core, openrouter: OpenRouterStandIn, steps) -> None:
     client = OpenRouterClient(openrouter.base_url, openrouter.management_key)
     subscriptions = SubscriptionService(core.db, clock=core.clock)
     channel = PrivateChannel(core.bot, None, clock=core.clock)
-    fulfillers = {"test": core.product, "plan": PlanFulfiller(subscriptions, channel, core.clock().tzinfo),
-                  "ai_tokens": AiTokenFulfiller(client, SecretVault(core.db, openrouter.management_key))}
+    fulfillers = {"test": core.product, "plan": PlanFulfiller(subscriptions, channel, PlanTexts(core.clock().tzinfo)),
+                  "ai_tokens": AiTokenFulfiller(client, SecretVault(core.db, openrouter.management_key),
+                                                AiTokenTexts())}
     await core.user(ADMIN_ID)
 
     def restart():

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from db import migrate
 from db.engine import Database
+from presentation.plans import PlanTexts
 from processing.refunds import RefundService
 from services.channel import PrivateChannel
 from services.orders import Status
@@ -52,7 +53,8 @@ async def play(core: Core, days_used: int, steps) -> None:
     core.provider = provider
     core.restart()
     subscriptions = SubscriptionService(core.db, clock=core.clock)
-    fulfiller = PlanFulfiller(subscriptions, PrivateChannel(core.bot, None, clock=core.clock), ZoneInfo("UTC"))
+    fulfiller = PlanFulfiller(subscriptions, PrivateChannel(core.bot, None, clock=core.clock),
+                              PlanTexts(ZoneInfo("UTC")))
     shop = PlanShop(core.orders, ttl=timedelta(minutes=30))
     await core.user(USER)
     await core.user(ADMIN_ID)
