@@ -11,7 +11,7 @@ signal `FREE_DELAY` later (paid plans get it at once); /signals hides it from th
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +29,7 @@ from db.engine import Database
 from db.models import User
 from db.models_signals import Outbox, Signal, SignalEvent, SignalFilter
 from services import outbox, track_record
+from services.group_commit import GroupCommit
 from services.money import plain
 from services.plans import FREE, Plan
 from services.subscriptions import best_plans
@@ -40,6 +41,7 @@ MAX_TARGETS = 10
 PRICE_RE = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
 SYMBOL_RE = re.compile(r"[A-Z0-9]{1,20}(/[A-Z0-9]{1,20})?")
 FILTER_KINDS = ("ecosystem", "symbol")
+INGEST_BATCH = 50  # most signals stored in one transaction (group commit)
 
 
 class InvalidInput(ValueError):
@@ -256,11 +258,40 @@ class Usage:
     today: int
 
 
+@dataclass(slots=True)
+class _Audience:
+    """Who may get a signal, read once per ingest batch; `today` counts each user's signals since midnight
+    and grows as the batch queues more, so a daily cap holds across the batch."""
+
+    users: list[int]
+    paid: dict[int, tuple[Plan, datetime]]
+    filters: dict[int, dict[str, set[str]]]
+    today: Counter[int]
+
+    def recipients(self, signal: Signal, now: datetime, *, free_delay: timedelta,
+                   channel: int | str | None) -> list[dict]:
+        rows = []
+        for user_id in self.users:
+            plan = self.paid[user_id][0] if user_id in self.paid else FREE
+            if plan.signals_per_day is not None and self.today[user_id] >= plan.signals_per_day:
+                continue
+            if not matches(self.filters.get(user_id), signal.ecosystem, signal.symbol):
+                continue
+            self.today[user_id] += 1
+            due = now + free_delay if not plan.is_paid else now
+            rows.append(outbox.row("signal", signal.id, user_id, user_id, due=due, now=now))
+        if channel is not None:
+            rows.append(outbox.row("signal", signal.id, channel, None, due=now, now=now))
+        return rows
+
+
 class SignalService:
     def __init__(self, database: Database, *, tz: ZoneInfo, channel_map: dict[str, int | str] | None = None,
                  clock: Callable[[], datetime] = utcnow, free_delay: timedelta = FREE_DELAY) -> None:
         self.db, self.tz, self.channel_map = database, tz, dict(channel_map or {})
         self.clock, self.free_delay = clock, free_delay
+        self._batches: GroupCommit[tuple[SignalIn, str], Ingested] = GroupCommit(
+            self._ingest, limit=INGEST_BATCH, name="signals.ingest")
 
     def day_start(self, now: datetime) -> datetime:
         local = now.astimezone(self.tz)
@@ -273,57 +304,54 @@ class SignalService:
     # -- ingest ------------------------------------------------------------------------------------
 
     async def ingest(self, data: SignalIn, *, source: str = "api") -> Ingested:
-        """Store the signal on the chain and queue its deliveries, in one transaction. A repeated
-        sender id changes nothing."""
+        """Store the signal on the chain and queue its deliveries, in one transaction (group-committed with
+        the signals that arrive meanwhile). A repeated sender id changes nothing."""
         for _attempt in range(5):
             try:
-                return await self._ingest(data, source)
+                return await self._batches.submit((data, source))
             except IntegrityError:  # a concurrent duplicate (the next try finds it), or a concurrent append
                 continue
         raise RuntimeError("could not append the signal to the chain")
 
-    async def _ingest(self, data: SignalIn, source: str) -> Ingested:
+    async def _ingest(self, items: list[tuple[SignalIn, str]]) -> list[Ingested]:
         now = self.clock()
         async with self.db.transaction() as session:
-            existing = await session.scalar(select(Signal.id).where(Signal.external_id == data.id))
-            if existing is not None:
-                return Ingested(False, existing)
+            known: dict[str, int] = dict((await session.execute(select(Signal.external_id, Signal.id).where(
+                Signal.external_id.in_({data.id for data, _ in items})))).all())
             head = await session.scalar(select(Signal.hash).order_by(Signal.id.desc()).limit(1)) \
                 or track_record.GENESIS
-            targets = [_p(tp) for tp in data.take_profits]
-            row = Signal(external_id=data.id, source=source, ecosystem=data.ecosystem, symbol=data.symbol,
-                         side=data.side, entry=data.entry, take_profits=targets, stop_loss=data.stop_loss,
-                         timeframe=data.timeframe, note=data.note, received_at=now, prev_hash=head)
-            row.hash = track_record.hash_of_signal(row)
-            session.add(row)
-            await session.flush()
-            recipients = await self._recipients(session, row, now)
-            await outbox.enqueue(session, recipients)
-            return Ingested(True, row.id, len(recipients))
+            audience: _Audience | None = None
+            results = []
+            for data, source in items:
+                if data.id in known:  # stored before, or earlier in this batch
+                    results.append(Ingested(False, known[data.id]))
+                    continue
+                row = Signal(external_id=data.id, source=source, ecosystem=data.ecosystem, symbol=data.symbol,
+                             side=data.side, entry=data.entry, take_profits=[_p(tp) for tp in data.take_profits],
+                             stop_loss=data.stop_loss, timeframe=data.timeframe, note=data.note, received_at=now,
+                             prev_hash=head)
+                row.hash = head = track_record.hash_of_signal(row)
+                session.add(row)
+                await session.flush()  # one at a time: ids follow the chain's order
+                known[data.id] = row.id
+                audience = audience or await self._audience(session, now)
+                recipients = audience.recipients(row, now, free_delay=self.free_delay,
+                                                 channel=self.channel_map.get(row.ecosystem))
+                await outbox.enqueue(session, recipients)
+                results.append(Ingested(True, row.id, len(recipients)))
+            return results
 
-    async def _recipients(self, session, signal: Signal, now: datetime) -> list[dict]:
-        paid = await best_plans(session, now)
-        users = list(await session.scalars(select(User.id).where(User.is_blocked.is_(False))))
+    async def _audience(self, session, now: datetime) -> _Audience:
+        """Everyone who may get a signal now, read once per batch."""
         filters: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         for user_id, kind, value in (await session.execute(
                 select(SignalFilter.user_id, SignalFilter.kind, SignalFilter.value))).all():
             filters[user_id][kind].add(value)
-        today = dict((await session.execute(
+        today = Counter(dict((await session.execute(
             select(Outbox.user_id, func.count()).where(*self._counted_today(now), Outbox.user_id.is_not(None))
-            .group_by(Outbox.user_id))).all())
-        rows = []
-        for user_id in users:
-            plan = paid[user_id][0] if user_id in paid else FREE
-            if plan.signals_per_day is not None and today.get(user_id, 0) >= plan.signals_per_day:
-                continue
-            if not matches(filters.get(user_id), signal.ecosystem, signal.symbol):
-                continue
-            due = now + self.free_delay if not plan.is_paid else now
-            rows.append(outbox.row("signal", signal.id, user_id, user_id, due=due, now=now))
-        channel = self.channel_map.get(signal.ecosystem)
-        if channel is not None:
-            rows.append(outbox.row("signal", signal.id, channel, None, due=now, now=now))
-        return rows
+            .group_by(Outbox.user_id))).all()))
+        return _Audience(users=list(await session.scalars(select(User.id).where(User.is_blocked.is_(False)))),
+                         paid=await best_plans(session, now), filters=filters, today=today)
 
     # -- events ------------------------------------------------------------------------------------
 

@@ -10,8 +10,6 @@ queues for the one writer, and a transaction per user capped /start at a fractio
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -22,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.base import utcnow
 from db.engine import Database
 from db.models import User
+from services.group_commit import GroupCommit
 from services.text import strip_invisible_or_none
 
 LAST_SEEN_RESOLUTION = timedelta(minutes=5)
@@ -52,16 +51,6 @@ class _Sighting:
     language_code: str | None
     now: datetime
     read_first: bool
-    done: asyncio.Future[UserInfo]
-
-
-def _settle(sighting: _Sighting, outcome: UserInfo | BaseException) -> None:
-    if sighting.done.done():  # the caller gave up (cancelled) or it was settled by the read
-        return
-    if isinstance(outcome, BaseException):
-        sighting.done.set_exception(outcome)
-    else:
-        sighting.done.set_result(outcome)
 
 
 async def _load(session: AsyncSession, ids: set[int]) -> dict[int, User]:
@@ -80,8 +69,8 @@ class UserService:
         self.db = database
         self.clock = clock
         self._cache: dict[int, UserInfo] = {}
-        self._pending: list[_Sighting] = []
-        self._flusher: asyncio.Task | None = None
+        self._batches: GroupCommit[_Sighting, UserInfo] = GroupCommit(self._record, limit=BATCH_LIMIT,
+                                                                      name="users.seen")
 
     async def seen(
         self, user_id: int, *, username: str | None, first_name: str | None, language_code: str | None
@@ -92,72 +81,50 @@ class UserService:
         fresh = cached and now - cached.written_at < LAST_SEEN_RESOLUTION
         if fresh and cached.username == username and not cached.is_blocked:
             return replace(cached, is_new=False)
-        sighting = _Sighting(user_id, username, first_name, language_code, now, read_first=cached is None,
-                             done=asyncio.get_running_loop().create_future())
-        self._pending.append(sighting)
-        if self._flusher is None or self._flusher.done():
-            # A clean context: the flusher queues for the write lock itself, whoever woke it.
-            self._flusher = asyncio.create_task(self._flush(), name="users.seen",
-                                                context=contextvars.Context())
-        info = await sighting.done
+        info = await self._batches.submit(_Sighting(user_id, username, first_name, language_code, now,
+                                                    read_first=cached is None))
         self._remember(info)
         return info
 
-    async def _flush(self) -> None:
-        """Group commit: the sightings that queued while the last batch was written go in one batch."""
-        while self._pending:
-            batch, self._pending = self._pending[:BATCH_LIMIT], self._pending[BATCH_LIMIT:]
-            try:
-                await self._record(batch)
-            except Exception as exc:
-                if len(batch) == 1:
-                    _settle(batch[0], exc)
-                    continue
-                for sighting in batch:  # one bad row must not fail its neighbours: retry each alone
-                    try:
-                        await self._record([sighting])
-                    except Exception as single:
-                        _settle(sighting, single)
-
-    async def _record(self, batch: list[_Sighting]) -> None:
-        unread = [s for s in batch if s.read_first]
-        if unread:  # not seen since start: a read often shows there is nothing to write
+    async def _record(self, batch: list[_Sighting]) -> list[UserInfo]:
+        """One batch of sightings (group commit): a read first for users not seen since start, often showing
+        there is nothing to write, then one write transaction for the rest."""
+        infos: dict[int, UserInfo] = {}  # by position in the batch
+        unread = [(i, s) for i, s in enumerate(batch) if s.read_first]
+        if unread:
             async with self.db.session() as session:
-                stored = await _load(session, {s.user_id for s in unread})
-            for s in unread:
+                stored = await _load(session, {s.user_id for _, s in unread})
+            for i, s in unread:
                 user = stored.get(s.user_id)
                 if (user is not None and not user.is_blocked and s.now - user.last_seen < LAST_SEEN_RESOLUTION
                         and (user.username, user.first_name) == (s.username, s.first_name)):
-                    _settle(s, UserInfo(s.user_id, s.username, user.language, False, False, user.last_seen,
-                                        bool(user.is_banned)))
-            batch = [s for s in batch if not s.done.done()]
-            if not batch:
-                return
-        infos: list[tuple[_Sighting, UserInfo]] = []
-        async with self.db.transaction() as session:
-            stored = await _load(session, {s.user_id for s in batch})
-            for s in batch:  # in arrival order: a user's first sighting is the one that creates them
-                user = stored.get(s.user_id)
-                is_new = user is None
-                if user is None:
-                    user = stored[s.user_id] = User(
-                        id=s.user_id,
-                        username=s.username,
-                        first_name=s.first_name,
-                        language=pick_language(s.language_code),
-                        first_seen=s.now,
-                        last_seen=s.now,
-                        is_banned=False,
-                    )
-                    session.add(user)
-                else:
-                    user.username, user.first_name = s.username, s.first_name
-                    user.last_seen = s.now
-                    user.is_blocked = False  # they wrote to us, so they unblocked the bot
-                infos.append((s, UserInfo(s.user_id, s.username, user.language, False, is_new, s.now,
-                                          bool(user.is_banned))))
-        for s, info in infos:  # only once committed
-            _settle(s, info)
+                    infos[i] = UserInfo(s.user_id, s.username, user.language, False, False, user.last_seen,
+                                        bool(user.is_banned))
+        to_write = [(i, s) for i, s in enumerate(batch) if i not in infos]
+        if to_write:
+            async with self.db.transaction() as session:
+                stored = await _load(session, {s.user_id for _, s in to_write})
+                for i, s in to_write:  # in arrival order: a user's first sighting is the one that creates them
+                    user = stored.get(s.user_id)
+                    is_new = user is None
+                    if user is None:
+                        user = stored[s.user_id] = User(
+                            id=s.user_id,
+                            username=s.username,
+                            first_name=s.first_name,
+                            language=pick_language(s.language_code),
+                            first_seen=s.now,
+                            last_seen=s.now,
+                            is_banned=False,
+                        )
+                        session.add(user)
+                    else:
+                        user.username, user.first_name = s.username, s.first_name
+                        user.last_seen = s.now
+                        user.is_blocked = False  # they wrote to us, so they unblocked the bot
+                    infos[i] = UserInfo(s.user_id, s.username, user.language, False, is_new, s.now,
+                                        bool(user.is_banned))
+        return [infos[i] for i in range(len(batch))]
 
     async def get(self, user_id: int) -> User | None:
         async with self.db.session() as session:

@@ -16,6 +16,7 @@ from sqlalchemy import select, tuple_, update
 from db.base import utcnow
 from db.engine import Database
 from db.models_whales import WhaleDay, WhaleTotal, WhaleTrade, WhaleWallet
+from services.group_commit import GroupCommit
 from services.text import strip_invisible
 from services.whale_follows import ALERT_MAX_AGE, CHUNK, WhaleFollows, dialect_insert
 from services.whale_input import (
@@ -31,6 +32,8 @@ from services.whale_input import (
 from services.whale_rankings import MIN_TRADES, WhaleRankings
 
 __all__ = ["ImportReport", "IngestReport", "Invalid", "WhaleService"]
+
+INGEST_BATCH = 10  # most trade posts stored in one transaction (group commit), each up to MAX_BATCH trades
 
 
 @dataclass
@@ -57,6 +60,8 @@ class WhaleService(WhaleRankings, WhaleFollows):
     def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow,
                  min_trades: int = MIN_TRADES, ranking_ttl: float = 0) -> None:
         super().__init__(database, clock=clock, min_trades=min_trades, ranking_ttl=ranking_ttl)
+        self._batches: GroupCommit[list[TradeIn], tuple[set[str], int]] = GroupCommit(
+            self._store, limit=INGEST_BATCH, name="whales.ingest")
 
     def _insert(self, table):
         return dialect_insert(self.db, table)
@@ -90,31 +95,41 @@ class WhaleService(WhaleRankings, WhaleFollows):
             valid.append(trade)
         if not valid:
             return report
+        stored, report.alerts_queued = await self._batches.submit(valid)
+        report.stored = [t.id for t in valid if t.id in stored]
+        report.duplicates += [t.id for t in valid if t.id not in stored]
+        return report
+
+    async def _store(self, posts: list[list[TradeIn]]) -> list[tuple[set[str], int]]:
+        """Store the new trades of several posts in ONE transaction (group commit); per post, the ids it
+        stored (a trade sent by two posts at once counts for the first) and the alerts it queued."""
+        now = self.clock()
+        trades = [t for post in posts for t in post]
         async with self.db.transaction() as session:
-            wallet_ids = await self._wallet_ids(session, valid, now)
-            inserted: list[int] = []
+            wallet_ids = await self._wallet_ids(session, trades, now)
+            inserted: dict[str, int] = {}  # external id -> row id, for trades recent enough to alert on
             stored: set[str] = set()
-            by_id = {t.id: t for t in valid}
             alertable = now - ALERT_MAX_AGE
-            for start in range(0, len(valid), CHUNK):
-                chunk = valid[start:start + CHUNK]
+            for start in range(0, len(trades), CHUNK):
                 rows = [{"external_id": t.id, "wallet_id": wallet_ids[(t.wallet, t.chain)], "symbol": t.symbol,
                          "side": t.side, "usd_value": t.usd_value, "pnl_usd": t.pnl_usd,
                          "usd_cents": t.usd_cents, "pnl_cents": t.pnl_cents, "ts": t.ts, "received_at": now}
-                        for t in chunk]
+                        for t in trades[start:start + CHUNK]]
                 # executemany of one cached statement (SQLAlchemy's insertmanyvalues batches it with RETURNING)
                 result = await session.execute(self._trade_insert, rows)
                 for trade_id, external_id, ts in result.all():
                     stored.add(external_id)
                     if ts >= alertable:
-                        inserted.append(trade_id)
-            await self._roll_up(session, [(wallet_ids[(t.wallet, t.chain)], t)
-                                          for t in (by_id[i] for i in stored)])
-            if inserted:
-                report.alerts_queued = await self._queue_alerts(session, inserted, now)
-        report.stored = [t.id for t in valid if t.id in stored]
-        report.duplicates += [t.id for t in valid if t.id not in stored]
-        return report
+                        inserted[external_id] = trade_id
+            by_id = {t.id: t for t in trades}
+            await self._roll_up(session, [(wallet_ids[(t.wallet, t.chain)], t) for t in (by_id[i] for i in stored)])
+            results = []
+            for post in posts:
+                mine = {t.id for t in post if t.id in stored}
+                stored -= mine
+                alerts = [inserted[i] for i in mine if i in inserted]
+                results.append((mine, await self._queue_alerts(session, alerts, now) if alerts else 0))
+            return results
 
     async def _wallet_ids(self, session, trades: Iterable[TradeIn], now: datetime) -> dict[tuple[str, str], int]:
         labels: dict[tuple[str, str], str | None] = {}
