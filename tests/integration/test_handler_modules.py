@@ -1,0 +1,46 @@
+"""Handlers are importable module-level functions (issue #15), and a command and its panel button run the
+same handler."""
+
+import importlib
+
+from aiogram import Router
+
+from handlers import admin, common, fallback, payments
+from handlers.admin import audit, content, stats, users
+from tests.conftest import ADMIN_ID
+
+#: Modules whose handlers are module-level functions.
+MODULES = ("handlers.admin", "handlers.common", "handlers.fallback", "handlers.payments")
+
+
+def handlers_of(routers: list[Router]):
+    routers = list(routers)
+    while routers:
+        router = routers.pop()
+        routers.extend(router.sub_routers)
+        for observer in router.observers.values():
+            yield from observer.handlers
+
+
+def test_every_handler_is_importable_by_its_name():
+    routers = [admin.build_router([ADMIN_ID]), common.build_router(), fallback.build_router(), payments.build_router()]
+    found = [h.callback for h in handlers_of(routers)]
+    assert len(found) > 30
+    for callback in found:
+        assert callback.__module__.startswith(MODULES), callback
+        assert getattr(importlib.import_module(callback.__module__), callback.__qualname__) is callback, callback
+
+
+def test_a_command_and_its_panel_button_share_one_handler():
+    for module, command_handler in ((stats, stats.stats), (stats, stats.export), (audit, audit.audit_log),
+                                    (content, content.schedule), (users, users.user_card)):
+        router = module.build_router()
+        assert any(h.callback is command_handler for h in router.message.handlers)
+        assert any(h.callback is command_handler for h in router.callback_query.handlers)
+
+
+async def test_export_with_digits_that_are_not_ascii_gets_the_usage(harness):
+    for days in ("²", "١٢", "0", "367"):
+        await harness.send(ADMIN_ID, f"/export {days}")
+        assert "Usage: /export DAYS" in harness.session.texts_to(ADMIN_ID)[-1], days
+    assert not harness.session.of("SendDocument")
