@@ -39,7 +39,7 @@ from services.payments.base import (
     WebhookRejected,
     Wiring,
 )
-from services.payments.wire import finite_decimal, header, jsonable
+from services.payments.wire import HttpApi, finite_decimal, header, jsonable
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,7 @@ class CryptoPayProvider:
         self.api_url = api_url.rstrip("/")
         self.assets = [a.strip().upper() for a in assets if a.strip()]
         self.webhook_url_hint = webhook_url_hint
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout)
-        self._timeout = timeout
-        self._clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self._http = HttpApi(client, timeout, clock)
 
     @classmethod
     def title(cls) -> str:
@@ -127,8 +124,8 @@ class CryptoPayProvider:
     async def _call(self, method: str, params: dict[str, Any]) -> Any:
         """POST ``method`` with a JSON body; the ``result`` of an ok reply, else ProviderError."""
         try:
-            resp = await self._client.post(
-                f"{self.api_url}/api/{method}", json=params, timeout=self._timeout,
+            resp = await self._http.client.post(
+                f"{self.api_url}/api/{method}", json=params, timeout=self._http.timeout,
                 headers={"Crypto-Pay-API-Token": self._token})
         except httpx.TimeoutException as exc:
             raise ProviderError(f"Crypto Pay {method}: timed out ({type(exc).__name__})") from None
@@ -171,7 +168,7 @@ class CryptoPayProvider:
         if not isinstance(inv, dict) or "invoice_id" not in inv:
             raise ProviderError("Crypto Pay createInvoice: reply without an invoice", retryable=False)
         expires_at = parse_date(inv.get("expiration_date")) or (
-            self._clock() + timedelta(seconds=request.expires_in_seconds))
+            self._http.now() + timedelta(seconds=request.expires_in_seconds))
         pay_url = inv.get("bot_invoice_url") or inv.get("mini_app_invoice_url") or inv.get(
             "web_app_invoice_url") or inv.get("pay_url")
         return InvoiceDraft(external_id=str(inv["invoice_id"]), amount=_decimal(inv.get("amount"), "amount"),
@@ -236,7 +233,7 @@ class CryptoPayProvider:
             sent = parse_date(update["request_date"])
             if sent is None:
                 raise WebhookRejected("malformed request_date")
-            if self._clock() - sent > MAX_WEBHOOK_AGE:
+            if self._http.now() - sent > MAX_WEBHOOK_AGE:
                 raise WebhookRejected("update is older than a day (replay?)")
         if update.get("update_type") != "invoice_paid":
             return []
@@ -298,8 +295,7 @@ class CryptoPayProvider:
         return f"transfer {transfer['transfer_id']}"
 
     async def close(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        await self._http.close()
 
 
 __all__ = ["BATCH", "SIGNATURE_HEADER", "CryptoPayProvider", "parse_date"]

@@ -50,7 +50,7 @@ from services.payments.base import (
     WebhookRejected,
     Wiring,
 )
-from services.payments.wire import finite_decimal, header, jsonable
+from services.payments.wire import HttpApi, finite_decimal, header, jsonable
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +149,7 @@ class KryptoExpressProvider:
         self.api_url = api_url.rstrip("/")
         self.callback_url = callback_url
         self.default_asset = default_asset
-        self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout)
-        self._timeout = timeout
-        self._clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self._http = HttpApi(client, timeout, clock)
 
     @classmethod
     def title(cls) -> str:
@@ -188,8 +185,8 @@ class KryptoExpressProvider:
             headers |= {"Content-Type": "application/json", "X-Api-Key": self._api_key}
             content = _dumps(body, ascii_only=True).encode()
         try:
-            resp = await self._client.request(method, f"{self.api_url}{path}", params=params, content=content,
-                                              headers=headers, timeout=self._timeout)
+            resp = await self._http.client.request(method, f"{self.api_url}{path}", params=params, content=content,
+                                              headers=headers, timeout=self._http.timeout)
         except httpx.TimeoutException as exc:
             raise ProviderError(f"{what}: timed out ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
@@ -280,7 +277,7 @@ class KryptoExpressProvider:
             received = due if paid else Decimal(0)
         elif paid:  # the provider says paid in full (it may tolerate a dust shortfall): never report less
             received = max(received, due)
-        now_ms = int(self._clock().timestamp() * 1000)
+        now_ms = int(self._http.now().timestamp() * 1000)
         expire_ms = record.get("expireDatetime")
         expired = isinstance(expire_ms, int) and not isinstance(expire_ms, bool) and now_ms >= expire_ms
         if paid:
@@ -345,8 +342,7 @@ class KryptoExpressProvider:
         return None  # the bot shows the pay link (and address)
 
     async def close(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        await self._http.close()
 
 
 __all__ = ["CONCURRENCY", "MAX_CALLBACK_BYTES", "SIGNATURE_HEADER", "KryptoExpressProvider"]

@@ -7,8 +7,11 @@ values as `Decimal`, turn them back into strings for JSON columns, and find head
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+import httpx
 
 
 def exact(amount: Decimal) -> str:
@@ -46,3 +49,19 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 __all__ = ["exact", "finite_decimal", "header", "jsonable"]
+
+
+class HttpApi:
+    """A provider's HTTP side: its own client unless one is passed (tests, a shared pool), one timeout for
+    every call, and the clock that dates its requests and checks webhook ages."""
+
+    def __init__(self, client: httpx.AsyncClient | None, timeout: float,
+                 clock: Callable[[], datetime] | None) -> None:
+        self._owns_client = client is None
+        self.client = client or httpx.AsyncClient(timeout=timeout)
+        self.timeout = timeout
+        self.now: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self.client.aclose()

@@ -202,4 +202,4 @@ async def test_get_me_and_close(cp, caplog):
     assert "https://bot.example/webhooks/cryptopay" in caplog.text and TOKEN not in caplog.text
     assert TOKEN not in repr(p)
     await p.close()
-    assert p._client.is_closed
+    assert p._http.client.is_closed
