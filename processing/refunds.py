@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Protocol
 
 from aiogram.filters.callback_data import CallbackData
@@ -133,27 +134,72 @@ class Owed:
     automatic: bool  # the provider pays back by itself
 
 
+class RefundProblem(StrEnum):
+    """Why a refund can't be done (`Preview.refusal`, `RefundResult.refusal`)."""
+
+    NOT_FOUND = "not_found"
+    NO_MONEY = "status"  # the order holds no money: its status (`order_status`) says why
+    CREDITED = "credited"  # its plan time was credited to an upgrade order (`credited_to`): refund that one
+    NO_EXCESS = "no_excess"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"  # paid in Stars, and the provider that returns them is off
+    ALREADY = "already"  # the same refund was recorded meanwhile (a second tap, another admin)
+    CHANGED = "changed"  # the order changed meanwhile (`detail` says how)
+
+
+class HandRefundProblem(StrEnum):
+    """Why a step of a refund sent by hand (the buyer's address, the admin's transaction) was refused."""
+
+    NOT_FOUND = "not_found"
+    STATE = "state"  # the request is not waiting for this step (done already?)
+    BAD_ADDRESS = "bad_address"
+    BAD_REFERENCE = "bad_reference"
+
+
+def _legacy_code(refusal: RefundProblem | None, order_status: str | None, credited_to: int | None,
+                 detail: str) -> str:
+    """The code string handlers compared before `refusal` (e.g. "status:pending", "credited:12")."""
+    if refusal is None:
+        return ""
+    if refusal == RefundProblem.NO_MONEY:
+        return f"status:{order_status}"
+    if refusal == RefundProblem.CREDITED:
+        return f"credited:{credited_to}"
+    return detail if refusal == RefundProblem.CHANGED else str(refusal)
+
+
 @dataclass
 class Preview:
-    """What a refund would do; `problem` (a code) when it can't be done."""
+    """What a refund would do; `refusal` when it can't be done."""
 
     order: Order | None
     kind: str
     owed: list[Owed] = field(default_factory=list)
     takes_back: Callable[[], str] | None = None  # the product's words, rendered in the reader's locale
     excess: list[Owed] = field(default_factory=list)  # for a full preview: what an excess refund would send
-    problem: str | None = None
+    refusal: RefundProblem | None = None
+    credited_to: int | None = None  # with CREDITED: the upgrade order holding this order's value
+
+    @property
+    def problem(self) -> str | None:  # moved: read `refusal`; kept while handlers/admin/orders.py reads this
+        return _legacy_code(self.refusal, self.order and self.order.status, self.credited_to, "") or None
 
 
 @dataclass
 class RefundResult:
     ok: bool
-    reason: str = ""
+    refusal: RefundProblem | None = None
     order_id: int = 0
     kind: str = FULL
     taken_back: TakenBack | None = None
     takeback_error: str | None = None
     requests: list[RefundRequest] = field(default_factory=list)
+    order_status: str | None = None  # with NO_MONEY
+    credited_to: int | None = None  # with CREDITED
+    detail: str = ""  # with CHANGED
+
+    @property
+    def reason(self) -> str:  # moved: read `refusal`; kept while handlers/admin/orders.py reads this
+        return _legacy_code(self.refusal, self.order_status, self.credited_to, self.detail)
 
 
 def owed_text(amount: Decimal, asset: str) -> str:
@@ -244,11 +290,12 @@ class RefundService:
         """With `only` (payment ids), an excess refund covers just those payments' excess."""
         order = await self.orders.get(order_id)
         if order is None:
-            return Preview(None, kind, problem="not_found")
+            return Preview(None, kind, refusal=RefundProblem.NOT_FOUND)
         if Status(order.status) not in MONEY_IN:
-            return Preview(order, kind, problem=f"status:{order.status}")
+            return Preview(order, kind, refusal=RefundProblem.NO_MONEY)
         if kind == FULL and (holder := await credited_into(self.db, order)) is not None:
-            return Preview(order, kind, problem=f"credited:{holder}")  # refunding it would pay the credit twice
+            # refunding it would pay the credit twice
+            return Preview(order, kind, refusal=RefundProblem.CREDITED, credited_to=holder)
         payments = await self.orders.payments(order_id)
         async with self.db.session() as session:
             earlier = list(await session.scalars(select(RefundRequest).where(RefundRequest.order_id == order_id)))
@@ -258,7 +305,7 @@ class RefundService:
                   and (only is None or p.id in only)]
         if kind == EXCESS:
             if not excess:
-                return Preview(order, kind, problem="no_excess")
+                return Preview(order, kind, refusal=RefundProblem.NO_EXCESS)
             return Preview(order, kind, owed=excess)
         owed = []
         for payment in payments:
@@ -267,7 +314,7 @@ class RefundService:
                 owed.append(self._owe(payment, portion))
         for item in owed:
             if not item.automatic and item.payment.asset == "XTR":  # Stars can only go back through Telegram
-                return Preview(order, kind, problem="provider_unavailable")
+                return Preview(order, kind, refusal=RefundProblem.PROVIDER_UNAVAILABLE)
         fulfiller = self.fulfillers.get(order.product)
         takes_back = (lambda: fulfiller.takes_back(order)) if fulfiller is not None else None
         return Preview(order, kind, owed=owed, takes_back=takes_back, excess=excess)
@@ -279,8 +326,9 @@ class RefundService:
         """Record the refund, take the product back, pay back what providers can; tell the buyer.
         `admin_id` None: decided by the bot itself (money that arrived for an order already paid)."""
         preview = await self.preview(order_id, kind, only=only)
-        if preview.problem:
-            return RefundResult(False, preview.problem, order_id, kind)
+        if preview.refusal:
+            return RefundResult(False, preview.refusal, order_id, kind, credited_to=preview.credited_to,
+                                order_status=preview.order and preview.order.status)
         order = preview.order
         now = self.clock()
         try:
@@ -303,9 +351,9 @@ class RefundService:
                         portion=owed.portion, state=REQUESTED if owed.automatic else AWAITING_ADDRESS,
                         spend_id=f"refund:{owed.payment.id}:{kind}", created_at=now, updated_at=now))
         except TransitionRefused as exc:
-            return RefundResult(False, str(exc), order_id, kind)
+            return RefundResult(False, RefundProblem.CHANGED, order_id, kind, detail=str(exc))
         except IntegrityError:  # the same payment's refund recorded meanwhile (a second tap, another admin)
-            return RefundResult(False, "already", order_id, kind)
+            return RefundResult(False, RefundProblem.ALREADY, order_id, kind)
         result = RefundResult(True, order_id=order_id, kind=kind)
         if kind == FULL:
             result.taken_back, result.takeback_error = await self._take_back(refund_id)
@@ -427,22 +475,22 @@ class RefundService:
         async with self.db.session() as session:
             return await session.get(RefundRequest, request_id)
 
-    async def set_address(self, request_id: int, user_id: int, text: str) -> str | None:
-        """The buyer gives the address; None when taken, else a problem: not_found, state, bad_address."""
+    async def set_address(self, request_id: int, user_id: int, text: str) -> HandRefundProblem | None:
+        """The buyer gives the address; None when taken."""
         request = await self.request(request_id)
         if request is None or request.user_id != user_id:
-            return "not_found"
+            return HandRefundProblem.NOT_FOUND
         if request.state != AWAITING_ADDRESS:
-            return "state"
+            return HandRefundProblem.STATE
         address = valid_address(request.asset, text)
         if address is None:
-            return "bad_address"
+            return HandRefundProblem.BAD_ADDRESS
         async with self.db.transaction() as session:
             result = await session.execute(update(RefundRequest).where(
                 RefundRequest.id == request_id, RefundRequest.state == AWAITING_ADDRESS).values(
                 state=AWAITING_ADMIN, address=address, updated_at=self.clock()))
             if result.rowcount != 1:
-                return "state"
+                return HandRefundProblem.STATE
         request = await self.request(request_id)
         await self.notifier.send(user_id, lambda: money_line(request))
         for admin_id in self.notifier.admin_ids:
@@ -456,22 +504,22 @@ class RefundService:
                 return request
         return None
 
-    async def record_sent(self, request_id: int, reference: str, *, admin_id: int) -> str | None:
-        """An admin sent the money by hand; None when recorded, else: not_found, state, bad_reference."""
+    async def record_sent(self, request_id: int, reference: str, *, admin_id: int) -> HandRefundProblem | None:
+        """An admin sent the money by hand; None when recorded."""
         request = await self.request(request_id)
         if request is None:
-            return "not_found"
+            return HandRefundProblem.NOT_FOUND
         if request.state not in (AWAITING_ADMIN, FAILED):
-            return "state"
+            return HandRefundProblem.STATE
         tx = valid_reference(reference)
         if tx is None:
-            return "bad_reference"
+            return HandRefundProblem.BAD_REFERENCE
         async with self.db.transaction() as session:
             result = await session.execute(update(RefundRequest).where(
                 RefundRequest.id == request_id, RefundRequest.state.in_((AWAITING_ADMIN, FAILED))).values(
                 state=SENT, reference=tx, sent_at=self.clock(), updated_at=self.clock()))
             if result.rowcount != 1:
-                return "state"
+                return HandRefundProblem.STATE
         request = await self.request(request_id)
         if self.audit is not None:
             await self.audit.record(admin_id, "refund_sent", f"order:{request.order_id}",

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
+from enum import StrEnum
 
 from sqlalchemy import func, select, update
 
@@ -36,7 +37,16 @@ from db.models_subscriptions import Subscription
 from services.orders import Status
 from services.plans import PLANS, Plan
 
-CREDIT, AFTER, DOWNGRADE = "credit", "after", "downgrade"
+
+class ChangeMode(StrEnum):
+    """How buying a plan treats the time the user already has (stored as its value on the order)."""
+
+    CREDIT = "credit"  # a higher plan: the lower time's value is credited to its price and that time ends
+    AFTER = "after"  # a higher plan, lower time without value to credit: it waits and resumes after
+    DOWNGRADE = "downgrade"  # a lower plan: it starts when the higher plan's time ends
+
+
+CREDIT, AFTER, DOWNGRADE = ChangeMode.CREDIT, ChangeMode.AFTER, ChangeMode.DOWNGRADE  # short names
 #: Orders whose periods carry value that can be credited.
 VALUED = (Status.PAID, Status.PAID_OVER, Status.FULFILLED)
 #: An upgrade order in these states holds (or may still consume) the credit of the lower periods.
@@ -46,10 +56,10 @@ HOLDS_CREDIT = (Status.PENDING, Status.PAID, Status.PAID_OVER, Status.PAID_PARTI
 
 @dataclass(frozen=True, slots=True)
 class PlanChange:
-    """What buying `plan` now does to the time the user already has. `mode`: None (nothing runs
-    that it affects), credit, after or downgrade."""
+    """What buying `plan` now does to the time the user already has. `mode`: None when nothing runs
+    that it affects."""
 
-    mode: str | None = None
+    mode: ChangeMode | None = None
     credit_cents: int = 0
     exact_credit: Decimal = Decimal(0)
     from_plan: str | None = None  # the plan credited or moved (the highest lower one) / the higher one

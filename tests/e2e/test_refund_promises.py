@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import update
 
 from db.models import Order
-from processing.refunds import AWAITING_ADDRESS, EXCESS, SENT
+from processing.refunds import AWAITING_ADDRESS, EXCESS, SENT, RefundProblem
 from sandbox.runner import running_sandbox
 from services.orders import Status
 from tests.e2e.test_purchase import BUYER, delivered_key, key_works, message_with
@@ -160,7 +160,7 @@ async def test_a_credited_lower_plan_is_not_refunded_twice_and_refunding_the_upg
     assert f"upgrade order #{pro.id}" in refused["text"] and f"Refund order #{pro.id} instead" in refused["text"]
     assert (await sb.app.orders.get(basic.id)).status == Status.FULFILLED and not sb.cryptopay.transfers
     result = await sb.app.refunds.refund(basic.id, admin_id=ADMIN)  # nor by any other path
-    assert not result.ok and result.reason == f"credited:{pro.id}"
+    assert not result.ok and result.refusal is RefundProblem.CREDITED and result.credited_to == pro.id
 
     # refunding the upgrade takes Pro back and gives back the Basic time its credit ended
     sb.telegram.send_text(ADMIN, f"/refund {pro.id}")
