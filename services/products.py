@@ -6,9 +6,24 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from db.models import Order
+
+if TYPE_CHECKING:  # the shops import this module: their types are only named here
+    from aiogram import Bot
+
+    from config.settings import Settings
+    from db.engine import Database
+    from services.ai_tokens import AiTokenShop
+    from services.channel import PrivateChannel
+    from services.checkout import CheckoutService
+    from services.openrouter import OpenRouterClient
+    from services.orders import OrderService
+    from services.plan_sales import PlanShop
+    from services.subscriptions import SubscriptionService
+    from services.users import UserService
+    from services.vault import SecretVault
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +169,27 @@ class Catalog:
         return lines
 
 
-ProductBuilder = Callable[[Any], Product]
-"""Builds a product from the app's services (the `bot.app.App` being built)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProductParts:
+    """What a product is built from: the app's parts that exist before its catalog (bot/wiring.py builds
+    them; fulfilment, payments and refunds come after, as they read the catalog)."""
+
+    settings: Settings
+    db: Database
+    bot: Bot
+    users: UserService
+    orders: OrderService
+    checkout: CheckoutService
+    openrouter: OpenRouterClient
+    vault: SecretVault
+    ai_tokens: AiTokenShop
+    subscriptions: SubscriptionService
+    channel: PrivateChannel
+    plan_shop: PlanShop
+
+
+ProductBuilder = Callable[[ProductParts], Product]
+"""Builds a product from the app's parts, e.g. `ai_tokens_product(parts)`."""
 
 _REGISTERED: list[ProductBuilder] = []
 _NAMES: dict[str, Text | str] = {}
@@ -183,9 +217,9 @@ def registered(*builders: ProductBuilder) -> Iterator[None]:
             unregister(builder)
 
 
-def build_catalog(app: Any, built_in: Iterable[ProductBuilder]) -> Catalog:
-    """The app's products: the built-in ones, then every registered one, each built from `app`."""
-    return Catalog(builder(app) for builder in (*built_in, *_REGISTERED))
+def build_catalog(parts: ProductParts, built_in: Iterable[ProductBuilder]) -> Catalog:
+    """The app's products: the built-in ones, then every registered one, each built from `parts`."""
+    return Catalog(builder(parts) for builder in (*built_in, *_REGISTERED))
 
 
 def display_name(product_id: str) -> str:

@@ -1,0 +1,173 @@
+"""The process's parts, built once in dependency order (`build_services`) into one typed object
+(`Services`) that the app, the dispatcher (handlers declare `services: Services`) and the jobs read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.utils.i18n import I18n
+from pydantic import SecretStr
+
+from bot import startup
+from bot.i18n import build_i18n
+from config.settings import Settings
+from db.engine import Database
+from presentation.ai_tokens import ai_tokens_product
+from presentation.plans import plan_product
+from processing.alerts import AdminAlerts
+from processing.broadcast_progress import BroadcastProgress
+from processing.content import ContentPublisher
+from processing.delivery import BotDeliverer
+from processing.fulfilment import FulfilmentWorker
+from processing.notify import Notifier
+from processing.payments import PaymentProcessor
+from processing.refunds import RefundService
+from processing.signal_delivery import SignalDelivery
+from processing.subscriptions import SubscriptionLifecycle
+from processing.whale_alerts import WhaleAlerts
+from processing.whale_post import WeeklyWhalePost
+from services.admin_prefs import AdminPrefService
+from services.ai_tokens import AiTokenShop, Headroom, PriceBook, PriceRules
+from services.audit import AuditService
+from services.broadcasts import BroadcastService
+from services.channel import PrivateChannel
+from services.checkout import CheckoutService
+from services.content import ContentService
+from services.content_facts import top_whale_fact, track_record_fact
+from services.deepseek import DeepSeekClient
+from services.openrouter import OpenRouterClient
+from services.orders import OrderService
+from services.payments import registry as payment_registry
+from services.payments.base import PaymentProvider
+from services.plan_notices import PlanNotices
+from services.plan_sales import PlanShop
+from services.products import Catalog, ProductBuilder, ProductParts, build_catalog
+from services.signals import SignalService
+from services.subscriptions import SubscriptionService
+from services.users import UserService
+from services.vault import SecretVault
+from services.whales import WhaleService
+from transport.gate import OutgoingGate
+
+WHALE_RANKING_TTL = 30  # seconds a computed leaderboard is served before it is recomputed
+BUILT_IN_PRODUCTS: tuple[ProductBuilder, ...] = (ai_tokens_product, plan_product)
+"""The built-in products (told in presentation/'s words), in menu and command order; registered ones
+(services.products.register) follow."""
+
+
+def secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def create_bot(token: str, api_url: str, gate: OutgoingGate, session: BaseSession | None = None) -> Bot:
+    """A bot whose every request passes the gate; `session` replaces the network (tests)."""
+    session = session or AiohttpSession(api=TelegramAPIServer.from_base(api_url))
+    session.middleware(gate)
+    return Bot(token=token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+@dataclass(slots=True, kw_only=True)
+class Services:
+    """Every long-lived part of the process, one field each, in the order they are built."""
+
+    settings: Settings
+    db: Database
+    users: UserService
+    orders: OrderService
+    i18n: I18n
+    gate: OutgoingGate
+    bot: Bot
+    notifier: Notifier
+    alerts: AdminAlerts
+    providers: dict[str, PaymentProvider]  # only the providers with credentials
+    checkout: CheckoutService
+    openrouter: OpenRouterClient
+    ai_tokens: AiTokenShop
+    vault: SecretVault
+    subscriptions: SubscriptionService
+    channel: PrivateChannel
+    plan_shop: PlanShop
+    products: Catalog
+    plan_lifecycle: SubscriptionLifecycle
+    worker: FulfilmentWorker
+    admin_prefs: AdminPrefService
+    audit: AuditService
+    refunds: RefundService
+    payments: PaymentProcessor
+    deepseek: DeepSeekClient
+    content: ContentService
+    publisher: ContentPublisher
+    whales: WhaleService
+    signals: SignalService
+    broadcasts: BroadcastService
+    signal_delivery: SignalDelivery
+    broadcast_progress: BroadcastProgress
+    whale_alerts: WhaleAlerts
+    whale_post: WeeklyWhalePost
+
+
+def build_services(settings: Settings, *, session: BaseSession | None = None) -> Services:
+    """Every part, built once from `settings`; `session` replaces the Telegram network (tests)."""
+    with startup.database_file(settings.database_url):
+        db = Database(settings.database_url)
+    users = UserService(db)
+    orders = OrderService(db)
+    i18n = build_i18n()
+    gate = OutgoingGate(settings.telegram_rate_limit, on_blocked=users.mark_blocked)
+    bot = create_bot(secret(settings.telegram_bot_token) or "", settings.telegram_api_url, gate, session)
+    notifier = Notifier(bot, users, i18n, settings.admin_ids)
+    alerts = AdminAlerts(notifier)
+
+    def public_url(path: str) -> str | None:
+        base = settings.public_base_url
+        return f"{base}{path}" if base else None
+
+    providers = payment_registry.build(settings, bot=bot, public_url=public_url)
+    checkout = CheckoutService(orders, providers)
+    openrouter = OpenRouterClient(settings.openrouter_api_url, secret(settings.openrouter_management_key))
+    ai_tokens = AiTokenShop(
+        PriceBook(openrouter, settings.ai_token_models),
+        PriceRules(settings.ai_token_markup, settings.ai_token_max_order_usd, settings.ai_token_min_tokens),
+        Headroom(openrouter, db), orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes))
+    vault = SecretVault(db, secret(settings.openrouter_management_key), purpose="openrouter-keys")
+    subscriptions = SubscriptionService(db)
+    channel = PrivateChannel(bot, settings.private_channel_id)
+    plan_shop = PlanShop(orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes))
+    products = build_catalog(ProductParts(
+        settings=settings, db=db, bot=bot, users=users, orders=orders, checkout=checkout, openrouter=openrouter,
+        vault=vault, ai_tokens=ai_tokens, subscriptions=subscriptions, channel=channel, plan_shop=plan_shop,
+    ), BUILT_IN_PRODUCTS)
+    plan_lifecycle = SubscriptionLifecycle(subscriptions, PlanNotices(db), channel, notifier, settings.tz)
+    worker = FulfilmentWorker(db, orders, products.fulfillers, BotDeliverer(notifier, orders))
+    admin_prefs = AdminPrefService(db)
+    audit = AuditService(db)
+    refunds = RefundService(db, orders, notifier, providers, products.fulfillers, audit)
+    payments = PaymentProcessor(orders, providers, notifier, worker, tz=settings.tz, admin_prefs=admin_prefs)
+    payments.refunds = refunds  # an extra payment for a paid order is refunded through it
+    deepseek = DeepSeekClient(settings.deepseek_api_url, secret(settings.deepseek_key), settings.deepseek_model,
+                              attempts=settings.telegram_content_max_retries)
+    content = ContentService(db, deepseek, settings)
+    whales = WhaleService(db, ranking_ttl=WHALE_RANKING_TTL)
+    signals = SignalService(db, tz=settings.tz, channel_map=settings.telegram_channel_map)
+    content.feeders.update(track_record=track_record_fact(signals), top_whale=top_whale_fact(whales))
+    broadcasts = BroadcastService(db)
+    return Services(
+        settings=settings, db=db, users=users, orders=orders, i18n=i18n, gate=gate, bot=bot, notifier=notifier,
+        alerts=alerts, providers=providers, checkout=checkout, openrouter=openrouter, ai_tokens=ai_tokens,
+        vault=vault, subscriptions=subscriptions, channel=channel, plan_shop=plan_shop, products=products,
+        plan_lifecycle=plan_lifecycle, worker=worker, admin_prefs=admin_prefs, audit=audit, refunds=refunds,
+        payments=payments, deepseek=deepseek, content=content,
+        publisher=ContentPublisher(bot, content, notifier, settings),
+        whales=whales, signals=signals, broadcasts=broadcasts,
+        signal_delivery=SignalDelivery(db, bot, i18n),
+        broadcast_progress=BroadcastProgress(broadcasts, notifier),
+        whale_alerts=WhaleAlerts(whales, notifier, subscriptions, settings.tz),
+        whale_post=WeeklyWhalePost(db, whales, bot, i18n, settings),
+    )
