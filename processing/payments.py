@@ -18,10 +18,11 @@ from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
 
+from presentation.refunds import admin_request_line
 from presentation.texts import asset_name, provider_name, status_label
 from processing.fulfilment import FulfilmentWorker
 from processing.notify import Notifier
-from processing.refunds import EXCESS, RefundService, admin_request_line, excess_markup
+from processing.refunds import EXCESS, RefundService, excess_markup
 from services.admin_prefs import AdminPrefService
 from services.money import format_amount
 from services.orders import OrderService, PaymentOutcome, PaymentReport, Status

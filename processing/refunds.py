@@ -16,7 +16,6 @@ its spend id, so it never pays twice.
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 from collections.abc import Callable
@@ -38,20 +37,25 @@ from db.base import utcnow
 from db.engine import Database
 from db.models import Invoice, Order, Payment
 from db.models_refunds import Refund, RefundRequest
+from presentation.refunds import admin_request_line as admin_request_line  # moved; handlers import it here
+from presentation.refunds import admin_send_text, announced_text, buyer_text, failed_text, money_line, sent_text
+from presentation.refunds import owed_text as owed_text  # moved; handlers import it from here
 from processing.notify import Notifier
 from services.audit import AuditService
-from services.money import format_amount, plain
+from services.money import plain
 from services.orders import MONEY_IN, OrderService, Status, TransitionRefused
 from services.payments.base import ProviderError
 from services.payments.registry import telegram_payments_provider
 from services.plan_upgrade import credited_into
 from services.products import Fulfiller, TakenBack
+from services.refunds import RefundKind, RequestState, network_of
 
 log = logging.getLogger(__name__)
 
-FULL, EXCESS = "full", "excess"
+FULL, EXCESS = RefundKind.FULL, RefundKind.EXCESS
 REQUESTED, AWAITING_ADDRESS, AWAITING_ADMIN, SENT, FAILED = (
-    "requested", "awaiting_address", "awaiting_admin", "sent", "failed")
+    RequestState.REQUESTED, RequestState.AWAITING_ADDRESS, RequestState.AWAITING_ADMIN, RequestState.SENT,
+    RequestState.FAILED)
 OPEN = (REQUESTED, AWAITING_ADDRESS, AWAITING_ADMIN, FAILED)
 LEASE = timedelta(minutes=2)
 #: Receiving-address shapes per network (the part after "_" in an asset code, or the asset itself).
@@ -106,11 +110,6 @@ class SentCb(CallbackData, prefix="rfs"):
     """An admin taps to record the transaction of a refund sent by hand."""
 
     request_id: RowId
-
-
-def network_of(asset: str) -> str:
-    """"USDT_TRC20" -> "TRC20"; "BTC" -> "BTC"."""
-    return asset.partition("_")[2] or asset
 
 
 def valid_address(asset: str, text: str) -> str | None:
@@ -202,26 +201,6 @@ class RefundResult:
         return _legacy_code(self.refusal, self.order_status, self.credited_to, self.detail)
 
 
-def owed_text(amount: Decimal, asset: str) -> str:
-    return format_amount(amount, asset)
-
-
-def money_line(request: RefundRequest) -> str:
-    """One payment's refund as the buyer reads it (never "sent" before it was)."""
-    amount = owed_text(request.amount, request.asset)
-    if request.state == SENT:
-        return _("💸 {amount} sent back ({reference}).").format(
-            amount=amount, reference=html.escape(request.reference or ""))
-    if request.state == AWAITING_ADDRESS:
-        return _("📮 To send {amount} back on the {network} network we need your wallet address: tap the "
-                 "button below and send it.").format(amount=amount, network=html.escape(network_of(request.asset)))
-    if request.state == AWAITING_ADMIN:
-        return _("⏳ Refund pending: {amount} will be sent to <code>{address}</code>. You'll get the transaction "
-                 "here once it's sent.").format(amount=amount, address=html.escape(request.address or ""))
-    return _("⏳ Refund pending: {amount} will be sent back to you; we'll tell you here when it's sent.").format(
-        amount=amount)
-
-
 def address_markup(requests: list[RefundRequest]) -> InlineKeyboardMarkup | None:
     waiting = [r for r in requests if r.state == AWAITING_ADDRESS]
     if not waiting:
@@ -231,33 +210,6 @@ def address_markup(requests: list[RefundRequest]) -> InlineKeyboardMarkup | None
         builder.button(text=_("📮 Send my refund address"), callback_data=AddressCb(request_id=request.id))
     builder.adjust(1)
     return builder.as_markup()
-
-
-def admin_send_text(request: RefundRequest) -> str:
-    return _("💸 Refund for order #{order} (user <code>{user}</code>): send exactly <b>{amount}</b> on the "
-             "{network} network to <code>{address}</code>.\nThen record the transaction: tap below, or "
-             "/refund_done {order} TX_HASH").format(
-        order=request.order_id, user=request.user_id, amount=owed_text(request.amount, request.asset),
-        network=html.escape(network_of(request.asset)), address=html.escape(request.address or ""))
-
-
-def admin_request_line(request: RefundRequest) -> str:
-    """One payment's refund as an admin reads it."""
-    amount = owed_text(request.amount, request.asset)
-    if request.state == SENT:
-        return _("✅ {amount} sent back ({reference}).").format(amount=amount,
-                                                               reference=html.escape(request.reference or ""))
-    if request.state == AWAITING_ADDRESS:
-        return _("📮 {amount} on-chain: the buyer is asked for an address; you'll then get exactly what to "
-                 "send.").format(amount=amount)
-    if request.state == REQUESTED:
-        return _("⏳ {amount} not sent yet ({error}); retried every minute.").format(
-            amount=amount, error=html.escape(request.error or "in progress"))
-    if request.state == FAILED:
-        return _("⚠️ {amount} could not be sent: {error}. Send it by hand, then record it: "
-                 "/refund_done {order} TX_HASH").format(amount=amount, error=html.escape(request.error or "?"),
-                                                          order=request.order_id)
-    return f"{amount}: {request.state}"
 
 
 def sent_markup(request_id: int) -> InlineKeyboardMarkup:
@@ -464,8 +416,7 @@ class RefundService:
         async with self.db.session() as session:
             request = await session.get(RefundRequest, request_id)
         if request.state == SENT:
-            await self.notifier.send(request.user_id, lambda: _("Refund for order #{id}:").format(
-                id=request.order_id) + "\n" + money_line(request))
+            await self.notifier.send(request.user_id, lambda: announced_text(request))
         elif request.state == FAILED:
             await self.notifier.alert_admins(lambda: failed_text(request))
 
@@ -597,26 +548,3 @@ def _money_record(request: RefundRequest) -> dict:
     return {"payment_id": request.payment_id, "provider": request.provider, "amount": plain(request.amount),
             "asset": request.asset, "state": request.state, "reference": request.reference,
             "address": request.address}
-
-
-def buyer_text(order_id: int, kind: str, taken: TakenBack | None, requests: list[RefundRequest]) -> str:
-    lines = [_("↩️ <b>Refund of order #{id}</b>").format(id=order_id) if kind == FULL else
-             _("↩️ <b>Refund of what you paid over the price of order #{id}</b>").format(id=order_id)]
-    if taken is not None:
-        lines.append(taken.text())
-    lines += [money_line(r) for r in requests]
-    return "\n".join(lines)
-
-
-def sent_text(request: RefundRequest) -> str:
-    return _("💸 <b>Refund sent</b> for order #{id}: {amount} to <code>{address}</code>.\n"
-             "Transaction: <code>{tx}</code>").format(
-        id=request.order_id, amount=owed_text(request.amount, request.asset),
-        address=html.escape(request.address or "—"), tx=html.escape(request.reference or ""))
-
-
-def failed_text(request: RefundRequest) -> str:
-    return _("⚠️ Refund of order #{order} could not be sent automatically: {error}.\nSend {amount} to user "
-             "<code>{user}</code> by hand, then record it: /refund_done {order} TX_HASH").format(
-        order=request.order_id, error=html.escape(request.error or "?"),
-        amount=owed_text(request.amount, request.asset), user=request.user_id)
