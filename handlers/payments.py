@@ -3,23 +3,23 @@ payments, for the provider paid through them (services.payments.registry.telegra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from aiogram import F, Router
 from aiogram.types import Message, PreCheckoutQuery
 from aiogram.utils.i18n import gettext as _
 
-from processing.payments import PaymentProcessor
-from processing.refunds import RefundService
-from services.orders import OrderService, PaymentReport
+from bot.wiring import Services
+from services.orders import PaymentReport, PrecheckoutProblem
 from services.payments.registry import telegram_payments_provider
 
-REFUSALS = {
-    "unknown": lambda: _("This invoice is no longer valid. Please start a new order."),
-    "not_yours": lambda: _("This invoice is no longer valid. Please start a new order."),
-    "not_pending": lambda: _("This order is already paid or closed. See /orders."),
-    "expired": lambda: _("This invoice has expired. Please start a new order."),
-    "amount": lambda: _("The price has changed. Please start a new order."),
+REFUSALS: dict[PrecheckoutProblem, Callable[[], str]] = {
+    PrecheckoutProblem.UNKNOWN: lambda: _("This invoice is no longer valid. Please start a new order."),
+    PrecheckoutProblem.NOT_YOURS: lambda: _("This invoice is no longer valid. Please start a new order."),
+    PrecheckoutProblem.NOT_PENDING: lambda: _("This order is already paid or closed. See /orders."),
+    PrecheckoutProblem.EXPIRED: lambda: _("This invoice has expired. Please start a new order."),
+    PrecheckoutProblem.AMOUNT: lambda: _("The price has changed. Please start a new order."),
 }
 
 
@@ -31,8 +31,8 @@ def provider() -> str:
     return name
 
 
-async def pre_checkout(query: PreCheckoutQuery, orders: OrderService) -> None:
-    problem = await orders.precheckout_problem(provider(), query.invoice_payload, query.from_user.id,
+async def pre_checkout(query: PreCheckoutQuery, services: Services) -> None:
+    problem = await services.orders.precheckout_problem(provider(), query.invoice_payload, query.from_user.id,
                                                Decimal(query.total_amount), query.currency)
     if problem is None:
         await query.answer(ok=True)
@@ -40,16 +40,16 @@ async def pre_checkout(query: PreCheckoutQuery, orders: OrderService) -> None:
         await query.answer(ok=False, error_message=REFUSALS[problem]())
 
 
-async def successful_payment(message: Message, payments: PaymentProcessor) -> None:
+async def successful_payment(message: Message, services: Services) -> None:
     paid = message.successful_payment
-    await payments.record(PaymentReport(
+    await services.payments.record(PaymentReport(
         provider=provider(), invoice_id=paid.invoice_payload, payment_id=paid.telegram_payment_charge_id,
         amount=Decimal(paid.total_amount), asset=paid.currency, paid_at=message.date,
         raw=paid.model_dump(mode="json", exclude_none=True)))
 
 
-async def refunded_payment(message: Message, refunds: RefundService) -> None:
-    await refunds.telegram_refunded(message.refunded_payment.telegram_payment_charge_id)
+async def refunded_payment(message: Message, services: Services) -> None:
+    await services.refunds.telegram_refunded(message.refunded_payment.telegram_payment_charge_id)
 
 
 def build_router() -> Router:

@@ -15,9 +15,9 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index
+from bot.wiring import Services
 from config.settings import Settings
 from handlers.admin.panel import AdminMenu, reply_target, show
-from services.audit import AuditService
 
 
 class AuditPage(CallbackData, prefix="aud"):
@@ -30,7 +30,7 @@ class AuditMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
                        event: TelegramObject, data: dict[str, Any]) -> Any:
-        audit: AuditService = data["audit"]
+        audit = data["services"].audit
         if isinstance(event, Message) and event.text and event.text.startswith("/"):
             command, _sep, args = event.text.partition(" ")
             await audit.record(event.from_user.id, command.split("@")[0], args)
@@ -58,16 +58,16 @@ def page_view(entries, page: int, pages: int, settings: Settings) -> tuple[str, 
     return "\n".join(lines), builder.as_markup()
 
 
-async def audit_log(event: Message | CallbackQuery, audit: AuditService, settings: Settings) -> None:
+async def audit_log(event: Message | CallbackQuery, services: Services) -> None:
     """/audit and the panel's Audit log button: the first page, as a new message."""
-    entries, pages = await audit.page(0)
-    text, markup = page_view(entries, 0, pages, settings)
+    entries, pages = await services.audit.page(0)
+    text, markup = page_view(entries, 0, pages, services.settings)
     await (await reply_target(event)).answer(text, reply_markup=markup)
 
 
-async def audit_page(query: CallbackQuery, callback_data: AuditPage, audit: AuditService, settings: Settings) -> None:
-    entries, pages = await audit.page(max(0, callback_data.page))
-    text, markup = page_view(entries, min(max(0, callback_data.page), pages - 1), pages, settings)
+async def audit_page(query: CallbackQuery, callback_data: AuditPage, services: Services) -> None:
+    entries, pages = await services.audit.page(max(0, callback_data.page))
+    text, markup = page_view(entries, min(max(0, callback_data.page), pages - 1), pages, services.settings)
     await show(query, text, markup)
 
 

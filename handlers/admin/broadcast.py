@@ -12,9 +12,9 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.wiring import Services
 from handlers.admin.panel import notice, reply_target, show
-from processing.broadcast_progress import BroadcastCancel, BroadcastProgress, cancel_keyboard, progress_text
-from processing.signal_delivery import SignalDelivery
+from processing.broadcast_progress import BroadcastCancel, cancel_keyboard, progress_text
 from services.broadcasts import BroadcastService, audiences
 from services.plans import PLANS
 
@@ -63,19 +63,19 @@ async def compose(message: Message, state: FSMContext) -> None:
                            "/cancel to stop."))
 
 
-async def got_message(message: Message, state: FSMContext, broadcasts: BroadcastService) -> None:
+async def got_message(message: Message, state: FSMContext, services: Services) -> None:
     await state.update_data(chat_id=message.chat.id, message_id=message.message_id)
     await state.set_state(Compose.audience)
-    await message.answer(_("Who should receive it?"), reply_markup=await audience_keyboard(broadcasts))
+    await message.answer(_("Who should receive it?"), reply_markup=await audience_keyboard(services.broadcasts))
 
 
 async def chose_audience(query: CallbackQuery, callback_data: BcAudience, state: FSMContext,
-                         broadcasts: BroadcastService) -> None:
+                         services: Services) -> None:
     if callback_data.audience not in audiences():
         await notice(query, _("Unknown audience."))
         return
     data = await state.get_data()
-    count = await broadcasts.count(callback_data.audience)
+    count = await services.broadcasts.count(callback_data.audience)
     await state.update_data(audience=callback_data.audience)
     await state.set_state(Compose.confirm)
     target = await reply_target(query)
@@ -92,8 +92,8 @@ async def cancel_compose(query: CallbackQuery, state: FSMContext) -> None:
     await show(query, _("Broadcast cancelled; nothing was sent."))
 
 
-async def send_broadcast(query: CallbackQuery, state: FSMContext, broadcasts: BroadcastService,
-                         signal_delivery: SignalDelivery) -> None:
+async def send_broadcast(query: CallbackQuery, state: FSMContext, services: Services) -> None:
+    broadcasts = services.broadcasts
     data = await state.get_data()
     await state.clear()
     broadcast = await broadcasts.create(query.from_user.id, data["chat_id"], data["message_id"],
@@ -102,19 +102,18 @@ async def send_broadcast(query: CallbackQuery, state: FSMContext, broadcasts: Br
     await show(query, _("Queued for {count} recipients.").format(count=broadcast.total))
     shown = await query.message.answer(progress_text(progress), reply_markup=cancel_keyboard(broadcast.id))
     await broadcasts.set_progress_message(broadcast.id, shown.chat.id, shown.message_id)
-    signal_delivery.wake()
+    services.signal_delivery.wake()
 
 
 async def stale_confirm(query: CallbackQuery) -> None:
     await notice(query, _("This preview has expired. Start again with /broadcast."))
 
 
-async def cancel_running(query: CallbackQuery, callback_data: BroadcastCancel, broadcasts: BroadcastService,
-                         broadcast_progress: BroadcastProgress) -> None:
-    cancelled = await broadcasts.cancel(callback_data.id)
-    progress = await broadcasts.progress(callback_data.id)
+async def cancel_running(query: CallbackQuery, callback_data: BroadcastCancel, services: Services) -> None:
+    cancelled = await services.broadcasts.cancel(callback_data.id)
+    progress = await services.broadcasts.progress(callback_data.id)
     if progress is not None:
-        await broadcast_progress.show(progress)
+        await services.broadcast_progress.show(progress)
     await query.answer(_("Broadcast cancelled.") if cancelled else _("This broadcast has already finished."))
 
 

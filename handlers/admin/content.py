@@ -12,9 +12,10 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
+from bot.wiring import Services
 from config.settings import Settings
 from handlers.admin.panel import AdminMenu, notice, panel_keyboard, show
-from processing.content import ContentPublisher, PostResult
+from processing.content import PostResult
 from services.content import KINDS, ContentService, Draft, with_header
 
 
@@ -105,18 +106,19 @@ async def schedule_text(content: ContentService, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-async def post_now(message: Message, command: CommandObject, publisher: ContentPublisher) -> None:
+async def post_now(message: Message, command: CommandObject, services: Services) -> None:
     kind = parse_kind(command)
     if kind is False:
         await message.answer(usage("post_now"))
         return
     status = await message.answer(_("✍️ Writing and publishing a post…"))
-    result = await publisher.post_now(f"{message.chat.id}:{message.message_id}", kind or None)
+    result = await services.publisher.post_now(f"{message.chat.id}:{message.message_id}", kind or None)
     await message.bot.edit_message_text(result_text(result), chat_id=status.chat.id,
                                         message_id=status.message_id)
 
 
-async def preview(message: Message, command: CommandObject, content: ContentService) -> None:
+async def preview(message: Message, command: CommandObject, services: Services) -> None:
+    content = services.content
     kind = parse_kind(command)
     if kind is False:
         await message.answer(usage("preview"))
@@ -129,8 +131,8 @@ async def preview(message: Message, command: CommandObject, content: ContentServ
                                         reply_markup=draft_keyboard(draft_id), disable_web_page_preview=True)
 
 
-async def draft_button(query: CallbackQuery, callback_data: DraftAction, content: ContentService,
-                       publisher: ContentPublisher) -> None:
+async def draft_button(query: CallbackQuery, callback_data: DraftAction, services: Services) -> None:
+    content = services.content
     new_status = {"pub": "published", "regen": "replaced", "drop": "discarded"}.get(callback_data.action)
     draft = await content.take_draft(callback_data.id, query.from_user.id, new_status) if new_status else None
     if draft is None:
@@ -149,13 +151,13 @@ async def draft_button(query: CallbackQuery, callback_data: DraftAction, content
         return
     await query.answer(_("Publishing…"))
     await query.message.edit_reply_markup(reply_markup=None)
-    result = await publisher.publish_draft(draft.id, draft.kind, draft.topic, draft.text, draft.generation_id)
+    result = await services.publisher.publish_draft(draft.id, draft.kind, draft.topic, draft.text, draft.generation_id)
     await query.message.answer(result_text(result))
 
 
-async def schedule(event: Message | CallbackQuery, content: ContentService, settings: Settings) -> None:
+async def schedule(event: Message | CallbackQuery, services: Services) -> None:
     """/schedule; the panel's Content button also names the commands that make posts and keeps the panel."""
-    text = await schedule_text(content, settings)
+    text = await schedule_text(services.content, services.settings)
     if isinstance(event, Message):
         await show(event, text)
         return

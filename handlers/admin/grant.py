@@ -7,14 +7,9 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from config.settings import Settings
-from processing.notify import Notifier
-from services.audit import AuditService
-from services.channel import PrivateChannel
+from bot.wiring import Services
 from services.plan_sales import format_end
 from services.plans import PLANS
-from services.subscriptions import SubscriptionService
-from services.users import UserService
 
 MAX_DAYS = 3650
 
@@ -34,9 +29,8 @@ def granted_text(plan_name: str, days: int, ends: str, link: str | None) -> str:
     return "\n".join(lines)
 
 
-async def grant(message: Message, command: CommandObject, subscriptions: SubscriptionService,
-                users: UserService, channel: PrivateChannel, notifier: Notifier, settings: Settings,
-                audit: AuditService) -> None:
+async def grant(message: Message, command: CommandObject, services: Services) -> None:
+    subscriptions, channel = services.subscriptions, services.channel
     args = (command.args or "").split()
     if len(args) != 3:
         await message.answer(usage())
@@ -57,20 +51,20 @@ async def grant(message: Message, command: CommandObject, subscriptions: Subscri
         await message.answer(_("Days must be from 1 to {max}.").format(max=MAX_DAYS) + "\n" + usage())
         return
     user_id = int(user_arg)
-    if await users.get(user_id) is None:
+    if await services.users.get(user_id) is None:
         await message.answer(_("User {id} hasn't used the bot yet, so they can't be given a plan.").format(
             id=user_id))
         return
     before = await subscriptions.current(user_id)
     period = await subscriptions.add_time(user_id, plan.code, days, source="grant",
                                           granted_by=message.from_user.id)
-    await audit.record(message.from_user.id, "grant", f"user:{user_id}",
+    await services.audit.record(message.from_user.id, "grant", f"user:{user_id}",
                        before={"plan": before.plan.code, "ends_at": before.ends_at and before.ends_at.isoformat()},
                        after={"plan": plan.code, "days": days, "ends_at": period.ends_at.isoformat()})
-    ends = format_end(period.ends_at, settings.tz)
+    ends = format_end(period.ends_at, services.settings.tz)
     member = await channel.is_member(user_id)
     link = None if member else await channel.invite(user_id, until=period.ends_at)
-    sent = await notifier.send(user_id, lambda: granted_text(plan.name, days, ends, link))
+    sent = await services.notifier.send(user_id, lambda: granted_text(plan.name, days, ends, link))
     lines = [_("✅ User {id} has the {plan} plan until {ends} ({days} days added).").format(
         id=user_id, plan=plan.name, ends=ends, days=days)]
     if sent is None:

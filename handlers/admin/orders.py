@@ -15,7 +15,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from config.settings import Settings
+from bot.wiring import Services
 from handlers.admin.panel import notice, reply_target, show
 from handlers.user.orders import orders_text
 from presentation.texts import status_label
@@ -27,13 +27,11 @@ from processing.refunds import (
     Preview,
     RefundAct,
     RefundResult,
-    RefundService,
     SentCb,
     admin_request_line,
     owed_text,
 )
 from services.money import usd
-from services.orders import OrderService
 
 MAX_ORDER_ID = 2**31 - 1
 
@@ -140,7 +138,7 @@ def sent_answer(request_id: int, problem: str | None) -> str:
     return _("No such refund. Nothing was changed.")
 
 
-async def ask_refund(event: Message | CallbackQuery, refunds: RefundService, command: CommandObject | None = None,
+async def ask_refund(event: Message | CallbackQuery, services: Services, command: CommandObject | None = None,
                      callback_data: RefundAct | None = None) -> None:
     """/refund ORDER_ID and the Refund buttons: what refunding would do, with Confirm / Cancel. The user
     card's button shows it in the card (Back returns there); an overpayment alert's opens a new message."""
@@ -153,7 +151,7 @@ async def ask_refund(event: Message | CallbackQuery, refunds: RefundService, com
     else:
         order_id, back = callback_data.order_id, callback_data.back
         kind = callback_data.kind if callback_data.kind in (FULL, EXCESS) else FULL
-    preview = await refunds.preview(order_id, kind)
+    preview = await services.refunds.preview(order_id, kind)
     if preview.problem:
         await notice(event, refund_problem(order_id, preview.problem))
         return
@@ -164,11 +162,11 @@ async def ask_refund(event: Message | CallbackQuery, refunds: RefundService, com
         await (await reply_target(event)).answer(text, reply_markup=markup)
 
 
-async def confirmed(query: CallbackQuery, callback_data: RefundAct, refunds: RefundService) -> None:
+async def confirmed(query: CallbackQuery, callback_data: RefundAct, services: Services) -> None:
     if callback_data.kind not in (FULL, EXCESS):
         await notice(query, _("This button is no longer active."))
         return
-    result = await refunds.refund(callback_data.order_id, admin_id=query.from_user.id, kind=callback_data.kind)
+    result = await services.refunds.refund(callback_data.order_id, admin_id=query.from_user.id, kind=callback_data.kind)
     if not result.ok:
         await notice(query, refund_problem(callback_data.order_id, result.reason))
         return
@@ -180,8 +178,8 @@ async def cancelled(query: CallbackQuery, callback_data: RefundAct) -> None:
                back_markup(callback_data.back))
 
 
-async def record_start(query: CallbackQuery, callback_data: SentCb, refunds: RefundService, state: FSMContext) -> None:
-    request = await refunds.request(callback_data.request_id)
+async def record_start(query: CallbackQuery, callback_data: SentCb, services: Services, state: FSMContext) -> None:
+    request = await services.refunds.request(callback_data.request_id)
     if request is None or request.state == SENT:
         await notice(query, _("That refund is already recorded as sent."))
         return
@@ -191,9 +189,9 @@ async def record_start(query: CallbackQuery, callback_data: SentCb, refunds: Ref
                                                "refund for order #{id}. /cancel to stop.").format(id=request.order_id))
 
 
-async def record_reference(message: Message, refunds: RefundService, state: FSMContext) -> None:
+async def record_reference(message: Message, services: Services, state: FSMContext) -> None:
     request_id = (await state.get_data()).get("refund_request", 0)
-    problem = await refunds.record_sent(request_id, message.text, admin_id=message.from_user.id)
+    problem = await services.refunds.record_sent(request_id, message.text, admin_id=message.from_user.id)
     if problem == "bad_reference":
         await message.answer(_("That doesn't look like a transaction reference (letters, digits, - _ :, "
                                "6–200 characters). Send it again, or /cancel."))
@@ -202,7 +200,8 @@ async def record_reference(message: Message, refunds: RefundService, state: FSMC
     await message.answer(sent_answer(request_id, problem))
 
 
-async def refund_done(message: Message, command: CommandObject, refunds: RefundService) -> None:
+async def refund_done(message: Message, command: CommandObject, services: Services) -> None:
+    refunds = services.refunds
     args = (command.args or "").split()
     order_id = order_id_arg(args[0]) if len(args) == 2 else None
     if order_id is None:
@@ -220,11 +219,11 @@ async def refund_done(message: Message, command: CommandObject, refunds: RefundS
     await message.answer(sent_answer(request.id, problem))
 
 
-async def user_orders(message: Message, command: CommandObject, orders: OrderService, settings: Settings) -> None:
+async def user_orders(message: Message, command: CommandObject, services: Services) -> None:
     user_id = int(command.args)
-    items = await orders.for_user(user_id, limit=20)
+    items = await services.orders.for_user(user_id, limit=20)
     title = _("🧾 <b>Orders of user {id}</b>").format(id=user_id)
-    await message.answer(orders_text(items, settings, title=title) if items else
+    await message.answer(orders_text(items, services.settings, title=title) if items else
                          _("User {id} has no orders.").format(id=user_id))
 
 

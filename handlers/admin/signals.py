@@ -9,8 +9,8 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from processing.signal_delivery import SignalDelivery
-from services.signals import InvalidInput, SignalService, parse_command
+from bot.wiring import Services
+from services.signals import InvalidInput, parse_command
 
 
 def usage() -> str:
@@ -20,8 +20,7 @@ def usage() -> str:
              "Example: <code>/signal crypto SOL/USDT long 142.5 150,158 136 4h breakout retest</code>")
 
 
-async def post_signal(message: Message, command: CommandObject, signals: SignalService,
-                      signal_delivery: SignalDelivery) -> None:
+async def post_signal(message: Message, command: CommandObject, services: Services) -> None:
     if not command.args:
         await message.answer(usage())
         return
@@ -33,8 +32,8 @@ async def post_signal(message: Message, command: CommandObject, signals: SignalS
         await message.answer(_("❌ {field}: {problem}\n\n{usage}").format(
             field=html.escape(exc.field), problem=html.escape(exc.message), usage=usage()))
         return
-    result = await signals.ingest(data, source="admin")
-    signal_delivery.wake()
+    result = await services.signals.ingest(data, source="admin")
+    services.signal_delivery.wake()
     if result.created:
         await message.answer(_("✅ Signal #{id} stored; {n} deliveries queued.").format(
             id=result.signal_id, n=result.recipients))

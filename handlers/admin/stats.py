@@ -14,6 +14,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import select
 
+from bot.wiring import Services
 from config.settings import Settings
 from db.base import utcnow
 from db.engine import Database
@@ -81,18 +82,18 @@ async def orders_csv(database: Database, since: datetime) -> bytes:
     return out.getvalue().encode("utf-8-sig")  # the BOM makes spreadsheet apps read UTF-8
 
 
-async def stats(event: Message | CallbackQuery, bot: Bot, db: Database, settings: Settings) -> None:
+async def stats(event: Message | CallbackQuery, bot: Bot, services: Services) -> None:
     """/stats and the panel's Stats button: the figures, then the chart, as new messages."""
     chat_id = (await reply_target(event)).chat.id
-    d = await dashboard(db, settings.tz, utcnow())
-    await bot.send_message(chat_id, stats_text(d, settings), reply_markup=stats_keyboard())
+    d = await dashboard(services.db, services.settings.tz, utcnow())
+    await bot.send_message(chat_id, stats_text(d, services.settings), reply_markup=stats_keyboard())
     # drawing takes a few hundred ms of CPU: off the event loop, so other users aren't kept waiting
     chart = await asyncio.to_thread(revenue_chart, d.daily_revenue, _("Revenue per day, last 30 days"))
     await bot.send_photo(chat_id, BufferedInputFile(chart, "revenue.png"))
 
 
-async def export(event: Message | CallbackQuery, bot: Bot, db: Database, command: CommandObject | None = None
-                 ) -> None:
+async def export(event: Message | CallbackQuery, bot: Bot, services: Services,
+                 command: CommandObject | None = None) -> None:
     """/export [DAYS] and the Orders CSV buttons (30 days): a CSV of the orders."""
     target = await reply_target(event)
     arg = ((command.args if command else None) or "30").strip()
@@ -100,7 +101,7 @@ async def export(event: Message | CallbackQuery, bot: Bot, db: Database, command
         await target.answer(_("Usage: /export DAYS (1 to {max}), e.g. /export 30").format(max=MAX_EXPORT_DAYS))
         return
     days = int(arg)
-    data = await orders_csv(db, utcnow() - timedelta(days=days))
+    data = await orders_csv(services.db, utcnow() - timedelta(days=days))
     await bot.send_document(target.chat.id, BufferedInputFile(data, f"orders-{days}d.csv"),
                             caption=_("Orders of the last {days} days").format(days=days))
 

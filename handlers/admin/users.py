@@ -12,19 +12,15 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index, RowId, TelegramId
-from config.settings import Settings
+from bot.wiring import Services
 from db.models import User
 from handlers.admin.orders import RefundAct
 from handlers.admin.panel import notice, show
 from presentation.texts import status_label
-from services.audit import AuditService
 from services.customers import orders_page, summary
 from services.money import usd
-from services.orders import MONEY_IN, OrderService
-from services.subscriptions import SubscriptionService
-from services.users import UserService
+from services.orders import MONEY_IN
 from services.whale_input import short_address
-from services.whales import WhaleService
 
 
 class UserAct(CallbackData, prefix="uact"):
@@ -47,11 +43,11 @@ def flag_text(flags) -> str:
     return ", ".join(f"{names.get(k, k)} ×{n}" for k, n in sorted(flags.items()))
 
 
-async def card(user: User, orders: OrderService, subscriptions: SubscriptionService, whales: WhaleService,
-               settings: Settings, page: int = 0) -> tuple[str, InlineKeyboardMarkup]:
+async def card(user: User, services: Services, page: int = 0) -> tuple[str, InlineKeyboardMarkup]:
     """The card; `page` pages through every order of the user."""
+    orders, settings = services.orders, services.settings
     fmt = "%Y-%m-%d %H:%M"
-    plan = await subscriptions.current(user.id)
+    plan = await services.subscriptions.current(user.id)
     money = await summary(orders.db, user.id)
     pages = max(1, -(-money.orders // ORDERS_PER_PAGE))
     page = min(max(page, 0), pages - 1)
@@ -72,7 +68,7 @@ async def card(user: User, orders: OrderService, subscriptions: SubscriptionServ
     ]
     if user.referrer_id:
         lines.append(_("Referred by <code>{id}</code>").format(id=user.referrer_id))
-    follows = await whales.follows(user.id)
+    follows = await services.whales.follows(user.id)
     if follows:
         lines.append(_("Follows {count} wallets: {wallets}").format(count=len(follows), wallets=", ".join(
             html.escape(w.label or short_address(w.address)) for _f, w in follows[:5])))
@@ -102,40 +98,37 @@ async def card(user: User, orders: OrderService, subscriptions: SubscriptionServ
     return "\n".join(lines), builder.as_markup()
 
 
-async def user_card(event: Message | CallbackQuery, users: UserService, orders: OrderService,
-                    subscriptions: SubscriptionService, whales: WhaleService, settings: Settings,
-                    command: CommandObject | None = None, callback_data: UserAct | UserOrders | None = None) -> None:
+async def user_card(event: Message | CallbackQuery, services: Services, command: CommandObject | None = None,
+                    callback_data: UserAct | UserOrders | None = None) -> None:
     """/user ID|@username, the card's page buttons and the Back to the user buttons: the user's card."""
     if callback_data is None:
         args = command.args if command else None
-        user = await users.find(args) if args else None
+        user = await services.users.find(args) if args else None
         if user is None:
             await event.answer(_("Usage: /user ID or /user @username (someone who has used the bot)."))
             return
     else:
-        user = await users.get(callback_data.user_id)
+        user = await services.users.get(callback_data.user_id)
         if user is None:
             await notice(event, _("No such user."))
             return
     page = callback_data.page if isinstance(callback_data, UserOrders) else 0
-    text, markup = await card(user, orders, subscriptions, whales, settings, page)
+    text, markup = await card(user, services, page)
     await show(event, text, markup)
 
 
-async def ban(query: CallbackQuery, callback_data: UserAct, users: UserService, orders: OrderService,
-              subscriptions: SubscriptionService, whales: WhaleService, audit: AuditService,
-              settings: Settings) -> None:
+async def ban(query: CallbackQuery, callback_data: UserAct, services: Services) -> None:
     banned = callback_data.action == "ban"
-    if banned and settings.is_admin(callback_data.user_id):
+    if banned and services.settings.is_admin(callback_data.user_id):
         await notice(query, _("Admins can't be banned."))
         return
-    before = await users.set_banned(callback_data.user_id, banned)
+    before = await services.users.set_banned(callback_data.user_id, banned)
     if before is None:
         await notice(query, _("No such user."))
         return
-    await audit.record(query.from_user.id, "ban" if banned else "unban", f"user:{callback_data.user_id}",
+    await services.audit.record(query.from_user.id, "ban" if banned else "unban", f"user:{callback_data.user_id}",
                        before={"banned": before}, after={"banned": banned})
-    text, markup = await card(await users.get(callback_data.user_id), orders, subscriptions, whales, settings)
+    text, markup = await card(await services.users.get(callback_data.user_id), services)
     await show(query, text, markup, note=_("Banned.") if banned else _("Unbanned."))
 
 

@@ -11,8 +11,9 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.wiring import Services
 from services.whale_input import Invalid, parse_bool, parse_twitter
-from services.whales import ImportReport, WhaleService
+from services.whales import ImportReport
 
 MAX_CSV_BYTES = 5 * 1024 * 1024
 MAX_REASONS = 20
@@ -37,7 +38,8 @@ def report_text(report: ImportReport) -> str:
     return "\n".join(lines)
 
 
-async def import_csv(message: Message, bot: Bot, whales: WhaleService) -> None:
+async def import_csv(message: Message, bot: Bot, services: Services) -> None:
+    whales = services.whales
     document = message.document
     if document.file_size and document.file_size > MAX_CSV_BYTES:
         await message.answer(_("That file is too big: up to 5 MB per import."))
@@ -62,7 +64,8 @@ async def import_usage(message: Message) -> None:
     await message.answer(usage())
 
 
-async def whale_set(message: Message, command: CommandObject, whales: WhaleService) -> None:
+async def whale_set(message: Message, command: CommandObject, services: Services) -> None:
+    whales = services.whales
     parts = (command.args or "").split()
     if len(parts) < 3:
         await message.answer(_("Usage: /whale_set CHAIN ADDRESS verified=yes|no twitter=@handle|- label=Name"))
