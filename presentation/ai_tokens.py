@@ -11,7 +11,7 @@ from services import ai_tokens
 from services.ai_tokens import IssuedKey, price_per_million
 from services.money import money_text
 from services.openrouter import ModelPrice
-from services.products import Product
+from services.products import Product, ProductParts
 
 
 class AiTokenTexts:
@@ -50,6 +50,6 @@ def per_million(model: ModelPrice, markup: Decimal) -> str:
     return f"${price_per_million(model, markup):,}"
 
 
-def ai_tokens_product(parts) -> Product:
+def ai_tokens_product(parts: ProductParts) -> Product:
     """The AI-token product (services.ai_tokens.ai_tokens_product) told in these words."""
     return ai_tokens.ai_tokens_product(parts, AiTokenTexts())

@@ -10,7 +10,7 @@ from aiogram.utils.i18n import gettext as _
 
 from services import plan_sales
 from services.plan_sales import PlanActivated
-from services.products import Product
+from services.products import Product, ProductParts
 from services.subscriptions import CreditBack, PlanTakenBack
 
 
@@ -64,6 +64,6 @@ class PlanTexts:
         return "\n".join(lines)
 
 
-def plan_product(parts) -> Product:
+def plan_product(parts: ProductParts) -> Product:
     """The plans product (services.plan_sales.plan_product) told in these words, dates in `settings.tz`."""
     return plan_sales.plan_product(parts, PlanTexts(parts.settings.tz))

@@ -13,20 +13,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 from sqlalchemy import select
 
 from db.engine import Database
 from db.models import Order
-from services.money import money_text, plain
+from services.money import plain
 from services.openrouter import KeyInfo, ModelPrice, OpenRouterClient, OpenRouterError
 from services.orders import Status
 from services.placed import Placed, PlaceProblem
 from services.products import Command, Delivery, FulfilmentFailed, MenuEntry, Product, TakenBack
 from services.vault import SecretVault
+
+if TYPE_CHECKING:
+    from services.products import ProductParts
 
 log = logging.getLogger(__name__)
 
@@ -299,60 +301,23 @@ def price_per_million(model: ModelPrice, markup: Decimal) -> Decimal:
     return (model.completion * 1_000_000 * (1 + markup)).quantize(CENT, rounding=ROUND_CEILING)
 
 
-def ai_tokens_product(app, wording: AiTokenWording | None = None) -> Product:
-    """AI tokens as the app sells them (handlers: handlers/user/ai_tokens.py; wording:
-    presentation.ai_tokens, whose `ai_tokens_product` passes it). /orders shows the credit left on each
-    delivered key, asked of OpenRouter."""
-    shop: AiTokenShop = app.ai_tokens
-    said = wording or _LegacyWording()
+def ai_tokens_product(parts: ProductParts, wording: AiTokenWording) -> Product:
+    """AI tokens as the app sells them, told in `wording` (the app registers
+    presentation.ai_tokens.ai_tokens_product, which passes its own; handlers: handlers/user/ai_tokens.py).
+    /orders shows the credit left on each delivered key, asked of OpenRouter."""
+    shop = parts.ai_tokens
 
     async def order_lines(orders: list[Order]) -> dict[int, list[str]]:
         keys = {o.id: (o.delivery or {}).get("key_last4", "") for o in orders}
-        return {order_id: [said.credit_left(keys[order_id], left, limit)]
+        return {order_id: [wording.credit_left(keys[order_id], left, limit)]
                 for order_id, (left, limit) in (await shop.credit_left(orders)).items()}
 
     return Product(
-        id=PRODUCT, name=__("AI tokens"), fulfiller=AiTokenFulfiller(app.openrouter, app.vault, said),
+        id=PRODUCT, name=__("AI tokens"), fulfiller=AiTokenFulfiller(parts.openrouter, parts.vault, wording),
         order_lines=order_lines, menu=MenuEntry("tokens", __("🤖 AI tokens")),
         commands=(Command("tokens", __("Buy AI tokens"),
                           help=__("/tokens — buy AI tokens: pick a model and a package, pay, get your API key")),))
 
 
-# --- moved to presentation.ai_tokens; kept only while handlers/user/ai_tokens.py imports per_million and
-# bot/wiring.py builds the product without wording. Delete this block (and `wording`'s default) then.
-
-def per_million(model: ModelPrice, markup: Decimal) -> str:
+def per_million(model: ModelPrice, markup: Decimal) -> str:  # moved: use presentation.ai_tokens.per_million
     return f"${price_per_million(model, markup):,}"
-
-
-class _LegacyWording:
-    def delivered(self, issued: IssuedKey) -> str:
-        return _legacy_delivery_text(issued.key, issued.model, issued.tokens, issued.base_url)
-
-    def takes_back(self, key_last4: str | None) -> str:
-        if key_last4:
-            return _("the API key …{last4} is switched off at once").format(last4=key_last4)
-        return _("nothing: no key was delivered yet, and none will be")
-
-    def taken_back(self, key_last4: str | None) -> str:
-        if key_last4:
-            return _("🔑 Your API key …{last4} has been switched off.").format(last4=key_last4)
-        return _("🔑 No key will be issued for this order.")
-
-    def credit_left(self, key_last4: str, left: Decimal, limit: Decimal) -> str:
-        return _("🔑 Key …{last4}: {left} of {limit} credit left").format(
-            last4=key_last4, left=money_text(left), limit=money_text(limit))
-
-
-def _legacy_delivery_text(key: str, model: str, tokens: int, base_url: str) -> str:
-    return _(
-        "🤖 <b>Your AI tokens are ready</b>\n\n"
-        "Model: <code>{model}</code> · {tokens} tokens\n"
-        "API key (shown only once — save it now):\n<code>{key}</code>\n\n"
-        "Base URL: <code>{base_url}</code>\n"
-        "Example:\n<pre>curl {base_url}/chat/completions \\\n"
-        "  -H \"Authorization: Bearer {key}\" \\\n"
-        "  -H \"Content-Type: application/json\" \\\n"
-        "  -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'</pre>\n"
-        "Check what's left any time in /orders."
-    ).format(model=model, tokens=f"{tokens:,}", key=key, base_url=base_url)

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
-from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import lazy_gettext as __
 
 from db.models import Order
@@ -27,6 +26,9 @@ from services.plan_upgrade import AFTER, CREDIT, DOWNGRADE, end_credited, move_a
 from services.plans import PLANS, Plan
 from services.products import Command, Delivery, FulfilmentFailed, MenuEntry, Product, TakenBack
 from services.subscriptions import CreditBack, PlanTakenBack, SubscriptionService, take_back_plan, voided_credit
+
+if TYPE_CHECKING:
+    from services.products import ProductParts
 
 PRODUCT = "plan"
 
@@ -151,62 +153,16 @@ class PlanFulfiller:
         return TakenBack(lambda: self.wording.taken_back(taken), taken.record())
 
 
-def plan_product(app, wording: PlanWording | None = None) -> Product:
-    """Signal plans as the app sells them (handlers: handlers/user/plans.py and signals.py; wording:
-    presentation.plans, whose `plan_product` passes it)."""
+def plan_product(parts: ProductParts, wording: PlanWording) -> Product:
+    """Signal plans as the app sells them, told in `wording` (the app registers
+    presentation.plans.plan_product, which passes its own; handlers: handlers/user/plans.py and signals.py)."""
     return Product(
-        id=PRODUCT, name=__("Plans"),
-        fulfiller=PlanFulfiller(app.subscriptions, app.channel, wording or _LegacyWording(app.settings.tz)),
+        id=PRODUCT, name=__("Plans"), fulfiller=PlanFulfiller(parts.subscriptions, parts.channel, wording),
         menu=MenuEntry("plans", __("📈 Signal plans")),
         commands=(Command("plans", __("Signal subscription plans"), help=__("/plans — signal subscription plans")),
                   Command("signals", __("My signals and filters"),
                           help=__("/signals — your subscription, latest signals and filters"))))
 
 
-# --- moved to presentation.plans; kept only while handlers import format_end from here and bot/wiring.py
-# builds the product without wording. Delete this block (and `wording`'s default) then.
-
-def format_end(when: datetime, tz: ZoneInfo) -> str:
+def format_end(when: datetime, tz: ZoneInfo) -> str:  # moved: use presentation.plans.format_end
     return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
-
-
-class _LegacyWording:
-    def __init__(self, tz: ZoneInfo) -> None:
-        self.tz = tz
-
-    def activated(self, activated: PlanActivated) -> str:
-        plan_name, ends = activated.plan, format_end(activated.ends_at, self.tz)
-        if activated.starts_at:
-            lines = [_("✅ <b>{plan} plan</b> bought: it starts {starts}, when your current plan's time ends, and "
-                       "runs until {ends}.").format(plan=plan_name, starts=format_end(activated.starts_at, self.tz),
-                                                    ends=ends)]
-        else:
-            lines = [_("✅ <b>{plan} plan active</b> until {ends}.").format(plan=plan_name, ends=ends)]
-        if activated.invite:
-            lines.append(_("🔑 Your private channel invite (one person, one use): {link}").format(
-                link=activated.invite))
-        elif activated.invite_failed:
-            lines.append(_("The private channel invite could not be made right now; get it any time from /plans."))
-        lines.append(_("Renew any time in /plans: new time is added to what's left."))
-        return "\n".join(lines)
-
-    def takes_back(self, credit: CreditBack | None) -> str:
-        text = _("the plan time bought with this order ends at once (and the private channel, if no other "
-                 "paid time remains)")
-        if credit:
-            text += _("; the credit it used is void, so the {days} days of the {plan} plan it ended resume").format(
-                days=credit.days, plan=credit.plan)
-        return text
-
-    def taken_back(self, taken: PlanTakenBack) -> str:
-        lines = [_("📅 The plan time bought with this order has been removed.")]
-        for credit in taken.resumed:
-            lines.append(_("↩️ The {days} days of your <b>{plan}</b> plan that were credited to this upgrade are "
-                           "yours again: they resume now.").format(days=credit.days, plan=credit.plan))
-        if taken.plan_now.is_paid:
-            lines.append(_("You keep the <b>{plan}</b> plan you paid for separately.").format(plan=taken.plan_now.name))
-        else:
-            lines.append(_("You're on the Free plan now."))
-            if taken.left_channel:
-                lines.append(_("Your access to the private channel has ended."))
-        return "\n".join(lines)
