@@ -9,25 +9,13 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
+from presentation.broadcasts import progress_text as progress_text  # moved; handlers import it from here
 from processing.notify import Notifier
 from services.broadcasts import BroadcastService, Progress
 
 
 class BroadcastCancel(CallbackData, prefix="bcx"):
     id: RowId
-
-
-def progress_text(p: Progress) -> str:
-    if p.broadcast.status == "cancelled":
-        head = _("⛔ Broadcast #{id} cancelled.").format(id=p.broadcast.id)
-    elif p.finished:
-        head = _("✅ Broadcast #{id} finished.").format(id=p.broadcast.id)
-    else:
-        head = _("📣 Broadcast #{id} is sending…").format(id=p.broadcast.id)
-    return head + "\n\n" + _(
-        "Sent: {sent} of {total}\nBlocked the bot: {blocked}\nFailed: {failed}\nWaiting: {waiting}"
-        "\nNot sent (cancelled): {cancelled}").format(
-        sent=p.sent, total=p.total, blocked=p.blocked, failed=p.failed, waiting=p.waiting, cancelled=p.cancelled)
 
 
 def cancel_keyboard(broadcast_id: int) -> InlineKeyboardMarkup:
