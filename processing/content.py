@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from enum import StrEnum
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
@@ -36,13 +37,19 @@ CATCH_UP_LOOKBACK = timedelta(hours=24)
 CLAIM_LEASE = timedelta(minutes=15)
 
 
+class PostStatus(StrEnum):
+    POSTED = "posted"
+    DRY_RUN = "dry_run"  # sent to the admins only (TELEGRAM_CONTENT_DRY_RUN)
+    FAILED = "failed"
+    TAKEN = "taken"  # another process (or an earlier run) has the slot
+    SKIPPED = "skipped"  # a missed slot, logged and not posted late
+
 
 @dataclass(frozen=True, slots=True)
 class PostResult:
-    """What became of one publish request. `status`: posted, dry_run, failed, or taken (someone else has
-    the slot)."""
+    """What became of one publish request."""
 
-    status: str
+    status: PostStatus
     kind: str | None = None
     topic: str | None = None
     message_id: int | None = None
@@ -101,13 +108,13 @@ class ContentPublisher:
         if late > self.grace:
             if await self.content.skip(key, slot_at, f"missed by {_minutes(late)} min (grace {_minutes(self.grace)})"):
                 log.warning("content slot %s missed by %s min: skipped", key, _minutes(late))
-                metrics.CONTENT_POSTS.labels(status="skipped").inc()
-                return PostResult("skipped")
-            return PostResult("taken")
+                metrics.CONTENT_POSTS.labels(status=PostStatus.SKIPPED).inc()
+                return PostResult(PostStatus.SKIPPED)
+            return PostResult(PostStatus.TAKEN)
         claim = await self.content.claim(key, slot_at, "schedule")
         if claim is None:
             log.info("content slot %s is already taken", key)
-            return PostResult("taken")
+            return PostResult(PostStatus.TAKEN)
         if late > timedelta(minutes=1):
             log.info("content slot %s posted %s min late", key, _minutes(late))
         return await self._generate_and_send(claim)
@@ -118,7 +125,7 @@ class ContentPublisher:
         """/post_now: a manual post under its own unique key (a redelivered command posts once)."""
         claim = await self.content.claim(f"manual:{key}", self.clock(), "manual", kind)
         if claim is None:
-            return PostResult("taken")
+            return PostResult(PostStatus.TAKEN)
         return await self._generate_and_send(claim)
 
     async def publish_draft(self, draft_id: int, kind: str, topic: str, text: str,
@@ -126,7 +133,7 @@ class ContentPublisher:
         """A previewed draft, as it was shown."""
         claim = await self.content.claim(f"draft:{draft_id}", self.clock(), "draft", kind, topic)
         if claim is None:
-            return PostResult("taken")
+            return PostResult(PostStatus.TAKEN)
         return await self._send(claim, Draft(kind, topic, text, generation_id or 0, False), generation_id)
 
     # ----------------------------------------------------------------- the work
@@ -137,8 +144,8 @@ class ContentPublisher:
         except Exception as exc:  # the database, most likely: the claim stays failed, nothing is sent
             log.exception("content: generating %s failed", claim.slot_key)
             await self.content.finish(claim.post_id, "failed", error=f"generation: {exc!r}"[:500])
-            metrics.CONTENT_POSTS.labels(status="failed").inc()
-            return PostResult("failed", claim.kind, claim.topic, error=str(exc))
+            metrics.CONTENT_POSTS.labels(status=PostStatus.FAILED).inc()
+            return PostResult(PostStatus.FAILED, claim.kind, claim.topic, error=str(exc))
         metrics.CONTENT_GENERATIONS.labels(source="template" if draft.fallback_used else "model").inc()
         return await self._send(claim, draft, draft.generation_id)
 
@@ -158,8 +165,8 @@ class ContentPublisher:
                     log.info("dry-run post not delivered to admin %s: %s", admin_id, exc.message)
             await self.content.finish(claim.post_id, "dry_run", text=draft.text, generation_id=generation_id,
                                       error=None if delivered else "no admin received the dry run")
-            metrics.CONTENT_POSTS.labels(status="dry_run").inc()
-            return PostResult("dry_run", **result)
+            metrics.CONTENT_POSTS.labels(status=PostStatus.DRY_RUN).inc()
+            return PostResult(PostStatus.DRY_RUN, **result)
         if s.telegram_chat_id is None:
             error = "TELEGRAM_CHAT_ID is not set"
         else:
@@ -170,17 +177,17 @@ class ContentPublisher:
             else:
                 await self.content.finish(claim.post_id, "posted", text=draft.text, generation_id=generation_id,
                                           chat_id=message.chat.id, message_id=message.message_id)
-                metrics.CONTENT_POSTS.labels(status="posted").inc()
+                metrics.CONTENT_POSTS.labels(status=PostStatus.POSTED).inc()
                 log.info("content: %s post %s sent (message %s)", claim.kind, claim.slot_key, message.message_id)
-                return PostResult("posted", message_id=message.message_id, **result)
+                return PostResult(PostStatus.POSTED, message_id=message.message_id, **result)
         log.error("content: %s not posted: %s", claim.slot_key, error)
         await self.content.finish(claim.post_id, "failed", text=draft.text, generation_id=generation_id, error=error)
-        metrics.CONTENT_POSTS.labels(status="failed").inc()
+        metrics.CONTENT_POSTS.labels(status=PostStatus.FAILED).inc()
         if claim.source == "schedule":  # nobody is watching: tell the admins
             await self.notifier.alert_admins(lambda: _(
                 "⚠️ The scheduled {kind} post ({slot}) was not published: {error}").format(
                 kind=claim.kind, slot=html.escape(claim.slot_key), error=html.escape(error)))
-        return PostResult("failed", error=error, **result)
+        return PostResult(PostStatus.FAILED, error=error, **result)
 
 
 def _minutes(delta: timedelta) -> int:
