@@ -18,20 +18,11 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.wiring import Services
 from handlers.admin.panel import notice, reply_target, show
 from handlers.user.orders import orders_text
+from presentation.refunds import admin_request_line, owed_text
 from presentation.texts import status_label
-from processing.refunds import (
-    EXCESS,
-    FULL,
-    SENT,
-    Owed,
-    Preview,
-    RefundAct,
-    RefundResult,
-    SentCb,
-    admin_request_line,
-    owed_text,
-)
+from processing.refunds import HandRefundProblem, Owed, Preview, RefundAct, RefundProblem, RefundResult, SentCb
 from services.money import usd
+from services.refunds import RefundKind, RequestState
 
 MAX_ORDER_ID = 2**31 - 1
 
@@ -48,25 +39,29 @@ def order_id_arg(text: str | None) -> int | None:
     return int(value)
 
 
-def refund_problem(order_id: int | str, reason: str) -> str:
-    """Why a refund did not happen, in words (RefundResult.reason is a code)."""
-    if reason == "not_found":
-        return _("Order #{id} doesn't exist.").format(id=order_id)
-    if reason.startswith("status:"):
-        return _("Order #{id} is {status}: nothing to refund.").format(id=order_id, status=status_label(reason[7:]))
-    if reason == "no_excess":
-        return _("Order #{id} has no overpaid amount left to refund.").format(id=order_id)
-    if reason.startswith("credited:"):
-        return _("Order #{id} can't be refunded on its own: its unused plan time was credited to upgrade order "
-                 "#{upgrade}, so refunding it would pay that value twice. Refund order #{upgrade} instead: that "
-                 "takes back the higher plan and gives this order's time back; refund #{id} after that if "
-                 "needed.").format(id=order_id, upgrade=reason.partition(":")[2])
-    if reason == "already":
-        return _("Order #{id} is already being refunded.").format(id=order_id)
-    if reason == "provider_unavailable":
-        reason = _("its payment provider is switched off, so the payment can't be returned")
-    return _("Refund of order #{id} failed: {reason}. Nothing was changed.").format(
-        id=order_id, reason=html.escape(reason.removeprefix("telegram:")))
+def refund_problem(order_id: int, refusal: RefundProblem, *, status: str | None = None,
+                   credited_to: int | None = None, detail: str = "") -> str:
+    """Why a refund did not happen, in words (`status`, `credited_to`, `detail`: as the refusal has them)."""
+    match refusal:
+        case RefundProblem.NOT_FOUND:
+            return _("Order #{id} doesn't exist.").format(id=order_id)
+        case RefundProblem.NO_MONEY:
+            return _("Order #{id} is {status}: nothing to refund.").format(id=order_id,
+                                                                        status=status_label(status or "?"))
+        case RefundProblem.NO_EXCESS:
+            return _("Order #{id} has no overpaid amount left to refund.").format(id=order_id)
+        case RefundProblem.CREDITED:
+            return _("Order #{id} can't be refunded on its own: its unused plan time was credited to upgrade "
+                     "order #{upgrade}, so refunding it would pay that value twice. Refund order #{upgrade} "
+                     "instead: that takes back the higher plan and gives this order's time back; refund #{id} "
+                     "after that if needed.").format(id=order_id, upgrade=credited_to)
+        case RefundProblem.ALREADY:
+            return _("Order #{id} is already being refunded.").format(id=order_id)
+        case RefundProblem.PROVIDER_UNAVAILABLE:
+            reason = _("its payment provider is switched off, so the payment can't be returned")
+        case _:
+            reason = html.escape(detail.removeprefix("telegram:"))
+    return _("Refund of order #{id} failed: {reason}. Nothing was changed.").format(id=order_id, reason=reason)
 
 
 def _owed_line(item: Owed) -> str:
@@ -82,7 +77,7 @@ def preview_text(preview: Preview) -> str:
     order = preview.order
     lines = [_("↩️ <b>Refund order #{id}</b> to user <code>{user}</code>?").format(id=order.id, user=order.user_id),
              f"{html.escape(order.title)} · {usd(order.amount_cents)} · {status_label(order.status)}"]
-    if preview.kind == EXCESS:
+    if preview.kind == RefundKind.EXCESS:
         lines.append(_("Only what was paid over the price goes back; the order stays as it is."))
     elif preview.takes_back:
         lines.append(_("Takes back: {what}.").format(what=preview.takes_back()))
@@ -96,17 +91,17 @@ def preview_markup(preview: Preview, back: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("✅ Confirm refund"), callback_data=RefundAct(action="yes", order_id=order_id,
                                                                        kind=preview.kind, back=back))
-    if preview.kind == FULL and preview.excess:
+    if preview.kind == RefundKind.FULL and preview.excess:
         over = ", ".join(owed_text(o.amount, o.asset) for o in preview.excess)
         builder.button(text=_("↩️ Refund only the overpaid {amount}").format(amount=over),
-                       callback_data=RefundAct(action="yes", order_id=order_id, kind=EXCESS, back=back))
+                       callback_data=RefundAct(action="yes", order_id=order_id, kind=RefundKind.EXCESS, back=back))
     builder.button(text=_("Cancel"), callback_data=RefundAct(action="no", order_id=order_id, back=back))
     builder.adjust(1)
     return builder.as_markup()
 
 
 def result_text(result: RefundResult) -> str:
-    if result.kind == FULL:
+    if result.kind == RefundKind.FULL:
         lines = [_("↩️ Order #{id} refunded; the buyer has been told what changes.").format(id=result.order_id)]
         if result.taken_back is not None:
             lines.append(result.taken_back.text())
@@ -130,10 +125,10 @@ def back_markup(user_id: int) -> InlineKeyboardMarkup | None:
     return builder.as_markup()
 
 
-def sent_answer(request_id: int, problem: str | None) -> str:
+def sent_answer(problem: HandRefundProblem | None) -> str:
     if problem is None:
         return _("✅ Recorded; the buyer has been sent the transaction.")
-    if problem == "state":
+    if problem == HandRefundProblem.STATE:
         return _("That refund is not waiting to be sent by hand (already recorded?). Nothing was changed.")
     return _("No such refund. Nothing was changed.")
 
@@ -147,13 +142,14 @@ async def ask_refund(event: Message | CallbackQuery, services: Services, command
         if order_id is None:
             await event.answer(_("Usage: /refund ORDER_ID, e.g. /refund 42"))
             return
-        kind, back = FULL, 0
+        kind, back = RefundKind.FULL, 0
     else:
         order_id, back = callback_data.order_id, callback_data.back
-        kind = callback_data.kind if callback_data.kind in (FULL, EXCESS) else FULL
+        kind = callback_data.kind if callback_data.kind in (RefundKind.FULL, RefundKind.EXCESS) else RefundKind.FULL
     preview = await services.refunds.preview(order_id, kind)
-    if preview.problem:
-        await notice(event, refund_problem(order_id, preview.problem))
+    if preview.refusal:
+        await notice(event, refund_problem(order_id, preview.refusal, status=preview.order and preview.order.status,
+                                           credited_to=preview.credited_to))
         return
     text, markup = preview_text(preview), preview_markup(preview, back)
     if back:
@@ -163,12 +159,13 @@ async def ask_refund(event: Message | CallbackQuery, services: Services, command
 
 
 async def confirmed(query: CallbackQuery, callback_data: RefundAct, services: Services) -> None:
-    if callback_data.kind not in (FULL, EXCESS):
+    if callback_data.kind not in (RefundKind.FULL, RefundKind.EXCESS):
         await notice(query, _("This button is no longer active."))
         return
     result = await services.refunds.refund(callback_data.order_id, admin_id=query.from_user.id, kind=callback_data.kind)
     if not result.ok:
-        await notice(query, refund_problem(callback_data.order_id, result.reason))
+        await notice(query, refund_problem(callback_data.order_id, result.refusal, status=result.order_status,
+                                           credited_to=result.credited_to, detail=result.detail))
         return
     await show(query, result_text(result), back_markup(callback_data.back), note=_("Refund recorded."))
 
@@ -180,7 +177,7 @@ async def cancelled(query: CallbackQuery, callback_data: RefundAct) -> None:
 
 async def record_start(query: CallbackQuery, callback_data: SentCb, services: Services, state: FSMContext) -> None:
     request = await services.refunds.request(callback_data.request_id)
-    if request is None or request.state == SENT:
+    if request is None or request.state == RequestState.SENT:
         await notice(query, _("That refund is already recorded as sent."))
         return
     await state.set_state(RecordTx.reference)
@@ -192,12 +189,12 @@ async def record_start(query: CallbackQuery, callback_data: SentCb, services: Se
 async def record_reference(message: Message, services: Services, state: FSMContext) -> None:
     request_id = (await state.get_data()).get("refund_request", 0)
     problem = await services.refunds.record_sent(request_id, message.text, admin_id=message.from_user.id)
-    if problem == "bad_reference":
+    if problem == HandRefundProblem.BAD_REFERENCE:
         await message.answer(_("That doesn't look like a transaction reference (letters, digits, - _ :, "
                                "6–200 characters). Send it again, or /cancel."))
         return
     await state.clear()
-    await message.answer(sent_answer(request_id, problem))
+    await message.answer(sent_answer(problem))
 
 
 async def refund_done(message: Message, command: CommandObject, services: Services) -> None:
@@ -212,11 +209,11 @@ async def refund_done(message: Message, command: CommandObject, services: Servic
         await message.answer(_("Order #{id} has no refund waiting to be sent by hand.").format(id=order_id))
         return
     problem = await refunds.record_sent(request.id, args[1], admin_id=message.from_user.id)
-    if problem == "bad_reference":
+    if problem == HandRefundProblem.BAD_REFERENCE:
         await message.answer(_("That doesn't look like a transaction reference (letters, digits, - _ :, "
                                "6–200 characters)."))
         return
-    await message.answer(sent_answer(request.id, problem))
+    await message.answer(sent_answer(problem))
 
 
 async def user_orders(message: Message, command: CommandObject, services: Services) -> None:

@@ -2,6 +2,7 @@
 same handler."""
 
 import importlib
+from datetime import timedelta
 
 from aiogram import Router
 
@@ -44,3 +45,17 @@ async def test_export_with_digits_that_are_not_ascii_gets_the_usage(harness):
         await harness.send(ADMIN_ID, f"/export {days}")
         assert "Usage: /export DAYS" in harness.session.texts_to(ADMIN_ID)[-1], days
     assert not harness.session.of("SendDocument")
+
+
+async def test_refund_refusals_are_told_in_words(harness):
+    await harness.users.seen(12, username=None, first_name="Buyer", language_code="en")
+    order = await harness.app.orders.create(user_id=12, product="ai_tokens", product_ref="x", title="t",
+                                            amount_cents=500, ttl=timedelta(minutes=30))
+    await harness.send(ADMIN_ID, "/refund 999999")
+    assert harness.session.texts_to(ADMIN_ID)[-1] == "Order #999999 doesn't exist."
+    await harness.send(ADMIN_ID, f"/refund {order.id}")
+    assert harness.session.texts_to(ADMIN_ID)[-1].endswith(": nothing to refund.")
+    harness.session.clear()
+    await harness.press(ADMIN_ID, f"rf:yes:{order.id}:full:0")  # a stale Confirm: the order holds no money
+    [answer] = harness.session.of("AnswerCallbackQuery")
+    assert answer.show_alert and answer.text.startswith(f"Order #{order.id} is ") and "nothing to refund" in answer.text
