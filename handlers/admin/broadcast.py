@@ -14,7 +14,8 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.wiring import Services
 from handlers.admin.panel import notice, reply_target, show
-from processing.broadcast_progress import BroadcastCancel, cancel_keyboard, progress_text
+from presentation.broadcasts import progress_text
+from processing.broadcast_progress import BroadcastCancel, cancel_keyboard
 from services.broadcasts import BroadcastService, audiences
 from services.plans import PLANS
 

@@ -15,7 +15,7 @@ from bot.callbacks import RowId
 from bot.wiring import Services
 from config.settings import Settings
 from handlers.admin.panel import AdminMenu, notice, panel_keyboard, show
-from processing.content import PostResult
+from processing.content import PostResult, PostStatus
 from services.content import KINDS, ContentService, Draft, with_header
 
 
@@ -56,12 +56,12 @@ def draft_text(draft: Draft) -> str:
 
 def result_text(result: PostResult) -> str:
     topic = html.escape(result.topic or "")
-    if result.status == "posted":
+    if result.status == PostStatus.POSTED:
         text = _("✅ The {kind} post on “{topic}” is in the channel.").format(kind=result.kind, topic=topic)
-    elif result.status == "dry_run":
+    elif result.status == PostStatus.DRY_RUN:
         text = _("🧪 Dry run: the {kind} post on “{topic}” went to the admins, not to the channel.").format(
             kind=result.kind, topic=topic)
-    elif result.status == "failed":
+    elif result.status == PostStatus.FAILED:
         return _("❌ The post was not published: {error}").format(error=html.escape(result.error or "?"))
     else:
         return _("This post has already been handled.")
