@@ -1,7 +1,8 @@
-"""Handlers are importable module-level functions (issue #15), and a command and its panel button run the
-same handler."""
+"""Admin, /cancel, fallback and Telegram-payment handlers are importable module-level functions taking
+`services` (issue #15), and a command and its panel button run the same handler."""
 
 import importlib
+import inspect
 from datetime import timedelta
 
 from aiogram import Router
@@ -12,6 +13,10 @@ from tests.conftest import ADMIN_ID
 
 #: Modules whose handlers are module-level functions.
 MODULES = ("handlers.admin", "handlers.common", "handlers.fallback", "handlers.payments")
+#: The services' old one-by-one names: no handler asks for them any more.
+OLD_NAMES = {"users", "i18n", "db", "orders", "checkout", "payments", "refunds", "notifier", "ai_tokens", "audit",
+             "alerts", "content", "publisher", "signals", "broadcasts", "signal_delivery", "broadcast_progress",
+             "subscriptions", "whales", "plan_shop", "channel", "admin_prefs", "products", "settings"}
 
 
 def handlers_of(routers: list[Router]):
@@ -23,13 +28,14 @@ def handlers_of(routers: list[Router]):
             yield from observer.handlers
 
 
-def test_every_handler_is_importable_by_its_name():
+def test_every_handler_is_a_module_level_function_taking_services():
     routers = [admin.build_router([ADMIN_ID]), common.build_router(), fallback.build_router(), payments.build_router()]
     found = [h.callback for h in handlers_of(routers)]
     assert len(found) > 30
     for callback in found:
         assert callback.__module__.startswith(MODULES), callback
         assert getattr(importlib.import_module(callback.__module__), callback.__qualname__) is callback, callback
+        assert not OLD_NAMES & set(inspect.signature(callback).parameters), callback
 
 
 def test_a_command_and_its_panel_button_share_one_handler():
