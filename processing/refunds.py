@@ -37,7 +37,6 @@ from db.base import utcnow
 from db.engine import Database
 from db.models import Invoice, Order, Payment
 from db.models_refunds import Refund, RefundRequest
-from presentation.refunds import admin_request_line as admin_request_line  # moved; handlers import it here
 from presentation.refunds import admin_send_text, announced_text, buyer_text, failed_text, money_line, sent_text
 from presentation.refunds import owed_text as owed_text  # moved; handlers import it from here
 from processing.notify import Notifier
@@ -154,18 +153,6 @@ class HandRefundProblem(StrEnum):
     BAD_REFERENCE = "bad_reference"
 
 
-def _legacy_code(refusal: RefundProblem | None, order_status: str | None, credited_to: int | None,
-                 detail: str) -> str:
-    """The code string handlers compared before `refusal` (e.g. "status:pending", "credited:12")."""
-    if refusal is None:
-        return ""
-    if refusal == RefundProblem.NO_MONEY:
-        return f"status:{order_status}"
-    if refusal == RefundProblem.CREDITED:
-        return f"credited:{credited_to}"
-    return detail if refusal == RefundProblem.CHANGED else str(refusal)
-
-
 @dataclass
 class Preview:
     """What a refund would do; `refusal` when it can't be done."""
@@ -177,10 +164,6 @@ class Preview:
     excess: list[Owed] = field(default_factory=list)  # for a full preview: what an excess refund would send
     refusal: RefundProblem | None = None
     credited_to: int | None = None  # with CREDITED: the upgrade order holding this order's value
-
-    @property
-    def problem(self) -> str | None:  # moved: read `refusal`; kept while handlers/admin/orders.py reads this
-        return _legacy_code(self.refusal, self.order and self.order.status, self.credited_to, "") or None
 
 
 @dataclass
@@ -195,10 +178,6 @@ class RefundResult:
     order_status: str | None = None  # with NO_MONEY
     credited_to: int | None = None  # with CREDITED
     detail: str = ""  # with CHANGED
-
-    @property
-    def reason(self) -> str:  # moved: read `refusal`; kept while handlers/admin/orders.py reads this
-        return _legacy_code(self.refusal, self.order_status, self.credited_to, self.detail)
 
 
 def address_markup(requests: list[RefundRequest]) -> InlineKeyboardMarkup | None:
