@@ -9,7 +9,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
-from presentation.broadcasts import progress_text as progress_text  # moved; handlers import it from here
+from presentation.broadcasts import progress_text
 from processing.notify import Notifier
 from services.broadcasts import BroadcastService, Progress
 
