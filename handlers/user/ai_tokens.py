@@ -13,10 +13,10 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Count, Index
 from bot.keyboards import Menu
+from bot.screens import refuse, show
+from bot.wiring import Services
 from handlers.user.checkout import offer_payment
-from processing.alerts import AdminAlerts
 from services.ai_tokens import PACKAGES, AiTokenShop, per_million
-from services.checkout import CheckoutService
 from services.money import usd
 
 
@@ -96,86 +96,88 @@ async def packages_screen(shop: AiTokenShop, index: int) -> tuple[str, InlineKey
     return text, builder.as_markup()
 
 
+async def show_models(event: Message | CallbackQuery, services: Services, state: FSMContext) -> None:
+    """/tokens and its menu button: the models on sale (leaving a custom amount being typed)."""
+    await state.clear()
+    await show(event, *await models_screen(services.ai_tokens))
+
+
+async def pick_model(query: CallbackQuery, callback_data: TokModel, services: Services) -> None:
+    screen = await packages_screen(services.ai_tokens, callback_data.i)
+    if screen is None:
+        await refuse(query, problem_text("unknown_model", services.ai_tokens))
+        return
+    await show(query, *screen)
+
+
+async def place(target: Message, user_id: int, index: int, tokens: int, *, edit: bool,
+                services: Services) -> str | None:
+    """Create the order and offer its payment; the problem if there is none to pay."""
+    placed = await services.ai_tokens.place(user_id, index, tokens)
+    if placed.problem == "no_headroom":
+        await services.alerts.low_headroom_at_sale()
+    if placed.problem:
+        return placed.problem
+    await offer_payment(target, placed.order, services.checkout, edit=edit)
+    return None
+
+
+async def buy_package(query: CallbackQuery, callback_data: TokBuy, services: Services) -> None:
+    problem = await place(query.message, query.from_user.id, callback_data.i, callback_data.tokens, edit=True,
+                          services=services)
+    if problem:
+        await refuse(query, problem_text(problem, services.ai_tokens))
+    else:
+        await query.answer()
+
+
+async def ask_amount(query: CallbackQuery, callback_data: TokCustom, services: Services, state: FSMContext) -> None:
+    shop = services.ai_tokens
+    model = await shop.prices.model(callback_data.i)
+    if model is None or not shop.rules.sellable(model):
+        await refuse(query, problem_text("unknown_model", shop))
+        return
+    await state.set_state(CustomAmount.tokens)
+    await state.update_data(model_index=callback_data.i)
+    await show(query, _("✍️ How many tokens of {name}? Send a whole number from {low:,} to {high:,}.\n\n"
+                        "/cancel to stop.").format(name=model.name, low=shop.rules.min_tokens,
+                                                   high=shop.rules.max_tokens(model)))
+
+
+async def custom_amount(message: Message, state: FSMContext, services: Services) -> None:
+    shop = services.ai_tokens
+    index = (await state.get_data())["model_index"]
+    model = await shop.prices.model(index)
+    if model is None:
+        await state.clear()
+        await message.answer(problem_text("unknown_model", shop))
+        return
+    high = shop.rules.max_tokens(model)
+    tokens, problem = shop.rules.parse_custom(message.text, model)
+    if problem is None:
+        problem = await place(message, message.from_user.id, index, tokens, edit=False, services=services)
+    if problem in ("not_a_number", "too_few", "too_many"):
+        await message.answer(problem_text(problem, shop, high=high))  # stays in the flow
+        return
+    await state.clear()
+    if problem:
+        await message.answer(problem_text(problem, shop, high=high))
+
+
+async def custom_not_text(message: Message, services: Services, state: FSMContext) -> None:
+    shop = services.ai_tokens
+    model = await shop.prices.model((await state.get_data())["model_index"])
+    high = shop.rules.max_tokens(model) if model else 0
+    await message.answer(problem_text("not_a_number", shop, high=high))
+
+
 def build_router() -> Router:
     router = Router(name="ai_tokens")
-
-    @router.message(Command("tokens"))
-    async def tokens_command(message: Message, ai_tokens: AiTokenShop):
-        text, markup = await models_screen(ai_tokens)
-        await message.answer(text, reply_markup=markup)
-
-    @router.callback_query(Menu.filter(F.section == "tokens"))
-    async def tokens_menu(query: CallbackQuery, ai_tokens: AiTokenShop, state: FSMContext):
-        await state.clear()
-        text, markup = await models_screen(ai_tokens)
-        await query.message.edit_text(text, reply_markup=markup)
-        await query.answer()
-
-    @router.callback_query(TokModel.filter())
-    async def pick_model(query: CallbackQuery, callback_data: TokModel, ai_tokens: AiTokenShop):
-        screen = await packages_screen(ai_tokens, callback_data.i)
-        if screen is None:
-            await query.answer(problem_text("unknown_model", ai_tokens), show_alert=True)
-            return
-        await query.message.edit_text(screen[0], reply_markup=screen[1])
-        await query.answer()
-
-    async def place(target: Message, user_id: int, index: int, tokens: int, *, edit: bool, ai_tokens: AiTokenShop,
-                    checkout: CheckoutService, alerts: AdminAlerts) -> str | None:
-        placed = await ai_tokens.place(user_id, index, tokens)
-        if placed.problem == "no_headroom":
-            await alerts.low_headroom_at_sale()
-        if placed.problem:
-            return placed.problem
-        await offer_payment(target, placed.order, checkout, edit=edit)
-        return None
-
-    @router.callback_query(TokBuy.filter())
-    async def buy_package(query: CallbackQuery, callback_data: TokBuy, ai_tokens: AiTokenShop,
-                          checkout: CheckoutService, alerts: AdminAlerts):
-        problem = await place(query.message, query.from_user.id, callback_data.i, callback_data.tokens, edit=True,
-                              ai_tokens=ai_tokens, checkout=checkout, alerts=alerts)
-        await query.answer(problem_text(problem, ai_tokens) if problem else None, show_alert=bool(problem))
-
-    @router.callback_query(TokCustom.filter())
-    async def ask_amount(query: CallbackQuery, callback_data: TokCustom, ai_tokens: AiTokenShop,
-                         state: FSMContext):
-        model = await ai_tokens.prices.model(callback_data.i)
-        if model is None or not ai_tokens.rules.sellable(model):
-            await query.answer(problem_text("unknown_model", ai_tokens), show_alert=True)
-            return
-        await state.set_state(CustomAmount.tokens)
-        await state.update_data(model_index=callback_data.i)
-        await query.message.edit_text(_("✍️ How many tokens of {name}? Send a whole number from {low:,} to "
-                                        "{high:,}.\n\n/cancel to stop.").format(
-            name=model.name, low=ai_tokens.rules.min_tokens, high=ai_tokens.rules.max_tokens(model)))
-        await query.answer()
-
-    @router.message(StateFilter(CustomAmount.tokens), F.text, ~F.text.startswith("/"))
-    async def custom_amount(message: Message, state: FSMContext, ai_tokens: AiTokenShop, checkout: CheckoutService,
-                            alerts: AdminAlerts):
-        index = (await state.get_data())["model_index"]
-        model = await ai_tokens.prices.model(index)
-        if model is None:
-            await state.clear()
-            await message.answer(problem_text("unknown_model", ai_tokens))
-            return
-        high = ai_tokens.rules.max_tokens(model)
-        tokens, problem = ai_tokens.rules.parse_custom(message.text, model)
-        if problem is None:
-            problem = await place(message, message.from_user.id, index, tokens, edit=False, ai_tokens=ai_tokens,
-                                  checkout=checkout, alerts=alerts)
-        if problem in ("not_a_number", "too_few", "too_many"):
-            await message.answer(problem_text(problem, ai_tokens, high=high))  # stays in the flow
-            return
-        await state.clear()
-        if problem:
-            await message.answer(problem_text(problem, ai_tokens, high=high))
-
-    @router.message(StateFilter(CustomAmount.tokens))
-    async def custom_not_text(message: Message, ai_tokens: AiTokenShop, state: FSMContext):
-        model = await ai_tokens.prices.model((await state.get_data())["model_index"])
-        high = ai_tokens.rules.max_tokens(model) if model else 0
-        await message.answer(problem_text("not_a_number", ai_tokens, high=high))
-
+    router.message.register(show_models, Command("tokens"))
+    router.callback_query.register(show_models, Menu.filter(F.section == "tokens"))
+    router.callback_query.register(pick_model, TokModel.filter())
+    router.callback_query.register(buy_package, TokBuy.filter())
+    router.callback_query.register(ask_amount, TokCustom.filter())
+    router.message.register(custom_amount, StateFilter(CustomAmount.tokens), F.text, ~F.text.startswith("/"))
+    router.message.register(custom_not_text, StateFilter(CustomAmount.tokens))
     return router

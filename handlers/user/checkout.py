@@ -12,15 +12,16 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
 from bot.edits import edit_or_keep
+from bot.screens import refuse, show
+from bot.wiring import Services
 from config.settings import Settings
 from db.models import Invoice, Order
 from presentation.texts import asset_name, status_label
-from processing.payments import PaymentProcessor
 from services.checkout import CheckoutService, qr_png
 from services.money import format_amount, usd
 from services.payments.registry import editable_messages
 from services.terms import terms_text
-from services.users import UserInfo, UserService
+from services.users import UserInfo
 
 
 class PayWith(CallbackData, prefix="pay"):
@@ -131,90 +132,88 @@ def terms_keyboard(order_id: int, method: str) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
+async def issue_invoice(query: CallbackQuery, order_id: int, method: str, services: Services, bot: Bot) -> None:
+    """The invoice for `order_id` by `method`, in place of the tapped message (a QR code of an address below)."""
+    checkout = services.checkout
+    result = await checkout.start(order_id, query.from_user.id, method)
+    if result.problem == "busy":  # a second tap while the first one's invoice is being made
+        await query.answer(_("Your invoice is on its way — one moment."))
+        return
+    if result.problem:
+        await refuse(query, PROBLEMS[result.problem]())
+        return
+    # the provider's own invoice message (not ours to edit) is already in the chat
+    own_message = result.invoice.message_id is not None and not editable_messages(result.invoice.provider)
+    if result.reused and own_message:
+        await refuse(query, _("Your invoice is already in this chat: tap its Pay button."))
+        return
+    await query.answer()
+    if own_message:
+        await edit_or_keep(query.message, order_summary(result.order) + "\n\n" + _("⭐ Invoice sent below."))
+        return
+    text = invoice_text(result.order, result.invoice, services.settings)
+    await edit_or_keep(query.message, text, invoice_keyboard(result.order, result.invoice))
+    if result.reused:
+        return
+    await checkout.orders.set_invoice_message(result.invoice.id, query.message.chat.id, query.message.message_id)
+    if result.invoice.address:
+        await bot.send_photo(query.message.chat.id, BufferedInputFile(qr_png(result.invoice.address), "qr.png"),
+                             caption=_("QR code of the address for order #{id}").format(id=order_id))
+
+
+async def pay_with(query: CallbackQuery, callback_data: PayWith, services: Services, user_info: UserInfo,
+                   bot: Bot) -> None:
+    """A payment method chosen: the terms first if this buyer has not accepted them yet, else the invoice."""
+    user = await services.users.get(query.from_user.id)
+    if user is None or user.terms_accepted_at is None:
+        order, problem = await services.checkout.owned_order(callback_data.order_id, query.from_user.id)
+        if problem:
+            await refuse(query, PROBLEMS[problem]())
+            return
+        terms = terms_text(user_info.language) or ""
+        await show(query, _("Before your first purchase, please read and accept our terms:") + "\n\n" + terms,
+                   terms_keyboard(order.id, callback_data.method))
+        return
+    await issue_invoice(query, callback_data.order_id, callback_data.method, services, bot)
+
+
+async def accept_terms(query: CallbackQuery, callback_data: AcceptTerms, services: Services, bot: Bot) -> None:
+    order, problem = await services.checkout.owned_order(callback_data.order_id, query.from_user.id)
+    if problem:
+        await refuse(query, PROBLEMS[problem]())
+        return
+    await services.users.accept_terms(query.from_user.id)
+    await issue_invoice(query, order.id, callback_data.method, services, bot)
+
+
+async def check_payment(query: CallbackQuery, callback_data: CheckPay, services: Services) -> None:
+    order, problem = await services.checkout.owned_order(callback_data.order_id, query.from_user.id)
+    if problem:
+        await refuse(query, PROBLEMS[problem]())
+        return
+    result = await services.payments.check_now(order.id)
+    if result.state == "too_soon":
+        await query.answer(_("Checked a moment ago — please wait a few seconds."))
+    elif result.state == "unavailable":
+        await refuse(query, _("The provider isn't answering; we keep checking automatically."))
+    elif result.status == "pending":
+        await refuse(query, _("Not paid yet. It can take a minute or two after you pay."))
+    else:
+        await refuse(query, _("Order #{id}: {status}").format(id=order.id, status=status_label(result.status)))
+
+
+async def cancel_order(query: CallbackQuery, callback_data: CancelOrder, services: Services) -> None:
+    problem = await services.checkout.cancel(callback_data.order_id, query.from_user.id)
+    if problem:
+        await refuse(query, PROBLEMS[problem]())
+        return
+    await show(query, _("✖️ Order #{id} cancelled. Nothing was charged.").format(id=callback_data.order_id))
+
+
 def build_router() -> Router:
     router = Router(name="checkout")
-
-    async def issue_invoice(query: CallbackQuery, order_id: int, method: str, checkout: CheckoutService,
-                            settings: Settings, bot: Bot) -> None:
-        result = await checkout.start(order_id, query.from_user.id, method)
-        if result.problem == "busy":  # a second tap while the first one's invoice is being made
-            await query.answer(_("Your invoice is on its way — one moment."))
-            return
-        if result.problem:
-            await query.answer(PROBLEMS[result.problem](), show_alert=True)
-            return
-        # the provider's own invoice message (not ours to edit) is already in the chat
-        own_message = result.invoice.message_id is not None and not editable_messages(result.invoice.provider)
-        if result.reused and own_message:
-            await query.answer(_("Your invoice is already in this chat: tap its Pay button."), show_alert=True)
-            return
-        await query.answer()
-        if own_message:
-            await edit_or_keep(query.message, order_summary(result.order) + "\n\n" + _("⭐ Invoice sent below."))
-            return
-        text = invoice_text(result.order, result.invoice, settings)
-        await edit_or_keep(query.message, text, invoice_keyboard(result.order, result.invoice))
-        if result.reused:
-            return
-        await checkout.orders.set_invoice_message(result.invoice.id, query.message.chat.id,
-                                                  query.message.message_id)
-        if result.invoice.address:
-            await bot.send_photo(query.message.chat.id, BufferedInputFile(qr_png(result.invoice.address), "qr.png"),
-                                 caption=_("QR code of the address for order #{id}").format(id=order_id))
-
-    @router.callback_query(PayWith.filter())
-    async def pay_with(query: CallbackQuery, callback_data: PayWith, checkout: CheckoutService, users: UserService,
-                       user_info: UserInfo, settings: Settings, bot: Bot):
-        user = await users.get(query.from_user.id)
-        if user is None or user.terms_accepted_at is None:
-            order, problem = await checkout.owned_order(callback_data.order_id, query.from_user.id)
-            if problem:
-                await query.answer(PROBLEMS[problem](), show_alert=True)
-                return
-            terms = terms_text(user_info.language) or ""
-            await edit_or_keep(query.message,
-                               _("Before your first purchase, please read and accept our terms:") + "\n\n" + terms,
-                               terms_keyboard(order.id, callback_data.method))
-            await query.answer()
-            return
-        await issue_invoice(query, callback_data.order_id, callback_data.method, checkout, settings, bot)
-
-    @router.callback_query(AcceptTerms.filter())
-    async def accept_terms(query: CallbackQuery, callback_data: AcceptTerms, checkout: CheckoutService,
-                           users: UserService, settings: Settings, bot: Bot):
-        order, problem = await checkout.owned_order(callback_data.order_id, query.from_user.id)
-        if problem:
-            await query.answer(PROBLEMS[problem](), show_alert=True)
-            return
-        await users.accept_terms(query.from_user.id)
-        await issue_invoice(query, order.id, callback_data.method, checkout, settings, bot)
-
-    @router.callback_query(CheckPay.filter())
-    async def check_payment(query: CallbackQuery, callback_data: CheckPay, checkout: CheckoutService,
-                            payments: PaymentProcessor):
-        order, problem = await checkout.owned_order(callback_data.order_id, query.from_user.id)
-        if problem:
-            await query.answer(PROBLEMS[problem](), show_alert=True)
-            return
-        result = await payments.check_now(order.id)
-        if result.state == "too_soon":
-            await query.answer(_("Checked a moment ago — please wait a few seconds."))
-        elif result.state == "unavailable":
-            await query.answer(_("The provider isn't answering; we keep checking automatically."), show_alert=True)
-        elif result.status == "pending":
-            await query.answer(_("Not paid yet. It can take a minute or two after you pay."), show_alert=True)
-        else:
-            await query.answer(_("Order #{id}: {status}").format(id=order.id, status=status_label(result.status)),
-                               show_alert=True)
-
-    @router.callback_query(CancelOrder.filter())
-    async def cancel_order(query: CallbackQuery, callback_data: CancelOrder, checkout: CheckoutService):
-        problem = await checkout.cancel(callback_data.order_id, query.from_user.id)
-        if problem:
-            await query.answer(PROBLEMS[problem](), show_alert=True)
-            return
-        await edit_or_keep(query.message, _("✖️ Order #{id} cancelled. Nothing was charged.").format(
-            id=callback_data.order_id))
-        await query.answer()
-
+    router.callback_query.register(pay_with, PayWith.filter())
+    router.callback_query.register(accept_terms, AcceptTerms.filter())
+    router.callback_query.register(check_payment, CheckPay.filter())
+    router.callback_query.register(cancel_order, CancelOrder.filter())
     return router

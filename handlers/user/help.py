@@ -9,8 +9,10 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.commands import all_commands
 from bot.keyboards import Menu, back_to_menu
-from services.products import Catalog, text
+from bot.screens import show
+from bot.wiring import Services
 from services.products import Command as CommandSpec
+from services.products import text
 
 
 def help_text(commands: list[CommandSpec]) -> str:
@@ -19,16 +21,12 @@ def help_text(commands: list[CommandSpec]) -> str:
     return _("<b>How it works</b>") + "\n\n" + "\n".join(lines)
 
 
+async def show_help(event: Message | CallbackQuery, services: Services) -> None:
+    await show(event, help_text(all_commands(services.products.commands)), back_to_menu())
+
+
 def build_router() -> Router:
     router = Router(name="help")
-
-    @router.message(Command("help"))
-    async def help_command(message: Message, products: Catalog):
-        await message.answer(help_text(all_commands(products.commands)), reply_markup=back_to_menu())
-
-    @router.callback_query(Menu.filter(F.section == "help"))
-    async def help_menu(query: CallbackQuery, products: Catalog):
-        await query.message.edit_text(help_text(all_commands(products.commands)), reply_markup=back_to_menu())
-        await query.answer()
-
+    router.message.register(show_help, Command("help"))
+    router.callback_query.register(show_help, Menu.filter(F.section == "help"))
     return router

@@ -9,15 +9,13 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.edits import edit_or_keep
 from bot.keyboards import Menu, back_to_menu
+from bot.screens import show
+from bot.wiring import Services
 from config.settings import Settings
 from db.models import Order
 from presentation.texts import status_label
-from processing.refunds import RefundService
 from services.money import usd
-from services.orders import OrderService
-from services.products import Catalog
 
 
 def orders_text(orders: list[Order], settings: Settings, *, title: str | None = None,
@@ -41,26 +39,16 @@ def orders_text(orders: list[Order], settings: Settings, *, title: str | None = 
     return "\n\n".join(text)
 
 
+async def show_orders(event: Message | CallbackQuery, services: Services) -> None:
+    """The buyer's orders, each with its products' live state and its refund's."""
+    items = await services.orders.for_user(event.from_user.id)
+    text = orders_text(items, services.settings, lines=await services.products.order_lines(items),
+                       refunds=await services.refunds.states([o.id for o in items]))
+    await show(event, text, back_to_menu())
+
+
 def build_router() -> Router:
     router = Router(name="orders")
-
-    async def render(user_id: int, orders: OrderService, settings: Settings, products: Catalog,
-                     refunds: RefundService) -> str:
-        items = await orders.for_user(user_id)
-        return orders_text(items, settings, lines=await products.order_lines(items),
-                           refunds=await refunds.states([o.id for o in items]))
-
-    @router.message(Command("orders"))
-    async def my_orders(message: Message, orders: OrderService, settings: Settings, products: Catalog,
-                        refunds: RefundService):
-        text = await render(message.from_user.id, orders, settings, products, refunds)
-        await message.answer(text, reply_markup=back_to_menu())
-
-    @router.callback_query(Menu.filter(F.section == "orders"))
-    async def orders_menu(query: CallbackQuery, orders: OrderService, settings: Settings, products: Catalog,
-                          refunds: RefundService):
-        text = await render(query.from_user.id, orders, settings, products, refunds)
-        await edit_or_keep(query.message, text, back_to_menu())
-        await query.answer()
-
+    router.message.register(show_orders, Command("orders"))
+    router.callback_query.register(show_orders, Menu.filter(F.section == "orders"))
     return router

@@ -11,18 +11,18 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.edits import edit_or_keep
 from bot.keyboards import Menu
+from bot.screens import refuse, show
+from bot.wiring import Services
 from config.settings import Settings
 from db.models import Order
 from handlers.user.checkout import offer_payment
 from services.channel import PrivateChannel
-from services.checkout import CheckoutService
 from services.money import usd
-from services.plan_sales import PERIODS, PlanShop, format_end
+from services.plan_sales import PERIODS, format_end
 from services.plan_upgrade import AFTER, CREDIT
 from services.plans import PLANS, Plan
-from services.subscriptions import Current, SubscriptionService
+from services.subscriptions import Current
 
 
 class PlanBuy(CallbackData, prefix="pb"):
@@ -92,48 +92,43 @@ def change_note(order: Order, settings: Settings) -> str | None:
         old=other.name, until=until, new=plan.name)
 
 
+async def show_plans(event: Message | CallbackQuery, services: Services) -> None:
+    current = await services.subscriptions.current(event.from_user.id)
+    await show(event, *plans_screen(current, services.settings, services.channel))
+
+
+async def buy(query: CallbackQuery, callback_data: PlanBuy, services: Services) -> None:
+    placed = await services.plan_shop.place(query.from_user.id, callback_data.plan, callback_data.period)
+    if placed.problem:
+        await refuse(query, _("This plan isn't available. Open /plans for the current choice."))
+        return
+    await offer_payment(query.message, placed.order, services.checkout, edit=True,
+                        note=change_note(placed.order, services.settings))
+    await query.answer()
+
+
+async def invite(query: CallbackQuery, services: Services) -> None:
+    """A one-use invite to the private channel, for a paying member who is not in it."""
+    channel = services.channel
+    current = await services.subscriptions.current(query.from_user.id)
+    if not current.plan.is_paid or not channel.enabled:
+        await refuse(query, _("The private channel is for paid plans. Pick one in /plans."))
+        return
+    if await channel.is_member(query.from_user.id):
+        await refuse(query, _("You're already in the private channel."))
+        return
+    link = await channel.invite(query.from_user.id, until=current.ends_at)
+    if link is None:
+        await refuse(query, _("The invite link can't be made right now. Please try again in a minute."))
+        return
+    await query.message.answer(_("🔑 Your private channel invite (one person, one use): {link}").format(link=link))
+    await query.answer()
+
+
 def build_router() -> Router:
     router = Router(name="plans")
-
-    @router.message(Command("plans"))
-    async def plans_command(message: Message, subscriptions: SubscriptionService, settings: Settings,
-                            channel: PrivateChannel):
-        text, markup = plans_screen(await subscriptions.current(message.from_user.id), settings, channel)
-        await message.answer(text, reply_markup=markup)
-
-    @router.callback_query(Menu.filter(F.section == "plans"))
-    async def plans_menu(query: CallbackQuery, subscriptions: SubscriptionService, settings: Settings,
-                         channel: PrivateChannel):
-        text, markup = plans_screen(await subscriptions.current(query.from_user.id), settings, channel)
-        await edit_or_keep(query.message, text, markup)
-        await query.answer()
-
-    @router.callback_query(PlanBuy.filter())
-    async def buy(query: CallbackQuery, callback_data: PlanBuy, plan_shop: PlanShop, checkout: CheckoutService,
-                  settings: Settings):
-        placed = await plan_shop.place(query.from_user.id, callback_data.plan, callback_data.period)
-        if placed.problem:
-            await query.answer(_("This plan isn't available. Open /plans for the current choice."), show_alert=True)
-            return
-        await offer_payment(query.message, placed.order, checkout, edit=True,
-                            note=change_note(placed.order, settings))
-        await query.answer()
-
-    @router.callback_query(PlanInvite.filter())
-    async def invite(query: CallbackQuery, subscriptions: SubscriptionService, channel: PrivateChannel):
-        current = await subscriptions.current(query.from_user.id)
-        if not current.plan.is_paid or not channel.enabled:
-            await query.answer(_("The private channel is for paid plans. Pick one in /plans."), show_alert=True)
-            return
-        if await channel.is_member(query.from_user.id):
-            await query.answer(_("You're already in the private channel."), show_alert=True)
-            return
-        link = await channel.invite(query.from_user.id, until=current.ends_at)
-        if link is None:
-            await query.answer(_("The invite link can't be made right now. Please try again in a minute."),
-                               show_alert=True)
-            return
-        await query.message.answer(_("🔑 Your private channel invite (one person, one use): {link}").format(link=link))
-        await query.answer()
-
+    router.message.register(show_plans, Command("plans"))
+    router.callback_query.register(show_plans, Menu.filter(F.section == "plans"))
+    router.callback_query.register(buy, PlanBuy.filter())
+    router.callback_query.register(invite, PlanInvite.filter())
     return router

@@ -15,13 +15,14 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.keyboards import Menu
+from bot.screens import refuse, reply_target, show
+from bot.wiring import Services
 from config.settings import Settings
 from db.models_signals import Signal
 from services import track_record
 from services.charts import equity_chart
 from services.money import plain
 from services.signals import SignalService, Usage
-from services.subscriptions import SubscriptionService
 
 
 class SigMenu(CallbackData, prefix="sg"):
@@ -138,7 +139,47 @@ def performance_text(trades: list[track_record.Trade], check: track_record.Chain
     return "\n".join(lines)
 
 
-async def send_performance(message: Message, signals: SignalService) -> None:
+async def show_signals(event: Message | CallbackQuery, services: Services) -> None:
+    """/signals and its Back button: the subscription, today's usage, the filters and the latest signals."""
+    signals, user_id = services.signals, event.from_user.id
+    current = await services.subscriptions.current(user_id)
+    usage = await signals.usage(user_id, current.plan, current.ends_at)
+    filters = await signals.filters(user_id)
+    latest = await signals.latest(current.plan, filters)
+    text = signals_text(usage, latest, filters, services.settings, int(signals.free_delay.total_seconds() // 60))
+    await show(event, text, signals_keyboard())
+
+
+async def show_filters(query: CallbackQuery, signals: SignalService, choices: dict | None = None, *,
+                       note: str | None = None) -> None:
+    text, markup = filters_screen(choices or await signals.choices(), await signals.filters(query.from_user.id))
+    await show(query, text, markup, note=note)
+
+
+async def filters(query: CallbackQuery, services: Services) -> None:
+    await show_filters(query, services.signals)
+
+
+async def clear(query: CallbackQuery, services: Services) -> None:
+    await services.signals.clear_filters(query.from_user.id)
+    await show_filters(query, services.signals, note=_("Filters cleared: you get every signal."))
+
+
+async def toggle(query: CallbackQuery, callback_data: SigFilter, services: Services) -> None:
+    signals = services.signals
+    choices = await signals.choices()
+    current = await signals.filters(query.from_user.id)
+    known = set(choices.get(callback_data.kind, [])) | current.get(callback_data.kind, set())
+    if callback_data.value not in known:  # forged or stale button: change nothing
+        await refuse(query, _("This filter is not available any more."))
+        return
+    await signals.toggle_filter(query.from_user.id, callback_data.kind, callback_data.value)
+    await show_filters(query, signals, choices)
+
+
+async def performance(event: Message | CallbackQuery, services: Services) -> None:
+    """/performance and its button: the track record, then the equity chart."""
+    message, signals = await reply_target(event), services.signals
     trades, check = await signals.track_record()
     now = signals.clock()
     await message.answer(performance_text(trades, check, now))
@@ -153,62 +194,11 @@ async def send_performance(message: Message, signals: SignalService) -> None:
 
 def build_router() -> Router:
     router = Router(name="signals")
-
-    async def render(user_id: int, signals: SignalService, subscriptions: SubscriptionService,
-                     settings: Settings) -> str:
-        current = await subscriptions.current(user_id)
-        usage = await signals.usage(user_id, current.plan, current.ends_at)
-        filters = await signals.filters(user_id)
-        latest = await signals.latest(current.plan, filters)
-        return signals_text(usage, latest, filters, settings, int(signals.free_delay.total_seconds() // 60))
-
-    @router.message(Command("signals"))
-    async def signals_command(message: Message, signals: SignalService, subscriptions: SubscriptionService,
-                              settings: Settings):
-        text = await render(message.from_user.id, signals, subscriptions, settings)
-        await message.answer(text, reply_markup=signals_keyboard())
-
-    @router.callback_query(SigMenu.filter(F.action == "show"))
-    async def show(query: CallbackQuery, signals: SignalService, subscriptions: SubscriptionService,
-                   settings: Settings):
-        text = await render(query.from_user.id, signals, subscriptions, settings)
-        await query.message.edit_text(text, reply_markup=signals_keyboard())
-        await query.answer()
-
-    async def show_filters(query: CallbackQuery, signals: SignalService, choices: dict | None = None) -> None:
-        text, markup = filters_screen(choices or await signals.choices(), await signals.filters(query.from_user.id))
-        await query.message.edit_text(text, reply_markup=markup)
-
-    @router.callback_query(SigMenu.filter(F.action == "filters"))
-    async def filters(query: CallbackQuery, signals: SignalService):
-        await show_filters(query, signals)
-        await query.answer()
-
-    @router.callback_query(SigMenu.filter(F.action == "clear"))
-    async def clear(query: CallbackQuery, signals: SignalService):
-        await signals.clear_filters(query.from_user.id)
-        await show_filters(query, signals)
-        await query.answer(_("Filters cleared: you get every signal."))
-
-    @router.callback_query(SigFilter.filter())
-    async def toggle(query: CallbackQuery, callback_data: SigFilter, signals: SignalService):
-        choices = await signals.choices()
-        current = await signals.filters(query.from_user.id)
-        known = set(choices.get(callback_data.kind, [])) | current.get(callback_data.kind, set())
-        if callback_data.value not in known:  # forged or stale button: change nothing
-            await query.answer(_("This filter is not available any more."), show_alert=True)
-            return
-        await signals.toggle_filter(query.from_user.id, callback_data.kind, callback_data.value)
-        await show_filters(query, signals, choices)
-        await query.answer()
-
-    @router.message(Command("performance"))
-    async def performance(message: Message, signals: SignalService):
-        await send_performance(message, signals)
-
-    @router.callback_query(SigMenu.filter(F.action == "performance"))
-    async def performance_button(query: CallbackQuery, signals: SignalService):
-        await query.answer()
-        await send_performance(query.message, signals)
-
+    router.message.register(show_signals, Command("signals"))
+    router.callback_query.register(show_signals, SigMenu.filter(F.action == "show"))
+    router.callback_query.register(filters, SigMenu.filter(F.action == "filters"))
+    router.callback_query.register(clear, SigMenu.filter(F.action == "clear"))
+    router.callback_query.register(toggle, SigFilter.filter())
+    router.message.register(performance, Command("performance"))
+    router.callback_query.register(performance, SigMenu.filter(F.action == "performance"))
     return router

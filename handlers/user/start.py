@@ -8,15 +8,14 @@ import re
 from aiogram import Bot, F, Router
 from aiogram.filters import CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message
-from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.commands import all_commands, register_admin_commands
 from bot.keyboards import Menu, main_menu
-from config.settings import Settings
-from services.products import Catalog
+from bot.screens import show
+from bot.wiring import Services
 from services.text import strip_invisible_or_none
-from services.users import UserInfo, UserService
+from services.users import UserInfo
 
 REFERRAL = re.compile(r"ref_(\d{1,15})")
 
@@ -30,23 +29,23 @@ def welcome_text(first_name: str | None) -> str:
     ).format(name=html.escape(strip_invisible_or_none(first_name) or _("trader")))
 
 
+async def show_home(event: Message | CallbackQuery, services: Services) -> None:
+    """The main menu: /start's answer and the "Back to menu" buttons."""
+    await show(event, welcome_text(event.from_user.first_name), main_menu(services.products.menu))
+
+
+async def start(message: Message, command: CommandObject, user_info: UserInfo, services: Services,
+                bot: Bot) -> None:
+    match = REFERRAL.fullmatch(command.args or "")
+    if match and user_info.is_new:
+        await services.users.set_referrer(user_info.id, int(match.group(1)))
+    if user_info.is_new and services.settings.is_admin(user_info.id):
+        await register_admin_commands(bot, services.i18n, user_info.id, all_commands(services.products.commands))
+    await show_home(message, services)
+
+
 def build_router() -> Router:
     router = Router(name="start")
-
-    @router.message(CommandStart())
-    async def start(message: Message, command: CommandObject, user_info: UserInfo, users: UserService,
-                    settings: Settings, bot: Bot, i18n: I18n, products: Catalog):
-        match = REFERRAL.fullmatch(command.args or "")
-        if match and user_info.is_new:
-            await users.set_referrer(user_info.id, int(match.group(1)))
-        if user_info.is_new and settings.is_admin(user_info.id):
-            await register_admin_commands(bot, i18n, user_info.id, all_commands(products.commands))
-        await message.answer(welcome_text(message.from_user.first_name), reply_markup=main_menu(products.menu))
-
-    @router.callback_query(Menu.filter(F.section == "home"))
-    async def home(query: CallbackQuery, products: Catalog):
-        await query.message.edit_text(welcome_text(query.from_user.first_name),
-                                      reply_markup=main_menu(products.menu))
-        await query.answer()
-
+    router.message.register(start, CommandStart())
+    router.callback_query.register(show_home, Menu.filter(F.section == "home"))
     return router

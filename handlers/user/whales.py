@@ -13,16 +13,15 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index, RowId
-from bot.edits import edit_or_keep
 from bot.keyboards import Menu
+from bot.screens import refuse, show
+from bot.wiring import Services
 from config.settings import Settings
 from presentation.whales import pct, short_address, signed_usd, wallet_name
 from services.money import usd
 from services.plans import Plan
-from services.subscriptions import SubscriptionService
 from services.whale_follows import THRESHOLDS_USD, FollowProblem
 from services.whale_rankings import FREE_TOP, METRICS, PAGE_SIZE, PERIODS, Board, BoardRow, Card
-from services.whales import WhaleService
 
 DEFAULT = ("7d", "score")
 
@@ -140,12 +139,12 @@ def card_text(card: Card, *, short: bool, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-async def card_screen(whales: WhaleService, subscriptions: SubscriptionService, settings: Settings, user_id: int,
-                      data: WCard) -> tuple[str, InlineKeyboardMarkup] | None:
+async def card_screen(services: Services, user_id: int, data: WCard) -> tuple[str, InlineKeyboardMarkup] | None:
     """None when the wallet is unknown or not visible to this user's plan (forged button)."""
+    whales = services.whales
     if data.p not in PERIODS or data.m not in METRICS:
         return None
-    plan = await subscriptions.current_plan(user_id)
+    plan = await services.subscriptions.current_plan(user_id)
     if not plan.is_paid and await whales.rank_of(data.p, data.m, data.w, within=FREE_TOP) is None:
         return None
     card = await whales.card(data.w)
@@ -164,118 +163,108 @@ async def card_screen(whales: WhaleService, subscriptions: SubscriptionService, 
         builder.button(text=_("🔔 Follow · paid plans"), callback_data=Menu(section="plans"))
     builder.button(text=_("⬅️ Leaderboard"), callback_data=WBoard(p=data.p, m=data.m, pg=data.pg))
     builder.adjust(1)
-    return card_text(card, short=not plan.is_paid, settings=settings), builder.as_markup()
+    return card_text(card, short=not plan.is_paid, settings=services.settings), builder.as_markup()
 
 
 def _usd_whole(cents: int) -> str:
     return f"${cents // 100:,}"
 
 
-async def _edit(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup) -> None:
-    await edit_or_keep(query.message, text, markup)
-
-
 def refused() -> str:
     return _("This wallet isn't available. Open the leaderboard again: /whales")
 
 
+async def board_for(services: Services, user_id: int, period: str, metric: str,
+                    page: int) -> tuple[str, InlineKeyboardMarkup]:
+    whales = services.whales
+    plan = await services.subscriptions.current_plan(user_id)
+    if plan.is_paid:
+        board = await whales.board(period, metric, offset=max(page, 0) * PAGE_SIZE)
+        if not board.rows and page > 0:  # past the end (the board shrank): first page
+            board = await whales.board(period, metric)
+    else:
+        board = await whales.board(period, metric, limit=FREE_TOP)
+    return board_screen(board, plan, whales.min_trades)
+
+
+async def show_whales(event: Message | CallbackQuery, services: Services) -> None:
+    """/whales and its menu button: the default leaderboard's first page."""
+    await show(event, *await board_for(services, event.from_user.id, *DEFAULT, 0))
+
+
+async def switch(query: CallbackQuery, callback_data: WBoard, services: Services) -> None:
+    if callback_data.p not in PERIODS or callback_data.m not in METRICS:
+        await refuse(query, _("This button is out of date. Open the leaderboard again: /whales"))
+        return
+    await show(query, *await board_for(services, query.from_user.id, callback_data.p, callback_data.m,
+                                       callback_data.pg))
+
+
+async def open_card(query: CallbackQuery, callback_data: WCard, services: Services) -> None:
+    screen = await card_screen(services, query.from_user.id, callback_data)
+    if screen is None:
+        await refuse(query, refused())
+        return
+    await show(query, *screen)
+
+
+async def show_card(query: CallbackQuery, services: Services, wallet_id: int, note: str) -> None:
+    """The wallet's card again after a change (`note` says what changed)."""
+    screen = await card_screen(services, query.from_user.id, WCard(w=wallet_id, p=DEFAULT[0], m=DEFAULT[1]))
+    if screen is None:
+        await query.answer(note)
+        return
+    await show(query, *screen, note=note)
+
+
+async def follow(query: CallbackQuery, callback_data: WFollow, services: Services) -> None:
+    """Without a threshold: the choice of thresholds; with one: follow (or change the threshold)."""
+    whales, user_id = services.whales, query.from_user.id
+    plan = await services.subscriptions.current_plan(user_id)
+    if not plan.is_paid or plan.whale_follows <= 0:
+        await refuse(query, _("Following wallets is part of the paid plans: /plans"))
+        return
+    wallet = await whales.get_wallet(callback_data.w)
+    if wallet is None or callback_data.t >= len(THRESHOLDS_USD) or callback_data.t < -1:
+        await refuse(query, refused())
+        return
+    if callback_data.t == -1:
+        builder = InlineKeyboardBuilder()
+        for i, amount in enumerate(THRESHOLDS_USD):
+            builder.button(text=_usd_whole(amount * 100), callback_data=WFollow(w=wallet.id, t=i))
+        builder.button(text=_("⬅️ Back"), callback_data=WCard(w=wallet.id, p=DEFAULT[0], m=DEFAULT[1]))
+        builder.adjust(2, 2, 1)
+        await show(query, _("🔔 Alert me when {name} trades at least:").format(
+            name=wallet_name(wallet.address, wallet.label, wallet.verified, short=True)), builder.as_markup())
+        return
+    result = await whales.follow(user_id, wallet.id, THRESHOLDS_USD[callback_data.t] * 100, limit=plan.whale_follows)
+    if not result.ok:
+        if result.problem is FollowProblem.LIMIT:
+            text = _("You already follow {count} of {limit} wallets on {plan}. Unfollow one first, or "
+                     "upgrade: /plans").format(count=result.count, limit=result.limit, plan=plan.name)
+        elif result.problem is FollowProblem.UNKNOWN_WALLET:
+            text = refused()
+        else:
+            text = _("Following wallets is part of the paid plans: /plans")
+        await refuse(query, text)
+        return
+    await show_card(query, services, wallet.id, _("Following. Alerts for trades from {usd}.").format(
+        usd=_usd_whole(THRESHOLDS_USD[callback_data.t] * 100)))
+
+
+async def unfollow(query: CallbackQuery, callback_data: WUnfollow, services: Services) -> None:
+    if not await services.whales.unfollow(query.from_user.id, callback_data.w):
+        await refuse(query, refused())
+        return
+    await show_card(query, services, callback_data.w, _("Unfollowed."))
+
+
 def build_router() -> Router:
     router = Router(name="whales")
-
-    async def board_for(whales: WhaleService, subscriptions: SubscriptionService, user_id: int, period: str,
-                        metric: str, page: int) -> tuple[str, InlineKeyboardMarkup]:
-        plan = await subscriptions.current_plan(user_id)
-        if plan.is_paid:
-            board = await whales.board(period, metric, offset=max(page, 0) * PAGE_SIZE)
-            if not board.rows and page > 0:  # past the end (the board shrank): first page
-                board = await whales.board(period, metric)
-        else:
-            board = await whales.board(period, metric, limit=FREE_TOP)
-        return board_screen(board, plan, whales.min_trades)
-
-    @router.message(Command("whales"))
-    async def whales_command(message: Message, whales: WhaleService, subscriptions: SubscriptionService):
-        text, markup = await board_for(whales, subscriptions, message.from_user.id, *DEFAULT, 0)
-        await message.answer(text, reply_markup=markup)
-
-    @router.callback_query(Menu.filter(F.section == "whales"))
-    async def whales_menu(query: CallbackQuery, whales: WhaleService, subscriptions: SubscriptionService):
-        text, markup = await board_for(whales, subscriptions, query.from_user.id, *DEFAULT, 0)
-        await _edit(query, text, markup)
-        await query.answer()
-
-    @router.callback_query(WBoard.filter())
-    async def switch(query: CallbackQuery, callback_data: WBoard, whales: WhaleService,
-                     subscriptions: SubscriptionService):
-        if callback_data.p not in PERIODS or callback_data.m not in METRICS:
-            await query.answer(_("This button is out of date. Open the leaderboard again: /whales"), show_alert=True)
-            return
-        text, markup = await board_for(whales, subscriptions, query.from_user.id, callback_data.p, callback_data.m,
-                                       callback_data.pg)
-        await _edit(query, text, markup)
-        await query.answer()
-
-    @router.callback_query(WCard.filter())
-    async def open_card(query: CallbackQuery, callback_data: WCard, whales: WhaleService,
-                        subscriptions: SubscriptionService, settings: Settings):
-        screen = await card_screen(whales, subscriptions, settings, query.from_user.id, callback_data)
-        if screen is None:
-            await query.answer(refused(), show_alert=True)
-            return
-        await _edit(query, *screen)
-        await query.answer()
-
-    @router.callback_query(WFollow.filter())
-    async def follow(query: CallbackQuery, callback_data: WFollow, whales: WhaleService,
-                     subscriptions: SubscriptionService, settings: Settings):
-        user_id = query.from_user.id
-        plan = await subscriptions.current_plan(user_id)
-        if not plan.is_paid or plan.whale_follows <= 0:
-            await query.answer(_("Following wallets is part of the paid plans: /plans"), show_alert=True)
-            return
-        wallet = await whales.get_wallet(callback_data.w)
-        if wallet is None or callback_data.t >= len(THRESHOLDS_USD) or callback_data.t < -1:
-            await query.answer(refused(), show_alert=True)
-            return
-        if callback_data.t == -1:
-            builder = InlineKeyboardBuilder()
-            for i, amount in enumerate(THRESHOLDS_USD):
-                builder.button(text=_usd_whole(amount * 100), callback_data=WFollow(w=wallet.id, t=i))
-            builder.button(text=_("⬅️ Back"), callback_data=WCard(w=wallet.id, p=DEFAULT[0], m=DEFAULT[1]))
-            builder.adjust(2, 2, 1)
-            await _edit(query, _("🔔 Alert me when {name} trades at least:").format(
-                name=wallet_name(wallet.address, wallet.label, wallet.verified, short=True)), builder.as_markup())
-            await query.answer()
-            return
-        result = await whales.follow(user_id, wallet.id, THRESHOLDS_USD[callback_data.t] * 100,
-                                     limit=plan.whale_follows)
-        if not result.ok:
-            if result.problem is FollowProblem.LIMIT:
-                text = _("You already follow {count} of {limit} wallets on {plan}. Unfollow one first, or "
-                         "upgrade: /plans").format(count=result.count, limit=result.limit, plan=plan.name)
-            elif result.problem is FollowProblem.UNKNOWN_WALLET:
-                text = refused()
-            else:
-                text = _("Following wallets is part of the paid plans: /plans")
-            await query.answer(text, show_alert=True)
-            return
-        screen = await card_screen(whales, subscriptions, settings, user_id,
-                                   WCard(w=wallet.id, p=DEFAULT[0], m=DEFAULT[1]))
-        if screen is not None:
-            await _edit(query, *screen)
-        await query.answer(_("Following. Alerts for trades from {usd}.").format(
-            usd=_usd_whole(THRESHOLDS_USD[callback_data.t] * 100)))
-
-    @router.callback_query(WUnfollow.filter())
-    async def unfollow(query: CallbackQuery, callback_data: WUnfollow, whales: WhaleService,
-                       subscriptions: SubscriptionService, settings: Settings):
-        if not await whales.unfollow(query.from_user.id, callback_data.w):
-            await query.answer(refused(), show_alert=True)
-            return
-        screen = await card_screen(whales, subscriptions, settings, query.from_user.id,
-                                   WCard(w=callback_data.w, p=DEFAULT[0], m=DEFAULT[1]))
-        if screen is not None:
-            await _edit(query, *screen)
-        await query.answer(_("Unfollowed."))
-
+    router.message.register(show_whales, Command("whales"))
+    router.callback_query.register(show_whales, Menu.filter(F.section == "whales"))
+    router.callback_query.register(switch, WBoard.filter())
+    router.callback_query.register(open_card, WCard.filter())
+    router.callback_query.register(follow, WFollow.filter())
+    router.callback_query.register(unfollow, WUnfollow.filter())
     return router
