@@ -15,9 +15,10 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index
+from bot.screens import reply_target, show
 from bot.wiring import Services
 from config.settings import Settings
-from handlers.admin.panel import AdminMenu, reply_target, show
+from handlers.admin.panel import AdminMenu
 
 
 class AuditPage(CallbackData, prefix="aud"):

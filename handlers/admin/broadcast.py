@@ -12,8 +12,8 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.screens import refuse, reply_target, show
 from bot.wiring import Services
-from handlers.admin.panel import notice, reply_target, show
 from presentation.broadcasts import progress_text
 from processing.broadcast_progress import BroadcastCancel, cancel_keyboard
 from services.broadcasts import BroadcastService, audiences
@@ -73,7 +73,7 @@ async def got_message(message: Message, state: FSMContext, services: Services) -
 async def chose_audience(query: CallbackQuery, callback_data: BcAudience, state: FSMContext,
                          services: Services) -> None:
     if callback_data.audience not in audiences():
-        await notice(query, _("Unknown audience."))
+        await refuse(query, _("Unknown audience."))
         return
     data = await state.get_data()
     count = await services.broadcasts.count(callback_data.audience)
@@ -107,7 +107,7 @@ async def send_broadcast(query: CallbackQuery, state: FSMContext, services: Serv
 
 
 async def stale_confirm(query: CallbackQuery) -> None:
-    await notice(query, _("This preview has expired. Start again with /broadcast."))
+    await refuse(query, _("This preview has expired. Start again with /broadcast."))
 
 
 async def cancel_running(query: CallbackQuery, callback_data: BroadcastCancel, services: Services) -> None:

@@ -12,9 +12,10 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
+from bot.screens import refuse, show
 from bot.wiring import Services
 from config.settings import Settings
-from handlers.admin.panel import AdminMenu, notice, panel_keyboard, show
+from handlers.admin.panel import AdminMenu, panel_keyboard
 from processing.content import PostResult, PostStatus
 from services.content import KINDS, ContentService, Draft, with_header
 
@@ -136,7 +137,7 @@ async def draft_button(query: CallbackQuery, callback_data: DraftAction, service
     new_status = {"pub": "published", "regen": "replaced", "drop": "discarded"}.get(callback_data.action)
     draft = await content.take_draft(callback_data.id, query.from_user.id, new_status) if new_status else None
     if draft is None:
-        await notice(query, _("This draft is no longer available. Make a new one with /preview."))
+        await refuse(query, _("This draft is no longer available. Make a new one with /preview."))
         return
     if callback_data.action == "drop":
         await query.answer(_("Discarded."))

@@ -15,8 +15,8 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.screens import refuse, reply_target, show
 from bot.wiring import Services
-from handlers.admin.panel import notice, reply_target, show
 from handlers.user.orders import orders_text
 from presentation.refunds import admin_request_line, owed_text
 from presentation.texts import status_label
@@ -148,7 +148,7 @@ async def ask_refund(event: Message | CallbackQuery, services: Services, command
         kind = callback_data.kind if callback_data.kind in (RefundKind.FULL, RefundKind.EXCESS) else RefundKind.FULL
     preview = await services.refunds.preview(order_id, kind)
     if preview.refusal:
-        await notice(event, refund_problem(order_id, preview.refusal, status=preview.order and preview.order.status,
+        await refuse(event, refund_problem(order_id, preview.refusal, status=preview.order and preview.order.status,
                                            credited_to=preview.credited_to))
         return
     text, markup = preview_text(preview), preview_markup(preview, back)
@@ -160,11 +160,11 @@ async def ask_refund(event: Message | CallbackQuery, services: Services, command
 
 async def confirmed(query: CallbackQuery, callback_data: RefundAct, services: Services) -> None:
     if callback_data.kind not in (RefundKind.FULL, RefundKind.EXCESS):
-        await notice(query, _("This button is no longer active."))
+        await refuse(query, _("This button is no longer active."))
         return
     result = await services.refunds.refund(callback_data.order_id, admin_id=query.from_user.id, kind=callback_data.kind)
     if not result.ok:
-        await notice(query, refund_problem(callback_data.order_id, result.refusal, status=result.order_status,
+        await refuse(query, refund_problem(callback_data.order_id, result.refusal, status=result.order_status,
                                            credited_to=result.credited_to, detail=result.detail))
         return
     await show(query, result_text(result), back_markup(callback_data.back), note=_("Refund recorded."))
@@ -178,7 +178,7 @@ async def cancelled(query: CallbackQuery, callback_data: RefundAct) -> None:
 async def record_start(query: CallbackQuery, callback_data: SentCb, services: Services, state: FSMContext) -> None:
     request = await services.refunds.request(callback_data.request_id)
     if request is None or request.state == RequestState.SENT:
-        await notice(query, _("That refund is already recorded as sent."))
+        await refuse(query, _("That refund is already recorded as sent."))
         return
     await state.set_state(RecordTx.reference)
     await state.update_data(refund_request=request.id)

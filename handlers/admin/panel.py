@@ -10,7 +10,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.commands import all_commands
-from bot.edits import edit_or_keep
+from bot.screens import show
 from services.products import text
 
 
@@ -32,34 +32,6 @@ def howto_text() -> str:
     """The commands that take arguments, so every admin action is one tap or one line away."""
     lines = [text(c.howto) for c in all_commands() if c.howto is not None]
     return _("🧭 <b>Admin commands</b>") + "\n\n" + "\n".join(lines)
-
-
-async def show(event: Message | CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None, *,
-               note: str | None = None) -> None:
-    """A command gets `text` as a new message; a tapped button's message is edited to it (already showing
-    it is fine) and the tap is answered (with `note` as a toast)."""
-    if isinstance(event, Message):
-        await event.answer(text, reply_markup=markup)
-        return
-    await edit_or_keep(event.message, text, markup)
-    await event.answer(note)
-
-
-async def notice(event: Message | CallbackQuery, text: str) -> None:
-    """Why nothing happened: a reply to a command, an alert for a tapped button."""
-    if isinstance(event, Message):
-        await event.answer(text)
-    else:
-        await event.answer(text, show_alert=True)
-
-
-async def reply_target(event: Message | CallbackQuery) -> Message:
-    """The message a section answers below: the command, or the one whose button was tapped (the tap is
-    answered at once, so its spinner stops before slow work)."""
-    if isinstance(event, CallbackQuery):
-        await event.answer()
-        return event.message
-    return event
 
 
 async def admin_panel(message: Message) -> None:

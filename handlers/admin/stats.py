@@ -14,12 +14,13 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import select
 
+from bot.screens import reply_target
 from bot.wiring import Services
 from config.settings import Settings
 from db.base import utcnow
 from db.engine import Database
 from db.models import Order
-from handlers.admin.panel import AdminMenu, reply_target
+from handlers.admin.panel import AdminMenu
 from presentation.texts import product_name, provider_name
 from services.analytics import Dashboard, dashboard
 from services.charts import revenue_chart

@@ -11,7 +11,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.keyboards import SupportReply
-from handlers.admin.panel import reply_target
+from bot.screens import reply_target
 
 
 class AdminReply(StatesGroup):

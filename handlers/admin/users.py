@@ -12,10 +12,10 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index, RowId, TelegramId
+from bot.screens import refuse, show
 from bot.wiring import Services
 from db.models import User
 from handlers.admin.orders import RefundAct
-from handlers.admin.panel import notice, show
 from presentation.texts import status_label
 from services.customers import orders_page, summary
 from services.money import usd
@@ -110,7 +110,7 @@ async def user_card(event: Message | CallbackQuery, services: Services, command:
     else:
         user = await services.users.get(callback_data.user_id)
         if user is None:
-            await notice(event, _("No such user."))
+            await refuse(event, _("No such user."))
             return
     page = callback_data.page if isinstance(callback_data, UserOrders) else 0
     text, markup = await card(user, services, page)
@@ -120,11 +120,11 @@ async def user_card(event: Message | CallbackQuery, services: Services, command:
 async def ban(query: CallbackQuery, callback_data: UserAct, services: Services) -> None:
     banned = callback_data.action == "ban"
     if banned and services.settings.is_admin(callback_data.user_id):
-        await notice(query, _("Admins can't be banned."))
+        await refuse(query, _("Admins can't be banned."))
         return
     before = await services.users.set_banned(callback_data.user_id, banned)
     if before is None:
-        await notice(query, _("No such user."))
+        await refuse(query, _("No such user."))
         return
     await services.audit.record(query.from_user.id, "ban" if banned else "unban", f"user:{callback_data.user_id}",
                        before={"banned": before}, after={"banned": banned})
