@@ -6,6 +6,8 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.screens import refuse
+
 
 async def unknown_message(message: Message) -> None:
     await message.answer(_("I didn't understand that. Send /start for the menu or /help for the list "
@@ -13,7 +15,7 @@ async def unknown_message(message: Message) -> None:
 
 
 async def unknown_button(query: CallbackQuery) -> None:
-    await query.answer(_("This button is no longer active. Send /start for a fresh menu."), show_alert=True)
+    await refuse(query, _("This button is no longer active. Send /start for a fresh menu."))
 
 
 def build_router() -> Router:
