@@ -11,13 +11,20 @@ also starts the real bot (``bot.app.App``) the way run.py does::
 Nothing leaves the machine: Telegram (with the web chat on the same port), Crypto Pay,
 KryptoExpress, OpenRouter and DeepSeek all run on 127.0.0.1; the payment stand-ins post their
 webhooks to the bot's own HTTP app.
+
+Ingest is on: ``SIGNAL_WEBHOOK_SECRET`` is the one set, else a fresh random one, printed at start
+with a curl example (:func:`ingest_help`); the web chat's operator panel (sandbox/operator_panel.py) posts
+signals, their events and whale trades through the same signed routes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import secrets
+import shlex
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +37,7 @@ from sandbox.cryptopay import CryptoPayStandIn
 from sandbox.deepseek import DeepSeekStandIn
 from sandbox.kryptoexpress import KryptoExpressStandIn
 from sandbox.openrouter import OpenRouterStandIn
+from sandbox.operator_panel import OperatorPanel
 from sandbox.telegram import TelegramStandIn
 from sandbox.webchat import WebChat
 
@@ -64,6 +72,7 @@ class Sandbox:
         self.kryptoexpress = KryptoExpressStandIn(callback_secret=KRYPTO_EXPRESS_CALLBACK_SECRET)
         self.openrouter = OpenRouterStandIn()
         self.deepseek = DeepSeekStandIn()
+        self.operator = OperatorPanel(self.telegram, self.cryptopay, self.kryptoexpress)  # routes before start()
         self.cryptopay.on_transfer.append(self._show_transfer)
         self.base_url = ""
         self.settings: Settings | None = None
@@ -72,11 +81,12 @@ class Sandbox:
 
     async def start(
         self, settings: Settings, *, host: str = "127.0.0.1", port: int = 0,
-        database_url: str | None = None,
+        database_url: str | None = None, announce: bool = True,
     ) -> Settings:
         """Start the stand-ins (Telegram and the web chat on ``port``, the others on free ports);
         return ``settings`` pointed at them. The database is ``database_url`` if given, else
-        ``DATABASE_URL`` if set, else a fresh ``data/sandbox.db``."""
+        ``DATABASE_URL`` if set, else a fresh ``data/sandbox.db``. Ingest is on (the secret set,
+        or a random one); ``announce`` prints its secret and a curl example."""
         admin_ids = list(settings.admin_ids) or [SANDBOX_ADMIN_ID]
         self.webchat.admin_id, self.webchat.admin_ids = admin_ids[0], set(admin_ids)
         try:
@@ -96,8 +106,14 @@ class Sandbox:
         for user_id, name, language in DEMO_USERS:
             if user_id not in admin_ids:
                 self.webchat.ensure_user(user_id, name, language)
+        secret = settings.signal_webhook_secret
+        if secret is None or not secret.get_secret_value():
+            secret = SecretStr(secrets.token_hex(16))
+        self.operator.secret = secret.get_secret_value()
         if settings.web_port:
             self.bind_bot(settings.web_port)
+            if announce:
+                print(ingest_help(f"http://127.0.0.1:{settings.web_port}", self.operator.secret), flush=True)
         overrides: dict[str, Any] = {
             "telegram_bot_token": SecretStr(SANDBOX_TOKEN),
             "telegram_api_url": self.base_url,
@@ -115,6 +131,7 @@ class Sandbox:
             "openrouter_management_key": SecretStr(self.openrouter.management_key),
             "deepseek_key": SecretStr(self.deepseek.api_key),
             "deepseek_api_url": self.deepseek.base_url,
+            "signal_webhook_secret": secret,
         }
         if database_url:
             overrides["database_url"] = database_url
@@ -140,6 +157,7 @@ class Sandbox:
         base = f"http://{host}:{web_port}"
         self.cryptopay.webhook_url = f"{base}/webhooks/cryptopay"
         self.kryptoexpress.callback_url = f"{base}/webhooks/kryptoexpress"
+        self.operator.bind(base, self.operator.secret)
 
     @property
     def chat_url(self) -> str:
@@ -178,7 +196,7 @@ async def running_sandbox(
         sandbox = Sandbox(rate_limit=rate_limit)
         if pre_checkout_timeout is not None:
             sandbox.telegram.pre_checkout_timeout = pre_checkout_timeout
-        settings = await sandbox.start(base, port=port, database_url=database_url)
+        settings = await sandbox.start(base, port=port, database_url=database_url, announce=False)
         app = App(settings)
         try:
             await app.start()
@@ -191,6 +209,27 @@ async def running_sandbox(
             except Exception:
                 log.exception("stopping the bot failed")
             await sandbox.stop()
+
+
+#: What the curl example posts: a signal every plan's filters let through.
+EXAMPLE_SIGNAL = {"id": "curl-1", "ecosystem": "crypto", "symbol": "SOL/USDT", "side": "long",
+                  "entry": "142.5", "take_profits": ["150", "158"], "stop_loss": "136", "timeframe": "4h"}
+
+
+def ingest_help(bot_url: str, secret: str) -> str:
+    """What the sandbox prints at start: the ingest secret and a curl example that posts a signal
+    (signed as README "Security" says: hex HMAC-SHA256 over ``"{timestamp}." + body``)."""
+    body = json.dumps(EXAMPLE_SIGNAL, separators=(",", ":"))
+    return (
+        f"Ingest is on: SIGNAL_WEBHOOK_SECRET={secret}\n"
+        "Post a signal from a shell (or use the web chat's operator panel):\n"
+        f"  secret={shlex.quote(secret)}\n"
+        f"  body={shlex.quote(body)}\n"
+        "  ts=$(date +%s); sig=$(printf '%s.%s' \"$ts\" \"$body\" | openssl dgst -sha256 -hmac \"$secret\""
+        " | awk '{print $NF}')\n"
+        f"  curl -s {bot_url}/api/signals -H \"X-Timestamp: $ts\" -H \"X-Signature: $sig\""
+        " -H 'Content-Type: application/json' -d \"$body\""
+    )
 
 
 def fresh_sqlite(path: Path) -> str:
