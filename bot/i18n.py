@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,28 @@ class UserLocaleMiddleware(I18nMiddleware):
 
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
         info = data.get("user_info")
-        if info is not None and info.language in self.i18n.available_locales:
+        if info is not None and info.language in self.i18n.locales:
             return info.language
         return self.i18n.default_locale
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        """What aiogram's I18nMiddleware does, with the two context variables set directly instead of
+        through two generator context managers (this runs for every update)."""
+        i18n = self.i18n
+        locale = await self.get_locale(event, data)
+        if self.i18n_key:
+            data[self.i18n_key] = i18n
+        if self.middleware_key:
+            data[self.middleware_key] = self
+        current = I18n.set_current(i18n)
+        language = i18n.ctx_locale.set(locale)
+        try:
+            return await handler(event, data)
+        finally:
+            i18n.ctx_locale.reset(language)
+            I18n.reset_current(current)
