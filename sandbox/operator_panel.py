@@ -13,7 +13,7 @@ JSON API (mounted beside the web chat's, ``/sandbox/api/operator``):
 ``POST /operator/signal``                   ``{ecosystem, symbol, side, entry, targets, stop, timeframe?, note?}``
 ``POST /operator/signal/{id}/event``        ``{type: tp_hit | sl_hit | closed, level?, price?}``
 ``POST /operator/whales``                   posts a realistic batch of whale trades
-``GET  /operator/invoices?user_id=``        the user's open invoices with their pay page
+``GET  /operator/invoices?user_id=``        the user's open invoices: provider, amount, currency, pay page url
 ==========================================  ===================================================
 
 Each POST answers ``{"status": <the bot's HTTP status>, "body": <its JSON answer>, ...}``.
@@ -27,12 +27,14 @@ import random
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 
 from processing.ingest_auth import signed_headers
+from sandbox.pages import plain_decimal
 
 if TYPE_CHECKING:
     from sandbox.cryptopay import CryptoPayStandIn
@@ -235,13 +237,14 @@ class OperatorPanel:
         for invoice_id in sorted(self.cryptopay.invoices, reverse=True):
             invoice = self.cryptopay.find(invoice_id)
             if invoice["status"] == "active" and f"/pay/{invoice['hash']}" in shown:
-                found.append({"provider": "cryptopay", "title": "Crypto Pay",
-                              "amount": f"{invoice['amount']} {invoice.get('fiat') or invoice.get('asset')}",
+                found.append({"provider": "cryptopay", "title": "Crypto Pay", "amount": invoice["amount"],
+                              "currency": invoice.get("fiat") or invoice.get("asset"),
                               "url": f"{self.cryptopay.public_url}/pay/{invoice['hash']}"})
         for payment in sorted(self.kryptoexpress.payments.values(), key=lambda p: -p.id):
             if not payment.is_paid and not self.kryptoexpress.is_expired(payment) and payment.address in shown:
                 found.append({"provider": "kryptoexpress", "title": "KryptoExpress",
-                              "amount": f"{payment.crypto_amount} {payment.crypto_currency}",
+                              "amount": plain_decimal(payment.crypto_amount or Decimal(0)),
+                              "currency": payment.crypto_currency,
                               "url": f"{self.kryptoexpress.public_url}/pay/{payment.hash}"})
         return {"invoices": found}
 

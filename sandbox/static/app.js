@@ -9,6 +9,8 @@
 (() => {
   const API = "/sandbox/api";
   const $ = (id) => document.getElementById(id);
+  const t = (text, values) => window.SandboxText.t(text, values);
+  const locale = () => window.SandboxText.locale;
 
   const state = {
     bot: null,
@@ -75,10 +77,12 @@
   }
 
   function clock(unix) {
-    return new Date(unix * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return new Date(unix * 1000).toLocaleTimeString(locale() || [], { hour: "2-digit", minute: "2-digit" });
   }
 
   function fileUrl(fileId) { return `/sandbox/files/${encodeURIComponent(fileId)}`; }
+
+  function dateTime(unix) { return new Date(unix * 1000).toLocaleString(locale()); }
 
   function isAdmin(id) { return state.adminIds.has(Number(id)); }
 
@@ -133,7 +137,7 @@
       case "expandable_blockquote": return el("blockquote");
       case "spoiler": {
         const node = el("span", "spoiler");
-        node.title = "Spoiler: click to reveal";
+        node.title = t("Spoiler: click to reveal");
         node.addEventListener("click", () => node.classList.toggle("revealed"));
         return node;
       }
@@ -142,7 +146,7 @@
       case "email": return linkNode(`mailto:${slice}`);
       case "bot_command": {
         const node = el("span", "command");
-        node.title = "Send this command";
+        node.title = t("Send this command");
         node.addEventListener("click", () => sendText(slice));
         return node;
       }
@@ -158,7 +162,7 @@
     const url = safeUrl(raw);
     if (!url) {
       const span = el("span", "link");
-      span.title = "Link not opened in the sandbox: " + String(raw);
+      span.title = t("Link not opened in the sandbox: {url}", { url: String(raw) });
       return span;
     }
     const a = el("a");
@@ -244,7 +248,7 @@
 
   function openLink(raw) {
     const url = safeUrl(raw);
-    if (!url) { toast("This link type is not supported in the sandbox."); return; }
+    if (!url) { toast(t("This link type is not supported in the sandbox.")); return; }
     if (handleSpecialLink(url)) return;
     window.open(url, "_blank", "noopener,noreferrer");
   }
@@ -256,7 +260,7 @@
     try {
       await api("POST", "/send", { user_id: userId, text });
     } catch (err) {
-      toast(`Could not send: ${err.message}`);
+      toast(t("Could not send: {error}", { error: err.message }));
     }
   }
 
@@ -266,7 +270,7 @@
       await api("POST", "/press", { user_id: state.actingUser, message_id: message.message_id,
         data: button.callback_data });
     } catch (err) {
-      toast(`Button failed: ${err.message}`);
+      toast(t("Button failed: {error}", { error: err.message }));
     } finally {
       setTimeout(() => node.classList.remove("busy"), 400);
     }
@@ -274,28 +278,29 @@
 
   async function pay(invoiceRef, amountText) {
     const userId = state.actingUser;
-    if (!userId) { toast("Pick a user first."); return; }
+    if (!userId) { toast(t("Pick a user first.")); return; }
     const waiting = el("div");
-    waiting.append(el("span", "spinner"), document.createTextNode(
-      `Paying ${amountText} as ${userName(state.users.get(userId))}… waiting for the bot to confirm.`));
-    modal("Payment", waiting, [["Hide", null]]);
+    waiting.append(el("span", "spinner"), document.createTextNode(t(
+      "Paying {amount} as {name}… waiting for the bot to confirm.",
+      { amount: amountText, name: userName(state.users.get(userId)) })));
+    modal(t("Payment"), waiting, [[t("Hide"), null]]);
     let result;
     try {
       result = await api("POST", "/pay", { user_id: userId,
         ...(typeof invoiceRef === "number" ? { message_id: invoiceRef } : { invoice: invoiceRef }) });
     } catch (err) {
-      modal("Payment failed", err.message);
+      modal(t("Payment failed"), err.message);
       return;
     }
     if (result.ok) {
       closeModal();
-      toast(`Paid ${amountText}.\nCharge ${result.telegram_payment_charge_id}`);
+      toast(t("Paid {amount}.\nCharge {charge}", { amount: amountText, charge: result.telegram_payment_charge_id }));
     } else if (result.reason === "timeout") {
-      modal("Payment failed", result.error_message);
+      modal(t("Payment failed"), result.error_message);
     } else {
       const body = el("div");
-      body.append(el("div", "", "The bot declined the payment:"), el("p", "decline", result.error_message));
-      modal("Payment declined", body);
+      body.append(el("div", "", t("The bot declined the payment:")), el("p", "decline", result.error_message));
+      modal(t("Payment declined"), body);
     }
   }
 
@@ -304,25 +309,26 @@
     try {
       invoice = await api("GET", `/invoices/${encodeURIComponent(slug)}`);
     } catch (err) {
-      modal("Invoice", err.message);
+      modal(t("Invoice"), err.message);
       return;
     }
     const body = el("div");
     body.append(el("div", "invoice-title", invoice.title), el("div", "invoice-desc", invoice.description),
       el("div", "big", stars(invoice.total_amount, invoice.currency)));
     if (invoice.subscription_period) {
-      body.append(el("div", "invoice-sub", `Subscription: renews every ${Math.round(invoice.subscription_period / 86400)} days`));
+      body.append(el("div", "invoice-sub", t("Subscription: renews every {days} days",
+        { days: Math.round(invoice.subscription_period / 86400) })));
     }
     const picker = el("select");
-    picker.setAttribute("aria-label", "Pay as");
+    picker.setAttribute("aria-label", t("Pay as"));
     for (const user of state.users.values()) {
       const option = el("option", "", `${userName(user)} (${user.id})`);
       option.value = String(user.id);
       if (user.id === state.actingUser) option.selected = true;
       picker.append(option);
     }
-    body.append(el("div", "invoice-sub", "Pay as:"), picker);
-    modal("Invoice link", body, [["Cancel", null], ["Pay", () => {
+    body.append(el("div", "invoice-sub", t("Pay as:")), picker);
+    modal(t("Invoice link"), body, [[t("Cancel"), null], [t("Pay"), () => {
       const userId = Number(picker.value);
       if (userId) selectUser(userId);
       pay(slug, stars(invoice.total_amount, invoice.currency));
@@ -339,16 +345,16 @@
 
   async function joinLink(url) {
     const userId = state.actingUser;
-    if (!userId) { toast("Pick a user first."); return; }
+    if (!userId) { toast(t("Pick a user first.")); return; }
     try {
       const result = await api("POST", "/join", { user_id: userId, link: url });
       if (result.ok) {
-        toast(`${userName(state.users.get(userId))} joined ${result.chat.title}.`);
+        toast(t("{name} joined {channel}.", { name: userName(state.users.get(userId)), channel: result.chat.title }));
       } else {
-        modal("Can't join", `${JOIN_ERRORS[result.error] || "Telegram refused."} (${result.error})`);
+        modal(t("Can't join"), `${t(JOIN_ERRORS[result.error] || "Telegram refused.")} (${result.error})`);
       }
     } catch (err) {
-      modal("Can't join", err.message);
+      modal(t("Can't join"), err.message);
     }
   }
 
@@ -383,11 +389,11 @@
         } else if (button.copy_text && button.copy_text.text) {
           node.addEventListener("click", () => {
             navigator.clipboard.writeText(String(button.copy_text.text)).then(
-              () => toast("Copied."), () => toast(String(button.copy_text.text)));
+              () => toast(t("Copied.")), () => toast(String(button.copy_text.text)));
           });
         } else {
           node.disabled = true;
-          node.title = "This button type is not available in the sandbox";
+          node.title = t("This button type is not available in the sandbox");
         }
         line.append(node);
       }
@@ -403,10 +409,11 @@
     const refund = message.refunded_payment;
     const body = paid || refund;
     const who = userName(message.from);
-    const text = paid ? `${who} paid ${stars(paid.total_amount, paid.currency)}`
-      : `${stars(refund.total_amount, refund.currency)} refunded to ${who}`;
+    const text = paid ? t("{name} paid {amount}", { name: who, amount: stars(paid.total_amount, paid.currency) })
+      : t("{amount} refunded to {name}", { name: who, amount: stars(refund.total_amount, refund.currency) });
     node.append(document.createTextNode(paid && paid.is_recurring
-      ? `${text} (subscription until ${new Date(paid.subscription_expiration_date * 1000).toLocaleDateString()})`
+      ? t("{text} (subscription until {date})",
+        { text, date: new Date(paid.subscription_expiration_date * 1000).toLocaleDateString(locale()) })
       : text));
     node.append(el("br"), el("small", "mono", body.telegram_payment_charge_id));
     return node;
@@ -426,22 +433,22 @@
     if (message.forward_origin) {
       const origin = message.forward_origin;
       const name = origin.sender_user ? userName(origin.sender_user)
-        : origin.chat ? origin.chat.title : origin.sender_user_name || "someone";
-      bubble.append(el("div", "forwarded", `Forwarded from ${name}`));
+        : origin.chat ? origin.chat.title : origin.sender_user_name || t("someone");
+      bubble.append(el("div", "forwarded", t("Forwarded from {name}", { name })));
     }
     if (message.reply_to_message) {
       const quoted = message.reply_to_message;
       const quote = el("div", "quote");
-      quote.append(el("b", "", quoted.from ? userName(quoted.from) : "Message"),
+      quote.append(el("b", "", quoted.from ? userName(quoted.from) : t("Message")),
         document.createTextNode(quoted.text || quoted.caption || "…"));
       bubble.append(quote);
     }
     if (Array.isArray(message.photo) && message.photo.length) {
       const image = el("img", "photo");
-      image.alt = "photo";
+      image.alt = t("photo");
       image.loading = "lazy";
       image.src = fileUrl(message.photo[message.photo.length - 1].file_id);
-      image.addEventListener("error", () => image.replaceWith(el("div", "photo-missing", "🖼 photo (not available offline)")));
+      image.addEventListener("error", () => image.replaceWith(el("div", "photo-missing", t("🖼 photo (not available offline)"))));
       bubble.append(image);
     }
     if (message.document) {
@@ -449,8 +456,9 @@
       doc.href = fileUrl(message.document.file_id);
       doc.download = String(message.document.file_name || "file");
       const info = el("div");
-      info.append(el("div", "doc-name", message.document.file_name || "file"),
-        el("div", "doc-size", message.document.file_size ? `${Math.ceil(message.document.file_size / 1024)} KB` : "document"));
+      info.append(el("div", "doc-name", message.document.file_name || t("file")),
+        el("div", "doc-size", message.document.file_size
+          ? t("{size} KB", { size: Math.ceil(message.document.file_size / 1024) }) : t("document")));
       doc.append(el("div", "doc-icon", "📄"), info);
       bubble.append(doc);
     }
@@ -459,7 +467,7 @@
       invoice.append(el("div", "invoice-title", message.invoice.title),
         el("div", "invoice-desc", message.invoice.description),
         el("div", "invoice-amount", stars(message.invoice.total_amount, message.invoice.currency)),
-        el("div", "invoice-sub", "Invoice"));
+        el("div", "invoice-sub", t("Invoice")));
       bubble.append(invoice);
     }
     if (typeof message.text === "string") {
@@ -470,7 +478,7 @@
       const kinds = Object.keys(message).filter((k) => !["message_id", "date", "chat", "from", "sender_chat", "reply_markup", "edit_date"].includes(k));
       bubble.append(el("div", "unsupported", `[${kinds.join(", ") || "empty"} message]`));
     }
-    const meta = el("span", "meta", `${message.edit_date ? "edited " : ""}${clock(message.date)}`);
+    const meta = el("span", "meta", message.edit_date ? t("edited {time}", { time: clock(message.date) }) : clock(message.date));
     bubble.append(meta);
     wrap.append(bubble);
     let keyboard = keyboardNode(message);
@@ -478,7 +486,7 @@
       // Telegram shows its own Pay button when the bot sent no keyboard.
       keyboard = keyboard || el("div", "kb");
       const row = el("div", "kb-row");
-      const payButton = el("button", "kb-btn pay", `Pay ${stars(message.invoice.total_amount, message.invoice.currency)}`);
+      const payButton = el("button", "kb-btn pay", t("Pay {amount}", { amount: stars(message.invoice.total_amount, message.invoice.currency) }));
       payButton.type = "button";
       payButton.addEventListener("click", () => pay(message.message_id, stars(message.invoice.total_amount, message.invoice.currency)));
       row.append(payButton);
@@ -548,8 +556,8 @@
       if (state.view && state.view.kind === "user" && state.view.id === user.id) item.classList.add("active");
       const main = el("div", "item-main");
       const name = el("div", "item-name", userName(user));
-      if (user.is_admin) name.append(el("span", "badge", "admin"));
-      if (user.blocked) name.append(el("span", "badge warn", "blocked bot"));
+      if (user.is_admin) name.append(el("span", "badge", t("admin")));
+      if (user.blocked) name.append(el("span", "badge warn", t("blocked bot")));
       main.append(name, el("div", "item-sub",
         `id ${user.id} · ${(user.language_code || "—").toUpperCase()}${user.username ? " · @" + user.username : ""}`));
       item.append(avatar(user.first_name, user.id), main);
@@ -558,8 +566,8 @@
       item.addEventListener("click", () => selectUser(user.id));
       list.append(item);
     }
-    if (!state.users.size) list.append(el("li", "item-sub", "No users yet."));
-    $("admin-label").textContent = `Act as admin (id ${state.adminId})`;
+    if (!state.users.size) list.append(el("li", "item-sub", t("No users yet.")));
+    $("admin-label").textContent = t("Act as admin (id {id})", { id: state.adminId });
     $("admin-switch").checked = Boolean(state.view && state.view.kind === "user" && isAdmin(state.view.id));
   }
 
@@ -579,7 +587,7 @@
       item.addEventListener("click", () => selectChannel(channel.id));
       list.append(item);
     }
-    if (!state.channels.size) list.append(el("li", "item-sub", "No channels."));
+    if (!state.channels.size) list.append(el("li", "item-sub", t("No channels.")));
   }
 
   // ---------------------------------------------------------------- views
@@ -591,19 +599,20 @@
     const blockButton = $("block-toggle");
     if (!view) return;
     if (view.kind === "user") {
-      const user = state.users.get(view.id) || { id: view.id, first_name: `User ${view.id}` };
-      $("chat-title").textContent = `${userName(user)} ↔ ${state.bot ? state.bot.first_name : "bot"}`;
-      $("chat-sub").textContent = `as ${userName(user)} · id ${user.id} · ${(user.language_code || "—").toUpperCase()}`;
+      const user = state.users.get(view.id) || { id: view.id, first_name: t("User {id}", { id: view.id }) };
+      $("chat-title").textContent = `${userName(user)} ↔ ${state.bot ? state.bot.first_name : t("bot")}`;
+      $("chat-sub").textContent = t("as {name} · id {id} · {lang}",
+        { name: userName(user), id: user.id, lang: (user.language_code || "—").toUpperCase() });
       avatarBox.replaceWith(Object.assign(avatar(user.first_name, user.id), { id: "chat-avatar" }));
       langButton.hidden = false;
       langButton.textContent = (user.language_code || "en") === "ru" ? "RU → EN" : "EN → RU";
       blockButton.hidden = false;
-      blockButton.textContent = user.blocked ? "Unblock bot" : "Block bot";
+      blockButton.textContent = user.blocked ? t("Unblock bot") : t("Block bot");
       blockButton.classList.toggle("on", Boolean(user.blocked));
     } else {
-      const channel = state.channels.get(view.id) || { id: view.id, title: "Channel" };
+      const channel = state.channels.get(view.id) || { id: view.id, title: t("Channel") };
       $("chat-title").textContent = channel.title;
-      $("chat-sub").textContent = `channel${channel.username ? " · @" + channel.username : ""} · id ${channel.id}`;
+      $("chat-sub").textContent = `${t("channel")}${channel.username ? " · @" + channel.username : ""} · id ${channel.id}`;
       avatarBox.replaceWith(Object.assign(avatar(channel.title, channel.id), { id: "chat-avatar" }));
       langButton.hidden = true;
       blockButton.hidden = true;
@@ -616,28 +625,29 @@
     box.replaceChildren();
     if (!data || data.chat.type !== "channel") { box.hidden = true; return; }
     box.hidden = false;
-    box.append(el("h4", "", "Members"));
+    box.append(el("h4", "", t("Members")));
     const members = el("ul");
     for (const member of data.members || []) {
       const li = el("li");
-      li.append(el("span", `status ${member.status}`, member.status), document.createTextNode(
-        `${userName(member.user)} (${member.user.id})${member.until_date ? " until " + new Date(member.until_date * 1000).toLocaleString() : ""}`));
+      li.append(el("span", `status ${member.status}`, t(member.status)), document.createTextNode(
+        `${userName(member.user)} (${member.user.id})${member.until_date ? t(" until {date}", { date: dateTime(member.until_date) }) : ""}`));
       members.append(li);
     }
-    if (!members.children.length) members.append(el("li", "", "Nobody has joined yet."));
+    if (!members.children.length) members.append(el("li", "", t("Nobody has joined yet.")));
     box.append(members);
     const links = data.invite_links || [];
     if (links.length) {
-      box.append(el("h4", "", "Invite links"));
+      box.append(el("h4", "", t("Invite links")));
       const list = el("ul");
       for (const link of links) {
         const li = el("li");
         const url = el("span", "mono join-link", link.invite_link);
-        url.title = `Join as ${userName(state.users.get(state.actingUser)) || "the selected user"}`;
+        url.title = t("Join as {name}", { name: userName(state.users.get(state.actingUser)) || t("the selected user") });
         url.addEventListener("click", () => joinLink(link.invite_link));
-        const notes = [link.name, link.member_limit ? `${link.joined}/${link.member_limit} used` : `${link.joined} joined`,
-          link.expire_date ? `expires ${new Date(link.expire_date * 1000).toLocaleString()}` : null,
-          link.is_revoked ? "revoked" : null].filter(Boolean).join(" · ");
+        const notes = [link.name, link.member_limit ? t("{joined}/{limit} used", { joined: link.joined, limit: link.member_limit })
+          : t("{joined} joined", { joined: link.joined }),
+        link.expire_date ? t("expires {date}", { date: dateTime(link.expire_date) }) : null,
+        link.is_revoked ? t("revoked") : null].filter(Boolean).join(" · ");
         li.append(url, el("span", "item-sub", notes));
         list.append(li);
       }
@@ -666,7 +676,7 @@
     }
     if (!data.messages.length) {
       box.append(el("div", "empty", view.kind === "user"
-        ? "No messages yet. Send /start to begin." : "The bot has not posted here yet."));
+        ? t("No messages yet. Send /start to begin.") : t("The bot has not posted here yet.")));
     }
     renderReplyKeyboard(data.reply_keyboard);
     renderChannelInfo(view.kind === "channel" ? data : null);
@@ -684,7 +694,7 @@
     input.disabled = !writable;
     $("send-btn").disabled = !writable;
     $("menu-btn").disabled = !writable;
-    input.placeholder = writable ? "Message" : "Only the bot posts in channels";
+    input.placeholder = writable ? t("Message") : t("Only the bot posts in channels");
     $("commands").hidden = true;
     $("app").classList.add("show-chat");
     renderUsers();
@@ -699,6 +709,7 @@
     state.actingUser = userId;
     if (!isAdmin(userId)) state.lastNonAdmin = userId;
     const input = openView("user", userId);
+    if (operatorOpen()) loadInvoices();
     if (window.matchMedia("(min-width: 721px)").matches) input.focus();
   }
 
@@ -724,7 +735,7 @@
       row.addEventListener("click", () => { box.hidden = true; sendText(`/${command.command}`); });
       box.append(row);
     }
-    if (!data.commands.length) box.append(el("div", "cmd", "The bot has not set any commands."));
+    if (!data.commands.length) box.append(el("div", "cmd", t("The bot has not set any commands.")));
     box.hidden = false;
   }
 
@@ -738,7 +749,7 @@
   function showTyping(chatId) {
     if (viewedChatId() !== chatId) return;
     const sub = $("chat-sub");
-    sub.textContent = `${state.bot ? state.bot.first_name : "bot"} is typing…`;
+    sub.textContent = t("{bot} is typing…", { bot: state.bot ? state.bot.first_name : t("bot") });
     sub.classList.add("typing");
     clearTimeout(state.typingTimer);
     state.typingTimer = setTimeout(setHeader, 5000);
@@ -748,6 +759,7 @@
     const onScreen = event.chat_id !== null && event.chat_id === viewedChatId();
     switch (event.type) {
       case "message":
+        if (operatorOpen() && event.chat_id === state.actingUser && isBotMessage(event.message)) scheduleInvoices();
         if (onScreen) {
           putMessage(event.message);
           if (isBotMessage(event.message) && "reply_keyboard" in event) renderReplyKeyboard(event.reply_keyboard);
@@ -757,6 +769,7 @@
         }
         break;
       case "edit":
+        if (operatorOpen() && event.chat_id === state.actingUser) scheduleInvoices();
         if (onScreen) putMessage(event.message, { flash: true });
         break;
       case "delete":
@@ -765,7 +778,7 @@
       case "callback_answer": {
         const answer = event.answer || {};
         if (answer.text) {
-          if (answer.show_alert) modal(state.bot ? state.bot.first_name : "Bot", answer.text);
+          if (answer.show_alert) modal(state.bot ? state.bot.first_name : t("Bot"), answer.text);
           else toast(answer.text);
         }
         if (answer.url) openLink(answer.url);
@@ -788,7 +801,7 @@
       case "pre_checkout_answer": {
         const body = $("modal-body");
         if (!$("modal").hidden && event.ok && body.querySelector(".spinner")) {
-          body.replaceChildren(el("span", "spinner"), document.createTextNode("Confirmed by the bot. Charging…"));
+          body.replaceChildren(el("span", "spinner"), document.createTextNode(t("Confirmed by the bot. Charging…")));
         }
         break;
       }
@@ -805,7 +818,7 @@
       state.connected = true;
       state.everConnected = true;
       conn.className = "conn ok";
-      conn.textContent = "live";
+      conn.textContent = t("live");
       if (reconnected) { refreshState().then(loadChat); }
     });
     source.onmessage = (message) => {
@@ -814,8 +827,216 @@
     source.onerror = () => {
       state.connected = false;
       conn.className = "conn bad";
-      conn.textContent = "reconnecting…";
+      conn.textContent = t("reconnecting…");
     };
+  }
+
+
+  // ---------------------------------------------------------------- operator panel
+  // Posts go to /sandbox/api/operator, which signs them and sends them to the bot's real ingest routes.
+
+  const operator = { ingest: false, url: null, signals: [], invoicesTimer: null };
+
+  function operatorOpen() { return !$("operator").hidden; }
+
+  function toggleOperator(show) {
+    const open = show === undefined ? $("operator").hidden : Boolean(show);
+    $("operator").hidden = !open;
+    $("operator-toggle").setAttribute("aria-expanded", String(open));
+    $("operator-toggle").classList.toggle("on", open);
+    localStorage.setItem("sandbox.operator", open ? "open" : "");
+    if (open) { loadOperator(); loadInvoices(); }
+  }
+
+  function number(text) {
+    const value = Number(text);
+    return Number.isFinite(value)
+      ? value.toLocaleString(locale(), { maximumFractionDigits: 8 }) : String(text);
+  }
+
+  function opResult(text, bad) {
+    const box = $("op-result");
+    box.textContent = text;
+    box.classList.toggle("bad", Boolean(bad));
+  }
+
+  function refusal(result) {
+    const body = result.body;
+    const reason = body && typeof body === "object" ? body.error || JSON.stringify(body) : String(body);
+    return t("The bot refused it ({status}): {reason}", { status: result.status, reason });
+  }
+
+  async function operatorCall(button, path, body) {
+    button.disabled = true;
+    opResult(t("Sending…"));
+    try {
+      return await api("POST", `/operator${path}`, body || {});
+    } catch (err) {
+      opResult(err.message, true);
+      return null;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function loadOperator() {
+    try {
+      const data = await api("GET", "/operator/state");
+      operator.ingest = data.ingest;
+      operator.url = data.ingest_url;
+      operator.signals = data.signals;
+    } catch (err) {
+      opResult(err.message, true);
+    }
+    renderOperator();
+  }
+
+  function eventLabel(event) {
+    if (event.startsWith("tp_hit:")) return t("Target {level} hit", { level: event.slice(7) });
+    return event === "sl_hit" ? t("Stop hit") : t("Closed");
+  }
+
+  function opButton(label, className, handler) {
+    const button = el("button", `ghost ${className}`, label);
+    button.type = "button";
+    button.addEventListener("click", () => handler(button));
+    return button;
+  }
+
+  function renderOperator() {
+    const ingest = $("op-ingest");
+    ingest.textContent = operator.ingest ? t("Ingest is on: {url}", { url: operator.url })
+      : t("Ingest is off: SIGNAL_WEBHOOK_SECRET is not set.");
+    ingest.classList.toggle("off", !operator.ingest);
+    const list = $("op-signals");
+    list.replaceChildren();
+    for (const signal of operator.signals.slice().reverse()) {
+      const item = el("li", "op-signal");
+      item.dataset.signalId = signal.id;
+      item.append(el("div", "op-signal-title",
+        `${signal.symbol} · ${t(signal.side)} · ${t("Entry")} ${number(signal.entry)}`));
+      if (signal.events.length) {
+        item.append(el("div", "item-sub", t("Events sent: {events}", { events: signal.events.map(eventLabel).join(", ") })));
+      }
+      const buttons = el("div", "op-buttons");
+      signal.targets.forEach((price, index) => buttons.append(opButton(
+        t("Target {level} hit", { level: index + 1 }), "op-tp", (b) => postEvent(b, signal, { type: "tp_hit", level: index + 1 }))));
+      buttons.append(opButton(t("Stop hit"), "op-sl", (b) => postEvent(b, signal, { type: "sl_hit" })));
+      const close = el("form", "op-close");
+      const price = el("input");
+      price.name = "price";
+      price.value = signal.entry;
+      price.inputMode = "decimal";
+      price.setAttribute("aria-label", t("Close at"));
+      const closeButton = el("button", "ghost", t("Close at"));
+      closeButton.type = "submit";
+      close.append(closeButton, price);
+      close.addEventListener("submit", (event) => {
+        event.preventDefault();
+        postEvent(closeButton, signal, { type: "closed", price: price.value });
+      });
+      item.append(buttons, close);
+      list.append(item);
+    }
+    if (!operator.signals.length) list.append(el("li", "item-sub", t("None yet.")));
+  }
+
+  async function postSignal(form) {
+    const body = {};
+    for (const name of ["ecosystem", "symbol", "side", "entry", "targets", "stop", "timeframe", "note"]) {
+      body[name] = form.elements[name].value;
+    }
+    const result = await operatorCall($("op-post-signal"), "/signal", body);
+    if (!result) return;
+    if (result.status === 202) {
+      opResult(t("Signal {symbol} posted ({status}): subscribers get it now, Free users after their delay.",
+        { symbol: body.symbol.toUpperCase(), status: result.status }));
+    } else if (result.status === 200) {
+      opResult(t("Already received: nothing changed ({status}).", { status: result.status }));
+    } else {
+      opResult(refusal(result), true);
+    }
+    loadOperator();
+  }
+
+  async function postEvent(button, signal, body) {
+    const result = await operatorCall(button, `/signal/${encodeURIComponent(signal.id)}/event`, body);
+    if (!result) return;
+    if (result.status === 202) opResult(t("The bot accepted it ({status}).", { status: result.status }));
+    else if (result.status === 200) opResult(t("Already received: nothing changed ({status}).", { status: result.status }));
+    else opResult(refusal(result), true);
+    loadOperator();
+  }
+
+  async function postWhales(button) {
+    const result = await operatorCall(button, "/whales");
+    if (!result) return;
+    if (result.status === 200) {
+      opResult(t("Stored {stored} trades of {wallets} wallets ({status}). Open /whales to see the board.",
+        { stored: result.body.stored, wallets: result.wallets, status: result.status }));
+    } else {
+      opResult(refusal(result), true);
+    }
+  }
+
+  function scheduleInvoices() {
+    clearTimeout(operator.invoicesTimer);
+    operator.invoicesTimer = setTimeout(loadInvoices, 300);
+  }
+
+  async function loadInvoices() {
+    if (!operatorOpen()) return;
+    const userId = state.actingUser;
+    const list = $("op-invoices");
+    const user = state.users.get(userId);
+    $("op-invoices-hint").textContent = user
+      ? t("Open invoices of {name}, on the payment services' own pages:", { name: userName(user) }) : t("Pick a user first.");
+    if (!user) { list.replaceChildren(); return; }
+    let data;
+    try {
+      data = await api("GET", `/operator/invoices?user_id=${userId}`);
+    } catch (err) {
+      opResult(err.message, true);
+      return;
+    }
+    if (state.actingUser !== userId) return;  // switched meanwhile
+    list.replaceChildren();
+    for (const invoice of data.invoices) {
+      const item = el("li");
+      const link = el("a", "op-pay", t("Open the {provider} page · {amount}", {
+        provider: invoice.title, amount: `${number(invoice.amount)} ${String(invoice.currency).replace("_", " ")}` }));
+      const url = safeUrl(invoice.url);
+      if (!url) continue;
+      link.href = url;
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      link.dataset.provider = invoice.provider;
+      item.append(link);
+      list.append(item);
+    }
+    if (!data.invoices.length) {
+      list.append(el("li", "item-sub", t("No open Crypto Pay or KryptoExpress invoice. Buy something with crypto in the chat first.")));
+    }
+  }
+
+  // ---------------------------------------------------------------- page language
+
+  function setPageLang(lang) {
+    window.SandboxText.setLang(lang);
+    $("page-lang-en").classList.toggle("on", window.SandboxText.lang === "en");
+    $("page-lang-ru").classList.toggle("on", window.SandboxText.lang === "ru");
+    $("conn").textContent = state.connected ? t("live") : t(state.everConnected ? "reconnecting…" : "connecting…");
+    if (state.bot) {
+      $("bot-name").textContent = `${state.bot.first_name} · @${state.bot.username}`;
+      document.title = t("Sandbox · @{bot}", { bot: state.bot.username });
+    }
+    renderUsers();
+    renderChannels();
+    if (state.view) {
+      $("composer-input").placeholder = state.view.kind === "user" ? t("Message") : t("Only the bot posts in channels");
+      loadChat();
+    }
+    if (operatorOpen()) { renderOperator(); loadInvoices(); }
   }
 
   // ---------------------------------------------------------------- start-up
@@ -828,7 +1049,7 @@
     state.users = new Map(data.users.map((u) => [u.id, u]));
     state.channels = new Map(data.channels.map((c) => [c.id, c]));
     $("bot-name").textContent = `${data.bot.first_name} · @${data.bot.username}`;
-    document.title = `Sandbox · @${data.bot.username}`;
+    document.title = t("Sandbox · @{bot}", { bot: data.bot.username });
     renderUsers();
     renderChannels();
   }
@@ -844,6 +1065,16 @@
       sendText(text);
     });
     $("menu-btn").addEventListener("click", showCommands);
+    $("page-lang-en").addEventListener("click", () => setPageLang("en"));
+    $("page-lang-ru").addEventListener("click", () => setPageLang("ru"));
+    $("operator-toggle").addEventListener("click", () => toggleOperator());
+    $("operator-close").addEventListener("click", () => toggleOperator(false));
+    $("op-signal-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      postSignal(event.target);
+    });
+    $("op-whales").addEventListener("click", (event) => postWhales(event.currentTarget));
+    $("op-invoices-refresh").addEventListener("click", loadInvoices);
     $("back").addEventListener("click", () => $("app").classList.remove("show-chat"));
     $("modal").addEventListener("click", (event) => { if (event.target === $("modal")) closeModal(); });
     document.addEventListener("keydown", (event) => {
@@ -891,7 +1122,7 @@
         const updated = await api("POST", "/users", { id: user.id, first_name: user.first_name,
           username: user.username, language_code: (user.language_code || "en") === "ru" ? "en" : "ru" });
         state.users.set(updated.id, updated);  // the "user" event re-renders the list and the header
-        toast(`${userName(updated)} now uses ${updated.language_code.toUpperCase()}. Send /start to see it.`);
+        toast(t("{name} now uses {lang}. Send /start to see it.", { name: userName(updated), lang: updated.language_code.toUpperCase() }));
       } catch (err) {
         toast(err.message);
       }
@@ -909,12 +1140,15 @@
   }
 
   async function main() {
+    window.SandboxText.apply();
+    $("page-lang-en").classList.toggle("on", window.SandboxText.lang === "en");
+    $("page-lang-ru").classList.toggle("on", window.SandboxText.lang === "ru");
     wire();
     connect();
     try {
       await refreshState();
     } catch (err) {
-      $("bot-name").textContent = "sandbox not reachable";
+      $("bot-name").textContent = t("sandbox not reachable");
       return;
     }
     let saved = null;
@@ -928,6 +1162,7 @@
       if (first) selectUser(first.id); else $("new-user-box").open = true;
       $("app").classList.remove("show-chat");
     }
+    if (localStorage.getItem("sandbox.operator") === "open") toggleOperator(true);
     const invoice = window.location.pathname.match(/^\/sandbox\/invoice\/([^/]+)$/);
     if (invoice) openInvoiceSheet(decodeURIComponent(invoice[1]));
   }

@@ -209,3 +209,84 @@ async def test_a_person_buys_ai_tokens_with_stars_in_the_browser(tmp_path, capsy
         assert order.status == "fulfilled" and order.details["tokens"] == 5000
     with capsys.disabled():
         print(f"\nweb chat purchase screenshot: {shot} (took {time.monotonic() - started:.1f} s)")
+
+
+# ---------------------------------------------------------------------- the operator panel
+
+async def open_operator(driver: Any) -> None:
+    await asyncio.to_thread(css(driver, "#operator-toggle")[0].click)
+    await until(driver, lambda d: "Ingest is on" in css(d, "#op-ingest")[0].text, what="the operator panel")
+
+
+def panel_says(fragment: str) -> Callable[[Any], Any]:
+    return lambda d: fragment in (text := css(d, "#op-result")[0].text) and text
+
+
+async def subscribe(sb: Any, driver: Any, user_id: int, name: str) -> None:
+    """The user says /start in the page, then has Pro for 30 days (paid plans get signals at once)."""
+    await send(driver, "/start")
+    await until(driver, bubble_with(name), what="the /start menu")
+    await sb.app.subscriptions.add_time(user_id, "pro", 30, source="grant")
+
+
+async def test_operator_panel_posts_a_signal_and_its_event_to_a_subscriber(tmp_path):
+    async with running_sandbox(tmp_path) as sb:  # no secret given: the sandbox turns ingest on itself
+        with chromium() as driver:
+            await open_chat(driver, sb.chat_url, ALICE)
+            await subscribe(sb, driver, ALICE, "Alice")
+            await open_operator(driver)
+            await asyncio.to_thread(css(driver, "#op-post-signal")[0].click)  # the form's example signal
+            await until(driver, panel_says("Signal SOL/USDT posted (202)"), what="the bot's answer")
+            signal = await until(driver, bubble_with("Entry: 142.5"), what="the signal in Alice's chat")
+            assert "Stop: 136" in signal.text and "150" in signal.text
+
+            target = await until(driver, lambda d: css(d, "#op-signals .op-tp"), what="the event buttons")
+            await asyncio.to_thread(target[0].click)
+            await until(driver, panel_says("The bot accepted it (202)"), what="the event's answer")
+            reply = await until(driver, bubble_with("Take-Profit target 1"), what="the event in Alice's chat")
+            assert reply.find_element("css selector", ".quote").text  # a reply to her copy of the signal
+            await until(driver, lambda d: "Target 1 hit" in css(d, "#op-signals .item-sub")[0].text,
+                        what="the event listed under the signal")
+
+
+async def test_sample_whale_trades_make_the_board_show_wallets(tmp_path):
+    async with running_sandbox(tmp_path) as sb:
+        with chromium() as driver:
+            await open_chat(driver, sb.chat_url, ALICE)
+            await open_operator(driver)
+            await asyncio.to_thread(css(driver, "#op-whales")[0].click)
+            await until(driver, panel_says("trades of 10 wallets (200)"), what="the batch stored")
+            await send(driver, "/whales")
+            board = await until(driver, bubble_with("Whale leaderboard"), what="the whale board")
+            shown = [label for label in ("Jupiter Degen", "Sol Sniper", "vitalik.eth", "Base Maxi", "Binance 14",
+                                         "Bonk Baron", "BNB Whale", "Titan Builder", "Binance 8", "Whale 0x47ac")
+                     if label in board.text]
+            assert len(shown) == 5, board.text  # Free users see the top 5
+
+
+async def test_krypto_express_pay_page_opens_from_the_chat(tmp_path):
+    async with running_sandbox(tmp_path) as sb:
+        with chromium() as driver:
+            await open_chat(driver, sb.chat_url, ALICE)
+            await send(driver, "/plans")
+            await click(driver, await until(driver, bubble_with("Signal plans")), "Basic · month")
+            await click(driver, await until(driver, bubble_with("Choose how to pay")), "USDT TRC20 on-chain")
+            await click(driver, await until(driver, bubble_with("accept our terms")), "I accept")
+            await until(driver, bubble_with("Send exactly"), what="the on-chain invoice")
+            await open_operator(driver)
+            link = await until(driver, lambda d: css(d, '#op-invoices a[data-provider="kryptoexpress"]'),
+                               what="the KryptoExpress pay page link")
+            assert link[0].text.startswith("Open the KryptoExpress page · ") and "USDT TRC20" in link[0].text
+            chat_window = driver.current_window_handle
+            await asyncio.to_thread(link[0].click)
+            await until(driver, lambda d: len(d.window_handles) == 2, what="the pay page's window")
+            await asyncio.to_thread(driver.switch_to.window,
+                                    next(h for h in driver.window_handles if h != chat_window))
+            await until(driver, lambda d: "KryptoExpress payment" in d.title, what="the KryptoExpress page")
+            pay = next(b for b in css(driver, "button") if b.text.startswith("Pay exact"))
+            await asyncio.to_thread(pay.click)
+            await until(driver, lambda d: "Paid" in css(d, "body")[0].text, what="the payment")
+            await asyncio.to_thread(driver.switch_to.window, chat_window)
+            await until(driver, bubble_with("plan active"), timeout=20, what="the plan in the chat")
+            await until(driver, lambda d: "No open Crypto Pay or KryptoExpress invoice" in css(
+                d, "#op-invoices")[0].text, what="the paid invoice gone from the panel")
