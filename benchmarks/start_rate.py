@@ -5,7 +5,13 @@ stops when every reply has reached the stand-in. The same N updates then go, in 
 to a bare aiogram bot (a Dispatcher with two handlers that answer a fixed text, no database, no
 middleware) polling its own stand-in. The ratio app/bare is what to compare across machines. The
 outgoing gate is set to its maximum (1,000 req/s) so the figure is the bot's own ceiling, not
-Telegram's limit. `BENCH_USERS` (default 1,000) sets N, `BENCH_ROUNDS` (default 1) repeats the pair.
+Telegram's limit. Both bots run as run.py runs ours: `gc.freeze()` once started, so neither pays for
+garbage collections that walk everything imported (the bare bot shares this process with the whole app's
+modules; without it, its full collections walked ~380,000 objects each and its rate was understated).
+`BENCH_USERS` (default 1,000) sets N, `BENCH_ROUNDS` (default 1) repeats the pair and then prints each
+phase's median ratio (the machine may be shared: compare ratios, and several rounds rather than one).
+Each line also gives the process's CPU time per update and bare/app of it: time spent descheduled by other
+work on the machine does not count there, so on a busy machine it moves less than the wall-time ratio.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ import asyncio
 import contextlib
 import gc
 import os
+import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -37,14 +45,20 @@ PHASES = (("new users, /start", "/start"), ("known users, /help", "/help"))
 ID_BASE = 10_000
 
 
-async def _drive(telegram: TelegramStandIn, command: str, first_id: int) -> float:
-    """Send `command` from USERS users and return updates/s until every reply has arrived."""
+@dataclass(frozen=True)
+class Rate:
+    per_second: float  # updates per second of wall time
+    cpu_ms: float  # this process's CPU time per update (bot and stand-in), in ms
+
+
+async def _drive(telegram: TelegramStandIn, command: str, first_id: int) -> Rate:
+    """Send `command` from USERS users and measure until every reply has arrived."""
     before = len(telegram.calls_of("sendMessage"))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for uid in range(first_id, first_id + USERS):
         telegram.send_text(uid, command)
     await telegram.wait_for(lambda: len(telegram.calls_of("sendMessage")) - before >= USERS, timeout=600)
-    return USERS / (time.perf_counter() - started)
+    return Rate(USERS / (time.perf_counter() - started), (time.process_time() - cpu) * 1000 / USERS)
 
 
 def bare_dispatcher() -> Dispatcher:
@@ -63,21 +77,23 @@ def bare_dispatcher() -> Dispatcher:
     return dp
 
 
-async def _bare_rates(first_id: int) -> list[float]:
+async def _bare_rates(first_id: int) -> list[Rate]:
     async with TelegramStandIn(rate_limit=None) as telegram:
         bot = Bot(SANDBOX_TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(telegram.base_url)),
                   default=DefaultBotProperties(parse_mode=ParseMode.HTML))
         dp = bare_dispatcher()
         polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, close_bot_session=True))
+        gc.freeze()  # as for the app below
         try:
             return [await _drive(telegram, command, first_id) for _, command in PHASES]
         finally:
             await dp.stop_polling()
             with contextlib.suppress(asyncio.CancelledError):
                 await polling
+            gc.unfreeze()
 
 
-async def _app_rates(first_id: int) -> list[float]:
+async def _app_rates(first_id: int) -> list[Rate]:
     with tempfile.TemporaryDirectory() as tmp:
         async with TelegramStandIn(rate_limit=None) as telegram:
             settings = Settings(_env_file=None, telegram_bot_token=SANDBOX_TOKEN,
@@ -94,15 +110,23 @@ async def _app_rates(first_id: int) -> list[float]:
                 gc.unfreeze()
 
 
-async def measure() -> list[tuple[str, float, float]]:
-    """One pair of runs, bare aiogram first: [(phase, app updates/s, bare aiogram updates/s)]."""
+async def measure() -> list[tuple[str, Rate, Rate]]:
+    """One pair of runs, bare aiogram first: [(phase, app, bare aiogram)]."""
     bare = await _bare_rates(ID_BASE)
     app = await _app_rates(ID_BASE)
     return [(label, a, b) for (label, _), a, b in zip(PHASES, app, bare, strict=True)]
 
 
 async def run() -> None:
+    ratios: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in PHASES}
     for round_ in range(1, ROUNDS + 1):
         for label, app, bare in await measure():
-            print(f"{label:20} app {app:7.1f}/s  bare aiogram {bare:7.1f}/s  ratio {app / bare:5.2f}x"
-                  f"  ({USERS} updates{f', round {round_}' if ROUNDS > 1 else ''})")
+            ratio, cpu_ratio = app.per_second / bare.per_second, bare.cpu_ms / app.cpu_ms
+            ratios[label].append((ratio, cpu_ratio))
+            print(f"{label:20} app {app.per_second:7.1f}/s  bare aiogram {bare.per_second:7.1f}/s  "
+                  f"ratio {ratio:5.2f}x  (CPU per update: app {app.cpu_ms:.2f} ms, bare {bare.cpu_ms:.2f} ms, "
+                  f"{cpu_ratio:.2f}x; {USERS} updates{f', round {round_}' if ROUNDS > 1 else ''})")
+    if ROUNDS > 1:
+        for label, values in ratios.items():
+            print(f"{label:20} median ratio {statistics.median(r for r, _ in values):5.2f}x, "
+                  f"by CPU time {statistics.median(c for _, c in values):5.2f}x over {ROUNDS} rounds")
