@@ -90,6 +90,14 @@ def sample_trades(now: datetime, rng: random.Random | None = None) -> list[JSON]
     return trades
 
 
+def typed_price(value: Any) -> str:
+    """A price as typed in the panel, as the ingest API takes it: ``"142,5"`` (a Russian reader's
+    decimal comma) becomes ``"142.5"``; anything else is sent as typed, for the bot to judge."""
+    text = str(value if value is not None else "").strip().replace("\u00a0", "").replace(" ", "")
+    return text.replace(",", ".") if text.count(",") == 1 and "." not in text else text
+
+
+
 @dataclass
 class PostedSignal:
     """A signal the panel posted (its targets and stop, for the event buttons)."""
@@ -177,16 +185,16 @@ class OperatorPanel:
 
     async def _signal(self, request: web.Request, body: JSON) -> JSON:
         targets = body.get("targets")
-        if isinstance(targets, str):
-            targets = [t.strip() for t in targets.replace(";", ",").split(",") if t.strip()]
+        if isinstance(targets, str):  # "150, 158", or "150,5; 158" as a Russian reader writes it
+            targets = [typed_price(t) for t in targets.split(";" if ";" in targets else ",") if t.strip()]
         payload: JSON = {
             "id": f"sandbox-{secrets.token_hex(4)}",
             "ecosystem": str(body.get("ecosystem") or "crypto").strip(),
             "symbol": str(body.get("symbol") or "").strip(),
             "side": str(body.get("side") or "long").strip(),
-            "entry": str(body.get("entry") or "").strip(),
-            "take_profits": [str(t) for t in targets] if isinstance(targets, list) else targets,
-            "stop_loss": str(body.get("stop") or "").strip(),
+            "entry": typed_price(body.get("entry")),
+            "take_profits": [typed_price(t) for t in targets] if isinstance(targets, list) else targets,
+            "stop_loss": typed_price(body.get("stop")),
         }
         for optional in ("timeframe", "note"):
             if str(body.get(optional) or "").strip():
@@ -203,7 +211,7 @@ class OperatorPanel:
         signal = self.signals.get(signal_id)
         kind = str(body.get("type") or "")
         payload: JSON = {"type": kind}
-        price = str(body.get("price") or "").strip()
+        price = typed_price(body.get("price"))
         if kind == "tp_hit":
             level = body.get("level")
             if not isinstance(level, int) or isinstance(level, bool):

@@ -147,7 +147,12 @@ class Sandbox:
         if state is None:
             return
         sender = {"id": CRYPTOBOT_ID, "is_bot": True, "first_name": "Crypto Bot", "username": "CryptoBot"}
-        text = f"💸 @CryptoBot: you received {transfer['amount']} {transfer['asset']} from {self.cryptopay.app_name}"
+        language = str(self.telegram.users.get(transfer["user_id"], {}).get("language_code") or "")
+        amount, asset, shop = transfer["amount"], transfer["asset"], self.cryptopay.app_name
+        if language.startswith("ru"):  # @CryptoBot speaks its user's language
+            text = f"💸 @CryptoBot: вы получили {str(amount).replace('.', ',')} {asset} от {shop}"
+        else:
+            text = f"💸 @CryptoBot: you received {amount} {asset} from {shop}"
         if transfer.get("comment"):
             text += f"\n{transfer['comment']}"
         self.telegram._new_message(state, sender, {"text": text}, from_bot=False)

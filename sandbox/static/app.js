@@ -854,6 +854,19 @@
       ? value.toLocaleString(locale(), { maximumFractionDigits: 8 }) : String(text);
   }
 
+  // The form's example signal, written as the page's readers write numbers (the panel reads both).
+  const SIGNAL_EXAMPLE = { en: { entry: "142.5", targets: "150, 158" }, ru: { entry: "142,5", targets: "150; 158" } };
+
+  function localiseExample() {
+    const form = $("op-signal-form");
+    const lang = window.SandboxText.lang;
+    const now = SIGNAL_EXAMPLE[lang];
+    const other = SIGNAL_EXAMPLE[lang === "ru" ? "en" : "ru"];
+    for (const name of Object.keys(now)) {
+      if (form.elements[name].value === other[name]) form.elements[name].value = now[name];
+    }
+  }
+
   function opResult(text, bad) {
     const box = $("op-result");
     box.textContent = text;
@@ -925,7 +938,7 @@
       const close = el("form", "op-close");
       const price = el("input");
       price.name = "price";
-      price.value = signal.entry;
+      price.value = Number(signal.entry).toLocaleString(locale(), { maximumFractionDigits: 8, useGrouping: false });
       price.inputMode = "decimal";
       price.setAttribute("aria-label", t("Close at"));
       const closeButton = el("button", "ghost", t("Close at"));
@@ -1030,6 +1043,7 @@
       $("bot-name").textContent = `${state.bot.first_name} · @${state.bot.username}`;
       document.title = t("Sandbox · @{bot}", { bot: state.bot.username });
     }
+    localiseExample();
     renderUsers();
     renderChannels();
     if (state.view) {
@@ -1143,6 +1157,7 @@
     window.SandboxText.apply();
     $("page-lang-en").classList.toggle("on", window.SandboxText.lang === "en");
     $("page-lang-ru").classList.toggle("on", window.SandboxText.lang === "ru");
+    localiseExample();
     wire();
     connect();
     try {

@@ -128,7 +128,7 @@ window.SandboxText = (() => {
     "long": "лонг",
     "short": "шорт",
     "Entry": "Вход",
-    "Targets (comma-separated)": "Цели (через запятую)",
+    "Targets (comma-separated)": "Цели (через точку с запятой)",
     "Stop": "Стоп",
     "Timeframe": "Таймфрейм",
     "Note": "Заметка",
