@@ -12,18 +12,11 @@ from bot.wiring import Services
 from config.settings import Settings
 from handlers import build_routers
 
-# TRANSITIONAL: the services handlers still take one by one, by name (as before `Services`); this goes once
-# every handler takes `services: Services`.
-_BY_NAME = ("users", "i18n", "db", "orders", "checkout", "payments", "refunds", "notifier", "ai_tokens", "audit",
-            "alerts", "content", "publisher", "signals", "broadcasts", "signal_delivery", "broadcast_progress",
-            "subscriptions", "whales", "plan_shop", "channel", "admin_prefs", "products")
-
 
 def create_dispatcher(settings: Settings, services: Services, throttle: ThrottleMiddleware | None = None
                       ) -> Dispatcher:
     """The dispatcher with every router and middleware; handlers declare `services: Services`."""
-    by_name = {name: getattr(services, name) for name in _BY_NAME}
-    dp = Dispatcher(storage=MemoryStorage(), settings=settings, services=services, **by_name)
+    dp = Dispatcher(storage=MemoryStorage(), services=services)
     dp.update.outer_middleware(ObserveMiddleware())
     dp.update.outer_middleware(UserMiddleware(services.users, settings.admin_ids))
     UserLocaleMiddleware(services.i18n).setup(dp)  # before the throttle, whose notice is translated

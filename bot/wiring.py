@@ -149,8 +149,8 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
     admin_prefs = AdminPrefService(db)
     audit = AuditService(db)
     refunds = RefundService(db, orders, notifier, providers, products.fulfillers, audit)
-    payments = PaymentProcessor(orders, providers, notifier, worker, tz=settings.tz, admin_prefs=admin_prefs)
-    payments.refunds = refunds  # an extra payment for a paid order is refunded through it
+    payments = PaymentProcessor(orders, providers, notifier, worker, tz=settings.tz, admin_prefs=admin_prefs,
+                                refunds=refunds)
     deepseek = DeepSeekClient(settings.deepseek_api_url, secret(settings.deepseek_key), settings.deepseek_model,
                               attempts=settings.telegram_content_max_retries)
     content = ContentService(db, deepseek, settings)

@@ -46,11 +46,12 @@ class CheckResult:
 
 class PaymentProcessor:
     def __init__(self, orders: OrderService, providers: Mapping[str, PaymentProvider], notifier: Notifier,
-                 worker: FulfilmentWorker, *, tz: ZoneInfo = UTC, admin_prefs: AdminPrefService | None = None) -> None:
+                 worker: FulfilmentWorker, *, tz: ZoneInfo = UTC, admin_prefs: AdminPrefService | None = None,
+                 refunds: RefundService | None = None) -> None:
         self.orders, self.providers, self.notifier, self.worker = orders, providers, notifier, worker
         self.tz = tz  # deadlines are shown in the operator's time zone
         self.admin_prefs = admin_prefs  # who wants a notice per sale (None: nobody)
-        self.refunds: RefundService | None = None  # set by the app: extra payments go back through it
+        self.refunds = refunds  # an extra payment for a paid order goes back through it
         self._poll_lock = asyncio.Lock()
 
     # Inbound ----------------------------------------------------------------------------

@@ -38,7 +38,6 @@ from db.engine import Database
 from db.models import Invoice, Order, Payment
 from db.models_refunds import Refund, RefundRequest
 from presentation.refunds import admin_send_text, announced_text, buyer_text, failed_text, money_line, sent_text
-from presentation.refunds import owed_text as owed_text  # moved; handlers import it from here
 from processing.notify import Notifier
 from services.audit import AuditService
 from services.money import plain

@@ -318,6 +318,3 @@ def ai_tokens_product(parts: ProductParts, wording: AiTokenWording) -> Product:
         commands=(Command("tokens", __("Buy AI tokens"),
                           help=__("/tokens — buy AI tokens: pick a model and a package, pay, get your API key")),))
 
-
-def per_million(model: ModelPrice, markup: Decimal) -> str:  # moved: use presentation.ai_tokens.per_million
-    return f"${price_per_million(model, markup):,}"

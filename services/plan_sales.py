@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
-from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import lazy_gettext as __
 
@@ -163,6 +162,3 @@ def plan_product(parts: ProductParts, wording: PlanWording) -> Product:
                   Command("signals", __("My signals and filters"),
                           help=__("/signals — your subscription, latest signals and filters"))))
 
-
-def format_end(when: datetime, tz: ZoneInfo) -> str:  # moved: use presentation.plans.format_end
-    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")

@@ -8,7 +8,7 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.wiring import Services
-from services.plan_sales import format_end
+from presentation.plans import format_end
 from services.plans import PLANS
 
 MAX_DAYS = 3650

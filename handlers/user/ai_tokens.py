@@ -16,7 +16,8 @@ from bot.keyboards import Menu
 from bot.screens import refuse, show
 from bot.wiring import Services
 from handlers.user.checkout import offer_payment
-from services.ai_tokens import PACKAGES, AiTokenShop, per_million
+from presentation.ai_tokens import per_million
+from services.ai_tokens import PACKAGES, AiTokenShop
 from services.money import usd
 
 

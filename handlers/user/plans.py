@@ -17,9 +17,10 @@ from bot.wiring import Services
 from config.settings import Settings
 from db.models import Order
 from handlers.user.checkout import offer_payment
+from presentation.plans import format_end
 from services.channel import PrivateChannel
 from services.money import usd
-from services.plan_sales import PERIODS, format_end
+from services.plan_sales import PERIODS
 from services.plan_upgrade import AFTER, CREDIT
 from services.plans import PLANS, Plan
 from services.subscriptions import Current

@@ -13,7 +13,9 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.screens import refuse, reply_target
 from bot.wiring import Services
-from processing.refunds import AWAITING_ADDRESS, AddressCb, network_of, owed_text
+from presentation.refunds import owed_text
+from processing.refunds import AWAITING_ADDRESS, AddressCb
+from services.refunds import network_of
 
 
 class RefundAddress(StatesGroup):

@@ -14,12 +14,12 @@ from aiogram.types import CallbackQuery, Message
 from prometheus_client import REGISTRY
 
 from bot.keyboards import Menu
+from bot.wiring import Services
 from db.models import Order
 from handlers.user.checkout import offer_payment
 from processing.metrics_job import refresh_today
 from sandbox.runner import running_sandbox
-from services.checkout import CheckoutService
-from services.orders import OrderService, Status
+from services.orders import Status
 from services.products import Command, Delivery, MenuEntry, Product, TakenBack, registered
 
 ADMIN = 1000
@@ -49,19 +49,19 @@ class ReportFulfiller:
 def report_router() -> Router:
     router = Router(name="report")
 
-    async def sell(message: Message, user_id: int, orders: OrderService, checkout: CheckoutService,
+    async def sell(message: Message, user_id: int, services: Services,
                    edit: bool) -> None:
-        order = await orders.create(user_id=user_id, product="report", product_ref="weekly",
+        order = await services.orders.create(user_id=user_id, product="report", product_ref="weekly",
                                     title="Weekly whale report", amount_cents=PRICE_CENTS, ttl=timedelta(hours=1))
-        await offer_payment(message, order, checkout, edit=edit)
+        await offer_payment(message, order, services.checkout, edit=edit)
 
     @router.message(CommandFilter("report"))
-    async def report_command(message: Message, orders: OrderService, checkout: CheckoutService):
-        await sell(message, message.from_user.id, orders, checkout, edit=False)
+    async def report_command(message: Message, services: Services):
+        await sell(message, message.from_user.id, services, edit=False)
 
     @router.callback_query(Menu.filter(F.section == "report"))
-    async def report_menu(query: CallbackQuery, orders: OrderService, checkout: CheckoutService):
-        await sell(query.message, query.from_user.id, orders, checkout, edit=True)
+    async def report_menu(query: CallbackQuery, services: Services):
+        await sell(query.message, query.from_user.id, services, edit=True)
         await query.answer()
 
     return router
