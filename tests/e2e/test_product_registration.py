@@ -20,7 +20,7 @@ from handlers.user.checkout import offer_payment
 from processing.metrics_job import refresh_today
 from sandbox.runner import running_sandbox
 from services.orders import Status
-from services.products import Command, Delivery, MenuEntry, Product, TakenBack, registered
+from services.products import Command, Delivery, MenuEntry, Product, ProductParts, TakenBack, registered
 
 ADMIN = 1000
 PRICE_CENTS = 150  # KryptoExpress takes $1 or more
@@ -67,7 +67,7 @@ def report_router() -> Router:
     return router
 
 
-def report_product(app) -> Product:
+def report_product(parts: ProductParts) -> Product:
     """The whole registration: built from the app's services like the built-in products."""
 
     async def order_lines(orders: list[Order]) -> dict[int, list[str]]:
