@@ -290,3 +290,101 @@ async def test_krypto_express_pay_page_opens_from_the_chat(tmp_path):
             await until(driver, bubble_with("plan active"), timeout=20, what="the plan in the chat")
             await until(driver, lambda d: "No open Crypto Pay or KryptoExpress invoice" in css(
                 d, "#op-invoices")[0].text, what="the paid invoice gone from the panel")
+
+
+# ---------------------------------------------------------------------- the README's tour, in Russian
+
+BORIS = 1002  # the Russian demo user
+#: Latin words the Russian page may show: names of products, services, tickers and the sandbox's own data.
+NAMES = {"AI", "API", "Admin", "Alice", "Bot", "BTC", "Crypto", "Pay", "CryptoBot", "KryptoExpress", "Sandbox",
+         "Channel", "VIP", "private", "Signals", "sandbox_bot", "sandbox_channel", "sandbox_crypto_signals", "SOL",
+         "USDT", "TRC20", "USD", "EN", "RU", "id", "http", "HTTP", "SIGNAL_WEBHOOK_SECRET", "Stars", "Telegram"}
+
+
+def english_words(text: str) -> list[str]:
+    """Latin words in ``text`` outside the names above (URLs and /commands left out)."""
+    import re
+
+    text = re.sub(r"https?://\S+|/\w+", " ", text)
+    return [w for w in re.findall(r"[A-Za-z][A-Za-z_]+", text) if w not in NAMES]
+
+
+async def test_the_tour_in_russian_meets_no_english_in_the_page_and_no_dead_end(tmp_path):
+    """README "Sandbox tour" in Russian: plan with Crypto Pay from its pay page, the private channel, a
+    signal and its event from the operator panel, whales, and an admin's refund; the page's own words
+    stay Russian throughout and English-style decimals stay out of the panel."""
+    async with running_sandbox(tmp_path) as sb:
+        with chromium() as driver:
+            await open_chat(driver, sb.chat_url, BORIS)
+            await asyncio.to_thread(css(driver, "#page-lang-ru")[0].click)
+            await until(driver, lambda d: css(d, "#conn")[0].text == "на связи", what="the page in Russian")
+            await asyncio.to_thread(css(driver, "#operator-toggle")[0].click)
+            await until(driver, lambda d: "Приём данных включён" in css(d, "#op-ingest")[0].text, what="the panel")
+
+            def page_words(d: Any) -> list[str]:
+                chrome = [e.text for e in css(d, "#sidebar, .chat-header, #operator, .empty")]
+                chrome.append(css(d, "#composer-input")[0].get_attribute("placeholder"))
+                chrome += [e.get_attribute("value") for e in css(d, "#op-signal-form input[name=entry], "
+                                                                    "#op-signal-form input[name=targets]")]
+                return english_words("\n".join(chrome))
+
+            assert page_words(driver) == []
+            assert css(driver, "#op-signal-form input[name=entry]")[0].get_attribute("value") == "142,5"
+
+            # Plans and the private channel, paid on Crypto Pay's own page opened from the panel.
+            await send(driver, "/plans")
+            await click(driver, await until(driver, bubble_with("Тарифы"), what="/plans"), "Pro · месяц")
+            await click(driver, await until(driver, bubble_with("Выберите способ оплаты")), "Crypto Pay")
+            await click(driver, await until(driver, bubble_with("примите наши условия")), "Принимаю")
+            link = await until(driver, lambda d: css(d, '#op-invoices a[data-provider="cryptopay"]'),
+                               what="the Crypto Pay page in the panel")
+            chat_window = driver.current_window_handle
+            await asyncio.to_thread(link[0].click)
+            await until(driver, lambda d: len(d.window_handles) == 2, what="the pay page's window")
+            await asyncio.to_thread(driver.switch_to.window, next(h for h in driver.window_handles if h != chat_window))
+            await asyncio.to_thread(next(b for b in css(driver, "button") if b.text == "Pay").click)
+            await until(driver, lambda d: "Paid" in css(d, "body")[0].text, what="the Crypto Pay payment")
+            await asyncio.to_thread(driver.close)
+            await asyncio.to_thread(driver.switch_to.window, chat_window)
+            active = await until(driver, bubble_with("Тариф Pro активен"), timeout=20, what="the plan")
+            invite = next(a for a in active.find_elements("css selector", ".text a") if "t.me/+" in a.text)
+            await asyncio.to_thread(invite.click)
+            await until(driver, lambda d: "вступает в канал Sandbox VIP" in css(d, "#toast")[0].text,
+                        what="Борис joining the private channel")
+
+            # A signal and its event from the operator panel, as a Russian reader types the prices.
+            await asyncio.to_thread(css(driver, "#op-post-signal")[0].click)
+            await until(driver, panel_says("Сигнал SOL/USDT опубликован (202)"), what="the signal accepted")
+            await until(driver, bubble_with("Entry: 142.5"), what="the signal in Борис's chat")
+            await asyncio.to_thread(css(driver, "#op-signals .op-tp")[0].click)
+            await until(driver, panel_says("Бот принял (202)"), what="the event accepted")
+            await until(driver, bubble_with("Take-Profit 1"), what="the event in Борис's chat")
+            assert "Вход 142,5" in css(driver, "#op-signals .op-signal-title")[0].text
+
+            # Whales: the sample trades fill the board; Борис (Pro) follows a wallet.
+            await asyncio.to_thread(css(driver, "#op-whales")[0].click)
+            await until(driver, panel_says("кошельков: 10 (200)"), what="the whale trades stored")
+            await send(driver, "/whales")
+            board = await until(driver, bubble_with("Рейтинг китов"), what="the whale board")
+            await click(driver, board, "1. ")
+            card = await until(driver, bubble_with("Последние сделки"), what="a wallet's card")
+            await click(driver, card, "Следить")
+            await click(driver, await until(driver, bubble_with("Уведомлять")), "10")
+            await until(driver, bubble_with("Последние сделки"), what="the card again, now followed")
+            assert page_words(driver) == []
+
+            # The admin refunds the plan: Борис is told, and @CryptoBot's transfer note is in Russian.
+            await asyncio.to_thread(css(driver, ".admin-switch")[0].click)
+            await until(driver, lambda d: "1000" in css(d, "#chat-sub")[0].text, what="the admin's chat")
+            [order] = await sb.app.orders.for_user(BORIS)
+            await send(driver, f"/refund {order.id}")
+            confirm = await until(driver, lambda d: [b for b in css(d, "#messages .kb-btn") if "Confirm" in b.text],
+                                what="the refund's confirmation")
+            await asyncio.to_thread(confirm[-1].click)
+            await until(driver, bubble_with("refunded"), what="the refund done")
+            await asyncio.to_thread(css(driver, f'#user-list [data-user-id="{BORIS}"]')[0].click)
+            await until(driver, bubble_with("Возврат по заказу"), what="Борис told of the refund")
+            note = await until(driver, lambda d: [m for m in css(d, "#messages .msg .text")
+                                                  if "@CryptoBot: вы получили" in m.text], what="the transfer note")
+            assert "29,99 USDT" in note[-1].text
+            assert page_words(driver) == []
