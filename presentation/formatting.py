@@ -1,0 +1,149 @@
+"""Numbers, money, percentages and dates as the reader writes them (Babel, the reader's locale).
+
+Every function formats for the locale of the update being handled (aiogram's i18n context, which the
+workers also set per recipient: processing/notify.py, processing/signal_delivery.py) or for an explicit
+`locale=`; outside any context it is English. English keeps the bot's long-standing forms ("$9.99",
+"25,000", "2026-12-03 14:05"); Russian reads "9,99 $", "25 000", "03.12.2026 14:05", "03 дек.".
+Russian groups digits with a no-break space (U+00A0, Babel's CLDR data), never a comma.
+
+services/money.py stays locale-neutral for what is not shown to a reader (invoice payloads, logs, exports)."""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from decimal import Decimal
+from functools import cache
+
+from aiogram.utils.i18n import get_i18n
+from babel import Locale
+from babel.dates import format_datetime, get_day_names
+from babel.numbers import format_compact_decimal, format_currency, format_decimal, format_percent
+
+from services.money import plain
+
+__all__ = ["amount_text", "compact", "current_locale", "date_text", "datetime_text", "decimal_text",
+           "money_text", "month_day", "number", "percent", "signed_usd", "usd", "usd_whole", "weekday_names",
+           "weekday_time"]
+
+DEFAULT = "en"
+# Date patterns per language (CLDR's defaults would change the English the bot has always shown).
+DATE = {"en": "yyyy-MM-dd", "ru": "dd.MM.yyyy"}
+
+
+def current_locale() -> str:
+    """The language of the update (or recipient) being handled; English outside any i18n context."""
+    try:
+        return get_i18n().current_locale or DEFAULT
+    except LookupError:
+        return DEFAULT
+
+
+def _locale(locale: str | None) -> str:
+    return locale or current_locale()
+
+
+@cache
+def _pattern(locale: str, kind: str, fraction: str) -> str:
+    """The locale's own currency or percent pattern with the fraction digits we want ("0.00##")."""
+    loc = Locale.parse(locale)
+    pattern = (loc.currency_formats["standard"] if kind == "currency" else loc.percent_formats[None]).pattern
+    pattern = pattern.split(";")[0]
+    if "0.00" in pattern:
+        return pattern.replace("0.00", fraction, 1)
+    return pattern.replace("#,##0", "#,##0" + (("." + fraction.split(".")[1]) if "." in fraction else ""), 1)
+
+
+def number(value: int | Decimal, *, locale: str | None = None) -> str:
+    """A whole number with the locale's grouping: '25,000' / '25 000'."""
+    return format_decimal(value, format="#,##0", locale=_locale(locale))
+
+
+def decimal_text(value: Decimal | float | int, *, locale: str | None = None) -> str:
+    """A decimal as written in the locale, exact digits kept: '142.5' / '142,5', '0.00021' / '0,00021'."""
+    value = Decimal(plain(Decimal(str(value))))
+    return format_decimal(value, locale=_locale(locale), decimal_quantization=False, group_separator=False)
+
+
+def usd(cents: int, *, locale: str | None = None) -> str:
+    """USD from integer cents: '$9.99', '-$1,234.50' / '9,99 $'."""
+    return format_currency(Decimal(cents) / 100, "USD", locale=_locale(locale))
+
+
+def signed_usd(cents: int, *, locale: str | None = None) -> str:
+    """A gain with its plus sign: '+$5.00', '-$3.00', '$0.00'."""
+    return ("+" if cents > 0 else "") + usd(cents, locale=locale)
+
+
+def usd_whole(amount: int | Decimal, *, locale: str | None = None) -> str:
+    """Whole dollars: '$1,200' / '1 200 $'."""
+    loc = _locale(locale)
+    return format_currency(Decimal(amount), "USD", format=_pattern(loc, "currency", "0"), currency_digits=False,
+                           locale=loc)
+
+
+def money_text(amount: Decimal, *, locale: str | None = None) -> str:
+    """A USD amount that may hold fractions of a cent, exact to 1/100 cent: '$0.075', '$12.50' / '0,075 $'."""
+    loc = _locale(locale)
+    return format_currency(amount.quantize(Decimal("0.0001")), "USD", format=_pattern(loc, "currency", "0.00##"),
+                           currency_digits=False, locale=loc)
+
+
+def amount_text(amount: Decimal, asset: str, *, locale: str | None = None) -> str:
+    """A provider amount as people read it: '12.5 USDT' / '12,5 USDT', '770 ⭐', USD as money."""
+    if asset == "XTR":
+        return f"{number(int(amount), locale=locale)} ⭐"
+    if asset == "USD":
+        return usd(int((amount * 100).to_integral_value()), locale=locale)
+    return f"{decimal_text(amount, locale=locale)} {asset}"
+
+
+def percent(ratio: Decimal | float | None, *, digits: int = 1, signed: bool = False,
+            locale: str | None = None) -> str:
+    """A ratio as a percentage: 0.125 → '12.5%' / '12,5 %'; None → '—'."""
+    if ratio is None:
+        return "—"
+    loc = _locale(locale)
+    fraction = "0." + "0" * digits if digits else "0"
+    text = format_percent(Decimal(str(ratio)), format=_pattern(loc, "percent", fraction), locale=loc)
+    return ("+" + text) if signed and ratio > 0 else text
+
+
+def compact(value: int | Decimal, *, locale: str | None = None) -> str:
+    """Big round numbers in short: '1M' / '1 млн', '250K' / '250 тыс.'."""
+    return format_compact_decimal(value, fraction_digits=1, locale=_locale(locale))
+
+
+def _at(when: datetime, tz: tzinfo | None) -> datetime:
+    return when.astimezone(tz) if tz is not None else when
+
+
+def date_text(when: datetime, tz: tzinfo | None = None, *, locale: str | None = None) -> str:
+    """'2026-12-03' / '03.12.2026'."""
+    loc = _locale(locale)
+    return format_datetime(_at(when, tz), DATE.get(loc, DATE[DEFAULT]), locale=loc)
+
+
+def datetime_text(when: datetime, tz: tzinfo | None = None, *, zone: bool = False,
+                  locale: str | None = None) -> str:
+    """'2026-12-03 14:05' / '03.12.2026 14:05'; with `zone` the zone's abbreviation ('UTC') after it."""
+    at = _at(when, tz)
+    text = f"{date_text(at, locale=locale)} {at:%H:%M}"
+    return f"{text} {at:%Z}" if zone and at.tzinfo is not None else text
+
+
+def month_day(when: datetime, tz: tzinfo | None = None, *, time: bool = False, locale: str | None = None) -> str:
+    """'03 Dec' / '03 дек.', with `time` '03 Dec 14:05'."""
+    loc = _locale(locale)
+    return format_datetime(_at(when, tz), "dd MMM" + (" HH:mm" if time else ""), locale=loc)
+
+
+def weekday_time(when: datetime, tz: tzinfo | None = None, *, locale: str | None = None) -> str:
+    """'Thu 03 Dec 14:05' / 'чт 03 дек. 14:05'."""
+    loc = _locale(locale)
+    return format_datetime(_at(when, tz), "EEE dd MMM HH:mm", locale=loc)
+
+
+def weekday_names(*, short: bool = True, locale: str | None = None) -> list[str]:
+    """Monday first: ['Mon', 'Tue', ...] / ['пн', 'вт', ...]."""
+    names = get_day_names("abbreviated" if short else "wide", locale=_locale(locale))
+    return [names[i] for i in range(7)]
