@@ -9,6 +9,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index, RowId, TelegramId
@@ -16,9 +17,9 @@ from bot.screens import refuse, show
 from bot.wiring import Services
 from db.models import User
 from handlers.admin.orders import RefundAct
+from presentation.formatting import date_text, datetime_text, usd
 from presentation.texts import status_label
 from services.customers import orders_page, summary
-from services.money import usd
 from services.orders import MONEY_IN
 from services.whale_input import short_address
 
@@ -46,7 +47,6 @@ def flag_text(flags) -> str:
 async def card(user: User, services: Services, page: int = 0) -> tuple[str, InlineKeyboardMarkup]:
     """The card; `page` pages through every order of the user."""
     orders, settings = services.orders, services.settings
-    fmt = "%Y-%m-%d %H:%M"
     plan = await services.subscriptions.current(user.id)
     money = await summary(orders.db, user.id)
     pages = max(1, -(-money.orders // ORDERS_PER_PAGE))
@@ -59,26 +59,29 @@ async def card(user: User, services: Services, page: int = 0) -> tuple[str, Inli
             name=html.escape(user.first_name or "—"), username=f"@{user.username}" if user.username else "",
             id=user.id),
         _("Language: {lang} · first seen {first} · last seen {last}").format(
-            lang=user.language, first=user.first_seen.astimezone(settings.tz).strftime(fmt),
-            last=user.last_seen.astimezone(settings.tz).strftime(fmt)),
+            lang=user.language, first=datetime_text(user.first_seen, settings.tz),
+            last=datetime_text(user.last_seen, settings.tz)),
         _("Status: {state}").format(state=state),
         _("Plan: {plan}").format(plan=plan.plan.name + (
-            _(" until {date}").format(date=plan.ends_at.astimezone(settings.tz).strftime(fmt)) if plan.ends_at
+            _(" until {date}").format(date=datetime_text(plan.ends_at, settings.tz)) if plan.ends_at
             else "")),
     ]
     if user.referrer_id:
         lines.append(_("Referred by <code>{id}</code>").format(id=user.referrer_id))
     follows = await services.whales.follows(user.id)
     if follows:
-        lines.append(_("Follows {count} wallets: {wallets}").format(count=len(follows), wallets=", ".join(
+        lines.append(ngettext("Follows {count} wallet: {wallets}", "Follows {count} wallets: {wallets}",
+                              len(follows)).format(count=len(follows), wallets=", ".join(
             html.escape(w.label or short_address(w.address)) for _f, w in follows[:5])))
-    lines.append(_("💰 Lifetime value: <b>{value}</b> · refunded {refunded} · {count} orders").format(
+    lines.append(ngettext("💰 Lifetime value: <b>{value}</b> · refunded {refunded} · {count} order",
+                          "💰 Lifetime value: <b>{value}</b> · refunded {refunded} · {count} orders",
+                          money.orders).format(
         value=usd(money.lifetime_cents), refunded=usd(money.refunded_cents), count=money.orders))
     if money.flags:
         lines.append(_("⚠️ Flags: {flags}").format(flags=flag_text(money.flags)))
     lines.append(_("Orders (page {page} of {pages}):").format(page=page + 1, pages=pages) if items
                  else _("No orders."))
-    lines += [f"#{o.id} · {o.created_at.astimezone(settings.tz):%Y-%m-%d} · {html.escape(o.title)} · "
+    lines += [f"#{o.id} · {date_text(o.created_at, settings.tz)} · {html.escape(o.title)} · "
               f"{usd(o.amount_cents)} · {status_label(o.status)}" for o in items]
     builder = InlineKeyboardBuilder()
     if user.is_banned:
