@@ -9,6 +9,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import lazy_gettext as __
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
@@ -16,6 +17,7 @@ from bot.screens import refuse, show
 from bot.wiring import Services
 from config.settings import Settings
 from handlers.admin.panel import AdminMenu, panel_keyboard
+from presentation.formatting import month_day, weekday_time
 from processing.content import PostResult, PostStatus
 from services.content import KINDS, ContentService, Draft, with_header
 
@@ -34,6 +36,14 @@ def draft_keyboard(draft_id: int) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
+# What the admin reads for each kind (the kinds themselves are the /post_now and /preview arguments).
+KIND_NAMES = {"market": __("market"), "tip": __("tip"), "promo": __("promo"), "community": __("community")}
+
+
+def kind_name(kind: str) -> str:
+    return str(KIND_NAMES.get(kind, kind))
+
+
 def parse_kind(command: CommandObject) -> str | bool | None:
     """The kind asked for, None for "the next in rotation", False for a word that is not a kind."""
     arg = (command.args or "").strip().lower()
@@ -48,7 +58,7 @@ def usage(command: str) -> str:
 
 
 def draft_text(draft: Draft) -> str:
-    header = _("📝 <b>Draft</b> · {kind} · {topic}").format(kind=draft.kind, topic=html.escape(draft.topic))
+    header = _("📝 <b>Draft</b> · {kind} · {topic}").format(kind=kind_name(draft.kind), topic=html.escape(draft.topic))
     if draft.fallback_used:
         header += "\n" + _("The AI was unavailable ({error}); this is the template.").format(
             error=html.escape(draft.error or "?"))
@@ -58,10 +68,10 @@ def draft_text(draft: Draft) -> str:
 def result_text(result: PostResult) -> str:
     topic = html.escape(result.topic or "")
     if result.status == PostStatus.POSTED:
-        text = _("✅ The {kind} post on “{topic}” is in the channel.").format(kind=result.kind, topic=topic)
+        text = _("✅ The {kind} post on “{topic}” is in the channel.").format(kind=kind_name(result.kind), topic=topic)
     elif result.status == PostStatus.DRY_RUN:
         text = _("🧪 Dry run: the {kind} post on “{topic}” went to the admins, not to the channel.").format(
-            kind=result.kind, topic=topic)
+            kind=kind_name(result.kind), topic=topic)
     elif result.status == PostStatus.FAILED:
         return _("❌ The post was not published: {error}").format(error=html.escape(result.error or "?"))
     else:
@@ -90,7 +100,7 @@ async def schedule_text(content: ContentService, settings: Settings) -> str:
             lines.append(_("Dry run: posts go to the admins, not to the channel."))
         lines.append("")
         lines.append(_("<b>Next slots</b>"))
-        lines += [f"• {at.astimezone(tz):%a %d %b %H:%M}" for at in content.upcoming(5)]
+        lines += [f"• {weekday_time(at, tz)}" for at in content.upcoming(5)]
     else:
         lines.append(_("Scheduled posts are off (TELEGRAM_CONTENT_ENABLED). /post_now and /preview still work."))
     posts = await content.recent(10)
@@ -99,8 +109,8 @@ async def schedule_text(content: ContentService, settings: Settings) -> str:
     if not posts:
         lines.append(_("None yet."))
     for post in posts:
-        what = _("missed slot") if post.status == "skipped" else f"{post.kind} · {html.escape(post.topic)}"
-        line = f"• {post.slot_at.astimezone(tz):%d %b %H:%M} · {what} · {status_label(post.status)}"
+        what = _("missed slot") if post.status == "skipped" else f"{kind_name(post.kind)} · {html.escape(post.topic)}"
+        line = f"• {month_day(post.slot_at, tz, time=True)} · {what} · {status_label(post.status)}"
         if post.error and post.status in ("failed", "skipped", "interrupted"):
             line += f" ({html.escape(post.error[:120])})"
         lines.append(line)
