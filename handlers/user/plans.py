@@ -49,7 +49,9 @@ def plan_lines(plan: Plan) -> str:
     return f"{head}\n{per_day} · {history} · {whales}"
 
 
-def plans_screen(current: Current, settings: Settings, channel: PrivateChannel) -> tuple[str, InlineKeyboardMarkup]:
+def plans_screen(current: Current, settings: Settings, channel: PrivateChannel,
+                 in_channel: bool = False) -> tuple[str, InlineKeyboardMarkup]:
+    """The plans and the user's own; the channel invite button only for a paying user not in the channel."""
     parts = [_("📈 <b>Signal plans</b>")] + [plan_lines(p) for p in PLANS.values()]
     if current.plan.is_paid and current.ends_at is not None:
         parts.append(_("Your plan: <b>{plan}</b> until {ends}. Buying more adds to the time that's left; a higher "
@@ -66,7 +68,7 @@ def plans_screen(current: Current, settings: Settings, channel: PrivateChannel) 
         builder.button(text=_("{name} · year {price}").format(name=plan.name, price=usd(plan.annual_cents)),
                        callback_data=PlanBuy(plan=plan.code, period="year"))
     rows = [2] * sum(1 for p in PLANS.values() if p.is_paid)
-    if current.plan.is_paid and channel.enabled:
+    if current.plan.is_paid and channel.enabled and not in_channel:
         builder.button(text=_("🔑 Private channel invite"), callback_data=PlanInvite())
         rows.append(1)
     builder.button(text=_("⬅️ Back to menu"), callback_data=Menu(section="home"))
@@ -94,8 +96,9 @@ def change_note(order: Order, settings: Settings) -> str | None:
 
 
 async def show_plans(event: Message | CallbackQuery, services: Services) -> None:
-    current = await services.subscriptions.current(event.from_user.id)
-    await show(event, *plans_screen(current, services.settings, services.channel))
+    current, channel = await services.subscriptions.current(event.from_user.id), services.channel
+    in_channel = current.plan.is_paid and channel.enabled and await channel.is_member(event.from_user.id)
+    await show(event, *plans_screen(current, services.settings, channel, in_channel))
 
 
 async def buy(query: CallbackQuery, callback_data: PlanBuy, services: Services) -> None:

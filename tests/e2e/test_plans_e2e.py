@@ -77,14 +77,15 @@ async def test_buy_pro_with_stars_join_once_renew_and_expire(sb):
     with pytest.raises(JoinRefused):  # single use: a forwarded link admits nobody else
         sb.telegram.join_via_link(FRIEND, link)
 
-    # A fresh link from /plans: not while in the channel; after leaving, a new single-use one
+    # A fresh link from /plans: no invite button while in the channel; after leaving, a new single-use one
     sb.telegram.send_text(BUYER, "/plans")
-    await sb.telegram.wait_for(message_with(sb, "Your plan: Pro until"))
-    sb.telegram.press_button(BUYER, "Private channel invite")
-    await sb.telegram.wait_for(lambda: any("already in the private channel" in c.params.get("text", "")
-                                           for c in sb.telegram.calls_of("answerCallbackQuery")))
+    member_screen = await sb.telegram.wait_for(message_with(sb, "Your plan: Pro until"))
+    assert not [b for row in member_screen["reply_markup"]["inline_keyboard"] for b in row
+                if "Private channel invite" in b["text"]]
     sb.telegram.leave_channel(BUYER, SANDBOX_PRIVATE_CHANNEL_ID)
     before = max(m["message_id"] for m in sb.telegram.chat_messages(BUYER))
+    sb.telegram.send_text(BUYER, "/plans")
+    await sb.telegram.wait_for(message_with(sb, "Your plan: Pro until", after=before))
     sb.telegram.press_button(BUYER, "Private channel invite")
     again = await sb.telegram.wait_for(message_with(sb, "Your private channel invite", after=before))
     fresh = re.search(r"https://t\.me/\+\S+", again["text"]).group(0)
