@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
@@ -17,6 +18,7 @@ from services.users import UserService
 log = logging.getLogger(__name__)
 Render = Callable[[], str]
 RenderMarkup = Callable[[], InlineKeyboardMarkup | None]
+T = TypeVar("T")
 
 
 class Notifier:
@@ -29,21 +31,23 @@ class Notifier:
     def _language_of(self, user: User | None) -> str:
         return user.language if user else self.i18n.default_locale
 
-    async def render(self, user_id: int, render: Render) -> str:
+    async def render(self, user_id: int, render: Callable[[], T]) -> T:
         with self.i18n.context(), self.i18n.use_locale(await self.language(user_id)):
             return render()
 
     async def send(self, user_id: int, render: Render, markup: RenderMarkup | None = None,
-                   *, strict: bool = False, skip_blocked: bool = False) -> Message | None:
-        """Send in the user's language. With `strict`, delivery errors are raised to the caller. With
-        `skip_blocked`, nothing is sent (None) to a user who blocked the bot or never used it."""
+                   *, strict: bool = False, skip_blocked: bool = False,
+                   reply_to: int | None = None) -> Message | None:
+        """Send in the user's language (as a reply to message `reply_to` of their chat, if given). With
+        `strict`, delivery errors are raised to the caller. With `skip_blocked`, nothing is sent (None) to a
+        user who blocked the bot or never used it."""
         user = await self.users.get(user_id)
         if skip_blocked and (user is None or user.is_blocked):
             return None
         with self.i18n.context(), self.i18n.use_locale(self._language_of(user)):
             text, keyboard = render(), markup() if markup else None
         try:
-            return await self.bot.send_message(user_id, text, reply_markup=keyboard)
+            return await self.bot.send_message(user_id, text, reply_markup=keyboard, reply_to_message_id=reply_to)
         except TelegramForbiddenError:
             if strict:
                 raise

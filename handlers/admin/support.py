@@ -1,4 +1,5 @@
-"""Admins answer support requests: tap Reply, send one message, the user gets it."""
+"""Admins answer support requests: tap Reply, send one message, the user gets it (the header in the user's
+language) with a Reply button of their own, so the thread goes on."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.keyboards import SupportReply
 from bot.screens import reply_target
+from bot.wiring import Services
+from handlers.user.support import follow_up_keyboard
 
 
 class AdminReply(StatesGroup):
@@ -26,11 +29,12 @@ async def start_reply(query: CallbackQuery, callback_data: SupportReply, state: 
             id=callback_data.user_id))
 
 
-async def send_reply(message: Message, state: FSMContext, bot: Bot) -> None:
+async def send_reply(message: Message, state: FSMContext, bot: Bot, services: Services) -> None:
     user_id = (await state.get_data())["reply_to"]
     try:
-        await bot.send_message(user_id, _("💬 <b>Support:</b>"))
-        await bot.copy_message(user_id, message.chat.id, message.message_id)
+        await services.notifier.send(user_id, lambda: _("💬 <b>Support:</b>"), strict=True)
+        keyboard = await services.notifier.render(user_id, follow_up_keyboard)
+        await bot.copy_message(user_id, message.chat.id, message.message_id, reply_markup=keyboard)
     except TelegramForbiddenError:
         await message.answer(_("Not delivered: the user has blocked the bot."))
     except TelegramAPIError as exc:
