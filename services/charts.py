@@ -9,6 +9,7 @@ from datetime import date
 from decimal import Decimal
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def _png(fig: Figure, **options) -> bytes:
@@ -41,6 +42,7 @@ def equity_chart(series: dict[str, Sequence[Decimal]], title: str) -> bytes:
     ax.set_title(title)
     ax.set_xlabel("closed signals")
     ax.set_ylabel("equity (start = 1)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # signals are counted: no "2.5 closed signals"
     ax.grid(alpha=0.3)
     if len(series) > 1:
         ax.legend(loc="best")
