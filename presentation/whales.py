@@ -4,6 +4,7 @@ wallet names (HTML, label and address escaped), the alert message and the weekly
 from __future__ import annotations
 
 import html
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
@@ -13,9 +14,25 @@ from services.money import usd
 from services.whale_input import short_address
 from services.whale_rankings import Board
 
-__all__ = ["MAX_LINES", "alert_text", "pct", "post_text", "short_address", "signed_usd", "wallet_name"]
+__all__ = ["EXPLORERS", "MAX_LINES", "alert_text", "chain_link", "explorer_url", "pct", "post_text", "short_address",
+           "signed_usd", "wallet_name"]
 
 MAX_LINES = 15  # trades listed in one alert message; the rest are counted
+#: A wallet's page on its chain's block explorer, by chain name as ingested (lowercase).
+EXPLORERS = {
+    "solana": "https://solscan.io/account/{}",
+    "ethereum": "https://etherscan.io/address/{}",
+    "eth": "https://etherscan.io/address/{}",
+    "base": "https://basescan.org/address/{}",
+    "bsc": "https://bscscan.com/address/{}",
+    "arbitrum": "https://arbiscan.io/address/{}",
+    "optimism": "https://optimistic.etherscan.io/address/{}",
+    "polygon": "https://polygonscan.com/address/{}",
+    "avalanche": "https://snowtrace.io/address/{}",
+    "tron": "https://tronscan.org/#/address/{}",
+    "ton": "https://tonviewer.com/{}",
+    "bitcoin": "https://mempool.space/address/{}",
+}
 
 
 def signed_usd(cents: int) -> str:
@@ -26,13 +43,29 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
 
-def wallet_name(address: str, label: str | None, verified: bool, *, short: bool, bold: bool = False) -> str:
-    """HTML: "✅ label · <code>address</code>" (the label in bold with `bold`)."""
+def explorer_url(chain: str, address: str) -> str | None:
+    """The wallet's page on its chain's block explorer; None for a chain without a known explorer."""
+    pattern = EXPLORERS.get(chain.lower())
+    return pattern.format(quote(address, safe="")) if pattern else None
+
+
+def chain_link(chain: str, address: str) -> str:
+    """HTML: the chain's name, linking to the wallet on its explorer when the chain has one."""
+    url = explorer_url(chain, address)
+    name = html.escape(chain)
+    return f'<a href="{html.escape(url)}">{name} ↗</a>' if url else name
+
+
+def wallet_name(address: str, label: str | None, verified: bool, *, short: bool, bold: bool = False,
+                chain: str | None = None) -> str:
+    """HTML: "✅ label · <code>address</code>" (the label in bold with `bold`), then " · chain ↗" linking to
+    the block explorer when `chain` is given (only for readers allowed the full address: the link holds it)."""
     shown = short_address(address) if short else address
     name = f"{html.escape(label)} · " if label else ""
     if bold and name:
         name = f"<b>{name}</b>"
-    return ("✅ " if verified else "") + f"{name}<code>{html.escape(shown)}</code>"
+    text = ("✅ " if verified else "") + f"{name}<code>{html.escape(shown)}</code>"
+    return text + f" · {chain_link(chain, address)}" if chain else text
 
 
 def alert_text(items: list[tuple[WhaleTrade, WhaleWallet]], tz: ZoneInfo) -> str:
@@ -46,8 +79,8 @@ def alert_text(items: list[tuple[WhaleTrade, WhaleWallet]], tz: ZoneInfo) -> str
     shown = 0
     for wallet_id, trades in by_wallet.items():
         wallet = wallets[wallet_id]
-        name = wallet_name(wallet.address, wallet.label, wallet.verified, short=True, bold=True)
-        lines += ["", f"{name} ({html.escape(wallet.chain)})"]
+        lines += ["", wallet_name(wallet.address, wallet.label, wallet.verified, short=True, bold=True,
+                                  chain=wallet.chain)]
         for trade in trades:
             if shown >= MAX_LINES:
                 break

@@ -13,11 +13,12 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index, RowId
+from bot.edits import edit_or_keep
 from bot.keyboards import Menu
 from bot.screens import refuse, show
 from bot.wiring import Services
 from config.settings import Settings
-from presentation.whales import pct, short_address, signed_usd, wallet_name
+from presentation.whales import chain_link, pct, short_address, signed_usd, wallet_name
 from services.money import usd
 from services.plans import Plan
 from services.whale_follows import THRESHOLDS_USD, FollowProblem
@@ -48,6 +49,16 @@ class WUnfollow(CallbackData, prefix="wu"):
     w: RowId
 
 
+class WMineUnfollow(CallbackData, prefix="wmu"):
+    """Unfollow from "My wallets" (that list is shown again, not the card)."""
+
+    w: RowId
+
+
+class WMine(CallbackData, prefix="wm"):
+    """"My wallets": the followed wallets, on the board or not, each with its unfollow button."""
+
+
 def period_names() -> dict[str, str]:
     return {"7d": _("7 days"), "30d": _("30 days"), "all": _("All time")}
 
@@ -70,7 +81,8 @@ def board_screen(board: Board, plan: Plan, min_trades: int) -> tuple[str, Inline
     if not board.rows:
         lines.append(_("No wallet has {count} or more trades in this period yet.").format(count=min_trades))
     for row in board.rows:
-        lines.append(f"{row.rank}. {wallet_name(row.address, row.label, row.verified, short=not paid)}\n"
+        name = wallet_name(row.address, row.label, row.verified, short=not paid, chain=row.chain if paid else None)
+        lines.append(f"{row.rank}. {name}\n"
                      f"    {metric_value(row, board.metric)} · "
                      + _("PnL {pnl} · {trades} trades").format(pnl=signed_usd(row.pnl_cents), trades=row.trades))
     builder = InlineKeyboardBuilder()
@@ -106,6 +118,8 @@ def board_screen(board: Board, plan: Plan, min_trades: int) -> tuple[str, Inline
     else:
         lines += ["", _("{total} wallets ranked (at least {count} trades in the period).").format(
             total=board.total, count=min_trades)]
+        builder.button(text=_("📋 My wallets"), callback_data=WMine())
+        sizes.append(1)
     builder.button(text=_("⬅️ Back to menu"), callback_data=Menu(section="home"))
     sizes.append(1)
     builder.adjust(*sizes)
@@ -117,8 +131,9 @@ def card_text(card: Card, *, short: bool, settings: Settings) -> str:
     head = _("🐋 <b>{name}</b>").format(name=html.escape(wallet.label) if wallet.label else _("Wallet"))
     if wallet.verified:
         head += " ✅ " + _("verified")
+    chain = html.escape(wallet.chain) if short else chain_link(wallet.chain, wallet.address)
     lines = [head, f"<code>{html.escape(short_address(wallet.address) if short else wallet.address)}</code> · "
-             f"{html.escape(wallet.chain)}"]
+             f"{chain}"]
     if wallet.twitter:
         lines.append(f"𝕏 @{html.escape(wallet.twitter)}")
     lines.append("")
@@ -164,6 +179,26 @@ async def card_screen(services: Services, user_id: int, data: WCard) -> tuple[st
     builder.button(text=_("⬅️ Leaderboard"), callback_data=WBoard(p=data.p, m=data.m, pg=data.pg))
     builder.adjust(1)
     return card_text(card, short=not plan.is_paid, settings=services.settings), builder.as_markup()
+
+
+async def my_wallets_screen(services: Services, user_id: int, lead: str | None = None
+                            ) -> tuple[str, InlineKeyboardMarkup]:
+    """The wallets the user follows (also those no longer on any leaderboard) with their thresholds, an
+    unfollow button each; `lead` goes first (why the list is shown)."""
+    follows = await services.whales.follows(user_id)
+    lines = [lead, ""] if lead else []
+    lines.append(_("📋 <b>My wallets</b>"))
+    if not follows:
+        lines.append(_("You don't follow any wallet yet. Open one on the leaderboard and tap Follow."))
+    builder = InlineKeyboardBuilder()
+    for follow_row, wallet in follows:
+        lines.append("• " + wallet_name(wallet.address, wallet.label, wallet.verified, short=False, chain=wallet.chain)
+                     + "\n    " + _("alerts from {usd}").format(usd=_usd_whole(follow_row.threshold_cents)))
+        builder.button(text=_("🔕 {name}").format(name=wallet.label or short_address(wallet.address)),
+                       callback_data=WMineUnfollow(w=wallet.id))
+    builder.button(text=_("⬅️ Leaderboard"), callback_data=WBoard(p=DEFAULT[0], m=DEFAULT[1]))
+    builder.adjust(1)
+    return "\n".join(lines), builder.as_markup()
 
 
 def _usd_whole(cents: int) -> str:
@@ -242,6 +277,8 @@ async def follow(query: CallbackQuery, callback_data: WFollow, services: Service
         if result.problem is FollowProblem.LIMIT:
             text = _("You already follow {count} of {limit} wallets on {plan}. Unfollow one first, or "
                      "upgrade: /plans").format(count=result.count, limit=result.limit, plan=plan.name)
+            # Behind the alert, the message becomes the list to unfollow from (also wallets off the board).
+            await edit_or_keep(query.message, *await my_wallets_screen(services, user_id))
         elif result.problem is FollowProblem.UNKNOWN_WALLET:
             text = refused()
         else:
@@ -252,11 +289,18 @@ async def follow(query: CallbackQuery, callback_data: WFollow, services: Service
         usd=_usd_whole(THRESHOLDS_USD[callback_data.t] * 100)))
 
 
-async def unfollow(query: CallbackQuery, callback_data: WUnfollow, services: Services) -> None:
+async def unfollow(query: CallbackQuery, callback_data: WUnfollow | WMineUnfollow, services: Services) -> None:
     if not await services.whales.unfollow(query.from_user.id, callback_data.w):
         await refuse(query, refused())
         return
+    if isinstance(callback_data, WMineUnfollow):
+        await show(query, *await my_wallets_screen(services, query.from_user.id), note=_("Unfollowed."))
+        return
     await show_card(query, services, callback_data.w, _("Unfollowed."))
+
+
+async def my_wallets(query: CallbackQuery, services: Services) -> None:
+    await show(query, *await my_wallets_screen(services, query.from_user.id))
 
 
 def build_router() -> Router:
@@ -267,4 +311,6 @@ def build_router() -> Router:
     router.callback_query.register(open_card, WCard.filter())
     router.callback_query.register(follow, WFollow.filter())
     router.callback_query.register(unfollow, WUnfollow.filter())
+    router.callback_query.register(unfollow, WMineUnfollow.filter())
+    router.callback_query.register(my_wallets, WMine.filter())
     return router
