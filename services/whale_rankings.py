@@ -10,7 +10,8 @@
 * **Composite score** (0–100, the default ordering): a weighted mean of the wallet's percentile
   rank among the ranked wallets of the period (SQL `PERCENT_RANK`):
   40 % realised PnL + 25 % ROI + 25 % win rate + 10 % volume. Percentiles make the four scales
-  comparable and stop one extreme value from dominating.
+  comparable and stop one extreme value from dominating. A wallet ranked alone scores 100 (it tops a
+  board of one).
 """
 
 from __future__ import annotations
@@ -147,6 +148,8 @@ class WhaleRankings:
                     "roi": func.coalesce(metrics.c.roi, -1e18)}
         score = sum((weight * func.percent_rank().over(order_by=sortable[name].asc())
                      for name, weight in WEIGHTS.items()), literal(0.0)) * 100
+        # PERCENT_RANK of a lone row is 0: a wallet ranked alone tops its board rather than scoring 0
+        score = case((func.count().over() == 1, literal(100.0)), else_=score)
         scored = select(metrics, score.label("score")).subquery("s")
         query = (select(scored, WhaleWallet.address, WhaleWallet.chain, WhaleWallet.label, WhaleWallet.verified)
                  .join(WhaleWallet, WhaleWallet.id == scored.c.wallet_id))
