@@ -10,19 +10,22 @@ services/money.py stays locale-neutral for what is not shown to a reader (invoic
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 from decimal import Decimal
 from functools import cache
+from typing import Any
 
 from aiogram.utils.i18n import get_i18n
 from babel import Locale
 from babel.dates import format_datetime, get_day_names
 from babel.numbers import format_compact_decimal, format_currency, format_decimal, format_percent
+from babel.support import LazyProxy
 
 from services.money import plain
 
 __all__ = ["amount_text", "compact", "current_locale", "date_text", "datetime_text", "decimal_text",
-           "money_text", "month_day", "number", "percent", "signed_usd", "usd", "usd_whole", "weekday_names",
+           "later", "money_text", "month_day", "number", "percent", "signed_usd", "usd", "usd_whole", "weekday_names",
            "weekday_time"]
 
 DEFAULT = "en"
@@ -91,7 +94,7 @@ def money_text(amount: Decimal, *, locale: str | None = None) -> str:
 def amount_text(amount: Decimal, asset: str, *, locale: str | None = None) -> str:
     """A provider amount as people read it: '12.5 USDT' / '12,5 USDT', '770 ⭐', USD as money."""
     if asset == "XTR":
-        return f"{number(int(amount), locale=locale)} ⭐"
+        return f"{int(amount)} ⭐"
     if asset == "USD":
         return usd(int((amount * 100).to_integral_value()), locale=locale)
     return f"{decimal_text(amount, locale=locale)} {asset}"
@@ -147,3 +150,9 @@ def weekday_names(*, short: bool = True, locale: str | None = None) -> list[str]
     """Monday first: ['Mon', 'Tue', ...] / ['пн', 'вт', ...]."""
     names = get_day_names("abbreviated" if short else "wide", locale=_locale(locale))
     return [names[i] for i in range(7)]
+
+
+def later(format_: Callable[..., str], *args: Any, **kwargs: Any) -> LazyProxy:
+    """A value formatted only when the message is rendered, so in the recipient's locale: workers
+    compute amounts once and hand the Notifier a text it renders per user (`"{got}".format(got=later(...))`)."""
+    return LazyProxy(format_, *args, enable_cache=False, **kwargs)

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
 
+from presentation.formatting import datetime_text
 from services import plan_sales
 from services.plan_sales import PlanActivated
 from services.products import Product, ProductParts
@@ -16,7 +17,7 @@ from services.subscriptions import CreditBack, PlanTakenBack
 
 def format_end(when: datetime, tz: ZoneInfo) -> str:
     """"2026-12-03 17:50 UTC" in the operator's time zone (`settings.tz`)."""
-    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+    return datetime_text(when, tz, zone=True)
 
 
 class PlanTexts:

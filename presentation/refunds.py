@@ -10,14 +10,14 @@ from decimal import Decimal
 from aiogram.utils.i18n import gettext as _
 
 from db.models_refunds import RefundRequest
-from services.money import format_amount
+from presentation.formatting import amount_text
 from services.products import TakenBack
 from services.refunds import RefundKind, RequestState, network_of
 
 
 def owed_text(amount: Decimal, asset: str) -> str:
     """What is sent back, in the unit it goes back in: "12.5 USDT", "770 ⭐"."""
-    return format_amount(amount, asset)
+    return amount_text(amount, asset)
 
 
 def money_line(request: RefundRequest) -> str:

@@ -8,9 +8,9 @@ from decimal import Decimal
 from aiogram.utils.i18n import gettext as _
 
 from db.models import Order, Payment
+from presentation.formatting import amount_text, usd
 from presentation.texts import asset_name, provider_name
 from processing.notify import Notifier
-from services.money import format_amount, usd
 from services.orders import OrderService
 from services.products import Delivery
 
@@ -20,7 +20,7 @@ def paid_text(payments: list[Payment]) -> str | None:
     totals: dict[str, Decimal] = {}
     for payment in payments:
         totals[payment.asset] = totals.get(payment.asset, Decimal(0)) + payment.amount
-    return " + ".join(format_amount(amount, asset_name(asset)) for asset, amount in totals.items()) or None
+    return " + ".join(amount_text(amount, asset_name(asset)) for asset, amount in totals.items()) or None
 
 
 def receipt(order: Order, payments: list[Payment] | None = None) -> str:

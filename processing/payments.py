@@ -18,13 +18,13 @@ from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
 
+from presentation.formatting import amount_text, datetime_text, later
 from presentation.refunds import admin_request_line
 from presentation.texts import asset_name, provider_name, status_label
 from processing.fulfilment import FulfilmentWorker
 from processing.notify import Notifier
 from processing.refunds import EXCESS, RefundService, excess_markup
 from services.admin_prefs import AdminPrefService
-from services.money import format_amount
 from services.orders import OrderService, PaymentOutcome, PaymentReport, Status
 from services.payments.base import PaymentProvider, ProviderError, WebhookRejected
 from services.payments.registry import editable_messages
@@ -164,7 +164,7 @@ class PaymentProcessor:
         if outcome.kind != "applied":
             return
         oid, asset = outcome.order_id, asset_name(outcome.asset)
-        got, expected = format_amount(outcome.paid_total, asset), format_amount(outcome.expected, asset)
+        got, expected = later(amount_text, outcome.paid_total, asset), later(amount_text, outcome.expected, asset)
         invoices = await self.orders.invoices(oid)
         if outcome.to_status != Status.PAID_PARTIAL:
             await self._settle_messages(oid, outcome.to_status, invoices)
@@ -172,16 +172,16 @@ class PaymentProcessor:
             await self.notifier.send(outcome.user_id, lambda: _(
                 "✅ Payment received for order #{id}. Delivering now…").format(id=oid))
         elif outcome.to_status == Status.PAID_OVER:
-            over = format_amount(outcome.paid_total - outcome.expected, asset)
+            over = later(amount_text, outcome.paid_total - outcome.expected, asset)
             await self.notifier.send(outcome.user_id, lambda: _(
                 "✅ Payment received for order #{id} — {got}, more than the {expected} due. Delivering now.\n"
                 "⏳ Refund pending: an admin will return the overpaid {over} to you; we'll message you here "
                 "when it is sent.").format(id=oid, got=got, expected=expected, over=over))
         elif outcome.to_status == Status.PAID_PARTIAL:
-            due = format_amount(outcome.expected - outcome.paid_total, asset)
+            due = later(amount_text, outcome.expected - outcome.paid_total, asset)
             invoice = next((i for i in invoices if i.provider == report.provider
                             and i.external_id == report.invoice_id), None)
-            deadline = (invoice.expires_at.astimezone(self.tz).strftime("%Y-%m-%d %H:%M %Z")
+            deadline = (later(datetime_text, invoice.expires_at, self.tz, zone=True)
                         if invoice is not None else "—")
             await self.notifier.send(outcome.user_id, lambda: _(
                 "🟡 We received {got} of {expected} for order #{id}: <b>{due}</b> is still due. Send exactly "
@@ -213,7 +213,7 @@ class PaymentProcessor:
         """Money for an order already paid is owed back: it becomes an excess refund of just that
         payment at once (sent by the provider where it pays back, else the buyer is asked for an
         address), through the same exactly-once refund flow as an admin's."""
-        extra = format_amount(report.amount, asset_name(report.asset))
+        extra = later(amount_text, report.amount, asset_name(report.asset))
         oid, was = outcome.order_id, outcome.from_status
         result = None
         if self.refunds is not None and outcome.payment_id is not None:
@@ -244,7 +244,7 @@ class PaymentProcessor:
         if self.admin_prefs is None:
             return
         order = await self.orders.get(outcome.order_id)
-        paid = format_amount(outcome.paid_total, asset_name(outcome.asset))
+        paid = later(amount_text, outcome.paid_total, asset_name(outcome.asset))
         for admin_id in await self.admin_prefs.sale_notice_admins(self.notifier.admin_ids):
             await self.notifier.send(admin_id, lambda: _(
                 "💰 Sale: order #{id} · {title} · {paid} via {provider} · user <code>{user}</code>").format(

@@ -18,10 +18,10 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.screens import refuse, reply_target, show
 from bot.wiring import Services
 from handlers.user.orders import orders_text
+from presentation.formatting import usd
 from presentation.refunds import admin_request_line, owed_text
 from presentation.texts import status_label
 from processing.refunds import HandRefundProblem, Owed, Preview, RefundAct, RefundProblem, RefundResult, SentCb
-from services.money import usd
 from services.refunds import RefundKind, RequestState
 
 MAX_ORDER_ID = 2**31 - 1

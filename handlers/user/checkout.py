@@ -16,9 +16,9 @@ from bot.screens import refuse, show
 from bot.wiring import Services
 from config.settings import Settings
 from db.models import Invoice, Order
+from presentation.formatting import amount_text, datetime_text, usd
 from presentation.texts import asset_name, status_label
 from services.checkout import CheckoutService, qr_png
-from services.money import format_amount, usd
 from services.payments.registry import editable_messages
 from services.terms import terms_text
 from services.users import UserInfo
@@ -99,15 +99,15 @@ async def offer_payment(target: Message, order: Order, checkout: CheckoutService
 
 def invoice_text(order: Order, invoice: Invoice, settings: Settings) -> str:
     deadline = min(invoice.expires_at, order.expires_at)  # a payment after the order's time goes to review
-    expires = deadline.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z")
+    expires = datetime_text(deadline, settings.tz, zone=True)
     lines = [order_summary(order), ""]
     if invoice.address:
         lines.append(_("Send exactly <b>{amount}</b> to:\n<code>{address}</code>").format(
-            amount=format_amount(invoice.amount, asset_name(invoice.asset)),
+            amount=amount_text(invoice.amount, asset_name(invoice.asset)),
             address=html.escape(invoice.address)))
         lines.append(_("Send it in one transfer on this network; a different amount needs a manual check."))
     else:
-        lines.append(_("Pay {amount} with the button below.").format(amount=format_amount(invoice.amount,
+        lines.append(_("Pay {amount} with the button below.").format(amount=amount_text(invoice.amount,
                                                                                           invoice.asset)))
     lines.append(_("Valid until {time}. Payment is confirmed automatically; tap \"Check payment\" if you "
                    "don't want to wait.").format(time=expires))

@@ -14,8 +14,8 @@ from bot.screens import show
 from bot.wiring import Services
 from config.settings import Settings
 from db.models import Order
+from presentation.formatting import datetime_text, usd
 from presentation.texts import status_label
-from services.money import usd
 
 
 def orders_text(orders: list[Order], settings: Settings, *, title: str | None = None,
@@ -25,7 +25,7 @@ def orders_text(orders: list[Order], settings: Settings, *, title: str | None = 
         return _("You have no orders yet. Start with /tokens or /plans.")
     text = [title or _("🧾 <b>Your orders</b>")]
     for order in orders:
-        when = order.created_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
+        when = datetime_text(order.created_at, settings.tz)
         text.append(_("#{id} · {title} · {amount}\n{status} · {when}").format(
             id=order.id, title=html.escape(order.title), amount=usd(order.amount_cents),
             status=_("⏳ refund pending: the money has not been sent back yet")
