@@ -106,9 +106,12 @@ async def user_card(event: Message | CallbackQuery, services: Services, command:
     """/user ID|@username, the card's page buttons and the Back to the user buttons: the user's card."""
     if callback_data is None:
         args = command.args if command else None
-        user = await services.users.find(args) if args else None
-        if user is None:
+        if not args or not args.strip():
             await event.answer(_("Usage: /user ID or /user @username (someone who has used the bot)."))
+            return
+        user = await services.users.find(args)
+        if user is None:
+            await event.answer(_("No user {who} has used this bot.").format(who=html.escape(args.strip())))
             return
     else:
         user = await services.users.get(callback_data.user_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from tests.conftest import ADMIN_ID
 from tests.support.harness import Harness
 
 USER = 601
@@ -21,3 +22,13 @@ async def test_a_board_with_one_ranked_wallet_does_not_score_it_0(harness):
     await harness.send(USER, "/whales")
     text = last_text(harness)
     assert "1. " in text and "score 100" in text and "score 0" not in text
+
+
+async def test_user_lookup_of_an_unknown_id_says_there_is_no_such_user(harness):
+    await harness.send(ADMIN_ID, "/user 99999")
+    reply = harness.session.texts_to(ADMIN_ID)[-1]
+    assert reply == "No user 99999 has used this bot."
+    await harness.send(ADMIN_ID, "/user @<nobody>")
+    assert harness.session.texts_to(ADMIN_ID)[-1] == "No user @&lt;nobody&gt; has used this bot."
+    await harness.send(ADMIN_ID, "/user")
+    assert harness.session.texts_to(ADMIN_ID)[-1].startswith("Usage: /user ID")
