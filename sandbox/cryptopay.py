@@ -53,10 +53,15 @@ from sandbox.pages import (
     ProviderStandIn,
     esc,
     iso,
+    moment,
     note,
+    number,
     page,
+    page_lang,
     plain_decimal,
     table,
+    with_lang,
+    words,
 )
 
 DEFAULT_TOKEN = "12345:SANDBOXcryptopaytoken"
@@ -503,13 +508,15 @@ class CryptoPayStandIn(ProviderStandIn):
     # ------------------------------------------------------------------ pay page
 
     async def _page(self, request: web.Request) -> web.Response:
+        lang = page_lang(request)
         try:
             inv = self.find(request.match_info["hash"])
         except PayError as exc:
-            return page("Invoice not found", note(str(exc), "err"), status=exc.status)
-        return self._render(inv)
+            return page(words(lang, "Invoice not found"), note(str(exc), "err"), status=exc.status, lang=lang)
+        return self._render(inv, lang=lang)
 
     async def _page_pay(self, request: web.Request) -> web.Response:
+        lang = page_lang(request)
         form = await request.post()
         inv_hash = request.match_info["hash"]
         asset = form.get("asset")
@@ -519,35 +526,43 @@ class CryptoPayStandIn(ProviderStandIn):
             try:
                 inv = self.find(inv_hash)
             except PayError:
-                return page("Invoice not found", note(str(exc), "err"), status=exc.status)
-            return self._render(inv, error=str(exc), status=exc.status)
-        raise web.HTTPSeeOther(f"/pay/{inv_hash}")
+                return page(words(lang, "Invoice not found"), note(str(exc), "err"), status=exc.status, lang=lang)
+            return self._render(inv, error=str(exc), status=exc.status, lang=lang)
+        raise web.HTTPSeeOther(with_lang(f"/pay/{inv_hash}", lang))
 
-    def _render(self, inv: JSON, *, error: str | None = None, status: int = 200) -> web.Response:
+    def _render(self, inv: JSON, *, error: str | None = None, status: int = 200, lang: str = "en") -> web.Response:
         currency = inv.get("asset") or inv.get("fiat")
-        rows: list[tuple[str, object]] = [("Merchant", self.app_name), ("Invoice", f"#{inv['invoice_id']}")]
+        rows: list[tuple[str, object]] = [(words(lang, "Merchant"), self.app_name),
+                                          (words(lang, "Invoice"), f"#{inv['invoice_id']}")]
         if "description" in inv:
-            rows.append(("Description", inv["description"]))
-        rows.append(("Status", inv["status"]))
+            rows.append((words(lang, "Description"), inv["description"]))
+        rows.append((words(lang, "Status"), words(lang, inv["status"])))
         if "expiration_date" in inv:
-            rows.append(("Expires", inv["expiration_date"]))
-        parts = [f"<div class=amount>{esc(inv['amount'])} {esc(currency)}</div>", table(rows)]
+            expires = self._expiry.get(inv["invoice_id"])
+            rows.append((words(lang, "Expires"), moment(expires, lang) if expires and lang == "ru"
+                         else inv["expiration_date"]))
+        parts = [f"<div class=amount>{esc(number(inv['amount'], lang))} {esc(currency)}</div>", table(rows)]
         if error:
             parts.append(note(error, "err"))
         if inv["status"] == "active":
-            options = "".join(f"<option value='{esc(a)}'>{esc(plain_decimal(v))} {esc(a)}</option>"
+            options = "".join(f"<option value='{esc(a)}'>{esc(number(plain_decimal(v), lang))} {esc(a)}</option>"
                               for a, v in self.payable_assets(inv).items())
-            parts.append(f"<form method=post action='/pay/{esc(inv['hash'])}'><label>Pay with "
-                         f"<select name=asset>{options}</select></label> <button type=submit>Pay</button></form>")
+            action = with_lang(f"/pay/{inv['hash']}", lang)
+            parts.append(f"<form method=post action='{esc(action)}'><label>{esc(words(lang, 'Pay with'))} "
+                         f"<select name=asset>{options}</select></label> "
+                         f"<button type=submit>{esc(words(lang, 'Pay'))}</button></form>")
         elif inv["status"] == "paid":
-            parts.append(note(f"Paid {inv['paid_amount']} {inv['paid_asset']} at {inv['paid_at']}", "ok"))
+            paid = f"{number(inv['paid_amount'], lang)} {inv['paid_asset']}"
+            paid_at = inv["paid_at"] if lang != "ru" else moment(
+                datetime.fromisoformat(inv["paid_at"].replace("Z", "+00:00")), lang)
+            parts.append(note(words(lang, "Paid {amount} at {time}", amount=paid, time=paid_at), "ok"))
             if "hidden_message" in inv:
                 parts.append(note(inv["hidden_message"]))
             if "paid_btn_url" in inv:
-                parts.append(f"<p><a href='{esc(inv['paid_btn_url'])}'>Continue</a></p>")
+                parts.append(f"<p><a href='{esc(inv['paid_btn_url'])}'>{esc(words(lang, 'Continue'))}</a></p>")
         else:
-            parts.append(note("This invoice has expired and can no longer be paid.", "warn"))
-        return page(f"Crypto Pay invoice #{inv['invoice_id']}", *parts, status=status)
+            parts.append(note(words(lang, "This invoice has expired and can no longer be paid."), "warn"))
+        return page(words(lang, "Crypto Pay invoice #{id}", id=inv["invoice_id"]), *parts, status=status, lang=lang)
 
 
 __all__ = ["ASSETS", "DEFAULT_TOKEN", "FIAT_PER_USD", "USD_RATES", "ApiError", "CryptoPayStandIn",

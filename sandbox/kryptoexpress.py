@@ -56,10 +56,15 @@ from sandbox.pages import (
     ProviderStandIn,
     button,
     esc,
+    moment,
     note,
+    number,
     page,
+    page_lang,
     plain_decimal,
     table,
+    with_lang,
+    words,
 )
 
 #: Fixed sandbox price of one unit in USD.
@@ -398,12 +403,14 @@ class KryptoExpressStandIn(ProviderStandIn):
     # ------------------------------------------------------------------ pay page
 
     async def _page(self, request: web.Request) -> web.Response:
+        lang = page_lang(request)
         try:
-            return self._render(self.find(request.match_info["hash"]))
+            return self._render(self.find(request.match_info["hash"]), lang=lang)
         except PayError as exc:
-            return page("Payment not found", note(str(exc), "err"), status=exc.status)
+            return page(words(lang, "Payment not found"), note(str(exc), "err"), status=exc.status, lang=lang)
 
     async def _page_pay(self, request: web.Request) -> web.Response:
+        lang = page_lang(request)
         pay_hash = request.match_info["hash"]
         form = await request.post()
         kind, amount = form.get("kind"), form.get("amount")
@@ -414,46 +421,58 @@ class KryptoExpressStandIn(ProviderStandIn):
                     raise PayError(f"nothing to pay for {kind!r}")
                 self.pay(pay_hash, choices[kind])
             else:
-                self.pay(pay_hash, amount if isinstance(amount, str) and amount.strip() else None)
+                typed = amount.strip() if isinstance(amount, str) else ""
+                self.pay(pay_hash, (typed.replace(",", ".") if lang == "ru" else typed) or None)
         except PayError as exc:
             if exc.status == 404:
-                return page("Payment not found", note(str(exc), "err"), status=404)
-            return self._render(self.find(pay_hash), error=str(exc), status=exc.status)
-        raise web.HTTPSeeOther(f"/pay/{pay_hash}")
+                return page(words(lang, "Payment not found"), note(str(exc), "err"), status=404, lang=lang)
+            return self._render(self.find(pay_hash), error=str(exc), status=exc.status, lang=lang)
+        raise web.HTTPSeeOther(with_lang(f"/pay/{pay_hash}", lang))
 
-    def _render(self, payment: Payment, *, error: str | None = None, status: int = 200) -> web.Response:
+    def _render(self, payment: Payment, *, error: str | None = None, status: int = 200,
+                lang: str = "en") -> web.Response:
         cur = payment.crypto_currency
         unit = f" {cur}"
-        rows: list[tuple[str, object]] = [("Payment", f"#{payment.id} ({payment.payment_type})")]
+
+        def crypto(amount: Decimal) -> str:
+            return f"{number(plain_decimal(amount), lang)}{unit}"
+
+        kind = "" if lang == "ru" else f" ({payment.payment_type})"
+        rows: list[tuple[str, object]] = [(words(lang, "Payment"), f"#{payment.id}{kind}")]
         if payment.fiat_amount is not None:
-            rows.append(("Price", f"{plain_decimal(payment.fiat_amount)} {payment.fiat_currency}"))
-        rows += [("Send to", payment.address),
-                 ("Expires", datetime.fromtimestamp(payment.expire_ms // 1000, UTC).isoformat()),
-                 ("Received", f"{plain_decimal(payment.received)}{unit}")]
+            price = f"{number(plain_decimal(payment.fiat_amount), lang)} {payment.fiat_currency}"
+            rows.append((words(lang, "Price"), price))
+        send_to = words(lang, "Send to")
+        rows += [(send_to, payment.address),
+                 (words(lang, "Expires"), moment(datetime.fromtimestamp(payment.expire_ms // 1000, UTC), lang)),
+                 (words(lang, "Received"), crypto(payment.received))]
         parts = []
         if payment.crypto_amount is not None and payment.payment_type == "PAYMENT":
-            parts.append(f"<div class=amount>{esc(plain_decimal(payment.crypto_amount))}{esc(unit)}</div>")
-        parts.append(table(rows, mono=("Send to",)))
+            parts.append(f"<div class=amount>{esc(crypto(payment.crypto_amount))}</div>")
+        parts.append(table(rows, mono=(send_to,)))
         if error:
             parts.append(note(error, "err"))
         total = payment.crypto_amount or Decimal(0)
         if payment.is_paid:
             over = payment.received - total
-            parts.append(note(f"Paid{f', overpaid by {plain_decimal(over)}{unit}' if over > 0 else ''}.", "ok"))
+            parts.append(note(words(lang, "Paid, overpaid by {amount}.", amount=crypto(over)) if over > 0
+                              else words(lang, "Paid."), "ok"))
         elif payment.received > 0:
-            parts.append(note(f"Partially paid: {plain_decimal(payment.remaining())}{unit} still due.", "warn"))
+            parts.append(note(words(lang, "Partially paid: {amount} still due.", amount=crypto(payment.remaining())),
+                              "warn"))
         if self.is_expired(payment):
-            parts.append(note("Expired: a transaction now would arrive late.", "warn"))
-        action = f"/pay/{payment.hash}"
+            parts.append(note(words(lang, "Expired: a transaction now would arrive late."), "warn"))
+        action = with_lang(f"/pay/{payment.hash}", lang)
         if payment.payment_type == "PAYMENT":
             labels = {"exact": "Pay exact", "less": "Pay less", "more": "Pay more"}
-            parts.append("<div>" + "".join(button(action, f"{labels[k]} ({plain_decimal(v)}{unit})", {"kind": k})
-                                           for k, v in self.amounts(payment.hash).items()) + "</div>")
+            parts.append("<div>" + "".join(
+                button(action, f"{words(lang, labels[k])} ({crypto(v)})", {"kind": k})
+                for k, v in self.amounts(payment.hash).items()) + "</div>")
         if payment.payment_type == "PAYMENT" or not payment.transactions:
-            parts.append(f"<form method=post action='{esc(action)}'><label>Other amount "
+            parts.append(f"<form method=post action='{esc(action)}'><label>{esc(words(lang, 'Other amount'))} "
                          f"<input name=amount inputmode=decimal required></label>{esc(unit)} "
-                         "<button type=submit>Send</button></form>")
-        return page(f"KryptoExpress payment: {cur}", *parts, status=status)
+                         f"<button type=submit>{esc(words(lang, 'Send'))}</button></form>")
+        return page(words(lang, "KryptoExpress payment: {currency}", currency=cur), *parts, status=status, lang=lang)
 
 
 __all__ = ["DECIMALS", "FIAT_USD", "STABLECOINS", "USD_PRICES", "ApiError", "KryptoExpressStandIn",

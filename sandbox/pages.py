@@ -7,6 +7,8 @@
   delivery with retries, a delivery log and a queue of webhooks that could not be delivered (``pending``).
 - Wire formats: :func:`plain_decimal` (amounts and prices as strings) and :func:`iso` (dates).
 - Tiny HTML helpers for the pay pages. Everything that is not a literal goes through :func:`esc`.
+  The pages speak English or Russian (:func:`page_lang`: ``?lang=ru``, else the browser's
+  ``Accept-Language``), as the real services show their pages in the payer's language.
 """
 
 from __future__ import annotations
@@ -328,18 +330,80 @@ _HEADERS = {
 }
 
 
+#: The pay pages' wording in Russian, keyed by the English text (``{name}`` placeholders).
+RU: dict[str, str] = {
+    "Sandbox — no real money moves": "Песочница — настоящие деньги не двигаются",
+    "Invoice not found": "Счёт не найден",
+    "Payment not found": "Платёж не найден",
+    "Crypto Pay invoice #{id}": "Счёт Crypto Pay #{id}",
+    "Merchant": "Продавец",
+    "Invoice": "Счёт",
+    "Description": "Описание",
+    "Status": "Статус",
+    "active": "ожидает оплаты",
+    "paid": "оплачен",
+    "expired": "истёк",
+    "Expires": "Действует до",
+    "Pay with": "Оплатить в",
+    "Pay": "Оплатить",
+    "Paid {amount} at {time}": "Оплачено {amount} · {time}",
+    "Continue": "Продолжить",
+    "This invoice has expired and can no longer be paid.": "Срок счёта истёк, оплатить его уже нельзя.",
+    "KryptoExpress payment: {currency}": "Платёж KryptoExpress: {currency}",
+    "Payment": "Платёж",
+    "Price": "Цена",
+    "Send to": "Адрес",
+    "Received": "Получено",
+    "Paid.": "Оплачено.",
+    "Paid, overpaid by {amount}.": "Оплачено, переплата {amount}.",
+    "Partially paid: {amount} still due.": "Оплачено частично: осталось {amount}.",
+    "Expired: a transaction now would arrive late.": "Срок истёк: перевод сейчас придёт с опозданием.",
+    "Pay exact": "Оплатить точно",
+    "Pay less": "Оплатить меньше",
+    "Pay more": "Оплатить больше",
+    "Other amount": "Другая сумма",
+    "Send": "Отправить",
+}
+
+
+def page_lang(request: web.Request) -> str:
+    """``"ru"`` or ``"en"``: ``?lang=`` if given, else the browser's first ``Accept-Language``."""
+    asked = request.query.get("lang") or request.headers.get("Accept-Language", "")
+    return "ru" if asked.strip().lower().startswith("ru") else "en"
+
+
+def words(lang: str, text: str, **values: object) -> str:
+    """``text`` in ``lang`` with its ``{placeholders}`` filled."""
+    return (RU.get(text, text) if lang == "ru" else text).format(**values)
+
+
+def number(amount: object, lang: str) -> str:
+    """A plain decimal string as the reader writes it (``12,5`` in Russian)."""
+    return str(amount).replace(".", ",") if lang == "ru" else str(amount)
+
+
+def moment(when: datetime, lang: str) -> str:
+    """A UTC time: ISO 8601 in English (as the services' API), ``03.12.2026 17:05 UTC`` in Russian."""
+    return when.astimezone(UTC).strftime("%d.%m.%Y %H:%M UTC") if lang == "ru" else when.isoformat()
+
+
+def with_lang(path: str, lang: str) -> str:
+    """``path`` keeping a Russian page Russian after a form post."""
+    return f"{path}?lang=ru" if lang == "ru" else path
+
+
 def esc(value: object) -> str:
     """HTML-escape ``value`` (quotes too, so it is safe in attributes)."""
     return html.escape(str(value), quote=True)
 
 
-def page(title: str, *parts: str, status: int = 200) -> web.Response:
+def page(title: str, *parts: str, status: int = 200, lang: str = "en") -> web.Response:
     """A complete, self-contained HTML page; ``parts`` are HTML fragments built with these helpers."""
     body = (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<!doctype html><html lang={esc(lang)}><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
         f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>"
-        f"<div class=sandbox>Sandbox &mdash; no real money moves</div><h1>{esc(title)}</h1>"
+        f"<div class=sandbox>{esc(words(lang, 'Sandbox — no real money moves'))}</div><h1>{esc(title)}</h1>"
         + "".join(parts) + "</body></html>"
     )
     return web.Response(text=body, content_type="text/html", status=status, headers=_HEADERS)

@@ -246,11 +246,21 @@
     return false;
   }
 
+  /** A sandbox pay page (a stand-in on this machine) in the page's language, as the real services
+   * show theirs in the payer's; any other URL as it is. */
+  function inPageLanguage(url) {
+    const parsed = new URL(url);
+    if (parsed.hostname === window.location.hostname && parsed.pathname.startsWith("/pay/")) {
+      parsed.searchParams.set("lang", window.SandboxText.lang);
+    }
+    return parsed.href;
+  }
+
   function openLink(raw) {
     const url = safeUrl(raw);
     if (!url) { toast(t("This link type is not supported in the sandbox.")); return; }
     if (handleSpecialLink(url)) return;
-    window.open(url, "_blank", "noopener,noreferrer");
+    window.open(inPageLanguage(url), "_blank", "noopener,noreferrer");
   }
 
   async function sendText(text) {
@@ -1020,7 +1030,7 @@
         provider: invoice.title, amount: `${number(invoice.amount)} ${String(invoice.currency).replace("_", " ")}` }));
       const url = safeUrl(invoice.url);
       if (!url) continue;
-      link.href = url;
+      link.href = inPageLanguage(url);
       link.target = "_blank";
       link.rel = "noopener noreferrer";
       link.dataset.provider = invoice.provider;

@@ -298,7 +298,8 @@ BORIS = 1002  # the Russian demo user
 #: Latin words the Russian page may show: names of products, services, tickers and the sandbox's own data.
 NAMES = {"AI", "API", "Admin", "Alice", "Bot", "BTC", "Crypto", "Pay", "CryptoBot", "KryptoExpress", "Sandbox",
          "Channel", "VIP", "private", "Signals", "sandbox_bot", "sandbox_channel", "sandbox_crypto_signals", "SOL",
-         "USDT", "TRC20", "USD", "EN", "RU", "id", "http", "HTTP", "SIGNAL_WEBHOOK_SECRET", "Stars", "Telegram"}
+         "USDT", "TRC20", "USD", "TON", "UTC", "Shop", "Pro", "EN", "RU", "id", "http", "HTTP",
+         "SIGNAL_WEBHOOK_SECRET", "Stars", "Telegram"}
 
 
 def english_words(text: str) -> list[str]:
@@ -342,8 +343,11 @@ async def test_the_tour_in_russian_meets_no_english_in_the_page_and_no_dead_end(
             await asyncio.to_thread(link[0].click)
             await until(driver, lambda d: len(d.window_handles) == 2, what="the pay page's window")
             await asyncio.to_thread(driver.switch_to.window, next(h for h in driver.window_handles if h != chat_window))
-            await asyncio.to_thread(next(b for b in css(driver, "button") if b.text == "Pay").click)
-            await until(driver, lambda d: "Paid" in css(d, "body")[0].text, what="the Crypto Pay payment")
+            pay_page = await until(driver, lambda d: css(d, "body")[0].text, what="the Crypto Pay page")
+            ours = "\n".join(line for line in pay_page.splitlines() if not line.startswith("Описание"))  # the bot's
+            assert "Счёт Crypto Pay" in pay_page and english_words(ours) == [], pay_page  # as @CryptoBot would
+            await asyncio.to_thread(next(b for b in css(driver, "button") if b.text == "Оплатить").click)
+            await until(driver, lambda d: "Оплачено" in css(d, "body")[0].text, what="the Crypto Pay payment")
             await asyncio.to_thread(driver.close)
             await asyncio.to_thread(driver.switch_to.window, chat_window)
             active = await until(driver, bubble_with("Тариф Pro активен"), timeout=20, what="the plan")

@@ -245,3 +245,21 @@ async def test_fault_injection_down_and_public_endpoints(ke, http, receiver):
     assert "USDT_TRC20" in (await http.get("/cryptocurrency/stable")).json()
     assert (await http.get("/wallet", headers=AUTH)).json()["BTC"] == 0.0
     assert [c.status for c in ke.calls_of("POST /payment")] == [500, 200]
+
+
+async def test_pay_page_in_russian_reads_a_decimal_comma(ke, http, receiver):
+    """The web chat opens the page with ?lang=ru for a Russian reader (a browser asking for Russian gets
+    it too): Russian wording and decimal commas, an amount typed as "12,5", and Russian after the post."""
+    p = await create(http, receiver, fiatAmount=50, cryptoCurrency="USDT_TRC20")
+    async with httpx.AsyncClient(base_url=ke.public_url) as browser:
+        page = (await browser.get(f"/pay/{p['hash']}", params={"lang": "ru"})).text
+        assert "Платёж KryptoExpress: USDT_TRC20" in page and "Оплатить меньше (25 USDT_TRC20)" in page
+        assert "Pay exact" not in page and "Other amount" not in page
+        posted = await browser.post(f"/pay/{p['hash']}", params={"lang": "ru"}, data={"amount": "12,5"})
+        assert posted.status_code == 303 and posted.headers["Location"].endswith("?lang=ru")
+        after = (await browser.get(posted.headers["Location"])).text
+        assert "Оплачено частично: осталось 37,5 USDT_TRC20." in after
+        asked = (await browser.get(f"/pay/{p['hash']}", headers={"Accept-Language": "ru-RU,ru;q=0.9"})).text
+        assert "Получено" in asked
+        assert "Partially paid: 37.5 USDT_TRC20 still due" in (await browser.get(f"/pay/{p['hash']}")).text
+    assert ke.payments[p["hash"]].received == Decimal("12.5")
