@@ -25,7 +25,7 @@ TAIL = (
     Command("performance", __("Signal track record"), help=__("/performance — the signals' verifiable track record")),
     Command("orders", __("My orders"), help=__("/orders — your orders and their status"),
             howto=__("/orders USER_ID — a user's orders")),
-    Command("settings", __("Language and notifications"), help=__("/settings — language")),
+    Command("settings", __("Language"), help=__("/settings — language")),
     Command("help", __("How to use the bot")),
     Command("terms", __("Terms of service"), help=__("/terms — terms of service")),
     Command("paysupport", __("Help with a payment"), help=__("/paysupport — a problem with a payment? Write to us")),
@@ -82,6 +82,21 @@ async def register_commands(bot: Bot, i18n: I18n, admin_ids: list[int], commands
         await bot.set_my_commands(user, scope=BotCommandScopeDefault(), language_code=language)
     for admin_id in admin_ids:
         await register_admin_commands(bot, i18n, admin_id, commands)
+
+
+async def register_chat_commands(bot: Bot, i18n: I18n, chat_id: int, commands: list[Command], language: str, *,
+                                 admin: bool) -> bool:
+    """The chat's own menu in `language` whatever its client's language (a user who picked one in /settings):
+    set for the chat under every language code, so it also wins over an admin's per-language lists."""
+    menu = command_list(commands, i18n, language, admin=admin)
+    try:
+        for locale in i18n.available_locales:
+            await bot.set_my_commands(menu, scope=BotCommandScopeChat(chat_id=chat_id),
+                                      language_code=None if locale == i18n.default_locale else locale)
+    except TelegramAPIError as exc:
+        log.info("command menu for chat %s not set: %s", chat_id, exc.message)
+        return False
+    return True
 
 
 async def register_admin_commands(bot: Bot, i18n: I18n, admin_id: int, commands: list[Command]) -> bool:

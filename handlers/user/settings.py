@@ -1,4 +1,4 @@
-"""/settings: the user's language."""
+"""/settings: the user's language (the bot's messages and the chat's command menu)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.commands import all_commands, register_chat_commands
 from bot.keyboards import Lang, Menu, languages
 from bot.screens import show
 from bot.wiring import Services
@@ -22,7 +23,10 @@ async def show_settings(event: Message | CallbackQuery, user_info: UserInfo) -> 
 
 
 async def set_language(query: CallbackQuery, callback_data: Lang, services: Services) -> None:
-    language = await services.users.set_language(query.from_user.id, callback_data.code)
+    user_id = query.from_user.id
+    language = await services.users.set_language(user_id, callback_data.code)
+    await register_chat_commands(query.bot, services.i18n, user_id, all_commands(services.products.commands),
+                                 language, admin=services.settings.is_admin(user_id))
     with services.i18n.use_locale(language):
         await show(query, settings_text(), languages(language), note=_("Language saved."))
 
