@@ -4,7 +4,7 @@ timeframe and ecosystem escaped)."""
 from __future__ import annotations
 
 import html
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from aiogram.utils.i18n import gettext as _
 
@@ -33,6 +33,20 @@ def render_signal(signal: Signal) -> str:
     return "\n".join([*lines, "", *extra])
 
 
+def pnl_percent(signal: Signal, price: Decimal) -> Decimal:
+    """Profit or loss from entry to `price` in percent of the entry, for the signal's direction (exact)."""
+    entry, price = Decimal(signal.entry), Decimal(price)
+    move = price - entry if signal.side == "long" else entry - price
+    return move * 100 / entry
+
+
+def signed_percent(value: Decimal) -> str:
+    """'+12.35%', '-3.1%', '0%': two decimals at most, half up."""
+    shown = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    text = plain(shown) if shown else "0"
+    return ("+" if shown > 0 else "") + text + "%"
+
+
 def render_event(event: SignalEvent, signal: Signal) -> str:
     pair = html.escape(signal.symbol)
     price = _price(event.price)
@@ -41,4 +55,5 @@ def render_event(event: SignalEvent, signal: Signal) -> str:
             pair=pair, level=event.level, price=price)
     if event.type == "sl_hit":
         return _("🛑 #{pair} Stop reached at {price}").format(pair=pair, price=price)
-    return _("🏁 #{pair} closed at {price}").format(pair=pair, price=price)
+    return _("🏁 #{pair} closed at {price} · P/L {pnl}").format(
+        pair=pair, price=price, pnl=signed_percent(pnl_percent(signal, event.price)))
