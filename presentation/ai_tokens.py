@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from aiogram.utils.i18n import gettext as _
 
+from presentation.formatting import money_text, number, usd
 from services import ai_tokens
 from services.ai_tokens import IssuedKey, price_per_million
-from services.money import money_text
 from services.openrouter import ModelPrice
 from services.products import Product, ProductParts
 
@@ -28,7 +28,7 @@ class AiTokenTexts:
             "  -H \"Content-Type: application/json\" \\\n"
             "  -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'</pre>\n"
             "Check what's left any time in /orders."
-        ).format(model=issued.model, tokens=f"{issued.tokens:,}", key=issued.key, base_url=issued.base_url)
+        ).format(model=issued.model, tokens=number(issued.tokens), key=issued.key, base_url=issued.base_url)
 
     def takes_back(self, key_last4: str | None) -> str:
         if key_last4:
@@ -47,7 +47,7 @@ class AiTokenTexts:
 
 def per_million(model: ModelPrice, markup: Decimal) -> str:
     """Our price for a million output tokens, e.g. "$1.23" (the model buttons)."""
-    return f"${price_per_million(model, markup):,}"
+    return usd(int(price_per_million(model, markup) * 100))
 
 
 def ai_tokens_product(parts: ProductParts) -> Product:

@@ -15,9 +15,9 @@ from decimal import Decimal
 from aiogram.utils.i18n import gettext as _
 
 from bot.tasks import spawn
+from presentation.formatting import money_text
 from processing.notify import Notifier, Render
 from services.ai_tokens import Headroom
-from services.money import money_text
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from bot.screens import refuse, show
 from bot.wiring import Services
 from handlers.user.checkout import offer_payment
 from presentation.ai_tokens import per_million
+from presentation.formatting import number, usd
 from services.ai_tokens import PACKAGES, AiTokenShop
-from services.money import usd
 
 
 class TokModel(CallbackData, prefix="tm"):
@@ -47,14 +47,14 @@ def problem_text(problem: str, shop: AiTokenShop, high: int = 0) -> str:
     return {
         "not_configured": _("AI tokens are not available right now."),
         "unknown_model": _("This model is not available any more. Please pick another one: /tokens"),
-        "not_a_number": _("Please send a whole number of tokens, digits only, from {low:,} to {high:,}. "
+        "not_a_number": _("Please send a whole number of tokens, digits only, from {low} to {high}. "
                           "/cancel to stop."),
-        "too_few": _("The smallest order is {low:,} tokens. Send a number from {low:,} to {high:,}."),
-        "too_many": _("That's more than one order can hold for this model: up to {high:,} tokens "
-                      "(orders are capped at {cap}). Send a number from {low:,} to {high:,}."),
+        "too_few": _("The smallest order is {low} tokens. Send a number from {low} to {high}."),
+        "too_many": _("That's more than one order can hold for this model: up to {high} tokens "
+                      "(orders are capped at {cap}). Send a number from {low} to {high}."),
         "no_headroom": _("AI tokens are temporarily unavailable. We've told the team; please try again "
                          "a little later."),
-    }[problem].format(low=shop.rules.min_tokens, high=high, cap=usd(int(shop.rules.cap * 100)))
+    }[problem].format(low=number(shop.rules.min_tokens), high=number(high), cap=usd(int(shop.rules.cap * 100)))
 
 
 async def models_screen(shop: AiTokenShop) -> tuple[str, InlineKeyboardMarkup]:
@@ -83,7 +83,7 @@ async def packages_screen(shop: AiTokenShop, index: int) -> tuple[str, InlineKey
     names = package_names()
     builder = InlineKeyboardBuilder()
     for name, quote in shop.rules.packages(model):
-        builder.button(text=f"{names[name]} · {quote.tokens:,} — {usd(quote.total_cents)}",
+        builder.button(text=f"{names[name]} · {number(quote.tokens)} — {usd(quote.total_cents)}",
                        callback_data=TokBuy(i=index, tokens=quote.tokens))
     builder.button(text=_("✍️ Custom amount"), callback_data=TokCustom(i=index))
     builder.button(text=_("⬅️ Models"), callback_data=Menu(section="tokens"))
@@ -92,8 +92,8 @@ async def packages_screen(shop: AiTokenShop, index: int) -> tuple[str, InlineKey
     hidden = [tokens for _name, tokens in PACKAGES if tokens > limit]
     text = _("🤖 <b>{name}</b>\n<code>{id}</code>\n\nChoose a package:").format(name=model.name, id=model.id)
     if hidden:
-        text += "\n\n" + _("One order holds up to {limit:,} tokens of this model ({cap} cap), so bigger "
-                           "packages are not offered.").format(limit=limit, cap=usd(int(shop.rules.cap * 100)))
+        text += "\n\n" + _("One order holds up to {limit} tokens of this model ({cap} cap), so bigger "
+                           "packages are not offered.").format(limit=number(limit), cap=usd(int(shop.rules.cap * 100)))
     return text, builder.as_markup()
 
 
@@ -140,9 +140,9 @@ async def ask_amount(query: CallbackQuery, callback_data: TokCustom, services: S
         return
     await state.set_state(CustomAmount.tokens)
     await state.update_data(model_index=callback_data.i)
-    await show(query, _("✍️ How many tokens of {name}? Send a whole number from {low:,} to {high:,}.\n\n"
-                        "/cancel to stop.").format(name=model.name, low=shop.rules.min_tokens,
-                                                   high=shop.rules.max_tokens(model)))
+    await show(query, _("✍️ How many tokens of {name}? Send a whole number from {low} to {high}.\n\n"
+                        "/cancel to stop.").format(name=model.name, low=number(shop.rules.min_tokens),
+                                                   high=number(shop.rules.max_tokens(model))))
 
 
 async def custom_amount(message: Message, state: FSMContext, services: Services) -> None:

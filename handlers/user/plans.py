@@ -9,6 +9,7 @@ from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.keyboards import Menu
@@ -17,9 +18,9 @@ from bot.wiring import Services
 from config.settings import Settings
 from db.models import Order
 from handlers.user.checkout import offer_payment
+from presentation.formatting import number, usd
 from presentation.plans import format_end
 from services.channel import PrivateChannel
-from services.money import usd
 from services.plan_sales import PERIODS
 from services.plan_upgrade import AFTER, CREDIT
 from services.plans import PLANS, Plan
@@ -42,9 +43,12 @@ def plan_lines(plan: Plan) -> str:
     else:
         head = _("<b>{name}</b> — free").format(name=plan.name)
     per_day = (_("unlimited signals a day") if plan.signals_per_day is None
-               else _("{count:,} signals a day").format(count=plan.signals_per_day))
-    history = _("{days} days of history").format(days=plan.history_days)
-    whales = (_("follow up to {count} whale wallets").format(count=plan.whale_follows) if plan.whale_follows
+               else ngettext("{count} signal a day", "{count} signals a day", plan.signals_per_day).format(
+                   count=number(plan.signals_per_day)))
+    history = ngettext("{days} day of history", "{days} days of history", plan.history_days).format(
+        days=plan.history_days)
+    whales = (ngettext("follow up to {count} whale wallet", "follow up to {count} whale wallets",
+                       plan.whale_follows).format(count=plan.whale_follows) if plan.whale_follows
               else _("no whale follows"))
     return f"{head}\n{per_day} · {history} · {whales}"
 
