@@ -28,7 +28,9 @@ JSON API (``/sandbox/api``; errors are ``{"error": text}`` with a 4xx status):
 ``GET  /events``                         Server-Sent Events: everything the stand-in publishes
 =======================================  ===================================================
 
-Files the bot sent are served at ``/sandbox/files/{file_id}``.
+Files the bot sent are served at ``/sandbox/files/{file_id}``. The page's own wording is English or
+Russian (``static/i18n.js``); its operator panel's API (``/sandbox/api/operator``) is
+sandbox/operator_panel.py's.
 """
 
 from __future__ import annotations
