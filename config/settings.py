@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     stars_usd_rate: Decimal = Field(Decimal("0.013"), gt=0)
     invoice_ttl_minutes: int = Field(30, ge=1, le=60 * 24 * 7)
     payment_poll_interval_seconds: int = Field(15, ge=1, le=3600)
+    #: Paid-plan days a referrer gets when someone who joined through their invite link has a first order
+    #: fulfilled (0: no reward).
+    referral_reward_days: int = Field(0, ge=0, le=3650)
     openrouter_api_url: str = "https://openrouter.ai/api/v1"
     openrouter_management_key: SecretStr | None = None
     ai_token_models: StrList = Field(default_factory=lambda: list(DEFAULT_AI_MODELS))

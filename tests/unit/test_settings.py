@@ -79,6 +79,7 @@ def test_missing_token_is_named():
         ("STARS_USD_RATE", "0", "greater than 0"),
         ("INVOICE_TTL_MINUTES", "0", "greater than or equal to 1"),
         ("PAYMENT_POLL_INTERVAL_SECONDS", "soon", "integer"),
+        ("REFERRAL_REWARD_DAYS", "-1", "greater than or equal to 0"),
         ("AI_TOKEN_MARKUP", "-0.2", "greater than or equal to 0"),
         ("AI_TOKEN_MAX_ORDER_USD", "twenty", "decimal"),
         ("AI_TOKEN_MIN_TOKENS", "0", "greater than or equal to 1"),
