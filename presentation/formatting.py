@@ -61,10 +61,14 @@ def number(value: int | Decimal, *, locale: str | None = None) -> str:
     return format_decimal(value, format="#,##0", locale=_locale(locale))
 
 
-def decimal_text(value: Decimal | float | int, *, locale: str | None = None) -> str:
-    """A decimal as written in the locale, exact digits kept: '142.5' / '142,5', '0.00021' / '0,00021'."""
-    value = Decimal(plain(Decimal(str(value))))
-    return format_decimal(value, locale=_locale(locale), decimal_quantization=False, group_separator=False)
+def decimal_text(value: Decimal | float | int, *, digits: int | None = None, locale: str | None = None) -> str:
+    """A decimal as written in the locale: exact digits kept ('142.5' / '142,5', '0.00021' / '0,00021'),
+    or rounded to `digits` places ('2.10' / '2,10')."""
+    value = Decimal(str(value))
+    if digits is not None:
+        return format_decimal(value, format="0." + "0" * digits if digits else "0", locale=_locale(locale))
+    return format_decimal(Decimal(plain(value)), locale=_locale(locale), decimal_quantization=False,
+                          group_separator=False)
 
 
 def usd(cents: int, *, locale: str | None = None) -> str:
@@ -108,7 +112,8 @@ def percent(ratio: Decimal | float | None, *, digits: int = 1, signed: bool = Fa
     loc = _locale(locale)
     fraction = "0." + "0" * digits if digits else "0"
     text = format_percent(Decimal(str(ratio)), format=_pattern(loc, "percent", fraction), locale=loc)
-    return ("+" + text) if signed and ratio > 0 else text
+    shown_positive = (Decimal(str(ratio)) * 100).quantize(Decimal(1).scaleb(-digits)) > 0
+    return ("+" + text) if signed and shown_positive else text
 
 
 def compact(value: int | Decimal, *, locale: str | None = None) -> str:

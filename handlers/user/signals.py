@@ -19,9 +19,9 @@ from bot.screens import refuse, reply_target, show
 from bot.wiring import Services
 from config.settings import Settings
 from db.models_signals import Signal
+from presentation.formatting import date_text, datetime_text, decimal_text, percent
 from services import track_record
 from services.charts import equity_chart
-from services.money import plain
 from services.signals import SignalService, Usage
 
 
@@ -35,12 +35,12 @@ class SigFilter(CallbackData, prefix="sf"):
 
 
 def signal_line(signal: Signal, settings: Settings) -> str:
-    when = signal.received_at.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M")
-    side = "Long" if signal.side == "long" else "Short"
-    targets = ", ".join(plain(Decimal(tp)) for tp in signal.take_profits)
+    when = datetime_text(signal.received_at, settings.tz)
+    side = _("Long") if signal.side == "long" else _("Short")
+    targets = ", ".join(decimal_text(Decimal(tp)) for tp in signal.take_profits)
     return _("{when} · <b>#{pair}</b> {side} · entry {entry} · targets {targets} · stop {stop}").format(
-        when=when, pair=html.escape(signal.symbol), side=side, entry=plain(signal.entry), targets=targets,
-        stop=plain(signal.stop_loss))
+        when=when, pair=html.escape(signal.symbol), side=side, entry=decimal_text(signal.entry), targets=targets,
+        stop=decimal_text(signal.stop_loss))
 
 
 def signals_text(usage: Usage, latest: list[Signal], filters: dict[str, set[str]], settings: Settings,
@@ -48,7 +48,7 @@ def signals_text(usage: Usage, latest: list[Signal], filters: dict[str, set[str]
     plan = usage.plan
     lines = [_("📡 <b>Your signals</b>"), ""]
     if plan.is_paid and usage.ends_at:
-        until = usage.ends_at.astimezone(settings.tz).strftime("%Y-%m-%d")
+        until = date_text(usage.ends_at, settings.tz)
         lines.append(_("Plan: <b>{plan}</b> until {until}").format(plan=plan.name, until=until))
     else:
         lines.append(_("Plan: <b>Free</b> — signals reach you {minutes} minutes after paid members. "
@@ -97,13 +97,11 @@ def filters_screen(choices: dict[str, list[str]], current: dict[str, set[str]]) 
 
 
 def pct(value: Decimal | None) -> str:
-    if value is None:
-        return "—"
-    return f"{(value * 100).quantize(Decimal('0.01')):+}%".replace("+0.00%", "0.00%")
+    return percent(value, digits=2, signed=True)
 
 
 def num(value: Decimal | None) -> str:
-    return "—" if value is None else str(value.quantize(Decimal("0.01")))
+    return "—" if value is None else decimal_text(value, digits=2)
 
 
 def period_names() -> dict[str, str]:
