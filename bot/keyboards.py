@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -47,9 +48,17 @@ def main_menu(products: Iterable[MenuEntry] = ()) -> InlineKeyboardMarkup:
 
 
 def back_to_menu() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    builder.button(text=_("⬅️ Back to menu"), callback_data=Menu(section="home"))
-    return builder.as_markup()
+    """One markup per language, built once (it is only serialised, never changed)."""
+    locale = get_i18n().current_locale
+    markup = _BACK.get(locale)
+    if markup is None:
+        builder = InlineKeyboardBuilder()
+        builder.button(text=_("⬅️ Back to menu"), callback_data=Menu(section="home"))
+        markup = _BACK[locale] = builder.as_markup()
+    return markup
+
+
+_BACK: dict[str, InlineKeyboardMarkup] = {}
 
 
 def languages(current: str) -> InlineKeyboardMarkup:

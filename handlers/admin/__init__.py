@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
+from aiogram.filters import Filter
+from aiogram.types import CallbackQuery, Message
 
 from handlers.admin import audit, broadcast, content, grant, orders, panel, sales, stats, support, users
 from handlers.admin import signals as signal_admin
@@ -10,9 +12,19 @@ from handlers.admin import whales as whale_admin
 from handlers.admin.audit import AuditMiddleware
 
 
+class AdminsOnly(Filter):
+    """Async, so aiogram calls it in the loop (a plain function filter runs in a thread for every update)."""
+
+    def __init__(self, admin_ids: list[int]) -> None:
+        self.ids = frozenset(admin_ids)
+
+    async def __call__(self, event: Message | CallbackQuery) -> bool:
+        return event.from_user is not None and event.from_user.id in self.ids
+
+
 def build_router(admin_ids: list[int]) -> Router:
     router = Router(name="admin")
-    only_admins = F.from_user.id.in_(set(admin_ids))
+    only_admins = AdminsOnly(admin_ids)
     router.message.filter(only_admins)
     router.callback_query.filter(only_admins)
     router.message.middleware(AuditMiddleware())  # inner: runs only for admin updates a handler takes

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.commands import all_commands
 from bot.keyboards import Menu, back_to_menu
 from bot.screens import show
 from bot.wiring import Services
+from services.products import Catalog, text
 from services.products import Command as CommandSpec
-from services.products import text
+
+#: The finished /help per catalog and language: the command list is fixed once the app is built.
+_TEXTS: WeakKeyDictionary[Catalog, dict[str, str]] = WeakKeyDictionary()
 
 
 def help_text(commands: list[CommandSpec]) -> str:
@@ -22,7 +28,11 @@ def help_text(commands: list[CommandSpec]) -> str:
 
 
 async def show_help(event: Message | CallbackQuery, services: Services) -> None:
-    await show(event, help_text(all_commands(services.products.commands)), back_to_menu())
+    texts = _TEXTS.setdefault(services.products, {})
+    locale = get_i18n().current_locale
+    if locale not in texts:
+        texts[locale] = help_text(all_commands(services.products.commands))
+    await show(event, texts[locale], back_to_menu())
 
 
 def build_router() -> Router:
