@@ -8,8 +8,34 @@ from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
+from aiogram.utils.i18n import get_i18n
+from aiogram.utils.i18n import gettext as translate
+from babel.dates import format_date
+from babel.numbers import format_decimal
+from matplotlib.dates import num2date
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+
+def _(text: str) -> str:
+    """The reader's words for the axes (the handlers draw in a thread that keeps their i18n context);
+    English where there is no context (tests, benchmarks)."""
+    try:
+        return translate(text)
+    except LookupError:
+        return text
+
+
+def _locale() -> str:
+    try:
+        return get_i18n().current_locale
+    except LookupError:
+        return "en"
+
+
+def _numbers(locale: str) -> FuncFormatter:
+    """Tick labels as the reader writes numbers: '1.5' / '1,5', '1,000' / '1 000'."""
+    return FuncFormatter(lambda x, _pos: format_decimal(round(x, 4), locale=locale))
 
 
 def _png(fig: Figure, **options) -> bytes:
@@ -24,7 +50,10 @@ def revenue_chart(days: list[tuple[date, int]], title: str) -> bytes:
     ax = fig.add_subplot()
     ax.bar([d for d, _ in days], [cents / 100 for _, cents in days], color="#2f80ed", width=0.8)
     ax.set_title(title, fontsize=11)
-    ax.set_ylabel("USD")
+    ax.set_ylabel(_("USD"))
+    locale = _locale()
+    ax.yaxis.set_major_formatter(_numbers(locale))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: format_date(num2date(x), "d MMM", locale=locale)))
     ax.grid(axis="y", alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     fig.autofmt_xdate()
@@ -40,8 +69,9 @@ def equity_chart(series: dict[str, Sequence[Decimal]], title: str) -> bytes:
         ax.plot(range(len(values)), [float(v) for v in values], label=name, linewidth=1.8)
     ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     ax.set_title(title)
-    ax.set_xlabel("closed signals")
-    ax.set_ylabel("equity (start = 1)")
+    ax.set_xlabel(_("closed signals"))
+    ax.set_ylabel(_("equity (start = 1)"))
+    ax.yaxis.set_major_formatter(_numbers(_locale()))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # signals are counted: no "2.5 closed signals"
     ax.grid(alpha=0.3)
     if len(series) > 1:
