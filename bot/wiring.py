@@ -20,6 +20,7 @@ from bot.i18n import build_i18n
 from config.settings import Settings
 from db.engine import Database
 from presentation.ai_tokens import ai_tokens_product
+from presentation.api import api_credit_product
 from presentation.plans import plan_product
 from processing.alerts import AdminAlerts
 from processing.broadcast_progress import BroadcastProgress
@@ -35,6 +36,8 @@ from processing.whale_alerts import WhaleAlerts
 from processing.whale_post import WeeklyWhalePost
 from services.admin_prefs import AdminPrefService
 from services.ai_tokens import AiTokenShop, Headroom, PriceBook, PriceRules
+from services.api_credit import ApiCreditShop
+from services.api_keys import ApiKeyService
 from services.audit import AuditService
 from services.broadcasts import BroadcastService
 from services.channel import PrivateChannel
@@ -42,6 +45,7 @@ from services.checkout import CheckoutService
 from services.content import ContentService
 from services.content_facts import top_whale_fact, track_record_fact
 from services.deepseek import DeepSeekClient
+from services.ledger import LedgerService
 from services.openrouter import OpenRouterClient
 from services.orders import OrderService
 from services.payments import registry as payment_registry
@@ -57,7 +61,7 @@ from services.whales import WhaleService
 from transport.gate import OutgoingGate
 
 WHALE_RANKING_TTL = 30  # seconds a computed leaderboard is served before it is recomputed
-BUILT_IN_PRODUCTS: tuple[ProductBuilder, ...] = (ai_tokens_product, plan_product)
+BUILT_IN_PRODUCTS: tuple[ProductBuilder, ...] = (ai_tokens_product, plan_product, api_credit_product)
 """The built-in products (told in presentation/'s words), in menu and command order; registered ones
 (services.products.register) follow."""
 
@@ -111,6 +115,9 @@ class Services:
     broadcast_progress: BroadcastProgress
     whale_alerts: WhaleAlerts
     whale_post: WeeklyWhalePost
+    ledger: LedgerService  # the one money ledger (API credit; provider payouts later)
+    api_keys: ApiKeyService
+    api_credit: ApiCreditShop
 
 
 def build_services(settings: Settings, *, session: BaseSession | None = None) -> Services:
@@ -170,4 +177,6 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
         broadcast_progress=BroadcastProgress(broadcasts, notifier),
         whale_alerts=WhaleAlerts(whales, notifier, subscriptions, settings.tz),
         whale_post=WeeklyWhalePost(db, whales, bot, i18n, settings),
+        ledger=LedgerService(db), api_keys=ApiKeyService(db),
+        api_credit=ApiCreditShop(orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes)),
     )

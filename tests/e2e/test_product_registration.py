@@ -106,7 +106,7 @@ async def choose(sb, buyer: int, method: str, *, via_menu: bool):
         sb.telegram.send_text(buyer, "/start")
         start = await sb.telegram.wait_for(newest(sb, buyer, "Choose what you need"))
         labels = [b["text"] for row in start["reply_markup"]["inline_keyboard"] for b in row]
-        assert labels[:3] == ["🤖 AI tokens", "📈 Signal plans", "📄 Whale report"]
+        assert labels[:4] == ["🤖 AI tokens", "📈 Signal plans", "🔌 Developer API", "📄 Whale report"]
         sb.telegram.press_button(buyer, "📄 Whale report")
     else:
         sb.telegram.send_text(buyer, "/report")
@@ -153,7 +153,7 @@ async def test_a_product_registered_in_a_test_is_listed_sold_through_every_provi
     commands = [c for c in sb.telegram.calls_of("setMyCommands") if "scope" not in c.params
                 or c.params["scope"].get("type") == "default"]
     names = [c["command"] for c in commands[-1].params["commands"]]
-    assert names[:4] == ["start", "tokens", "plans", "signals"] and names[4] == "report"
+    assert names[:5] == ["start", "tokens", "plans", "signals", "api"] and names[5] == "report"
     assert dict((c["command"], c["description"]) for c in commands[-1].params["commands"])["report"] == \
         "Weekly whale report"
 
@@ -161,7 +161,7 @@ async def test_a_product_registered_in_a_test_is_listed_sold_through_every_provi
     sb.telegram.send_text(701, "/help")
     help_text = (await sb.telegram.wait_for(newest(sb, 701, "How it works")))["text"]
     assert "/report — the weekly whale report" in help_text
-    assert help_text.index("/signals") < help_text.index("/report") < help_text.index("/whales")
+    assert help_text.index("/api") < help_text.index("/report") < help_text.index("/whales")
 
     order_ids = [await pay_with_stars(sb, 701),
                  await pay_outside_telegram(sb, 702, "Crypto Pay", "with the button below", sb.cryptopay),

@@ -1,0 +1,178 @@
+"""Developer API keys: created, listed, rolled and revoked in the bot, checked by the HTTP API.
+
+A key is `sck_` + 32 random base62 characters + 6 base62 characters of the CRC32 of those 32 (like
+GitHub's tokens): secret scanners recognise the prefix, and a mistyped or truncated key fails its
+checksum and is refused without a database lookup. Only the key's SHA-256 is stored (a key is 190 bits
+of randomness, so a fast hash is enough), with its first characters for display; the key itself is
+shown once. "Last used" is kept in memory and written in batches (`flush_usage`), not once per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+
+from db.base import utcnow
+from db.engine import Database
+from db.models import User
+from db.models_api import ApiKey
+
+PREFIX = "sck_"
+BODY_LENGTH = 32
+CHECKSUM_LENGTH = 6
+KEY_LENGTH = len(PREFIX) + BODY_LENGTH + CHECKSUM_LENGTH
+SHOWN_CHARS = 8  # "sck_AbCd": enough to tell keys apart, far too little to guess one
+MAX_KEYS = 10  # live keys per user (rolled keys in their grace period are not counted)
+MAX_NAME = 64
+USAGE_FLUSH_SECONDS = 60
+ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
+_CHARS = frozenset(ALPHABET)
+
+
+def _base62(number: int, width: int) -> str:
+    digits = []
+    for _position in range(width):
+        number, digit = divmod(number, 62)
+        digits.append(ALPHABET[digit])
+    return "".join(reversed(digits))
+
+
+def checksum(body: str) -> str:
+    return _base62(zlib.crc32(body.encode()), CHECKSUM_LENGTH)  # 62**6 > 2**32: always fits
+
+
+def new_key() -> str:
+    body = "".join(secrets.choice(ALPHABET) for _char in range(BODY_LENGTH))
+    return PREFIX + body + checksum(body)
+
+
+def well_formed(raw: str) -> bool:
+    """Prefix, length, alphabet and checksum: what can be told without the database."""
+    if len(raw) != KEY_LENGTH or not raw.startswith(PREFIX) or not set(raw[len(PREFIX):]) <= _CHARS:
+        return False
+    body = raw[len(PREFIX):len(PREFIX) + BODY_LENGTH]
+    return secrets.compare_digest(checksum(body), raw[-CHECKSUM_LENGTH:])
+
+
+def key_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCaller:
+    key_id: int
+    user_id: int
+
+
+class TooManyKeys(Exception):
+    """The user already has MAX_KEYS live keys."""
+
+
+class ApiKeyService:
+    def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow,
+                 flush_every: timedelta = timedelta(seconds=USAGE_FLUSH_SECONDS)) -> None:
+        self.db, self.clock, self.flush_every = database, clock, flush_every
+        self._used: dict[int, datetime] = {}  # key id -> last use not yet written
+        self._flushed_at: datetime | None = None
+
+    def usable(self, key: ApiKey, now: datetime | None = None) -> bool:
+        now = now or self.clock()
+        return key.revoked_at is None and (key.grace_until is None or key.grace_until > now)
+
+    async def create(self, user_id: int, name: str) -> tuple[ApiKey, str]:
+        """A new key named `name`: its row and the key itself (shown once, kept nowhere). Raises
+        TooManyKeys at MAX_KEYS live keys."""
+        raw = new_key()
+        async with self.db.transaction() as session:
+            await session.execute(select(User.id).where(User.id == user_id).with_for_update())  # one at a time
+            live = await session.scalar(select(func.count()).select_from(ApiKey).where(
+                ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None), ApiKey.grace_until.is_(None)))
+            if live >= MAX_KEYS:
+                raise TooManyKeys(user_id)
+            key = ApiKey(user_id=user_id, name=name.strip()[:MAX_NAME], key_hash=key_hash(raw),
+                         prefix=raw[:SHOWN_CHARS], permissions=[], created_at=self.clock())
+            session.add(key)
+        return key, raw
+
+    async def roll(self, user_id: int, key_id: int, grace: timedelta) -> tuple[ApiKey, str] | None:
+        """Replace a live key with a new one of the same name and permissions; the old key keeps working
+        for `grace` (zero: not at all). None: no such live key of this user."""
+        raw = new_key()
+        now = self.clock()
+        async with self.db.transaction() as session:
+            old = await session.scalar(select(ApiKey).where(
+                ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None),
+                ApiKey.grace_until.is_(None)).with_for_update())
+            if old is None:
+                return None
+            done = await session.execute(update(ApiKey).where(ApiKey.id == key_id, ApiKey.grace_until.is_(None))
+                                         .values(grace_until=now + max(grace, timedelta(0))))
+            if done.rowcount != 1:
+                return None
+            key = ApiKey(user_id=user_id, name=old.name, key_hash=key_hash(raw), prefix=raw[:SHOWN_CHARS],
+                         permissions=list(old.permissions or []), created_at=now, rolled_from_id=old.id)
+            session.add(key)
+        return key, raw
+
+    async def revoke(self, user_id: int, key_id: int) -> bool:
+        """Switch a key off at once (a rolled key in its grace period too). False: not this user's, or
+        already off."""
+        now = self.clock()
+        async with self.db.transaction() as session:
+            done = await session.execute(update(ApiKey).where(
+                ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None),
+                or_(ApiKey.grace_until.is_(None), ApiKey.grace_until > now)).values(revoked_at=now))
+        self._used.pop(key_id, None)
+        return done.rowcount == 1
+
+    async def keys(self, user_id: int) -> list[ApiKey]:
+        """The user's usable keys (rolled ones still in their grace period included), oldest first, with
+        their last use up to now."""
+        await self.flush_usage()
+        now = self.clock()
+        async with self.db.session() as session:
+            rows = await session.scalars(select(ApiKey).where(
+                ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None),
+                or_(ApiKey.grace_until.is_(None), ApiKey.grace_until > now)).order_by(ApiKey.id))
+            return list(rows)
+
+    async def get(self, user_id: int, key_id: int) -> ApiKey | None:
+        """One usable key of this user."""
+        return next((k for k in await self.keys(user_id) if k.id == key_id), None)
+
+    async def authenticate(self, raw: str) -> ApiCaller | None:
+        """The caller of a presented key; None for a malformed, unknown, revoked or past-grace key (no
+        database lookup for a malformed one)."""
+        if not well_formed(raw):
+            return None
+        now = self.clock()
+        async with self.db.session() as session:
+            row = (await session.execute(select(ApiKey.id, ApiKey.user_id).where(
+                ApiKey.key_hash == key_hash(raw), ApiKey.revoked_at.is_(None),
+                or_(ApiKey.grace_until.is_(None), ApiKey.grace_until > now)))).first()
+        if row is None:
+            return None
+        self._used[row.id] = now
+        if self._flushed_at is None or now - self._flushed_at >= self.flush_every:
+            await self.flush_usage()
+        return ApiCaller(key_id=row.id, user_id=row.user_id)
+
+    async def flush_usage(self) -> int:
+        """Write the remembered last uses in one transaction; how many keys were written."""
+        self._flushed_at = self.clock()
+        if not self._used:
+            return 0
+        used, self._used = self._used, {}
+        async with self.db.transaction() as session:
+            for key_id, at in used.items():
+                await session.execute(update(ApiKey).where(
+                    ApiKey.id == key_id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < at))
+                    .values(last_used_at=at))
+        return len(used)
