@@ -36,6 +36,7 @@ PRODUCT = "ai_tokens"
 PACKAGES: tuple[tuple[str, int], ...] = (
     ("starter", 1_000), ("standard", 5_000), ("professional", 10_000), ("enterprise", 20_000))
 MAX_INPUT_DIGITS = 9
+MAX_PACKAGE_SCALE_DIGITS = 6  # a cheap model's packages are at most a million times PACKAGES
 CENT = Decimal("0.01")
 
 
@@ -68,9 +69,23 @@ class PriceRules:
         return model.completion > 0 and self.max_tokens(model) >= self.min_tokens
 
     def packages(self, model: ModelPrice) -> list[tuple[str, Quote]]:
+        """The packages on sale for this model, each at its own price. For a model so cheap that two of
+        PACKAGES would cost the same (1,000, 5,000 and 10,000 tokens all at $0.01 tell a buyer nothing) the
+        sizes are scaled up by tens, as long as no package that fits under the cap is lost; what still costs
+        the same then is one package, the one with the most tokens."""
         limit = self.max_tokens(model)
-        return [(name, self.quote(model, tokens)) for name, tokens in PACKAGES
-                if tokens <= limit and self.quote(model, tokens).total_cents > 0]
+        chosen: list[tuple[str, Quote]] = []
+        for scale in (10**k for k in range(MAX_PACKAGE_SCALE_DIGITS + 1)):
+            quotes = [(name, self.quote(model, tokens * scale)) for name, tokens in PACKAGES if tokens * scale <= limit]
+            if scale > 1 and len(quotes) < len(chosen):
+                break
+            chosen = quotes
+            if len({quote.total_cents for _name, quote in quotes}) == len(quotes):
+                break
+        by_price: dict[int, tuple[str, Quote]] = {}
+        for name, quote in chosen:  # ascending tokens: the last of a price holds the most
+            by_price[quote.total_cents] = (name, quote)
+        return [package for package in by_price.values() if package[1].total_cents > 0]
 
     def parse_custom(self, text: str | None, model: ModelPrice) -> tuple[int | None, PlaceProblem | None]:
         """(tokens, None) or (None, problem): NOT_A_NUMBER, TOO_FEW or TOO_MANY."""

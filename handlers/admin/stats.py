@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
@@ -21,6 +22,7 @@ from db.base import utcnow
 from db.engine import Database
 from db.models import Order
 from handlers.admin.panel import AdminMenu
+from presentation.formatting import month_day
 from presentation.texts import product_name, provider_name
 from services.analytics import Dashboard, dashboard
 from services.charts import revenue_chart
@@ -34,8 +36,9 @@ def percent(value) -> str:
     return "—" if value is None else f"{value * 100:.0f}%"
 
 
-def money(cents) -> str:
-    return "—" if cents is None else usd(int(cents))
+def money(cents: Decimal | int | None) -> str:
+    """Cents that may hold a fraction (a mean), shown to the cent rounded half up: 729.75 is $7.30."""
+    return "—" if cents is None else usd(int(Decimal(cents).quantize(Decimal(1), rounding=ROUND_HALF_UP)))
 
 
 def stats_text(d: Dashboard, settings: Settings) -> str:
@@ -43,7 +46,7 @@ def stats_text(d: Dashboard, settings: Settings) -> str:
     products = " · ".join(f"{product_name(k[8:])} {usd(v)}" for k, v in month.items() if k.startswith("product:"))
     providers = " · ".join(f"{provider_name(k[9:])} {usd(v)}" for k, v in month.items()
                            if k.startswith("provider:"))
-    per_day = " · ".join(str(n) for _, n in d.orders_per_day)
+    per_day = " · ".join(f"{month_day(datetime.combine(day, time()))}: {n}" for day, n in d.orders_per_day)
     plans = " · ".join(f"{p.name} {d.subscribers.get(code, 0)}" for code, p in PLANS.items() if p.is_paid)
     return "\n".join([
         _("📊 <b>Stats</b> ({tz})").format(tz=settings.timezone),

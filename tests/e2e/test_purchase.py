@@ -26,7 +26,7 @@ def message_with(sb, fragment, chat_id=BUYER):
     return check
 
 
-async def choose(sb, method_label: str, package: str = "Standard · 5,000", custom: str | None = None):
+async def choose(sb, method_label: str, package: str = "Starter · 10,000", custom: str | None = None):
     sb.telegram.add_user(BUYER, "Buyer")
     sb.telegram.send_text(BUYER, "/tokens")
     await sb.telegram.wait_for(message_with(sb, "Pick a model"))

@@ -67,7 +67,7 @@ async def test_killed_between_paid_and_fulfilled_delivers_once_after_restart(tmp
         await sb.telegram.wait_for(lambda: texts(sb, "Pick a model"))
         sb.telegram.press_button(BUYER, "OpenAI: GPT-4o-mini")
         await sb.telegram.wait_for(lambda: texts(sb, "Choose a package"))
-        sb.telegram.press_button(BUYER, "Standard · 5,000")
+        sb.telegram.press_button(BUYER, "Starter · 10,000")
         await sb.telegram.wait_for(lambda: texts(sb, "Choose how to pay"))
         sb.telegram.press_button(BUYER, "Crypto Pay")
         await sb.telegram.wait_for(lambda: texts(sb, "accept our terms"))
