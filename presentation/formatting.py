@@ -16,17 +16,20 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from aiogram.utils.i18n import get_i18n
+from aiogram.utils.i18n import get_i18n, ngettext
+from aiogram.utils.i18n import gettext as _
 from babel import Locale
 from babel.dates import format_datetime, get_day_names
 from babel.numbers import format_compact_decimal, format_currency, format_decimal, format_percent
 from babel.support import LazyProxy
 
+from db.models import Order
 from services.money import plain
+from services.plans import PLANS
 
 __all__ = ["amount_text", "compact", "current_locale", "date_text", "datetime_text", "decimal_text",
-           "later", "money_text", "month_day", "number", "percent", "signed_usd", "usd", "usd_whole", "weekday_names",
-           "weekday_time"]
+           "later", "money_text", "month_day", "number", "order_title", "percent", "signed_usd", "usd", "usd_whole",
+           "weekday_names", "weekday_time"]
 
 DEFAULT = "en"
 # Date patterns per language (CLDR's defaults would change the English the bot has always shown).
@@ -161,3 +164,19 @@ def later(format_: Callable[..., str], *args: Any, **kwargs: Any) -> LazyProxy:
     """A value formatted only when the message is rendered, so in the recipient's locale: workers
     compute amounts once and hand the Notifier a text it renders per user (`"{got}".format(got=later(...))`)."""
     return LazyProxy(format_, *args, enable_cache=False, **kwargs)
+
+
+def order_title(order: Order) -> str:
+    """An order's title in the reader's language for the built-in products ("Pro plan · 1 month",
+    "25,000 tokens · GPT-4o" / "Pro · 1 месяц", "25 000 токенов · GPT-4o"); other products' stored title."""
+    details = order.details or {}
+    if order.product == "plan" and details.get("plan") in PLANS and details.get("period") in ("month", "year"):
+        months = 1 if details["period"] == "month" else 12
+        length = ngettext("{count} month", "{count} months", months).format(count=months)
+        return _("{plan} plan · {length}").format(plan=PLANS[details["plan"]].name, length=length)
+    if order.product == "ai_tokens" and isinstance(details.get("tokens"), int) and " · " in order.title:
+        model = order.title.split(" · ", 1)[1]
+        tokens = details["tokens"]
+        return ngettext("{count} token · {model}", "{count} tokens · {model}", tokens).format(
+            count=number(tokens), model=model)
+    return order.title

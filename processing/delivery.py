@@ -8,7 +8,7 @@ from decimal import Decimal
 from aiogram.utils.i18n import gettext as _
 
 from db.models import Order, Payment
-from presentation.formatting import amount_text, usd
+from presentation.formatting import amount_text, order_title, usd
 from presentation.texts import asset_name, provider_name
 from processing.notify import Notifier
 from services.orders import OrderService
@@ -25,7 +25,7 @@ def paid_text(payments: list[Payment]) -> str | None:
 
 def receipt(order: Order, payments: list[Payment] | None = None) -> str:
     return _("🧾 Receipt: order #{id} · {title} · {amount} · paid with {provider}").format(
-        id=order.id, title=html.escape(order.title), amount=paid_text(payments or []) or usd(order.amount_cents),
+        id=order.id, title=html.escape(order_title(order)), amount=paid_text(payments or []) or usd(order.amount_cents),
         provider=provider_name(order.provider))
 
 
@@ -45,5 +45,5 @@ class BotDeliverer:
             "and will fix it or refund you in full.").format(id=order.id))
         await self.notifier.alert_admins(lambda: _(
             "🚨 Fulfilment failed for order #{id} ({title}, user <code>{user}</code>): {error}\n"
-            "Refund with /refund {id}").format(id=order.id, title=html.escape(order.title), user=order.user_id,
+            "Refund with /refund {id}").format(id=order.id, title=html.escape(order_title(order)), user=order.user_id,
                                                 error=html.escape(error[:300])))

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
 
-from presentation.formatting import amount_text, datetime_text, later
+from presentation.formatting import amount_text, datetime_text, later, order_title
 from presentation.refunds import admin_request_line
 from presentation.texts import asset_name, provider_name, status_label
 from processing.fulfilment import FulfilmentWorker
@@ -248,7 +248,7 @@ class PaymentProcessor:
         for admin_id in await self.admin_prefs.sale_notice_admins(self.notifier.admin_ids):
             await self.notifier.send(admin_id, lambda: _(
                 "💰 Sale: order #{id} · {title} · {paid} via {provider} · user <code>{user}</code>").format(
-                id=order.id, title=html.escape(order.title), paid=paid, provider=provider_name(report.provider),
+                id=order.id, title=html.escape(order_title(order)), paid=paid, provider=provider_name(report.provider),
                 user=order.user_id))
 
     async def _settle_messages(self, order_id: int, status: Status, invoices: list) -> None:

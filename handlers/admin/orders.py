@@ -18,7 +18,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.screens import refuse, reply_target, show
 from bot.wiring import Services
 from handlers.user.orders import orders_text
-from presentation.formatting import usd
+from presentation.formatting import order_title, usd
 from presentation.refunds import admin_request_line, owed_text
 from presentation.texts import status_label
 from processing.refunds import HandRefundProblem, Owed, Preview, RefundAct, RefundProblem, RefundResult, SentCb
@@ -76,7 +76,7 @@ def _owed_line(item: Owed) -> str:
 def preview_text(preview: Preview) -> str:
     order = preview.order
     lines = [_("↩️ <b>Refund order #{id}</b> to user <code>{user}</code>?").format(id=order.id, user=order.user_id),
-             f"{html.escape(order.title)} · {usd(order.amount_cents)} · {status_label(order.status)}"]
+             f"{html.escape(order_title(order))} · {usd(order.amount_cents)} · {status_label(order.status)}"]
     if preview.kind == RefundKind.EXCESS:
         lines.append(_("Only what was paid over the price goes back; the order stays as it is."))
     elif preview.takes_back:

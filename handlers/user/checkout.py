@@ -16,7 +16,7 @@ from bot.screens import refuse, show
 from bot.wiring import Services
 from config.settings import Settings
 from db.models import Invoice, Order
-from presentation.formatting import amount_text, datetime_text, usd
+from presentation.formatting import amount_text, datetime_text, order_title, usd
 from presentation.texts import asset_name, status_label
 from services.checkout import CheckoutService, qr_png
 from services.payments.registry import editable_messages
@@ -58,10 +58,10 @@ def order_summary(order: Order) -> str:
     if credit:  # base, credit and total, as recorded on the order
         return _("🧾 <b>Order #{id}</b>\n{title}\nPrice: {base}\nCredit: −{credit} ({cause})\n"
                  "Total: <b>{amount}</b>").format(
-            id=order.id, title=html.escape(order.title), base=usd(int(order.details["base_cents"])),
+            id=order.id, title=html.escape(order_title(order)), base=usd(int(order.details["base_cents"])),
             credit=usd(int(credit["cents"])), cause=credit_cause(credit), amount=usd(order.amount_cents))
     return _("🧾 <b>Order #{id}</b>\n{title}\nTotal: <b>{amount}</b>").format(
-        id=order.id, title=html.escape(order.title), amount=usd(order.amount_cents))
+        id=order.id, title=html.escape(order_title(order)), amount=usd(order.amount_cents))
 
 
 def credit_cause(credit: dict) -> str:

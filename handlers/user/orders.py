@@ -14,7 +14,7 @@ from bot.screens import show
 from bot.wiring import Services
 from config.settings import Settings
 from db.models import Order
-from presentation.formatting import datetime_text, usd
+from presentation.formatting import datetime_text, order_title, usd
 from presentation.texts import status_label
 
 
@@ -27,7 +27,7 @@ def orders_text(orders: list[Order], settings: Settings, *, title: str | None = 
     for order in orders:
         when = datetime_text(order.created_at, settings.tz)
         text.append(_("#{id} · {title} · {amount}\n{status} · {when}").format(
-            id=order.id, title=html.escape(order.title), amount=usd(order.amount_cents),
+            id=order.id, title=html.escape(order_title(order)), amount=usd(order.amount_cents),
             status=_("⏳ refund pending: the money has not been sent back yet")
             if (refunds or {}).get(order.id) == "pending" else status_label(order.status), when=when))
         for line in (lines or {}).get(order.id, ()):
