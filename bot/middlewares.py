@@ -11,6 +11,7 @@ from time import perf_counter
 from typing import Any
 
 from aiogram import BaseMiddleware
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 from aiogram.utils.i18n import gettext as _
 from prometheus_client import Counter
@@ -56,20 +57,39 @@ BUSY_RETRY_DELAYS = (0.1, 0.3, 0.6)
 
 class UserMiddleware(BaseMiddleware):
     """Records the sender (see UserService.seen) and puts `user_info` in the handler data. Updates
-    from users an admin banned from the bot go no further (admins cannot be banned out).
+    from users an admin banned from the bot go no further (admins cannot be banned out): the first one
+    after the ban is answered "access is closed" in the user's language, the rest get silence.
 
     The write is short and idempotent, so a busy database gets it retried a few times."""
 
     def __init__(self, users: UserService, admin_ids: list[int] | None = None) -> None:
         self.users, self.admin_ids = users, set(admin_ids or ())
+        self._told_banned: set[int] = set()  # banned users already told (saves a write per ignored update)
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
         if user is not None and not user.is_bot:
             data["user_info"] = info = await self._seen(user)
             if info.is_banned and user.id not in self.admin_ids:
+                await self._tell_banned(info, data)
                 return None
+            self._told_banned.discard(user.id)  # unbanned: a later ban is told again
         return await handler(event, data)
+
+    async def _tell_banned(self, info: UserInfo, data: dict[str, Any]) -> None:
+        if info.id in self._told_banned:
+            return
+        first = await self.users.take_ban_notice(info.id)
+        self._told_banned.add(info.id)  # from now on no database write per ignored update
+        if not first:
+            return
+        i18n = data["services"].i18n  # the locale middleware runs after this one
+        with i18n.context(), i18n.use_locale(info.language):
+            text = _("⛔ Access to this bot is closed for your account.")
+        try:
+            await data["bot"].send_message(info.id, text)
+        except TelegramAPIError as exc:
+            log.info("could not tell banned user %s: %s", info.id, exc.message)
 
     async def _seen(self, user: User) -> UserInfo:
         for delay in (*BUSY_RETRY_DELAYS, None):

@@ -29,6 +29,7 @@ from processing.delivery import BotDeliverer
 from processing.fulfilment import FulfilmentWorker
 from processing.notify import Notifier
 from processing.payments import PaymentProcessor
+from processing.referrals import RewardingDeliverer
 from processing.refunds import RefundService
 from processing.signal_delivery import SignalDelivery
 from processing.subscriptions import SubscriptionLifecycle
@@ -53,6 +54,7 @@ from services.payments.base import PaymentProvider
 from services.plan_notices import PlanNotices
 from services.plan_sales import PlanShop
 from services.products import Catalog, ProductBuilder, ProductParts, build_catalog
+from services.referrals import ReferralService
 from services.signals import SignalService
 from services.subscriptions import SubscriptionService
 from services.users import UserService
@@ -100,6 +102,7 @@ class Services:
     plan_shop: PlanShop
     products: Catalog
     plan_lifecycle: SubscriptionLifecycle
+    referrals: ReferralService
     worker: FulfilmentWorker
     admin_prefs: AdminPrefService
     audit: AuditService
@@ -152,7 +155,9 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
         vault=vault, ai_tokens=ai_tokens, subscriptions=subscriptions, channel=channel, plan_shop=plan_shop,
     ), BUILT_IN_PRODUCTS)
     plan_lifecycle = SubscriptionLifecycle(subscriptions, PlanNotices(db), channel, notifier, settings.tz)
-    worker = FulfilmentWorker(db, orders, products.fulfillers, BotDeliverer(notifier, orders))
+    referrals = ReferralService(db, subscriptions, reward_days=settings.referral_reward_days)
+    worker = FulfilmentWorker(db, orders, products.fulfillers,
+                              RewardingDeliverer(BotDeliverer(notifier, orders), referrals, notifier))
     admin_prefs = AdminPrefService(db)
     audit = AuditService(db)
     refunds = RefundService(db, orders, notifier, providers, products.fulfillers, audit)
@@ -169,7 +174,8 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
         settings=settings, db=db, users=users, orders=orders, i18n=i18n, gate=gate, bot=bot, notifier=notifier,
         alerts=alerts, providers=providers, checkout=checkout, openrouter=openrouter, ai_tokens=ai_tokens,
         vault=vault, subscriptions=subscriptions, channel=channel, plan_shop=plan_shop, products=products,
-        plan_lifecycle=plan_lifecycle, worker=worker, admin_prefs=admin_prefs, audit=audit, refunds=refunds,
+        plan_lifecycle=plan_lifecycle, referrals=referrals, worker=worker, admin_prefs=admin_prefs, audit=audit,
+        refunds=refunds,
         payments=payments, deepseek=deepseek, content=content,
         publisher=ContentPublisher(bot, content, notifier, settings),
         whales=whales, signals=signals, broadcasts=broadcasts,

@@ -39,6 +39,8 @@ class User(Base):
     is_blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     terms_accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     is_banned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # by an admin
+    #: When a banned user was told that access is closed (once per ban; None: not yet, or not banned).
+    ban_notice_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Order(Base):

@@ -160,9 +160,19 @@ class UserService:
             if user is None:
                 return None
             before, user.is_banned = bool(user.is_banned), banned
+            if banned and not before:
+                user.ban_notice_at = None  # a new ban: told once again
         if cached := self._cache.get(user_id):
             self._cache[user_id] = replace(cached, is_banned=banned)
         return before
+
+    async def take_ban_notice(self, user_id: int) -> bool:
+        """True once per ban: the banned user is to be told now that access is closed (then silence)."""
+        async with self.db.transaction() as session:
+            result = await session.execute(update(User).where(
+                User.id == user_id, User.is_banned.is_(True), User.ban_notice_at.is_(None)).values(
+                ban_notice_at=self.clock()))
+            return result.rowcount == 1
 
     async def find(self, ref: str) -> User | None:
         """A user by id or @username."""

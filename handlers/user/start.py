@@ -14,6 +14,7 @@ from bot.commands import all_commands, register_admin_commands
 from bot.keyboards import Menu, main_menu
 from bot.screens import show
 from bot.wiring import Services
+from presentation.referrals import joined_text
 from services.text import strip_invisible_or_none
 from services.users import UserInfo
 
@@ -38,7 +39,10 @@ async def start(message: Message, command: CommandObject, user_info: UserInfo, s
                 bot: Bot) -> None:
     match = REFERRAL.fullmatch(command.args or "")
     if match and user_info.is_new:
-        await services.users.set_referrer(user_info.id, int(match.group(1)))
+        referrer_id = int(match.group(1))
+        if await services.users.set_referrer(user_info.id, referrer_id):
+            name = strip_invisible_or_none(message.from_user.first_name)
+            await services.notifier.send(referrer_id, lambda: joined_text(name, services.referrals.reward_days))
     if user_info.is_new and services.settings.is_admin(user_info.id):
         await register_admin_commands(bot, services.i18n, user_info.id, all_commands(services.products.commands))
     await show_home(message, services)

@@ -76,8 +76,9 @@ async def test_user_card_ban_and_audit(harness):
     await h.press(ADMIN_ID, "uact:ban:8:0")
     assert (await h.users.get(8)).is_banned
     h.session.clear()
-    await h.send(8, "/start")  # a banned user's updates go nowhere
-    assert h.session.texts_to(8) == []
+    await h.send(8, "/start")  # a banned user is told once, then their updates go nowhere
+    await h.send(8, "/start")
+    assert h.session.texts_to(8) == ["⛔ Access to this bot is closed for your account."]
     await h.press(ADMIN_ID, "uact:unban:8:0")
     await h.send(8, "/start")
     assert "Hi" in h.session.texts_to(8)[-1]
