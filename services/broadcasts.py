@@ -1,14 +1,16 @@
 """Admin broadcasts on the signal delivery queue: audiences, queuing, cancelling and progress.
 
 Audiences: `all` (everyone who has not blocked the bot), `paying` (paid time covering now),
-`plan-<code>` (paid time on that plan now), `lapsed` (had paid time, none now).
+`plan-<code>` (paid time on that plan now), `lapsed` (had paid time, none now). Any of them can leave out
+given users (the admins, who need not get their own broadcast).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, func, select, update
 
@@ -39,17 +41,28 @@ class Progress:
     def finished(self) -> bool:
         return self.waiting == 0
 
+    def eta(self, rate: float) -> timedelta:
+        """Time left at the outgoing gate's `rate` (TELEGRAM_RATE_LIMIT, one request per waiting recipient)."""
+        return sending_time(self.waiting, rate)
+
+
+def sending_time(recipients: int, rate: float) -> timedelta:
+    """How long `recipients` messages take at `rate` requests per second (the gate's global spacing)."""
+    return timedelta(seconds=math.ceil(recipients / rate))
+
 
 class BroadcastService:
     def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.db, self.clock = database, clock
 
-    def _audience(self, audience: str) -> Select:
-        """The ids of the audience's users who have not blocked the bot."""
+    def _audience(self, audience: str, exclude: Collection[int] = ()) -> Select:
+        """The ids of the audience's users who have not blocked the bot, without `exclude`."""
         if audience not in audiences():
             raise ValueError(f"unknown audience {audience!r}")
         active = select(Subscription.user_id).where(Subscription.ends_at > self.clock())
         query = select(User.id).where(User.is_blocked.is_(False))
+        if exclude:
+            query = query.where(User.id.not_in(list(exclude)))
         if audience == "paying":
             return query.where(User.id.in_(active))
         if audience.startswith("plan-"):
@@ -58,17 +71,19 @@ class BroadcastService:
             return query.where(User.id.in_(select(Subscription.user_id)), User.id.not_in(active))
         return query
 
-    async def recipients(self, audience: str) -> list[int]:
+    async def recipients(self, audience: str, exclude: Collection[int] = ()) -> list[int]:
         async with self.db.session() as session:
-            return list(await session.scalars(self._audience(audience).order_by(User.id)))
+            return list(await session.scalars(self._audience(audience, exclude).order_by(User.id)))
 
-    async def count(self, audience: str) -> int:
+    async def count(self, audience: str, exclude: Collection[int] = ()) -> int:
         async with self.db.session() as session:
-            return await session.scalar(select(func.count()).select_from(self._audience(audience).subquery()))
+            return await session.scalar(select(func.count()).select_from(
+                self._audience(audience, exclude).subquery()))
 
-    async def create(self, admin_id: int, from_chat_id: int, message_id: int, audience: str) -> Broadcast:
-        """Queue the message for every recipient of the audience, in one transaction."""
-        users = await self.recipients(audience)
+    async def create(self, admin_id: int, from_chat_id: int, message_id: int, audience: str,
+                     exclude: Collection[int] = ()) -> Broadcast:
+        """Queue the message for every recipient of the audience but `exclude`, in one transaction."""
+        users = await self.recipients(audience, exclude)
         now = self.clock()
         async with self.db.transaction() as session:
             broadcast = Broadcast(admin_id=admin_id, from_chat_id=from_chat_id, message_id=message_id,

@@ -1,17 +1,26 @@
-"""Admins: /grant <user_id> <plan> <days> — add plan time by hand (support, partners, make-goods)."""
+"""Admins: /grant <user_id> <plan> <days> — add plan time by hand (support, partners, make-goods); the panel's
+Grant a plan button asks for the same three words."""
 
 from __future__ import annotations
 
-from aiogram import Router
-from aiogram.filters import Command, CommandObject
-from aiogram.types import Message
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.screens import reply_target
 from bot.wiring import Services
+from handlers.admin.panel import AdminMenu
 from presentation.plans import format_end
 from services.plans import PLANS
 
 MAX_DAYS = 3650
+
+
+class GrantAsk(StatesGroup):
+    args = State()  # the panel's button waits for USER_ID PLAN DAYS
 
 
 def usage() -> str:
@@ -30,8 +39,27 @@ def granted_text(plan_name: str, days: int, ends: str, link: str | None) -> str:
 
 
 async def grant(message: Message, command: CommandObject, services: Services) -> None:
+    await grant_plan(message, command.args or "", services)
+
+
+async def ask_grant(query: CallbackQuery, state: FSMContext) -> None:
+    """The panel's Grant a plan button: the next message is what follows /grant."""
+    await state.set_state(GrantAsk.args)
+    plans = ", ".join(p.code for p in PLANS.values() if p.is_paid)
+    await (await reply_target(query)).answer(
+        _("🎁 Send USER_ID PLAN DAYS, e.g. <code>123456789 pro 30</code>\nPlans: {plans}. /cancel to stop.").format(
+            plans=plans))
+
+
+async def grant_typed(message: Message, state: FSMContext, services: Services) -> None:
+    await state.clear()
+    await grant_plan(message, message.text, services)
+
+
+async def grant_plan(message: Message, arguments: str, services: Services) -> None:
+    """/grant's work on its arguments, typed after the command or sent after the panel's button."""
     subscriptions, channel = services.subscriptions, services.channel
-    args = (command.args or "").split()
+    args = arguments.split()
     if len(args) != 3:
         await message.answer(usage())
         return
@@ -77,4 +105,6 @@ async def grant(message: Message, command: CommandObject, services: Services) ->
 def build_router() -> Router:
     router = Router(name="admin_grant")
     router.message.register(grant, Command("grant"))
+    router.callback_query.register(ask_grant, AdminMenu.filter(F.action == "grant"))
+    router.message.register(grant_typed, StateFilter(GrantAsk.args), F.text, ~F.text.startswith("/"))
     return router

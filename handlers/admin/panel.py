@@ -1,4 +1,5 @@
-"""/admin: the panel, one button per admin area."""
+"""/admin: the panel, one button per admin area; a button for a command that takes arguments asks for them
+(its module's prompt state) and then runs what the typed command runs."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ class AdminMenu(CallbackData, prefix="adm"):
 def panel_keyboard() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for action, label in (("stats", _("📊 Stats")), ("export", _("⬇️ Orders CSV")), ("content", _("📝 Content")),
-                          ("audit", _("📜 Audit log")), ("sales", _("🔔 Sale notices on/off")),
+                          ("audit", _("📜 Audit log")), ("broadcast", _("📣 Broadcast")),
+                          ("user", _("👤 Find a user")), ("grant", _("🎁 Grant a plan")),
+                          ("signal", _("📈 Post a signal")), ("sales", _("🔔 Sale notices on/off")),
                           ("howto", _("🧭 Everything else"))):
         builder.button(text=label, callback_data=AdminMenu(action=action))
     builder.adjust(2)

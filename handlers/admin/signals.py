@@ -1,16 +1,25 @@
-"""/signal: post a signal by hand, one line, validated like the ingest API."""
+"""/signal: post a signal by hand, one line, validated like the ingest API; the panel's Post a signal button asks
+for the same line."""
 
 from __future__ import annotations
 
 import html
 
-from aiogram import Router
-from aiogram.filters import Command, CommandObject
-from aiogram.types import Message
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.screens import reply_target
 from bot.wiring import Services
+from handlers.admin.panel import AdminMenu
 from services.signals import InvalidInput, parse_command
+
+
+class SignalAsk(StatesGroup):
+    line = State()  # the panel's button waits for the line that follows /signal
 
 
 def usage() -> str:
@@ -24,10 +33,26 @@ async def post_signal(message: Message, command: CommandObject, services: Servic
     if not command.args:
         await message.answer(usage())
         return
+    await post_line(message, command.args, services)
+
+
+async def ask_signal(query: CallbackQuery, state: FSMContext) -> None:
+    """The panel's Post a signal button: the next message is the line that follows /signal."""
+    await state.set_state(SignalAsk.line)
+    await (await reply_target(query)).answer(usage() + "\n\n" + _("Send the line now; /cancel to stop."))
+
+
+async def signal_typed(message: Message, state: FSMContext, services: Services) -> None:
+    await state.clear()
+    await post_line(message, message.text, services)
+
+
+async def post_line(message: Message, line: str, services: Services) -> None:
+    """/signal's work on its line, typed after the command or sent after the panel's button."""
     # The id is the command's own message: a redelivered update cannot post the signal twice.
     external_id = f"admin-{message.chat.id}-{message.message_id}"
     try:
-        data = parse_command(command.args, external_id=external_id)
+        data = parse_command(line, external_id=external_id)
     except InvalidInput as exc:
         await message.answer(_("❌ {field}: {problem}\n\n{usage}").format(
             field=html.escape(exc.field), problem=html.escape(exc.message), usage=usage()))
@@ -44,4 +69,6 @@ async def post_signal(message: Message, command: CommandObject, services: Servic
 def build_router() -> Router:
     router = Router(name="admin_signal")
     router.message.register(post_signal, Command("signal"))
+    router.callback_query.register(ask_signal, AdminMenu.filter(F.action == "signal"))
+    router.message.register(signal_typed, StateFilter(SignalAsk.line), F.text, ~F.text.startswith("/"))
     return router

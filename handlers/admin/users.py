@@ -5,18 +5,21 @@ from __future__ import annotations
 import html
 
 from aiogram import F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index, RowId, TelegramId
-from bot.screens import refuse, show
+from bot.screens import refuse, reply_target, show
 from bot.wiring import Services
 from db.models import User
 from handlers.admin.orders import RefundAct
+from handlers.admin.panel import AdminMenu
 from presentation.formatting import date_text, datetime_text, usd
 from presentation.texts import status_label
 from services.customers import orders_page, summary
@@ -33,6 +36,10 @@ class UserAct(CallbackData, prefix="uact"):
 class UserOrders(CallbackData, prefix="uord"):
     user_id: TelegramId
     page: Index
+
+
+class FindUser(StatesGroup):
+    query = State()  # the panel's Find a user button waits for an id or @username
 
 
 ORDERS_PER_PAGE = 5
@@ -123,6 +130,18 @@ async def user_card(event: Message | CallbackQuery, services: Services, command:
     await show(event, text, markup)
 
 
+async def ask_user(query: CallbackQuery, state: FSMContext) -> None:
+    """The panel's Find a user button: the next message is the id or @username, as after /user."""
+    await state.set_state(FindUser.query)
+    await (await reply_target(query)).answer(
+        _("👤 Send the user's id or @username. /cancel to stop."))
+
+
+async def found_user(message: Message, state: FSMContext, services: Services) -> None:
+    await state.clear()
+    await user_card(message, services, CommandObject(prefix="/", command="user", args=message.text.strip()))
+
+
 async def ban(query: CallbackQuery, callback_data: UserAct, services: Services) -> None:
     banned = callback_data.action == "ban"
     if banned and services.settings.is_admin(callback_data.user_id):
@@ -141,6 +160,8 @@ async def ban(query: CallbackQuery, callback_data: UserAct, services: Services) 
 def build_router() -> Router:
     router = Router(name="admin_users")
     router.message.register(user_card, Command("user"))
+    router.callback_query.register(ask_user, AdminMenu.filter(F.action == "user"))
+    router.message.register(found_user, StateFilter(FindUser.query), F.text, ~F.text.startswith("/"))
     router.callback_query.register(user_card, UserAct.filter(F.action == "card"))
     router.callback_query.register(user_card, UserOrders.filter())
     router.callback_query.register(ban, UserAct.filter(F.action.in_({"ban", "unban"})))
