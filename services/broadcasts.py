@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, case, func, select, update
 
 from db.base import utcnow
 from db.engine import Database
@@ -100,11 +100,12 @@ class BroadcastService:
                                   .values(progress_chat_id=chat_id, progress_message_id=message_id))
 
     async def cancel(self, broadcast_id: int) -> bool:
-        """Stop a broadcast: rows not yet sent are never sent. False if it had already finished."""
+        """Stop a broadcast: rows not yet sent are never sent (copies already on their way are counted when they
+        come back: the broadcast stays open until its progress message shows them). False if it had already
+        finished."""
         async with self.db.transaction() as session:
             result = await session.execute(update(Broadcast).where(
-                Broadcast.id == broadcast_id, Broadcast.status == "sending").values(
-                status="cancelled", finished_at=self.clock()))
+                Broadcast.id == broadcast_id, Broadcast.status == "sending").values(status="cancelled"))
             if result.rowcount != 1:
                 return False
             await session.execute(update(Outbox).where(
@@ -125,12 +126,16 @@ class BroadcastService:
                         counts.get("queued", 0) + counts.get("sending", 0), counts.get("cancelled", 0))
 
     async def running(self) -> list[int]:
+        """Broadcasts not closed yet: sending, or done or cancelled but their progress message not final."""
         async with self.db.session() as session:
-            return list(await session.scalars(select(Broadcast.id).where(Broadcast.status.in_(("sending",)))))
+            return list(await session.scalars(select(Broadcast.id).where(Broadcast.finished_at.is_(None))))
 
     async def finish(self, broadcast_id: int) -> bool:
+        """Close a broadcast whose progress message shows its final state (nothing is in flight): a sending one
+        is done, a cancelled one stays cancelled. False if it was closed already."""
         async with self.db.transaction() as session:
             result = await session.execute(update(Broadcast).where(
-                Broadcast.id == broadcast_id, Broadcast.status == "sending").values(
-                status="done", finished_at=self.clock()))
+                Broadcast.id == broadcast_id, Broadcast.finished_at.is_(None)).values(
+                status=case((Broadcast.status == "sending", "done"), else_=Broadcast.status),
+                finished_at=self.clock()))
             return result.rowcount == 1
