@@ -5,7 +5,7 @@ chats), /help, the admin panel's howto and the refusal filter all read it. Produ
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
@@ -75,13 +75,16 @@ def command_list(commands: Iterable[Command], i18n: I18n, locale: str, *, admin:
                 if c.menu is not None and (admin or not c.admin)]
 
 
-async def register_commands(bot: Bot, i18n: I18n, admin_ids: list[int], commands: list[Command]) -> None:
+async def register_commands(bot: Bot, i18n: I18n, admin_ids: list[int], commands: list[Command],
+                            admin_languages: Mapping[int, str] | None = None) -> None:
+    """Everyone's menus per language, and each admin's own (in `admin_languages[admin]` if known: what the
+    admin reads the bot in, so a language picked in /settings stays after a restart)."""
     for locale in i18n.available_locales:
         language = None if locale == i18n.default_locale else locale
         user = command_list(commands, i18n, locale, admin=False)
         await bot.set_my_commands(user, scope=BotCommandScopeDefault(), language_code=language)
     for admin_id in admin_ids:
-        await register_admin_commands(bot, i18n, admin_id, commands)
+        await register_admin_commands(bot, i18n, admin_id, commands, (admin_languages or {}).get(admin_id))
 
 
 async def register_chat_commands(bot: Bot, i18n: I18n, chat_id: int, commands: list[Command], language: str, *,
@@ -99,9 +102,12 @@ async def register_chat_commands(bot: Bot, i18n: I18n, chat_id: int, commands: l
     return True
 
 
-async def register_admin_commands(bot: Bot, i18n: I18n, admin_id: int, commands: list[Command]) -> bool:
-    """Admin list in the admin's own chat. Fails until the admin has opened the bot, so /start
-    from an admin registers it again."""
+async def register_admin_commands(bot: Bot, i18n: I18n, admin_id: int, commands: list[Command],
+                                  language: str | None = None) -> bool:
+    """Admin list in the admin's own chat: in `language` if given, else in each client's language. Fails until
+    the admin has opened the bot, so /start from an admin registers it again."""
+    if language is not None:
+        return await register_chat_commands(bot, i18n, admin_id, commands, language, admin=True)
     try:
         for locale in i18n.available_locales:
             language = None if locale == i18n.default_locale else locale

@@ -3,6 +3,7 @@ whatever language the user's Telegram client reports; /settings promises only wh
 
 from aiogram.types import BotCommandScopeChat
 
+from bot.commands import all_commands, register_commands
 from tests.conftest import ADMIN_ID
 
 
@@ -46,3 +47,18 @@ async def test_an_admin_who_switches_keeps_the_admin_commands_in_the_new_languag
     menu = await telegram.wait_for(lambda: (m := descriptions(telegram.commands(chat_scope(ADMIN_ID))))
                                    and m["start"] == "Главное меню" and m)
     assert "stats" in menu and menu["stats"] != "Business figures"
+
+
+async def test_registering_again_keeps_the_admins_chosen_language(app, telegram):
+    """At start the admin lists are set again; with the admins' languages they stay as picked in /settings."""
+    telegram.add_user(ADMIN_ID, language_code="en")
+    telegram.send_text(ADMIN_ID, "/start")
+    await telegram.wait_for(lambda: telegram.commands(chat_scope(ADMIN_ID)))
+    commands = all_commands(app.services.products.commands)
+    await register_commands(app.services.bot, app.services.i18n, [ADMIN_ID], commands, {ADMIN_ID: "ru"})
+    for code in ("", "ru"):
+        menu = descriptions(telegram.commands(chat_scope(ADMIN_ID), code))
+        assert menu["start"] == "Главное меню" and "stats" in menu
+    await register_commands(app.services.bot, app.services.i18n, [ADMIN_ID], commands)  # language unknown
+    assert descriptions(telegram.commands(chat_scope(ADMIN_ID)))["start"] == "Main menu"
+    assert descriptions(telegram.commands(chat_scope(ADMIN_ID), "ru"))["start"] == "Главное меню"
