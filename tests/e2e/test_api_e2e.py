@@ -1,0 +1,78 @@
+"""Developer API in the sandbox (issue 17): a person opens "Developer API" from the main menu, creates a key
+(shown once, one unbroken token), buys $5 of API credit with Telegram Stars on the stand-in, sees it in /api,
+and an admin's refund after part of it was spent takes back only what is left."""
+
+import re
+from decimal import Decimal
+
+import pytest
+
+from sandbox.runner import running_sandbox
+from services.ledger import Cause
+from services.orders import Status
+
+DEV, BUYER, ADMIN = 750, 751, 1000  # two people: each stays within the bot's 8 taps per 5 s
+
+
+@pytest.fixture
+async def sb(tmp_path):
+    async with running_sandbox(tmp_path, admin_ids=[ADMIN]) as sandbox:
+        yield sandbox
+
+
+def newest(sb, fragment, chat_id=BUYER):
+    def check():
+        found = [m for m in sb.telegram.chat_messages(chat_id, bot_only=True) if fragment in m.get("text", "")]
+        return found[-1] if found else None
+    return check
+
+
+async def test_a_key_is_created_from_the_main_menu_and_shown_once(sb):
+    sb.telegram.add_user(DEV, "Dev")
+    sb.telegram.send_text(DEV, "/start")
+    await sb.telegram.wait_for(newest(sb, "Choose what you need", DEV))
+    sb.telegram.press_button(DEV, "🔌 Developer API")
+    await sb.telegram.wait_for(newest(sb, "You have no API keys yet", DEV))
+    sb.telegram.press_button(DEV, "➕ New key")
+    await sb.telegram.wait_for(newest(sb, "Send a name for the new key", DEV))
+    sb.telegram.send_text(DEV, "my script")
+    shown = await sb.telegram.wait_for(newest(sb, "shown only once", DEV))
+    key = re.search(r"sck_[0-9A-Za-z]{38}", shown["text"]).group(0)
+    assert any(e["type"] == "code" and e["length"] == len(key) for e in shown["entities"])  # one token to copy
+    assert (await sb.app.api_keys.authenticate(key)).user_id == DEV
+    sb.telegram.send_text(DEV, "/api")
+    listing = await sb.telegram.wait_for(newest(sb, "Your keys (1 of 10)", DEV))
+    assert key[:8] in listing["text"] and key not in listing["text"]
+
+
+async def test_credit_bought_with_stars_and_a_refund_takes_back_what_is_left(sb):
+    sb.telegram.add_user(BUYER, "Buyer")
+    sb.telegram.send_text(BUYER, "/api")
+    await sb.telegram.wait_for(newest(sb, "API credit: $0.00"))
+    sb.telegram.press_button(BUYER, "💳 Buy credit")
+    await sb.telegram.wait_for(newest(sb, "Choose an amount"))
+    sb.telegram.press_button(BUYER, "$5.00")
+    await sb.telegram.wait_for(newest(sb, "Choose how to pay"))
+    sb.telegram.press_button(BUYER, "Telegram Stars")
+    await sb.telegram.wait_for(newest(sb, "accept our terms"))
+    sb.telegram.press_button(BUYER, "I accept")
+    await sb.telegram.wait_for(lambda: any("invoice" in m for m in sb.telegram.chat_messages(BUYER, bot_only=True)))
+    paid = await sb.telegram.pay_invoice(BUYER)
+    assert paid["ok"], paid
+    added = await sb.telegram.wait_for(newest(sb, "of API credit added"), timeout=10)
+    [order] = await sb.app.orders.for_user(BUYER)
+    assert "$5.00 of API credit added" in added["text"] and f"Receipt: order #{order.id}" in added["text"]
+    sb.telegram.send_text(BUYER, "/api")
+    await sb.telegram.wait_for(newest(sb, "API credit: $5.00"))
+
+    async def fulfilled():
+        return (await sb.app.orders.get(order.id)).status == Status.FULFILLED
+    await sb.telegram.wait_for(fulfilled)
+    assert await sb.app.ledger.charge(BUYER, Decimal("1.20"), Cause("api_call", "e2e-1"))
+    sb.telegram.add_user(ADMIN, "Admin")
+    sb.telegram.send_text(ADMIN, f"/refund {order.id}")
+    confirm = await sb.telegram.wait_for(newest(sb, "still unused", chat_id=ADMIN))
+    assert "up to $5.00" in confirm["text"]
+    sb.telegram.press_button(ADMIN, "Confirm")
+    await sb.telegram.wait_for(newest(sb, "$3.80 of unused API credit has been removed"), timeout=10)
+    assert await sb.app.ledger.credit(BUYER) == 0
