@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 from aiogram.utils.i18n import gettext as _
 
 from db.models_api import ApiKey
+from presentation.formatting import datetime_text, money_text, usd
 from services import api_credit
 from services.api_credit import MAX_CENTS, MIN_CENTS, CreditAdded
 from services.api_keys import MAX_KEYS
 from services.ledger import LedgerLine, LedgerService
-from services.money import money_text, usd
 from services.placed import PlaceProblem
 from services.products import Product, ProductParts
 
@@ -23,7 +23,7 @@ from services.products import Product, ProductParts
 def when(moment: datetime | None, tz: ZoneInfo) -> str:
     if moment is None:
         return _("never")
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+    return datetime_text(moment, tz)
 
 
 def key_label(key: ApiKey) -> str:

@@ -22,18 +22,13 @@ from db.base import utcnow
 from db.engine import Database
 from db.models import Order
 from handlers.admin.panel import AdminMenu
-from presentation.formatting import month_day
+from presentation.formatting import month_day, percent, usd
 from presentation.texts import product_name, provider_name
 from services.analytics import Dashboard, dashboard
 from services.charts import revenue_chart
-from services.money import usd
 from services.plans import PLANS
 
 MAX_EXPORT_DAYS = 366
-
-
-def percent(value) -> str:
-    return "—" if value is None else f"{value * 100:.0f}%"
 
 
 def money(cents: Decimal | int | None) -> str:
@@ -57,11 +52,11 @@ def stats_text(d: Dashboard, settings: Settings) -> str:
         _("Orders per day, last 7 days: {items}").format(items=per_day),
         _("Last 30 days: {orders} orders · paid {paid_rate} · delivered {delivered_rate} · revenue per order "
           "{rpo} · average order {aov}").format(
-            orders=d.month.orders, paid_rate=percent(d.month.payment_success_rate),
-            delivered_rate=percent(d.month.delivery_success_rate), rpo=money(d.month.revenue_per_order_cents),
+            orders=d.month.orders, paid_rate=percent(d.month.payment_success_rate, digits=0),
+            delivered_rate=percent(d.month.delivery_success_rate, digits=0), rpo=money(d.month.revenue_per_order_cents),
             aov=money(d.month.average_order_value_cents)),
         _("Subscribers: {plans} · MRR {mrr} · churn (30 days) {churn}").format(
-            plans=plans, mrr=usd(d.mrr_cents), churn=percent(d.churn)),
+            plans=plans, mrr=usd(d.mrr_cents), churn=percent(d.churn, digits=0)),
         _("Users: {total} · new today {today} · new this week {week} · blocked the bot {blocked}").format(
             total=d.users_total, today=d.users_new_today, week=d.users_new_week, blocked=d.users_blocked),
     ])

@@ -20,9 +20,9 @@ from bot.wiring import Services
 from db.models_api import ApiKey
 from handlers.user.checkout import offer_payment
 from presentation import api as words
+from presentation.formatting import usd
 from services.api_credit import PACKAGES_CENTS, parse_amount
 from services.api_keys import MAX_NAME, TooManyKeys
-from services.money import usd
 
 #: Grace periods a rolled key may keep working (hours) — the buttons; anything else is forged.
 GRACE_HOURS = (0, 1, 24)
