@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 from aiogram.utils.i18n import gettext as _
 
 from db.models_whales import WhaleTrade, WhaleWallet
-from services.money import usd
+from presentation.formatting import percent, signed_usd, usd
 from services.whale_input import short_address
 from services.whale_rankings import Board
 
 __all__ = ["EXPLORERS", "MAX_LINES", "alert_text", "chain_link", "explorer_url", "pct", "post_text", "short_address",
-           "signed_usd", "wallet_name"]
+           "side_name", "signed_usd", "wallet_name"]
 
 MAX_LINES = 15  # trades listed in one alert message; the rest are counted
 #: A wallet's page on its chain's block explorer, by chain name as ingested (lowercase).
@@ -35,12 +35,13 @@ EXPLORERS = {
 }
 
 
-def signed_usd(cents: int) -> str:
-    return ("+" if cents > 0 else "") + usd(cents)
-
-
 def pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
+    return percent(value)
+
+
+def side_name(side: str) -> str:
+    """A trade's side as the reader says it: BUY / SELL, ПОКУПКА / ПРОДАЖА."""
+    return {"buy": _("BUY"), "sell": _("SELL")}.get(side, side.upper())
 
 
 def explorer_url(chain: str, address: str) -> str | None:
@@ -85,7 +86,7 @@ def alert_text(items: list[tuple[WhaleTrade, WhaleWallet]], tz: ZoneInfo) -> str
             if shown >= MAX_LINES:
                 break
             shown += 1
-            line = (f"• {trade.ts.astimezone(tz).strftime('%H:%M')} {trade.side.upper()} {html.escape(trade.symbol)} "
+            line = (f"• {trade.ts.astimezone(tz):%H:%M} {side_name(trade.side)} {html.escape(trade.symbol)} "
                     f"{usd(trade.usd_cents)}")
             if trade.pnl_cents is not None:
                 line += " · " + _("PnL {pnl}").format(pnl=signed_usd(trade.pnl_cents))

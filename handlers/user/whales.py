@@ -10,6 +10,7 @@ from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index, RowId
@@ -18,8 +19,8 @@ from bot.keyboards import Menu
 from bot.screens import refuse, show
 from bot.wiring import Services
 from config.settings import Settings
-from presentation.whales import chain_link, pct, short_address, signed_usd, wallet_name
-from services.money import usd
+from presentation.formatting import month_day, number, usd, usd_whole
+from presentation.whales import chain_link, pct, short_address, side_name, signed_usd, wallet_name
 from services.plans import Plan
 from services.whale_follows import THRESHOLDS_USD, FollowProblem
 from services.whale_rankings import FREE_TOP, METRICS, PAGE_SIZE, PERIODS, Board, BoardRow, Card
@@ -68,7 +69,7 @@ def metric_names() -> dict[str, str]:
 
 
 def metric_value(row: BoardRow, metric: str) -> str:
-    return {"score": _("score {score:.0f}").format(score=row.score), "pnl": signed_usd(row.pnl_cents),
+    return {"score": _("score {score}").format(score=number(round(row.score))), "pnl": signed_usd(row.pnl_cents),
             "roi": _("ROI {roi}").format(roi=pct(row.roi)), "winrate": _("win {rate}").format(rate=pct(row.win_rate)),
             "volume": _("volume {usd}").format(usd=usd(row.volume_cents))}[metric]
 
@@ -84,7 +85,8 @@ def board_screen(board: Board, plan: Plan, min_trades: int) -> tuple[str, Inline
         name = wallet_name(row.address, row.label, row.verified, short=not paid, chain=row.chain if paid else None)
         lines.append(f"{row.rank}. {name}\n"
                      f"    {metric_value(row, board.metric)} · "
-                     + _("PnL {pnl} · {trades} trades").format(pnl=signed_usd(row.pnl_cents), trades=row.trades))
+                     + ngettext("PnL {pnl} · {trades} trade", "PnL {pnl} · {trades} trades", row.trades).format(
+                         pnl=signed_usd(row.pnl_cents), trades=row.trades))
     builder = InlineKeyboardBuilder()
     page = board.offset // PAGE_SIZE
     for row in board.rows:
@@ -139,15 +141,17 @@ def card_text(card: Card, *, short: bool, settings: Settings) -> str:
     lines.append("")
     for period, name in period_names().items():
         f = card.figures[period]
-        lines.append(_("<b>{period}</b>: PnL {pnl} · win {win} · ROI {roi} · volume {volume} · {trades} trades")
+        lines.append(ngettext("<b>{period}</b>: PnL {pnl} · win {win} · ROI {roi} · volume {volume} · {trades} trade",
+                              "<b>{period}</b>: PnL {pnl} · win {win} · ROI {roi} · volume {volume} · {trades} trades",
+                              f.trades)
                      .format(period=name, pnl=signed_usd(f.pnl_cents), win=pct(f.win_rate), roi=pct(f.roi),
                              volume=usd(f.volume_cents), trades=f.trades))
     lines += ["", _("<b>Recent trades</b>")]
     if not card.recent:
         lines.append(_("none yet"))
     for trade in card.recent:
-        when = trade.ts.astimezone(settings.tz).strftime("%d %b %H:%M")
-        line = f"• {when} {trade.side.upper()} {html.escape(trade.symbol)} {usd(trade.usd_cents)}"
+        when = month_day(trade.ts, settings.tz, time=True)
+        line = f"• {when} {side_name(trade.side)} {html.escape(trade.symbol)} {usd(trade.usd_cents)}"
         if trade.pnl_cents is not None:
             line += " (" + _("PnL {pnl}").format(pnl=signed_usd(trade.pnl_cents)) + ")"
         lines.append(line)
@@ -202,7 +206,7 @@ async def my_wallets_screen(services: Services, user_id: int, lead: str | None =
 
 
 def _usd_whole(cents: int) -> str:
-    return f"${cents // 100:,}"
+    return usd_whole(cents // 100)
 
 
 def refused() -> str:
