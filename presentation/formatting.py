@@ -18,7 +18,7 @@ from typing import Any
 
 from aiogram.utils.i18n import get_i18n, ngettext
 from aiogram.utils.i18n import gettext as _
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime, get_day_names
 from babel.numbers import format_compact_decimal, format_currency, format_decimal, format_percent
 from babel.support import LazyProxy
@@ -28,8 +28,8 @@ from services.money import plain
 from services.plans import PLANS
 
 __all__ = ["amount_text", "compact", "current_locale", "date_text", "datetime_text", "decimal_text",
-           "later", "money_text", "month_day", "number", "order_title", "percent", "signed_usd", "usd", "usd_whole",
-           "weekday_names", "weekday_time"]
+           "language_name", "later", "money_text", "month_day", "number", "order_title", "percent", "signed_usd",
+           "usd", "usd_whole", "weekday_names", "weekday_time"]
 
 DEFAULT = "en"
 # Date patterns per language (CLDR's defaults would change the English the bot has always shown).
@@ -180,3 +180,13 @@ def order_title(order: Order) -> str:
         return ngettext("{count} token · {model}", "{count} tokens · {model}", tokens).format(
             count=number(tokens), model=model)
     return order.title
+
+
+def language_name(code: str | None, *, locale: str | None = None) -> str:
+    """A language code as the reader names the language: 'ru' → 'Russian' / 'русский'."""
+    if not code:
+        return "—"
+    try:
+        return Locale.parse(code).get_display_name(_locale(locale)) or code
+    except (ValueError, TypeError, LookupError, UnknownLocaleError):
+        return code
