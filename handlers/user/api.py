@@ -13,7 +13,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.callbacks import Count, RowId
+from bot.callbacks import Count, Index, RowId
 from bot.keyboards import Menu
 from bot.screens import refuse, show
 from bot.wiring import Services
@@ -38,7 +38,7 @@ class ApiKeyOpen(CallbackData, prefix="ak"):
 
 class ApiKeyRoll(CallbackData, prefix="akr"):
     id: RowId
-    hours: int = -1  # -1: ask
+    hours: Index = -1  # -1: ask
 
 
 class ApiKeyRevoke(CallbackData, prefix="akx"):
@@ -145,7 +145,8 @@ async def roll_key(query: CallbackQuery, callback_data: ApiKeyRoll, services: Se
         await refuse(query, words.key_gone())
         return
     new, raw = done
-    until = keys.clock() + timedelta(hours=callback_data.hours) if callback_data.hours else None
+    old = await keys.get(user_id, key.id)  # still usable: in its grace period
+    until = old.grace_until if old is not None else None
     builder = InlineKeyboardBuilder()
     back(builder)
     await show(query, words.rolled(new, raw, until, services.settings.tz), builder.as_markup())

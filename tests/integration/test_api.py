@@ -271,3 +271,16 @@ async def test_a_refund_leaves_credit_bought_by_other_orders(harness):
     assert await h.app.ledger.credit(34) == Decimal("25")
     await h.send(34, "/api")
     assert "API credit: <b>$25.00</b>" in last(h, 34)
+
+
+async def test_a_rolled_key_inherits_name_and_permissions(harness):
+    h = harness
+    await h.users.seen(35, username=None, first_name="Dev", language_code="en")
+    key, _raw = await h.app.api_keys.create(35, "publisher")
+    async with h.db.transaction() as s:
+        await s.execute(text("UPDATE api_keys SET permissions = :p WHERE id = :id"),
+                        {"p": '["provider"]', "id": key.id})
+    new, raw = await h.app.api_keys.roll(35, key.id, timedelta(hours=24))
+    assert (new.name, new.permissions, new.rolled_from_id) == ("publisher", ["provider"], key.id)
+    assert raw[:8] == new.prefix and (await h.app.api_keys.authenticate(raw)).key_id == new.id
+    assert await h.app.api_keys.roll(35, key.id, timedelta(0)) is None  # an old key is rolled once
