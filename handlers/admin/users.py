@@ -20,7 +20,7 @@ from bot.wiring import Services
 from db.models import User
 from handlers.admin.orders import RefundAct
 from handlers.admin.panel import AdminMenu
-from presentation.formatting import date_text, datetime_text, usd
+from presentation.formatting import date_text, datetime_text, language_name, order_title, usd
 from presentation.texts import status_label
 from services.customers import orders_page, summary
 from services.orders import MONEY_IN
@@ -66,7 +66,7 @@ async def card(user: User, services: Services, page: int = 0) -> tuple[str, Inli
             name=html.escape(user.first_name or "—"), username=f"@{user.username}" if user.username else "",
             id=user.id),
         _("Language: {lang} · first seen {first} · last seen {last}").format(
-            lang=user.language, first=datetime_text(user.first_seen, settings.tz),
+            lang=language_name(user.language), first=datetime_text(user.first_seen, settings.tz),
             last=datetime_text(user.last_seen, settings.tz)),
         _("Status: {state}").format(state=state),
         _("Plan: {plan}").format(plan=plan.plan.name + (
@@ -88,7 +88,7 @@ async def card(user: User, services: Services, page: int = 0) -> tuple[str, Inli
         lines.append(_("⚠️ Flags: {flags}").format(flags=flag_text(money.flags)))
     lines.append(_("Orders (page {page} of {pages}):").format(page=page + 1, pages=pages) if items
                  else _("No orders."))
-    lines += [f"#{o.id} · {date_text(o.created_at, settings.tz)} · {html.escape(o.title)} · "
+    lines += [f"#{o.id} · {date_text(o.created_at, settings.tz)} · {html.escape(order_title(o))} · "
               f"{usd(o.amount_cents)} · {status_label(o.status)}" for o in items]
     builder = InlineKeyboardBuilder()
     if user.is_banned:
