@@ -1,0 +1,197 @@
+"""Russian reads natural (issue #16): every user and admin screen, driven through the real app by a
+Russian-speaking user and a Russian-speaking admin, shows no English words (outside product names, tickers,
+commands and a few terms Russian traders write in Latin) and no English-style numbers ("25,000", "$9.99")."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendInvoice, SendMessage, SendPhoto
+
+from bot.commands import all_commands
+from handlers.user.plans import PlanBuy
+from presentation.formatting import (
+    amount_text,
+    compact,
+    date_text,
+    datetime_text,
+    money_text,
+    month_day,
+    number,
+    order_title,
+    percent,
+    usd,
+    weekday_names,
+)
+from services.signals import EventIn, SignalIn
+from tests.conftest import ADMIN_ID, make_settings
+from tests.support.harness import Harness
+
+IVAN = 701
+
+# Words that stay Latin in Russian: product, plan and provider names, tickers and chains, units, and the
+# abbreviations Russian-speaking traders write in Latin.
+ALLOWED = {
+    "AI", "API", "ID", "CSV", "QR", "URL", "UTC", "USD", "USDT", "TON", "BTC", "ETH", "SOL", "TRC20", "ERC20",
+    "Stars", "Telegram", "OpenRouter", "Crypto", "Pay", "CryptoBot", "KryptoExpress", "PnL", "ROI", "MRR", "R",
+    "Free", "Basic", "Pro", "VIP", "Elite", "Premium", "username", "Bearer", "Authorization", "solana",
+    "ethereum", "crypto", "GMGN", "HTML", "lt", "gt", "amp", "X", "Twitter", "Ton", "Solana", "Enterprise",
+    "English",  # the language button names English in English
+    "free", "basic", "pro", "enterprise",  # plan codes the admin types after /grant
+}
+LATIN = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
+ENGLISH_NUMBER = re.compile(r"\d+,\d{3}\b|\$\d|(?<![\d.])\d+\.\d+(?![\d.])")
+# Not words a reader reads: settings' names and what a provider or the server said about them, command
+# syntax typed as is (key=value), machine codes (tap:adm:stats) and operator-written content topics.
+TECHNICAL = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b( is not set)?|\b\w+=\S*|\b\w+(:\w+)+\b")
+
+
+def visible(text: str) -> str:
+    """What a reader reads as words: tags, code, links, commands, @names, #pairs and placeholders-free text."""
+    text = re.sub(r"<code>.*?</code>|<pre>.*?</pre>|<a [^>]*>|</a>", " ", text, flags=re.S)
+    text = re.sub(r"<[^>]+>", " ", text)
+    text = re.sub(r"https?://\S+|t\.me/\S+|/[a-z_]+\b|@\w+|#\S+|\w+…\w*|…\w+", " ", text)
+    return TECHNICAL.sub(" ", text)
+
+
+def problems(text: str) -> list[str]:
+    shown = visible(text)
+    found = [w for w in LATIN.findall(shown) if w.strip("-_") not in ALLOWED]
+    found += [f"number {m.group(0)!r}" for m in ENGLISH_NUMBER.finditer(shown)]
+    return found
+
+
+def shown_texts(h: Harness) -> list[str]:
+    """Every text the bot put in front of a reader: messages, edits, alerts, captions, buttons, invoices."""
+    texts = []
+    for call in h.session.calls:
+        method = call.method
+        if isinstance(method, SendMessage | EditMessageText):
+            # a channel post's draft is in the channel's language: only the admin's header above it counts
+            texts.append(method.text.split("\n\n")[0] if method.text.startswith("📝") else method.text)
+        elif isinstance(method, AnswerCallbackQuery) and method.text:
+            texts.append(method.text)
+        elif isinstance(method, SendPhoto) and method.caption:
+            texts.append(method.caption)
+        elif isinstance(method, SendInvoice):
+            texts += [method.title, method.description]
+        markup = getattr(method, "reply_markup", None)
+        for row in getattr(markup, "inline_keyboard", None) or []:
+            texts += [button.text for button in row]
+    return texts
+
+
+def buttons(h: Harness) -> list[str]:
+    """The callback data of every button shown so far, in order, without repeats."""
+    seen: dict[str, None] = {}
+    for call in h.session.calls:
+        markup = getattr(call.method, "reply_markup", None)
+        for row in getattr(markup, "inline_keyboard", None) or []:
+            for button in row:
+                if button.callback_data:
+                    seen.setdefault(button.callback_data, None)
+    return list(seen)
+
+
+@pytest.fixture
+async def harness(database_url):
+    """The app with a Russian operator's channel topics (the operator writes them in the channel's language)."""
+    h = await Harness(make_settings(database_url=database_url, telegram_content_topics=["импульс", "риски"])).start()
+    yield h
+    await h.close()
+
+
+async def seed(h: Harness) -> None:
+    """Something on every screen: whale trades, a closed signal with its events, a paid plan."""
+    ts = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    await h.app.whales.ingest([
+        {"id": f"ru-{k}-{i}", "wallet": f"Whale{k:02d}AddressLongEnough{k:02d}xyz", "chain": "solana",
+         "symbol": "SOL", "side": "sell", "usd_value": "12500", "pnl_usd": str(k * 1234), "ts": ts}
+        for k in range(1, 4) for i in range(3)])
+    for n, side, targets, stop in ((1, "long", ["1500", "1580"], "1360"), (2, "short", ["1400"], "1480")):
+        await h.app.signals.ingest(SignalIn(
+            id=f"ru-sig-{n}", ecosystem="crypto", symbol="SOL/USDT", side=side, entry="1425.5",
+            take_profits=targets, stop_loss=stop, timeframe="4h"))
+        await h.app.signals.add_event(f"ru-sig-{n}", EventIn(type="closed", price="1490.25"))
+    await h.users.seen(IVAN, username="ivan", first_name="Иван", language_code="ru")
+    await h.app.subscriptions.add_time(IVAN, "pro", 30, source="grant")
+
+
+async def tour(h: Harness, who: int, commands: list[str]) -> list[str]:
+    """Send each command, then tap every button shown (one level deep), and return what was shown."""
+    user = h.user(who, first_name="Иван", language_code="ru")
+    for command in commands:
+        await h.send(user, command)
+    for data in buttons(h):
+        if data.startswith("lang:"):
+            continue  # switching to English is not a Russian screen
+        await h.press(user, data)
+        await h.send(user, "/cancel")
+    return shown_texts(h)
+
+
+async def test_every_user_screen_reads_russian(harness):
+    await seed(harness)
+    commands = [f"/{c.name}" for c in all_commands(harness.app.services.products.commands) if not c.admin]
+    texts = await tour(harness, IVAN, commands)
+    for plan, period in (("pro", "month"), ("basic", "year")):
+        await harness.press(harness.user(IVAN, language_code="ru"), PlanBuy(plan=plan, period=period).pack())
+    await harness.send(harness.user(IVAN, language_code="ru"), "/orders")
+    texts = shown_texts(harness)
+    assert len(texts) > 40 and any("Иван" in t for t in texts)
+    found = {t[:80]: p for t in texts if (p := problems(t))}
+    assert not found, "English left in Russian screens:\n" + "\n".join(f"{k!r}: {v}" for k, v in found.items())
+
+
+async def test_every_admin_screen_reads_russian(harness):
+    await seed(harness)
+    await harness.users.seen(ADMIN_ID, username="boss", first_name="Пётр", language_code="ru")
+    commands = [f"/{c.name}" for c in all_commands() if c.admin and not c.name.startswith("refund_done")]
+    commands += [f"/user {IVAN}", f"/orders {IVAN}", "/refund 1"]
+    texts = await tour(harness, ADMIN_ID, commands)
+    assert len(texts) > 30
+    found = {t[:80]: p for t in texts if (p := problems(t))}
+    assert not found, "English left in Russian admin screens:\n" + "\n".join(f"{k!r}: {v}" for k, v in found.items())
+
+
+def test_the_checker_catches_english(i18n_context):
+    assert problems("Pro plan · 1 month") == ["plan", "month"]
+    assert problems("25,000 токенов") == ["number '25,000'"] and problems("цена 142.5")
+    assert problems("Итого $9.99") and problems("доходность 12.50%")
+    assert problems("<b>Тариф Pro</b> · /plans · <code>abc</code> · #SOL/USDT · 1\u00a0234,50\u00a0$") == []
+
+
+def test_formatting_in_russian_and_english():
+    from bot.i18n import build_i18n
+
+    i18n = build_i18n()
+    at = datetime(2026, 12, 3, 14, 5, tzinfo=UTC)
+    nbsp = lambda s: s.replace("\u202f", " ").replace("\u00a0", " ")  # noqa: E731 (either no-break space)
+    with i18n.context(), i18n.use_locale("ru"):
+        assert nbsp(number(25000)) == "25 000" and nbsp(usd(999)) == "9,99 $"
+        assert nbsp(usd(-123450)) == "-1 234,50 $" and nbsp(money_text(Decimal("0.075"))) == "0,075 $"
+        assert nbsp(percent(Decimal("0.125"))) == "12,5 %" and nbsp(compact(1_000_000)) == "1 млн"
+        assert date_text(at) == "03.12.2026" and datetime_text(at, UTC) == "03.12.2026 14:05"
+        assert month_day(at) == "03 дек." and weekday_names()[:2] == ["пн", "вт"]
+        assert amount_text(Decimal("12.5"), "USDT") == "12,5 USDT"
+    with i18n.context(), i18n.use_locale("en"):
+        assert number(25000) == "25,000" and usd(999) == "$9.99" and usd(-123450) == "-$1,234.50"
+        assert money_text(Decimal("0.075")) == "$0.075" and percent(Decimal("0.125")) == "12.5%"
+        assert compact(1_000_000) == "1M" and date_text(at) == "2026-12-03" and month_day(at) == "03 Dec"
+    assert usd(999, locale="ru").endswith("$") and usd(999) == "$9.99"  # outside a handler: English
+
+
+def test_order_titles_follow_the_reader(i18n_context):
+    from bot.i18n import build_i18n
+    from db.models import Order
+
+    plan = Order(product="plan", title="Pro plan · 1 month", details={"plan": "pro", "period": "month"})
+    tokens = Order(product="ai_tokens", title="25,000 tokens · GPT-4o", details={"tokens": 25000})
+    assert order_title(plan) == "Pro plan · 1 month" and order_title(tokens) == "25,000 tokens · GPT-4o"
+    i18n = build_i18n()
+    with i18n.context(), i18n.use_locale("ru"):
+        assert order_title(plan) == "Тариф Pro · 1 месяц"
+        assert order_title(tokens).replace("\u00a0", " ") == "25 000 токенов · GPT-4o"
