@@ -40,7 +40,12 @@ async def test_start_with_referral_payload_records_referrer_once(harness):
     await harness.send(6, "/start ref_<script>")  # junk payload
     for uid in (4, 5, 6):
         assert (await harness.users.get(uid)).referrer_id is None
-    assert len(harness.session.of("SendMessage")) == 7  # everyone still got the menu
+    sent = harness.session.of("SendMessage")
+    assert len([m for m in sent if m.text.startswith("👋 Hi")]) == 7  # everyone still got the menu
+    # and the referrer was told about the one referral that was recorded
+    assert [m.text for m in sent if m.chat_id == 100 and "invite link" in m.text] == [
+        "👥 Alice joined through your invite link."]
+    assert len(sent) == 8
 
 
 async def test_russian_client_gets_russian_and_can_switch_language(harness):
