@@ -3,7 +3,7 @@
 The reward, `REFERRAL_REWARD_DAYS` of a paid plan, goes to the referrer once per referred user: when that user's
 first order is fulfilled. The `referral_rewards` row is claimed with a conditional insert (unique per referred
 user) before the days are added, so retries and concurrent deliveries grant it once; if adding the days fails,
-the claim is taken back so the next delivery can try again.
+the claim is taken back (a retry of the same order may grant it) and the error goes to the caller.
 """
 
 from __future__ import annotations

@@ -112,3 +112,23 @@ async def test_no_reward_setting_means_no_reward_and_no_promise(database_url):
         assert "Joined through your link: 1" in screen and "Rewards earned" not in screen and "days" not in screen
     finally:
         await h.close()
+
+
+async def test_a_failing_reward_never_repeats_the_buyers_delivery(h, monkeypatch):
+    await h.send(REFERRER, "/start")
+    await h.send(FRIEND, f"/start ref_{REFERRER}")
+
+    add_time = h.app.subscriptions.add_time
+
+    async def broken(*args, source: str, **kwargs):
+        if source == "referral":
+            raise RuntimeError("database went away")
+        return await add_time(*args, source=source, **kwargs)
+
+    monkeypatch.setattr(h.app.subscriptions, "add_time", broken)
+    h.session.clear()
+    order_id = await buy_plan(h, FRIEND, 1)
+    assert (await h.app.orders.get(order_id)).status == "fulfilled"
+    assert len([t for t in h.session.texts_to(FRIEND) if "Receipt" in t]) == 1  # delivered once, not retried
+    assert h.session.texts_to(REFERRER) == []  # no reward promised that was not given
+    assert await referral_rows(h, ReferralReward) == 0  # the claim was taken back
