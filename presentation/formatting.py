@@ -168,7 +168,8 @@ def later(format_: Callable[..., str], *args: Any, **kwargs: Any) -> LazyProxy:
 
 def order_title(order: Order) -> str:
     """An order's title in the reader's language for the built-in products ("Pro plan · 1 month",
-    "25,000 tokens · GPT-4o" / "Pro · 1 месяц", "25 000 токенов · GPT-4o"); other products' stored title."""
+    "25,000 tokens · GPT-4o", "API credit · $5.00" / "Тариф Pro · 1 месяц", "25 000 токенов · GPT-4o");
+    other products' stored title."""
     details = order.details or {}
     if order.product == "plan" and details.get("plan") in PLANS and details.get("period") in ("month", "year"):
         months = 1 if details["period"] == "month" else 12
@@ -179,6 +180,8 @@ def order_title(order: Order) -> str:
         tokens = details["tokens"]
         return ngettext("{count} token · {model}", "{count} tokens · {model}", tokens).format(
             count=number(tokens), model=model)
+    if order.product == "api_credit" and details.get("credit_usd"):
+        return _("API credit · {amount}").format(amount=money_text(Decimal(details["credit_usd"])))
     return order.title
 
 

@@ -19,6 +19,7 @@ from bot.screens import reply_target, show
 from bot.wiring import Services
 from config.settings import Settings
 from handlers.admin.panel import AdminMenu
+from presentation.formatting import month_day
 
 
 class AuditPage(CallbackData, prefix="aud"):
@@ -47,8 +48,9 @@ def page_view(entries, page: int, pages: int, settings: Settings) -> tuple[str, 
         if e.before is not None or e.after is not None:
             change = f"\n   {html.escape(json.dumps(e.before, ensure_ascii=False), quote=False)} → " \
                      f"{html.escape(json.dumps(e.after, ensure_ascii=False), quote=False)}"
-        lines.append(f"{e.created_at.astimezone(settings.tz):%m-%d %H:%M} · <code>{e.admin_id}</code> · "
-                     f"{html.escape(e.action)} {html.escape(e.target)}{change}")
+        # the action and its data as recorded (machine words, shown as code in every language)
+        lines.append(f"{month_day(e.created_at, settings.tz, time=True)} · <code>{e.admin_id}</code> · "
+                     f"<code>{html.escape(e.action)} {html.escape(e.target)}</code>{change}")
     if not entries:
         lines.append(_("Nothing recorded yet."))
     builder = InlineKeyboardBuilder()

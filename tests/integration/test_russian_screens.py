@@ -45,8 +45,8 @@ ALLOWED = {
 LATIN = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
 ENGLISH_NUMBER = re.compile(r"\d+,\d{3}\b|\$\d|(?<![\d.])\d+\.\d+(?![\d.])")
 # Not words a reader reads: settings' names and what a provider or the server said about them, command
-# syntax typed as is (key=value), machine codes (tap:adm:stats) and operator-written content topics.
-TECHNICAL = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b( is not set)?|\b\w+=\S*|\b\w+(:\w+)+\b")
+# syntax typed as is (key=value), machine codes (tap:adm:stats) and recorded data (the audit log's JSON).
+TECHNICAL = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b( is not set)?|\b\w+=\S*|\b\w+(:\w+)+\b|\{[^{}]*\}")
 
 
 def visible(text: str) -> str:
@@ -120,16 +120,20 @@ async def seed(h: Harness) -> None:
     await h.app.subscriptions.add_time(IVAN, "pro", 30, source="grant")
 
 
-async def tour(h: Harness, who: int, commands: list[str]) -> list[str]:
-    """Send each command, then tap every button shown (one level deep), and return what was shown."""
+async def tour(h: Harness, who: int, commands: list[str], depth: int = 2) -> list[str]:
+    """Send each command, then tap every button shown (and the buttons those showed, `depth` levels deep),
+    and return what was shown."""
     user = h.user(who, first_name="Иван", language_code="ru")
     for command in commands:
         await h.send(user, command)
-    for data in buttons(h):
-        if data.startswith("lang:"):
-            continue  # switching to English is not a Russian screen
-        await h.press(user, data)
-        await h.send(user, "/cancel")
+    pressed: set[str] = set()
+    for _level in range(depth):
+        for data in buttons(h):
+            if data in pressed or data.startswith("lang:"):
+                continue  # switching to English is not a Russian screen
+            pressed.add(data)
+            await h.press(user, data)
+            await h.send(user, "/cancel")
     return shown_texts(h)
 
 
@@ -195,3 +199,5 @@ def test_order_titles_follow_the_reader(i18n_context):
     with i18n.context(), i18n.use_locale("ru"):
         assert order_title(plan) == "Тариф Pro · 1 месяц"
         assert order_title(tokens).replace("\u00a0", " ") == "25 000 токенов · GPT-4o"
+        credit = Order(product="api_credit", title="API credit · $5.00", details={"credit_usd": "5"})
+        assert order_title(credit).replace("\u00a0", " ") == "Баланс API · 5,00 $"
