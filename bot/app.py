@@ -187,6 +187,10 @@ class App:
     async def close_resources(self) -> None:
         """Close the HTTP clients, the FSM storage and the database (also used by in-process tests)."""
         s = self.services
+        try:
+            await s.api_keys.flush_usage()  # the keys' last-use times remembered since the last write
+        except Exception:
+            log.exception("could not record the API keys' last use at shutdown")
         for provider in s.providers.values():
             await provider.close()
         await s.openrouter.close()

@@ -284,3 +284,25 @@ async def test_a_rolled_key_inherits_name_and_permissions(harness):
     assert (new.name, new.permissions, new.rolled_from_id) == ("publisher", ["provider"], key.id)
     assert raw[:8] == new.prefix and (await h.app.api_keys.authenticate(raw)).key_id == new.id
     assert await h.app.api_keys.roll(35, key.id, timedelta(0)) is None  # an old key is rolled once
+
+
+async def test_last_uses_remembered_at_a_stop_are_written(database_url):
+    """The app's stop writes the last-use times it was holding back (a restart shows them)."""
+    from tests.conftest import make_settings
+    from tests.support.harness import Harness
+
+    settings = make_settings(database_url=database_url)
+    h = await Harness(settings).start()
+    await h.users.seen(31, username=None, first_name="Dev", language_code="en")
+    _key, raw = await h.app.api_keys.create(31, "stop")
+    await h.app.api_keys.authenticate(raw)  # written at once
+    h.app.api_keys.clock = lambda: _key.created_at + timedelta(seconds=30)
+    await h.app.api_keys.authenticate(raw)  # within the minute: only remembered
+    await h.close()
+
+    again = await Harness(settings).start()
+    try:
+        [listed] = await ApiKeyService(again.db).keys(31)
+        assert listed.last_used_at == _key.created_at + timedelta(seconds=30)
+    finally:
+        await again.close()
