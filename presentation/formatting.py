@@ -107,13 +107,14 @@ def amount_text(amount: Decimal, asset: str, *, locale: str | None = None) -> st
     return f"{decimal_text(amount, locale=locale)} {asset}"
 
 
-def percent(ratio: Decimal | float | None, *, digits: int = 1, signed: bool = False,
+def percent(ratio: Decimal | float | None, *, digits: int = 1, signed: bool = False, trim: bool = False,
             locale: str | None = None) -> str:
-    """A ratio as a percentage: 0.125 → '12.5%' / '12,5 %'; None → '—'."""
+    """A ratio as a percentage: 0.125 → '12.5%' / '12,5 %'; None → '—'. `trim`: up to `digits`
+    decimals, trailing zeros dropped ('3.1%', '0%')."""
     if ratio is None:
         return "—"
     loc = _locale(locale)
-    fraction = "0." + "0" * digits if digits else "0"
+    fraction = "0." + ("#" if trim else "0") * digits if digits else "0"
     text = format_percent(Decimal(str(ratio)), format=_pattern(loc, "percent", fraction), locale=loc)
     shown_positive = (Decimal(str(ratio)) * 100).quantize(Decimal(1).scaleb(-digits)) > 0
     return ("+" + text) if signed and shown_positive else text

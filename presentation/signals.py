@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from aiogram.utils.i18n import gettext as _
 
 from db.models_signals import Signal, SignalEvent
+from presentation.formatting import decimal_text, percent
 from services.money import plain
 
 
@@ -41,15 +42,14 @@ def pnl_percent(signal: Signal, price: Decimal) -> Decimal:
 
 
 def signed_percent(value: Decimal) -> str:
-    """'+12.35%', '-3.1%', '0%': two decimals at most, half up."""
+    """'+12.35%', '-3.1%', '0%' / '+12,35 %': two decimals at most, half up."""
     shown = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    text = plain(shown) if shown else "0"
-    return ("+" if shown > 0 else "") + text + "%"
+    return ("+" if shown > 0 else "") + percent(shown / 100, digits=2, trim=True)
 
 
 def render_event(event: SignalEvent, signal: Signal) -> str:
     pair = html.escape(signal.symbol)
-    price = _price(event.price)
+    price = decimal_text(Decimal(event.price))  # an event is prose: the reader's decimal comma
     if event.type == "tp_hit":
         return _("🎯 #{pair} Take-Profit target {level} reached at {price}").format(
             pair=pair, level=event.level, price=price)
