@@ -20,6 +20,11 @@ def format_end(when: datetime, tz: ZoneInfo) -> str:
     return datetime_text(when, tz, zone=True)
 
 
+def join_label() -> str:
+    """The button that opens a private channel invite."""
+    return _("🔑 Join the private channel")
+
+
 class PlanTexts:
     """services.plan_sales.PlanWording in the reader's language (HTML), dates in `tz`."""
 
@@ -41,6 +46,9 @@ class PlanTexts:
             lines.append(_("The private channel invite could not be made right now; get it any time from /plans."))
         lines.append(_("Renew any time in /plans: new time is added to what's left."))
         return "\n".join(lines)
+
+    def join_label(self) -> str:
+        return join_label()
 
     def takes_back(self, credit: CreditBack | None) -> str:
         text = _("the plan time bought with this order ends at once (and the private channel, if no other "

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from aiogram.utils.i18n import gettext as _
 
+from bot.keyboards import link_button
 from db.models import Order, Payment
 from presentation.formatting import amount_text, order_title, usd
 from presentation.texts import asset_name, provider_name
@@ -37,7 +38,7 @@ class BotDeliverer:
         payments = await self.orders.payments(order.id) if self.orders else []
         # strict: if the message cannot be delivered the job is retried, never silently "done"
         await self.notifier.send(order.user_id, lambda: f"{delivery.text()}\n\n{receipt(order, payments)}",
-                                 strict=True)
+                                 (lambda: link_button(*delivery.link())) if delivery.link else None, strict=True)
 
     async def fulfilment_failed(self, order: Order, error: str) -> None:
         await self.notifier.send(order.user_id, lambda: _(

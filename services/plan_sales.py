@@ -100,6 +100,10 @@ class PlanWording(Protocol):
 
     def activated(self, activated: PlanActivated) -> str: ...
 
+    def join_label(self) -> str:
+        """The button under the activation message that opens the private channel invite."""
+        ...
+
     def takes_back(self, credit: CreditBack | None) -> str:
         """For the admin's refund confirmation; `credit`: lower time the refund gives back."""
         ...
@@ -141,6 +145,7 @@ class PlanFulfiller:
                                   invite_failed=link is None and self.channel.enabled and not member)
         return Delivery(
             text=lambda: self.wording.activated(activated),
+            link=(lambda: (self.wording.join_label(), link)) if link else None,
             record={"plan": plan.code, "period": period.code, "days": days,
                     "ends_at": period_row.ends_at.isoformat(), "invite_sent": link is not None})
 

@@ -30,10 +30,12 @@ if TYPE_CHECKING:  # the shops import this module: their types are only named he
 class Delivery:
     """What the buyer is sent, and what is kept about it (never a secret).
 
-    `text` renders the message; it is called in the buyer's locale."""
+    `text` renders the message and `link` its button (label, URL), if any; both are called in the buyer's
+    locale."""
 
     text: Callable[[], str]
     record: dict = field(default_factory=dict)
+    link: Callable[[], tuple[str, str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

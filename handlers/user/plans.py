@@ -12,14 +12,14 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.keyboards import Menu
+from bot.keyboards import Menu, link_button
 from bot.screens import refuse, show
 from bot.wiring import Services
 from config.settings import Settings
 from db.models import Order
 from handlers.user.checkout import offer_payment
 from presentation.formatting import number, usd
-from presentation.plans import format_end
+from presentation.plans import format_end, join_label
 from services.channel import PrivateChannel
 from services.plan_sales import PERIODS
 from services.plan_upgrade import AFTER, CREDIT
@@ -129,7 +129,8 @@ async def invite(query: CallbackQuery, services: Services) -> None:
     if link is None:
         await refuse(query, _("The invite link can't be made right now. Please try again in a minute."))
         return
-    await query.message.answer(_("🔑 Your private channel invite (one person, one use): {link}").format(link=link))
+    await query.message.answer(_("🔑 Your private channel invite (one person, one use): {link}").format(link=link),
+                               reply_markup=link_button(join_label(), link))
     await query.answer()
 
 

@@ -66,8 +66,11 @@ async def test_buy_pro_with_stars_join_once_renew_and_expire(sb):
     first_id = await buy(sb, "Pro · month", first=True)
     first = await sb.app.orders.get(first_id)
     assert (first.product_ref, first.amount_cents) == ("pro:month", 2999)
-    message = message_with(sb, "plan active")()["text"]
+    activation = message_with(sb, "plan active")()
+    message = activation["text"]
     assert f"Receipt: order #{first_id}" in message
+    [[join]] = activation["reply_markup"]["inline_keyboard"]  # the invite is also a Join button
+    assert join["text"] == "🔑 Join the private channel" and join["url"] in message
     current = await sb.app.subscriptions.current(BUYER)
     assert current.plan.code == "pro"
     assert current.ends_at.strftime("%Y-%m-%d %H:%M") in message
@@ -89,6 +92,7 @@ async def test_buy_pro_with_stars_join_once_renew_and_expire(sb):
     sb.telegram.press_button(BUYER, "Private channel invite")
     again = await sb.telegram.wait_for(message_with(sb, "Your private channel invite", after=before))
     fresh = re.search(r"https://t\.me/\+\S+", again["text"]).group(0)
+    assert again["reply_markup"]["inline_keyboard"] == [[{"text": "🔑 Join the private channel", "url": fresh}]]
     assert fresh != link and sb.telegram.join_via_link(BUYER, fresh)["status"] == "member"
 
     # Telegram delivers the payment again: still one month
