@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -81,7 +82,8 @@ def bot_bubbles(driver: Any) -> list[Any]:
 
 def bubble_with(fragment: str) -> Callable[[Any], Any]:
     def check(driver: Any) -> Any:
-        found = [m for m in bot_bubbles(driver) if fragment in m.find_element("css selector", ".text").text]
+        found = [m for m in bot_bubbles(driver)  # an invoice or a photo has no text
+                 if any(fragment in t.text for t in m.find_elements("css selector", ".text"))]
         return found[-1] if found else None
     return check
 
@@ -308,8 +310,6 @@ NAMES = {"AI", "API", "Admin", "Alice", "Bot", "BTC", "Crypto", "Pay", "CryptoBo
 
 def english_words(text: str) -> list[str]:
     """Latin words in ``text`` outside the names above (URLs and /commands left out)."""
-    import re
-
     text = re.sub(r"https?://\S+|/\w+", " ", text)
     return [w for w in re.findall(r"[A-Za-z][A-Za-z_]+", text) if w not in NAMES]
 
@@ -318,7 +318,12 @@ async def test_the_tour_in_russian_meets_no_english_in_the_page_and_no_dead_end(
     """README "Sandbox tour" in Russian: plan with Crypto Pay from its pay page, the private channel, a
     signal and its event from the operator panel, whales, and an admin's refund; the page's own words
     stay Russian throughout and English-style decimals stay out of the panel."""
+    from bot.middlewares import ThrottleMiddleware
+
     async with running_sandbox(tmp_path) as sb:
+        for middleware in sb.app.dp.callback_query.outer_middleware:  # a test taps faster than a person
+            if isinstance(middleware, ThrottleMiddleware):
+                middleware.limit = 100
         with chromium() as driver:
             await open_chat(driver, sb.chat_url, BORIS)
             await asyncio.to_thread(css(driver, "#page-lang-ru")[0].click)
@@ -336,11 +341,22 @@ async def test_the_tour_in_russian_meets_no_english_in_the_page_and_no_dead_end(
             assert page_words(driver) == []
             assert css(driver, "#op-signal-form input[name=entry]")[0].get_attribute("value") == "142,5"
 
+            # AI tokens from the main menu, paid with Stars (the terms are accepted once, here).
+            await send(driver, "/start")
+            await click(driver, await until(driver, bubble_with("Привет, Борис"), what="/start"), "AI-токены")
+            await click(driver, await until(driver, bubble_with("Выберите модель")), "GPT-4o-mini")
+            await click(driver, await until(driver, bubble_with("Выберите пакет")), "Стандарт")
+            await click(driver, await until(driver, bubble_with("Выберите способ оплаты")), "Telegram Stars")
+            await click(driver, await until(driver, bubble_with("примите наши условия")), "Принимаю")
+            pay = await until(driver, lambda d: css(d, "#messages .kb-btn.pay"), what="the Stars invoice")
+            assert pay[-1].text.startswith("Оплатить ⭐️")
+            await asyncio.to_thread(pay[-1].click)
+            await until(driver, bubble_with("sk-or-v1-"), timeout=20, what="the key")
+
             # Plans and the private channel, paid on Crypto Pay's own page opened from the panel.
             await send(driver, "/plans")
             await click(driver, await until(driver, bubble_with("Тарифы"), what="/plans"), "Pro · месяц")
             await click(driver, await until(driver, bubble_with("Выберите способ оплаты")), "Crypto Pay")
-            await click(driver, await until(driver, bubble_with("примите наши условия")), "Принимаю")
             link = await until(driver, lambda d: css(d, '#op-invoices a[data-provider="cryptopay"]'),
                                what="the Crypto Pay page in the panel")
             chat_window = driver.current_window_handle
@@ -366,7 +382,7 @@ async def test_the_tour_in_russian_meets_no_english_in_the_page_and_no_dead_end(
             await until(driver, bubble_with("Entry: 142.5"), what="the signal in Борис's chat")
             await asyncio.to_thread(css(driver, "#op-signals .op-tp")[0].click)
             await until(driver, panel_says("Бот принял (202)"), what="the event accepted")
-            await until(driver, bubble_with("Take-Profit 1"), what="the event in Борис's chat")
+            await until(driver, bubble_with("🎯 #SOL/USDT"), what="the event in Борис's chat")
             assert "Вход 142,5" in css(driver, "#op-signals .op-signal-title")[0].text
 
             # Whales: the sample trades fill the board; Борис (Pro) follows a wallet.
@@ -384,7 +400,7 @@ async def test_the_tour_in_russian_meets_no_english_in_the_page_and_no_dead_end(
             # The admin refunds the plan: Борис is told, and @CryptoBot's transfer note is in Russian.
             await asyncio.to_thread(css(driver, ".admin-switch")[0].click)
             await until(driver, lambda d: "1000" in css(d, "#chat-sub")[0].text, what="the admin's chat")
-            [order] = await sb.app.orders.for_user(BORIS)
+            order = next(o for o in await sb.app.orders.for_user(BORIS) if o.provider == "cryptopay")
             await send(driver, f"/refund {order.id}")
             confirm = await until(driver, lambda d: [b for b in css(d, "#messages .kb-btn") if "Confirm" in b.text],
                                 what="the refund's confirmation")
@@ -396,3 +412,12 @@ async def test_the_tour_in_russian_meets_no_english_in_the_page_and_no_dead_end(
                                                   if "@CryptoBot: вы получили" in m.text], what="the transfer note")
             assert "29,99 USDT" in note[-1].text
             assert page_words(driver) == []
+            shown = "\n".join(m["text"] for m in sb.telegram.chat_messages(BORIS, bot_only=True) if "text" in m)
+            assert not re.search(r"\d,\d{3}(?!\d)|\$\d", shown), shown  # 1 000 and 9,99 $ in Russian
+
+            # The admin panel answers with its buttons.
+            await asyncio.to_thread(css(driver, ".admin-switch")[0].click)
+            await send(driver, "/admin")
+            panel = await until(driver, lambda d: [m for m in bot_bubbles(d) if m.find_elements(
+                "css selector", ".kb-btn") and "📊" in m.text], what="the admin panel")
+            assert len(panel[-1].find_elements("css selector", ".kb-btn")) >= 6
