@@ -10,6 +10,7 @@ services/money.py stays locale-neutral for what is not shown to a reader (invoic
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 from decimal import Decimal
@@ -28,8 +29,8 @@ from services.money import plain
 from services.plans import PLANS
 
 __all__ = ["amount_text", "compact", "current_locale", "date_text", "datetime_text", "decimal_text",
-           "language_name", "later", "money_text", "month_day", "number", "order_title", "percent", "signed_usd",
-           "usd", "usd_whole", "weekday_names", "weekday_time"]
+           "language_name", "later", "money_text", "month_day", "number", "order_title", "percent", "signal_field",
+           "signed_usd", "usd", "usd_whole", "validation_reason", "weekday_names", "weekday_time"]
 
 DEFAULT = "en"
 # Date patterns per language (CLDR's defaults would change the English the bot has always shown).
@@ -194,3 +195,76 @@ def language_name(code: str | None, *, locale: str | None = None) -> str:
         return Locale.parse(code).get_display_name(_locale(locale)) or code
     except (ValueError, TypeError, LookupError, UnknownLocaleError):
         return code
+
+
+def _reasons() -> dict[str, str]:
+    return {
+        'must be a decimal string such as "142.5"': _('must be a decimal number such as "142.5"'),
+        'must be written with the digits 0-9, such as "142.5"': _('must be written with the digits 0-9, such as '
+                                                                  '"142.5"'),
+        'must be a positive decimal string such as "142.5"': _('must be a positive number such as "142.5"'),
+        "not a decimal number": _("is not a decimal number"),
+        "is not a decimal number": _("is not a decimal number"),
+        "must be greater than 0": _("must be greater than 0"),
+        "must be 1 to 128 characters": _("must be 1 to 128 characters"),
+        "must be printable text": _("must be printable text"),
+        'must be a short name such as "crypto"': _('must be a short name such as "crypto"'),
+        'must be a pair such as "SOL/USDT"': _('must be a pair such as "SOL/USDT"'),
+        "must look like 15m, 4h or 1d": _("must look like 15m, 4h or 1d"),
+        "must be at most 500 characters": _("must be at most 500 characters"),
+        "must not contain NUL characters": _("must not contain NUL characters"),
+        "must be below the entry for a long": _("must be below the entry for a long"),
+        "must be above the entry for a short": _("must be above the entry for a short"),
+        "every target must be above the entry for a long": _("every target must be above the entry for a long"),
+        "every target must be below the entry for a short": _("every target must be below the entry for a short"),
+        "a tp_hit needs the target level, 1 or more": _("a tp_hit needs the target level, 1 or more"),
+        "is required": _("is required"),
+        "is missing": _("is missing"),
+        "is not a known field": _("is not a known field"),
+        "must be a decimal string": _("must be a decimal number"),
+        "must be written with the digits 0-9": _("must be written with the digits 0-9"),
+        "must be finite": _("must be finite"),
+        "is implausibly large": _("is implausibly large"),
+        "must be an ISO 8601 time with a zone, e.g. 2026-11-20T10:00:00Z":
+            _("must be an ISO 8601 time with a zone, e.g. 2026-11-20T10:00:00Z"),
+        "is not an ISO 8601 time": _("is not an ISO 8601 time"),
+        "needs a time zone (Z or +00:00)": _("needs a time zone (Z or +00:00)"),
+        "is out of range": _("is out of range"),
+        "is in the future": _("is in the future"),
+        "must be a string": _("must be a string"),
+        "must not be empty": _("must not be empty"),
+        "must be a short lowercase chain name like solana or ethereum":
+            _("must be a short lowercase chain name like solana or ethereum"),
+        "is not a wallet address": _("is not a wallet address"),
+        "must be an object": _("must be an object"),
+        "must be buy or sell": _("must be buy or sell"),
+        "must be a handle like @name (letters, digits, _; up to 15)":
+            _("must be a handle like @name (letters, digits, _; up to 15)"),
+        "must be yes or no": _("must be yes or no"),
+    }
+
+
+def validation_reason(reason: str) -> str:
+    """Why an input was refused, in the reader's language. The reasons come from services in English
+    (the HTTP API answers with them as they are); one this does not know is shown as it came."""
+    if reason.startswith("item ") and ": " in reason:  # "item 2: must be ..." (a list's member)
+        head, _sep, rest = reason.partition(": ")
+        if head[5:].isdigit():
+            return _("item {n}: {reason}").format(n=head[5:], reason=validation_reason(rest))
+    for pattern, wording in ((r"must be a list of 1 to (\d+) decimal strings",
+                              lambda n: _("must be a list of 1 to {n} numbers").format(n=n)),
+                             (r"is longer than (\d+) characters",
+                              lambda n: _("is longer than {n} characters").format(n=n)),
+                             (r"this signal has (\d+) targets",
+                              lambda n: _("this signal has {n} targets").format(n=n))):
+        if match := re.fullmatch(pattern, reason):
+            return wording(match.group(1))
+    return _reasons().get(reason, reason)
+
+
+def signal_field(field: str) -> str:
+    """A /signal argument's name as the admin reads it (the names of the command's usage line)."""
+    names = {"ecosystem": _("ecosystem"), "symbol": _("symbol"), "side": _("side"), "entry": _("entry"),
+             "take_profits": _("take_profits"), "stop_loss": _("stop_loss"), "timeframe": _("timeframe"),
+             "note": _("note")}  # English: the field names as the HTTP API and the admin's tests name them
+    return names.get(field, field)

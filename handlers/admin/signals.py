@@ -15,6 +15,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.screens import reply_target
 from bot.wiring import Services
 from handlers.admin.panel import AdminMenu
+from presentation.formatting import signal_field, validation_reason
 from services.signals import InvalidInput, parse_command
 
 
@@ -55,7 +56,8 @@ async def post_line(message: Message, line: str, services: Services) -> None:
         data = parse_command(line, external_id=external_id)
     except InvalidInput as exc:
         await message.answer(_("❌ {field}: {problem}\n\n{usage}").format(
-            field=html.escape(exc.field), problem=html.escape(exc.message), usage=usage()))
+            field=html.escape(signal_field(exc.field)), problem=html.escape(validation_reason(exc.message)),
+            usage=usage()))
         return
     result = await services.signals.ingest(data, source="admin")
     services.signal_delivery.wake()

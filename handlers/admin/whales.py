@@ -12,6 +12,7 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.wiring import Services
+from presentation.formatting import validation_reason
 from services.whale_input import Invalid, parse_bool, parse_twitter
 from services.whales import ImportReport
 
@@ -32,7 +33,7 @@ def report_text(report: ImportReport) -> str:
         rejected=len(report.rejected))]
     for r in report.rejected[:MAX_REASONS]:
         lines.append(_("line {line}: {field} {reason}").format(line=r.index, field=html.escape(r.field),
-                                                              reason=html.escape(r.reason)))
+                                                              reason=html.escape(validation_reason(r.reason))))
     if len(report.rejected) > MAX_REASONS:
         lines.append(_("…and {count} more rejected lines.").format(count=len(report.rejected) - MAX_REASONS))
     return "\n".join(lines)
@@ -54,7 +55,7 @@ async def import_csv(message: Message, bot: Bot, services: Services) -> None:
         report = await whales.import_csv(text)
     except Invalid as exc:
         await message.answer(_("Nothing imported: {field} {reason}").format(
-            field=html.escape(exc.field), reason=html.escape(exc.reason)) + "\n\n" + usage())
+            field=html.escape(exc.field), reason=html.escape(validation_reason(exc.reason))) + "\n\n" + usage())
         return
     whales.forget_rankings()
     await message.answer(report_text(report))
@@ -86,7 +87,7 @@ async def whale_set(message: Message, command: CommandObject, services: Services
         wallet = await whales.set_wallet(address, chain, **changes)
     except Invalid as exc:
         await message.answer(_("Nothing changed: {field} {reason}").format(
-            field=html.escape(exc.field), reason=html.escape(exc.reason)))
+            field=html.escape(exc.field), reason=html.escape(validation_reason(exc.reason))))
         return
     whales.forget_rankings()
     await message.answer(_("Saved: <code>{address}</code> ({chain}) · verified: {verified} · X: {twitter}").format(

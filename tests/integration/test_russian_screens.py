@@ -52,7 +52,7 @@ TECHNICAL = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b( is not set)?|\b\w+=\S*|\
 def visible(text: str) -> str:
     """What a reader reads as words: tags, code, links, commands, @names, #pairs and placeholders-free text."""
     text = re.sub(r"<code>.*?</code>|<pre>.*?</pre>|<a [^>]*>|</a>", " ", text, flags=re.S)
-    text = re.sub(r"<[^>]+>", " ", text)
+    text = re.sub(r"<[^>]+>|&quot;[^&]*&quot;", " ", text)  # tags; quoted examples of what to type
     text = re.sub(r"https?://\S+|t\.me/\S+|/[a-z_]+\b|@\w+|#\S+|\w+…\w*|…\w+", " ", text)
     return TECHNICAL.sub(" ", text)
 
@@ -154,7 +154,9 @@ async def test_every_admin_screen_reads_russian(harness):
     await seed(harness)
     await harness.users.seen(ADMIN_ID, username="boss", first_name="Пётр", language_code="ru")
     commands = [f"/{c.name}" for c in all_commands() if c.admin and not c.name.startswith("refund_done")]
-    commands += [f"/user {IVAN}", f"/orders {IVAN}", "/refund 1"]
+    commands += [f"/user {IVAN}", f"/orders {IVAN}", "/refund 1",
+                 "/signal crypto SOL/USDT short 100 90 95", "/signal crypto SOL/USDT long 1,5 2 1",
+                 "/whale_set solana nowallet label=Кит"]
     texts = await tour(harness, ADMIN_ID, commands)
     assert len(texts) > 30
     found = {t[:80]: p for t in texts if (p := problems(t))}
