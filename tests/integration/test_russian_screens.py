@@ -203,3 +203,16 @@ def test_order_titles_follow_the_reader(i18n_context):
         assert order_title(tokens).replace("\u00a0", " ") == "25 000 токенов · GPT-4o"
         credit = Order(product="api_credit", title="API credit · $5.00", details={"credit_usd": "5"})
         assert order_title(credit).replace("\u00a0", " ") == "Баланс API · 5,00 $"
+
+
+async def test_a_worker_message_is_formatted_for_each_recipient(harness):
+    """Workers compute an amount once (`later`) and the Notifier renders it in each recipient's language."""
+    from presentation.formatting import later
+
+    await harness.users.seen(IVAN, username=None, first_name="Иван", language_code="ru")
+    await harness.users.seen(702, username=None, first_name="Ann", language_code="en")
+    amount, due = later(amount_text, Decimal("1234.5"), "USDT"), later(usd, 123456)
+    for user_id in (IVAN, 702):
+        await harness.app.services.notifier.send(user_id, lambda: f"{amount} · {due}")
+    ru, en = [m.text for m in harness.session.of("SendMessage")[-2:]]
+    assert ru.replace("\u00a0", " ") == "1234,5 USDT · 1 234,56 $" and en == "1234.5 USDT · $1,234.56"
