@@ -8,6 +8,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from db.models_whales import WhaleTrade, WhaleWallet
 from presentation.formatting import percent, signed_usd, usd
@@ -70,7 +71,9 @@ def wallet_name(address: str, label: str | None, verified: bool, *, short: bool,
 
 
 def alert_text(items: list[tuple[WhaleTrade, WhaleWallet]], tz: ZoneInfo) -> str:
-    lines = [_("🐋 <b>Whale alert</b>: {count} new trades from wallets you follow").format(count=len(items))
+    lines = [ngettext("🐋 <b>Whale alert</b>: {count} new trade from wallets you follow",
+                      "🐋 <b>Whale alert</b>: {count} new trades from wallets you follow", len(items)).format(
+                          count=len(items))
              if len(items) > 1 else _("🐋 <b>Whale alert</b>: a wallet you follow just traded")]
     by_wallet: dict[int, list[WhaleTrade]] = {}
     wallets: dict[int, WhaleWallet] = {}

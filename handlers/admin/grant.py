@@ -9,6 +9,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from bot.screens import reply_target
 from bot.wiring import Services
@@ -93,7 +94,8 @@ async def grant_plan(message: Message, arguments: str, services: Services) -> No
     member = await channel.is_member(user_id)
     link = None if member else await channel.invite(user_id, until=period.ends_at)
     sent = await services.notifier.send(user_id, lambda: granted_text(plan.name, days, ends, link))
-    lines = [_("✅ User {id} has the {plan} plan until {ends} ({days} days added).").format(
+    lines = [ngettext("✅ User {id} has the {plan} plan until {ends} ({days} day added).",
+                      "✅ User {id} has the {plan} plan until {ends} ({days} days added).", days).format(
         id=user_id, plan=plan.name, ends=ends, days=days)]
     if sent is None:
         lines.append(_("They couldn't be told: they may have blocked the bot."))

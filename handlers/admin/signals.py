@@ -11,6 +11,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from bot.screens import reply_target
 from bot.wiring import Services
@@ -62,7 +63,8 @@ async def post_line(message: Message, line: str, services: Services) -> None:
     result = await services.signals.ingest(data, source="admin")
     services.signal_delivery.wake()
     if result.created:
-        await message.answer(_("✅ Signal #{id} stored; {n} deliveries queued.").format(
+        await message.answer(ngettext("✅ Signal #{id} stored; {n} delivery queued.",
+                                      "✅ Signal #{id} stored; {n} deliveries queued.", result.recipients).format(
             id=result.signal_id, n=result.recipients))
     else:
         await message.answer(_("This signal was already posted (#{id}).").format(id=result.signal_id))

@@ -12,6 +12,7 @@ from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.keyboards import Menu
@@ -129,11 +130,14 @@ def performance_text(trades: list[track_record.Trade], check: track_record.Chain
         lines.append("")
     head = f"<code>{check.head[:16]}…</code>"
     if check.ok:
-        lines.append(_("🔗 Chain of {n} signals, head {head}: ✅ recomputed and intact.").format(
+        lines.append(ngettext("🔗 Chain of {n} signal, head {head}: ✅ recomputed and intact.",
+                              "🔗 Chain of {n} signals, head {head}: ✅ recomputed and intact.", check.length).format(
             n=check.length, head=head))
     else:
-        lines.append(_("🔗 Chain of {n} signals, head {head}: ❌ broken at {where} — stored history was "
-                       "changed.").format(n=check.length, head=head, where=html.escape(check.broken_at or "?")))
+        lines.append(ngettext("🔗 Chain of {n} signal, head {head}: ❌ broken at {where} — stored history was "
+                              "changed.", "🔗 Chain of {n} signals, head {head}: ❌ broken at {where} — stored history "
+                              "was changed.", check.length).format(
+            n=check.length, head=head, where=html.escape(check.broken_at or "?")))
     return "\n".join(lines)
 
 

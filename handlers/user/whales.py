@@ -118,7 +118,8 @@ def board_screen(board: Board, plan: Plan, min_trades: int) -> tuple[str, Inline
         builder.button(text=_("📈 See plans"), callback_data=Menu(section="plans"))
         sizes.append(1)
     else:
-        lines += ["", _("{total} wallets ranked (at least {count} trades in the period).").format(
+        lines += ["", ngettext("{total} wallet ranked (at least {count} trades in the period).",
+                               "{total} wallets ranked (at least {count} trades in the period).", board.total).format(
             total=board.total, count=min_trades)]
         builder.button(text=_("📋 My wallets"), callback_data=WMine())
         sizes.append(1)
