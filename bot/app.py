@@ -122,7 +122,8 @@ class App:
         self.port = self._runner.addresses[0][1]
         with startup.telegram(settings.telegram_api_url):
             me = await s.bot.get_me()
-        await register_commands(s.bot, s.i18n, settings.admin_ids, all_commands(s.products.commands))
+        admin_languages = {a: u.language for a in settings.admin_ids if (u := await s.users.get(a)) is not None}
+        await register_commands(s.bot, s.i18n, settings.admin_ids, all_commands(s.products.commands), admin_languages)
         self._schedule()
         self.scheduler.start()
         await s.worker.recover()
