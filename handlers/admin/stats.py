@@ -12,6 +12,7 @@ from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import select
 
@@ -50,8 +51,10 @@ def stats_text(d: Dashboard, settings: Settings) -> str:
         _("30 days by product: {items}").format(items=products or "—"),
         _("30 days by provider: {items}").format(items=providers or "—"),
         _("Orders per day, last 7 days: {items}").format(items=per_day),
-        _("Last 30 days: {orders} orders · paid {paid_rate} · delivered {delivered_rate} · revenue per order "
-          "{rpo} · average order {aov}").format(
+        ngettext("Last 30 days: {orders} order · paid {paid_rate} · delivered {delivered_rate} · revenue per "
+                 "order {rpo} · average order {aov}",
+                 "Last 30 days: {orders} orders · paid {paid_rate} · delivered {delivered_rate} · revenue per "
+                 "order {rpo} · average order {aov}", d.month.orders).format(
             orders=d.month.orders, paid_rate=percent(d.month.payment_success_rate, digits=0),
             delivered_rate=percent(d.month.delivery_success_rate, digits=0), rpo=money(d.month.revenue_per_order_cents),
             aov=money(d.month.average_order_value_cents)),

@@ -55,7 +55,8 @@ def signals_text(usage: Usage, latest: list[Signal], filters: dict[str, set[str]
         lines.append(_("Plan: <b>Free</b> — signals reach you {minutes} minutes after paid members. "
                        "/plans to get them at once.").format(minutes=free_delay_minutes))
     if plan.signals_per_day is None:
-        lines.append(_("Today: {used} signals (no daily limit)").format(used=usage.today))
+        lines.append(ngettext("Today: {used} signal (no daily limit)", "Today: {used} signals (no daily limit)",
+                              usage.today).format(used=usage.today))
     else:
         lines.append(_("Today: {used} of {cap} signals").format(used=usage.today, cap=plan.signals_per_day))
     lines.append(_("History: the last {days} days").format(days=plan.history_days))
