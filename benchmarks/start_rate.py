@@ -2,8 +2,11 @@
 
 N distinct users each send /start (first contact: a user row is written) and then /help; the clock
 stops when every reply has reached the stand-in. The same N updates then go, in the same process,
-to a bare aiogram bot (a Dispatcher with two handlers that answer a fixed text, no database, no
-middleware) polling its own stand-in. The ratio app/bare is what to compare across machines. The
+to a bare aiogram bot (a Dispatcher with two handlers, no database, no middleware) polling its own
+stand-in. The bare bot sends the very replies the app sent (the same text and keyboard, taken from the
+app's run): the stand-in parses and echoes every message in this process, so a longer reply costs CPU here
+whoever sends it, and the ratio must compare the bots, not the length of their texts. The ratio app/bare is
+what to compare across machines. The
 outgoing gate is set to its maximum (1,000 req/s) so the figure is the bot's own ceiling, not
 Telegram's limit. Both bots run as run.py runs ours: `gc.freeze()` once started, so neither pays for
 garbage collections that walk everything imported (the bare bot shares this process with the whole app's
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import os
 import statistics
 import tempfile
@@ -31,7 +35,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.filters import Command, CommandStart
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import InlineKeyboardMarkup, Message
 
 from bot.app import App
 from config.settings import Settings
@@ -61,27 +65,40 @@ async def _drive(telegram: TelegramStandIn, command: str, first_id: int) -> Rate
     return Rate(USERS / (time.perf_counter() - started), (time.process_time() - cpu) * 1000 / USERS)
 
 
-def bare_dispatcher() -> Dispatcher:
-    """What aiogram's own examples start with: two command handlers answering fixed text."""
+Reply = tuple[str, InlineKeyboardMarkup | None]
+
+
+def bare_dispatcher(replies: dict[str, Reply]) -> Dispatcher:
+    """What aiogram's own examples start with: two command handlers answering fixed replies."""
     dp = Dispatcher()
-    menu = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="Menu", callback_data="m")]])
 
     @dp.message(CommandStart())
     async def start(message: Message) -> None:
-        await message.answer(f"👋 Hi, {message.from_user.first_name}!", reply_markup=menu)
+        text, markup = replies["/start"]
+        await message.answer(text, reply_markup=markup)
 
     @dp.message(Command("help"))
     async def help_(message: Message) -> None:
-        await message.answer("Help text")
+        text, markup = replies["/help"]
+        await message.answer(text, reply_markup=markup)
 
     return dp
 
 
-async def _bare_rates(first_id: int) -> list[Rate]:
+def last_reply(telegram: TelegramStandIn) -> Reply:
+    """The last message the bot sent, as aiogram would send it again."""
+    sent = telegram.calls_of("sendMessage")[-1].params
+    markup = sent.get("reply_markup")
+    if isinstance(markup, str):
+        markup = json.loads(markup)
+    return sent["text"], InlineKeyboardMarkup.model_validate(markup) if markup else None
+
+
+async def _bare_rates(first_id: int, replies: dict[str, Reply]) -> list[Rate]:
     async with TelegramStandIn(rate_limit=None) as telegram:
         bot = Bot(SANDBOX_TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(telegram.base_url)),
                   default=DefaultBotProperties(parse_mode=ParseMode.HTML))
-        dp = bare_dispatcher()
+        dp = bare_dispatcher(replies)
         polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, close_bot_session=True))
         gc.freeze()  # as for the app below
         try:
@@ -93,7 +110,7 @@ async def _bare_rates(first_id: int) -> list[Rate]:
             gc.unfreeze()
 
 
-async def _app_rates(first_id: int) -> list[Rate]:
+async def _app_rates(first_id: int) -> tuple[list[Rate], dict[str, Reply]]:
     with tempfile.TemporaryDirectory() as tmp:
         async with TelegramStandIn(rate_limit=None) as telegram:
             settings = Settings(_env_file=None, telegram_bot_token=SANDBOX_TOKEN,
@@ -104,16 +121,20 @@ async def _app_rates(first_id: int) -> list[Rate]:
             await app.start()
             gc.freeze()  # as run.py does
             try:
-                return [await _drive(telegram, command, first_id) for _, command in PHASES]
+                rates, replies = [], {}
+                for _, command in PHASES:
+                    rates.append(await _drive(telegram, command, first_id))
+                    replies[command] = last_reply(telegram)
+                return rates, replies
             finally:
                 await app.stop()
                 gc.unfreeze()
 
 
 async def measure() -> list[tuple[str, Rate, Rate]]:
-    """One pair of runs, bare aiogram first: [(phase, app, bare aiogram)]."""
-    bare = await _bare_rates(ID_BASE)
-    app = await _app_rates(ID_BASE)
+    """One pair of runs, the app first (the bare bot sends the replies it sent): [(phase, app, bare aiogram)]."""
+    app, replies = await _app_rates(ID_BASE)
+    bare = await _bare_rates(ID_BASE, replies)
     return [(label, a, b) for (label, _), a, b in zip(PHASES, app, bare, strict=True)]
 
 
