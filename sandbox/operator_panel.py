@@ -35,6 +35,7 @@ from aiohttp import web
 
 from processing.ingest_auth import signed_headers
 from sandbox.pages import plain_decimal
+from sandbox.webchat import ApiError, json_route
 
 if TYPE_CHECKING:
     from sandbox.cryptopay import CryptoPayStandIn
@@ -111,12 +112,6 @@ class PostedSignal:
     events: list[str] = field(default_factory=list)
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status, self.text = status, text
-
-
 class OperatorPanel:
     """Routes of the operator panel on ``telegram.app`` (created before the stand-in starts)."""
 
@@ -128,35 +123,17 @@ class OperatorPanel:
         self.secret: str | None = None
         self.signals: dict[str, PostedSignal] = {}
         app = telegram.app
-        app.router.add_get(f"{PREFIX}/state", self._json(self._state))
-        app.router.add_post(f"{PREFIX}/signal", self._json(self._signal))
-        app.router.add_post(f"{PREFIX}/signal/{{signal_id}}/event", self._json(self._event))
-        app.router.add_post(f"{PREFIX}/whales", self._json(self._whales))
-        app.router.add_get(f"{PREFIX}/invoices", self._json(self._invoices))
+        app.router.add_get(f"{PREFIX}/state", json_route(self._state))
+        app.router.add_post(f"{PREFIX}/signal", json_route(self._signal))
+        app.router.add_post(f"{PREFIX}/signal/{{signal_id}}/event", json_route(self._event))
+        app.router.add_post(f"{PREFIX}/whales", json_route(self._whales))
+        app.router.add_get(f"{PREFIX}/invoices", json_route(self._invoices))
 
     def bind(self, bot_url: str, secret: str | None) -> None:
         """Post to the bot at ``bot_url``, signed with ``secret`` (None: ingest is off)."""
         self.bot_url, self.secret = bot_url.rstrip("/"), secret
 
     # ------------------------------------------------------------------ plumbing
-
-    @staticmethod
-    def _json(handler: Any) -> Any:
-        async def wrapped(request: web.Request) -> web.Response:
-            try:
-                body: JSON = {}
-                if request.method == "POST" and request.can_read_body:
-                    try:
-                        body = await request.json()
-                    except ValueError:
-                        raise ApiError(400, "the body must be a JSON object") from None
-                    if not isinstance(body, dict):
-                        raise ApiError(400, "the body must be a JSON object")
-                result, status = await handler(request, body), 200
-            except ApiError as err:
-                result, status = {"error": err.text}, err.status
-            return web.json_response(result, status=status, headers={"Cache-Control": "no-store"})
-        return wrapped
 
     async def post(self, path: str, payload: JSON) -> tuple[int, Any]:
         """POST ``payload`` to the bot's ingest route ``path``, signed; return its status and JSON answer."""

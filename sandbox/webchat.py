@@ -69,6 +69,27 @@ class ApiError(Exception):
         self.status, self.text = status, text
 
 
+def json_route(handler: Any) -> Any:
+    """An aiohttp handler from ``handler(request, body) -> result``: the body must be a JSON object (POST),
+    the result is sent as JSON, an ``ApiError`` as ``{"error": text}`` with its status."""
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            body: JSON = {}
+            if request.method == "POST" and request.can_read_body:
+                try:
+                    body = await request.json()
+                except ValueError:
+                    raise ApiError(400, "the body must be a JSON object") from None
+                if not isinstance(body, dict):
+                    raise ApiError(400, "the body must be a JSON object")
+            result, status = await handler(request, body), 200
+        except ApiError as err:
+            result, status = {"error": err.text}, err.status
+        return web.json_response(result, status=status, headers={
+            "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+    return wrapped
+
+
 class WebChat:
     """Routes of the web chat on ``telegram.app``; see the module docstring."""
 
@@ -87,17 +108,17 @@ class WebChat:
         app.router.add_get(f"{PREFIX}/invoice/{{slug}}", self._index)
         app.router.add_get(f"{PREFIX}/static/{{name}}", self._static)
         app.router.add_get(f"{PREFIX}/files/{{file_id}}", self._file)
-        app.router.add_get(f"{api}/state", self._json(self._state))
-        app.router.add_get(f"{api}/users", self._json(self._users))
-        app.router.add_post(f"{api}/users", self._json(self._create_user))
-        app.router.add_post(f"{api}/users/{{user_id}}/block", self._json(self._block))
-        app.router.add_get(f"{api}/chats/{{chat_id}}", self._json(self._chat))
-        app.router.add_get(f"{api}/commands", self._json(self._commands))
-        app.router.add_post(f"{api}/send", self._json(self._send))
-        app.router.add_post(f"{api}/press", self._json(self._press))
-        app.router.add_post(f"{api}/pay", self._json(self._pay))
-        app.router.add_get(f"{api}/invoices/{{slug}}", self._json(self._invoice))
-        app.router.add_post(f"{api}/join", self._json(self._join))
+        app.router.add_get(f"{api}/state", json_route(self._state))
+        app.router.add_get(f"{api}/users", json_route(self._users))
+        app.router.add_post(f"{api}/users", json_route(self._create_user))
+        app.router.add_post(f"{api}/users/{{user_id}}/block", json_route(self._block))
+        app.router.add_get(f"{api}/chats/{{chat_id}}", json_route(self._chat))
+        app.router.add_get(f"{api}/commands", json_route(self._commands))
+        app.router.add_post(f"{api}/send", json_route(self._send))
+        app.router.add_post(f"{api}/press", json_route(self._press))
+        app.router.add_post(f"{api}/pay", json_route(self._pay))
+        app.router.add_get(f"{api}/invoices/{{slug}}", json_route(self._invoice))
+        app.router.add_post(f"{api}/join", json_route(self._join))
         app.router.add_get(f"{api}/events", self._events)
         app.on_shutdown.append(self._close_streams)
 
@@ -127,26 +148,6 @@ class WebChat:
         return user_id
 
     # ------------------------------------------------------------------ plumbing
-
-    @staticmethod
-    def _json(handler: Any) -> Any:
-        async def wrapped(request: web.Request) -> web.Response:
-            try:
-                body: JSON = {}
-                if request.method == "POST" and request.can_read_body:
-                    try:
-                        body = await request.json()
-                    except ValueError:
-                        raise ApiError(400, "the body must be a JSON object") from None
-                    if not isinstance(body, dict):
-                        raise ApiError(400, "the body must be a JSON object")
-                result = await handler(request, body)
-                status = 200
-            except ApiError as err:
-                result, status = {"error": err.text}, err.status
-            return web.json_response(result, status=status, headers={
-                "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
-        return wrapped
 
     @staticmethod
     def _int(value: Any, name: str) -> int:
