@@ -21,6 +21,7 @@ from config.settings import Settings
 from db.engine import Database
 from presentation.ai_tokens import ai_tokens_product
 from presentation.api import api_credit_product
+from presentation.formatting import order_title
 from presentation.plans import plan_product
 from processing.alerts import AdminAlerts
 from processing.broadcast_progress import BroadcastProgress
@@ -140,7 +141,7 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
         return f"{base}{path}" if base else None
 
     providers = payment_registry.build(settings, bot=bot, public_url=public_url)
-    checkout = CheckoutService(orders, providers)
+    checkout = CheckoutService(orders, providers, describe=order_title)
     openrouter = OpenRouterClient(settings.openrouter_api_url, secret(settings.openrouter_management_key))
     ai_tokens = AiTokenShop(
         PriceBook(openrouter, settings.ai_token_models),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -54,8 +54,11 @@ class CheckoutResult:
 
 
 class CheckoutService:
-    def __init__(self, orders: OrderService, providers: Mapping[str, PaymentProvider]) -> None:
-        self.orders, self.providers = orders, providers
+    def __init__(self, orders: OrderService, providers: Mapping[str, PaymentProvider], *,
+                 describe: Callable[[Order], str] = lambda order: order.title) -> None:
+        """`describe`: the invoice's title and description for an order, in the buyer's language (called
+        while the buyer's tap is handled; the app passes presentation's `order_title`)."""
+        self.orders, self.providers, self.describe = orders, providers, describe
 
     def methods(self, amount_cents: int | None = None) -> list[Method]:
         """Configured methods, leaving out those whose minimum the amount does not reach."""
@@ -102,7 +105,8 @@ class CheckoutService:
         if claim is None:
             return CheckoutResult(CheckoutProblem.BUSY, order, method=method)
         provider = self.providers[method.provider]
-        request = InvoiceRequest(order.id, user_id, order.amount_cents, order.title, order.title,
+        title = self.describe(order)
+        request = InvoiceRequest(order.id, user_id, order.amount_cents, title, title,
                                  int((order.expires_at - now).total_seconds()), asset=method.asset)
         try:  # the network call happens outside any transaction
             draft = await provider.create_invoice(request)

@@ -120,7 +120,7 @@ async def seed(h: Harness) -> None:
     await h.app.subscriptions.add_time(IVAN, "pro", 30, source="grant")
 
 
-async def tour(h: Harness, who: int, commands: list[str], depth: int = 2) -> list[str]:
+async def tour(h: Harness, who: int, commands: list[str], depth: int = 3) -> list[str]:
     """Send each command, then tap every button shown (and the buttons those showed, `depth` levels deep),
     and return what was shown."""
     user = h.user(who, first_name="Иван", language_code="ru")
