@@ -151,9 +151,11 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
     subscriptions = SubscriptionService(db)
     channel = PrivateChannel(bot, settings.private_channel_id)
     plan_shop = PlanShop(orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes))
+    ledger = LedgerService(db)
     products = build_catalog(ProductParts(
         settings=settings, db=db, bot=bot, users=users, orders=orders, checkout=checkout, openrouter=openrouter,
         vault=vault, ai_tokens=ai_tokens, subscriptions=subscriptions, channel=channel, plan_shop=plan_shop,
+        ledger=ledger,
     ), BUILT_IN_PRODUCTS)
     plan_lifecycle = SubscriptionLifecycle(subscriptions, PlanNotices(db), channel, notifier, settings.tz)
     referrals = ReferralService(db, subscriptions, reward_days=settings.referral_reward_days)
@@ -184,6 +186,6 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
         broadcast_progress=BroadcastProgress(broadcasts, notifier),
         whale_alerts=WhaleAlerts(whales, notifier, subscriptions, settings.tz),
         whale_post=WeeklyWhalePost(db, whales, bot, i18n, settings),
-        ledger=LedgerService(db), api_keys=ApiKeyService(db),
+        ledger=ledger, api_keys=ApiKeyService(db),
         api_credit=ApiCreditShop(orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes)),
     )

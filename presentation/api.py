@@ -15,7 +15,7 @@ from presentation.formatting import datetime_text, money_text, usd
 from services import api_credit
 from services.api_credit import MAX_CENTS, MIN_CENTS, CreditAdded
 from services.api_keys import MAX_KEYS
-from services.ledger import LedgerLine, LedgerService
+from services.ledger import LedgerLine
 from services.placed import PlaceProblem
 from services.products import Product, ProductParts
 
@@ -168,4 +168,4 @@ class ApiCreditTexts:
 
 def api_credit_product(parts: ProductParts) -> Product:
     """The API-credit product (services.api_credit.api_credit_product) told in these words."""
-    return api_credit.api_credit_product(parts, LedgerService(parts.db), ApiCreditTexts())
+    return api_credit.api_credit_product(parts, parts.ledger, ApiCreditTexts())

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the shops import this module: their types are only named he
     from services.ai_tokens import AiTokenShop
     from services.channel import PrivateChannel
     from services.checkout import CheckoutService
+    from services.ledger import LedgerService
     from services.openrouter import OpenRouterClient
     from services.orders import OrderService
     from services.plan_sales import PlanShop
@@ -188,6 +189,7 @@ class ProductParts:
     subscriptions: SubscriptionService
     channel: PrivateChannel
     plan_shop: PlanShop
+    ledger: LedgerService
 
 
 ProductBuilder = Callable[[ProductParts], Product]
