@@ -19,6 +19,7 @@ from bot import startup
 from bot.i18n import build_i18n
 from config.settings import Settings
 from db.engine import Database
+from db.models import Order
 from presentation.ai_tokens import ai_tokens_product
 from presentation.api import api_credit_product
 from presentation.formatting import order_title
@@ -141,7 +142,14 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
         return f"{base}{path}" if base else None
 
     providers = payment_registry.build(settings, bot=bot, public_url=public_url)
-    checkout = CheckoutService(orders, providers, describe=order_title)
+
+    def invoice_title(order: Order) -> str:
+        """The order's title in the buyer's language while their tap is handled; in English for an invoice
+        made outside an update (a worker, a script)."""
+        with i18n.context():
+            return order_title(order)
+
+    checkout = CheckoutService(orders, providers, describe=invoice_title)
     openrouter = OpenRouterClient(settings.openrouter_api_url, secret(settings.openrouter_management_key))
     ai_tokens = AiTokenShop(
         PriceBook(openrouter, settings.ai_token_models),

@@ -233,7 +233,7 @@ def build_router() -> Router:
     router.callback_query.register(open_key, ApiKeyOpen.filter())
     router.callback_query.register(roll_key, ApiKeyRoll.filter())
     router.callback_query.register(revoke_key, ApiKeyRevoke.filter())
-    router.callback_query.register(buy, ApiBuy.filter())
+    router.callback_query.register(buy, ApiBuy.filter(F.cents.in_(PACKAGES_CENTS)))  # custom amounts are typed
     router.message.register(create_key, StateFilter(ApiFlow.name), F.text, ~F.text.startswith("/"))
     router.message.register(name_not_text, StateFilter(ApiFlow.name))
     router.message.register(custom_amount, StateFilter(ApiFlow.amount), F.text, ~F.text.startswith("/"))
