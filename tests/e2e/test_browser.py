@@ -76,6 +76,12 @@ def css(driver: Any, selector: str) -> list[Any]:
     return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
+def page_text(driver: Any) -> str:
+    """The page's visible text; empty while a navigation has not produced a body yet."""
+    body = css(driver, "body")
+    return body[0].text if body else ""
+
+
 def bot_bubbles(driver: Any) -> list[Any]:
     return css(driver, "#messages .msg.in")
 
@@ -291,7 +297,7 @@ async def test_krypto_express_pay_page_opens_from_the_chat(tmp_path):
             await until(driver, lambda d: "KryptoExpress payment" in d.title, what="the KryptoExpress page")
             pay = next(b for b in css(driver, "button") if b.text.startswith("Pay exact"))
             await asyncio.to_thread(pay.click)
-            await until(driver, lambda d: "Paid" in css(d, "body")[0].text, what="the payment")
+            await until(driver, lambda d: "Paid" in page_text(d), what="the payment")
             await asyncio.to_thread(driver.switch_to.window, chat_window)
             await until(driver, bubble_with("plan active"), timeout=20, what="the plan in the chat")
             await until(driver, lambda d: "No open Crypto Pay or KryptoExpress invoice" in css(
@@ -363,11 +369,11 @@ async def test_the_tour_in_russian_meets_no_english_in_the_page_and_no_dead_end(
             await asyncio.to_thread(link[0].click)
             await until(driver, lambda d: len(d.window_handles) == 2, what="the pay page's window")
             await asyncio.to_thread(driver.switch_to.window, next(h for h in driver.window_handles if h != chat_window))
-            pay_page = await until(driver, lambda d: css(d, "body")[0].text, what="the Crypto Pay page")
+            pay_page = await until(driver, lambda d: page_text(d), what="the Crypto Pay page")
             ours = "\n".join(line for line in pay_page.splitlines() if not line.startswith("Описание"))  # the bot's
             assert "Счёт Crypto Pay" in pay_page and english_words(ours) == [], pay_page  # as @CryptoBot would
             await asyncio.to_thread(next(b for b in css(driver, "button") if b.text == "Оплатить").click)
-            await until(driver, lambda d: "Оплачено" in css(d, "body")[0].text, what="the Crypto Pay payment")
+            await until(driver, lambda d: "Оплачено" in page_text(d), what="the Crypto Pay payment")
             await asyncio.to_thread(driver.close)
             await asyncio.to_thread(driver.switch_to.window, chat_window)
             active = await until(driver, bubble_with("Тариф Pro активен"), timeout=20, what="the plan")
