@@ -28,6 +28,17 @@ DEFAULT_AI_MODELS = [
     "meta-llama/llama-3.3-70b-instruct",
 ]
 CONTENT_KINDS = ("market", "tip", "promo", "community")
+#: The developer API's default limits per plan (the tier table): calls per minute and per UTC day, None = unlimited.
+DEFAULT_API_LIMITS: dict[str, dict[str, int | None]] = {
+    "free": {"per_minute": 10, "per_day": 100},
+    "basic": {"per_minute": 60, "per_day": 1_000},
+    "pro": {"per_minute": 300, "per_day": 10_000},
+    "enterprise": {"per_minute": 1_200, "per_day": None},
+}
+#: USD per developer-API call once the day's quota is used, by endpoint group.
+DEFAULT_API_PRICES: dict[str, Decimal] = {
+    "signals": Decimal("0.01"), "whales": Decimal("0.02"), "analytics": Decimal("0.03"), "datasets": Decimal("0.50"),
+}
 ASYNC_DRIVERS = ("aiosqlite", "asyncpg", "psycopg", "aiomysql", "asyncmy")
 
 StrList = Annotated[list[str], NoDecode]
@@ -64,6 +75,18 @@ def _split_list(value: Any) -> list[str]:
     if text[0] in '{"':
         raise ValueError('expected a comma-separated list (a,b,c) or a JSON list (["a","b"])')
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _json_object(value: Any, example: str) -> dict:
+    """A JSON-object setting: a dict as given, or parsed from its text (empty text: {})."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object like {example}")
+    return value
 
 
 def _chat_ref(value: Any) -> int | str | None:
@@ -132,6 +155,11 @@ class Settings(BaseSettings):
     signal_webhook_secret: SecretStr | None = None
     signal_webhook_allowed_ips: StrList = Field(default_factory=list)
     redis_url: str | None = None
+    api_limits: Annotated[dict[str, dict[str, int | None]], NoDecode] = Field(
+        default_factory=lambda: {plan: dict(limits) for plan, limits in DEFAULT_API_LIMITS.items()})
+    api_prices: Annotated[dict[str, Decimal], NoDecode] = Field(default_factory=lambda: dict(DEFAULT_API_PRICES))
+    #: Let API webhooks point at private and loopback addresses over http (the sandbox; never in production).
+    api_webhook_allow_private: bool = False
     log_level: str = "INFO"
 
     @field_validator(
@@ -165,14 +193,44 @@ class Settings(BaseSettings):
     @field_validator("telegram_channel_map", mode="before")
     @classmethod
     def _channel_map(cls, value: Any) -> dict[str, int | str]:
-        if isinstance(value, str):
-            try:
-                value = json.loads(value) if value.strip() else {}
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"not valid JSON ({exc.msg})") from None
-        if not isinstance(value, dict):
-            raise ValueError('expected a JSON object like {"crypto": "-100123"}')
+        value = _json_object(value, '{"crypto": "-100123"}')
         return {str(k).lower(): _chat_ref(v) for k, v in value.items()}
+
+    @field_validator("api_limits", mode="before")
+    @classmethod
+    def _api_limits(cls, value: Any) -> dict[str, dict[str, int | None]]:
+        """Plans not named keep their defaults; each named plan gives both limits (a positive whole number or
+        null for unlimited)."""
+        given = _json_object(value, '{"free": {"per_minute": 10, "per_day": 100}}')
+        limits = {plan: dict(default) for plan, default in DEFAULT_API_LIMITS.items()}
+        for plan, pair in given.items():
+            if plan not in limits:
+                raise ValueError(f"unknown plan {plan!r} (plans: {', '.join(limits)})")
+            if not isinstance(pair, dict) or set(pair) != {"per_minute", "per_day"}:
+                raise ValueError(f'{plan}: expected {{"per_minute": n or null, "per_day": n or null}}')
+            for name, number in pair.items():
+                if number is not None and (isinstance(number, bool) or not isinstance(number, int) or number < 1):
+                    raise ValueError(f"{plan}.{name}: expected a positive whole number or null")
+            limits[plan] = dict(pair)
+        return limits
+
+    @field_validator("api_prices", mode="before")
+    @classmethod
+    def _api_prices(cls, value: Any) -> dict[str, Decimal]:
+        """Groups not named keep their defaults; a price is a non-negative USD amount of at most 6 decimals."""
+        given = _json_object(value, '{"signals": "0.01"}')
+        prices = dict(DEFAULT_API_PRICES)
+        for group, price in given.items():
+            if group not in prices:
+                raise ValueError(f"unknown group {group!r} (groups: {', '.join(prices)})")
+            try:
+                amount = Decimal(str(price)) if not isinstance(price, bool) else Decimal("NaN")
+            except ArithmeticError:
+                amount = Decimal("NaN")
+            if not amount.is_finite() or amount < 0 or amount.as_tuple().exponent < -6 or amount > 1000:
+                raise ValueError(f"{group}: expected a USD amount from 0 to 1000 with at most 6 decimals")
+            prices[group] = amount
+        return prices
 
     @field_validator("timezone")
     @classmethod
