@@ -132,6 +132,23 @@ class ApiKeyService:
         self._used.pop(key_id, None)
         return done.rowcount == 1
 
+    async def revoke_any(self, key_id: int, *, user_id: int | None = None) -> ApiKey | None:
+        """An admin switches a user's key off at once (a rolled key in its grace period too): the key as it
+        now is, or None when there is no such usable key (of `user_id`, when given)."""
+        now = self.clock()
+        async with self.db.transaction() as session:
+            usable = (ApiKey.id == key_id, ApiKey.revoked_at.is_(None),
+                      or_(ApiKey.grace_until.is_(None), ApiKey.grace_until > now),
+                      *((ApiKey.user_id == user_id,) if user_id is not None else ()))
+            key = await session.scalar(select(ApiKey).where(*usable).with_for_update())
+            if key is None:
+                return None
+            done = await session.execute(update(ApiKey).where(*usable).values(revoked_at=now))
+            if done.rowcount != 1:
+                return None
+        self._used.pop(key_id, None)
+        return key
+
     async def keys(self, user_id: int) -> list[ApiKey]:
         """The user's usable keys (rolled ones still in their grace period included), oldest first, with
         their last use up to now."""

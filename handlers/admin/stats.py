@@ -1,4 +1,5 @@
-"""/stats: today's money and the month's health, a 30-day revenue chart, and a CSV of orders."""
+"""/stats: today's money and the month's health, the developer API's revenue and calls per UTC day, a 30-day
+revenue chart, and a CSV of orders."""
 
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ from db.base import utcnow
 from db.engine import Database
 from db.models import Order
 from handlers.admin.panel import AdminMenu
+from presentation.api_admin import stats_lines
 from presentation.formatting import month_day, percent, usd
 from presentation.texts import product_name, provider_name
 from services.analytics import Dashboard, dashboard
+from services.api_analytics import ApiFigures, api_figures
 from services.charts import revenue_chart
 from services.plans import PLANS
 
@@ -37,7 +40,7 @@ def money(cents: Decimal | int | None) -> str:
     return "—" if cents is None else usd(int(Decimal(cents).quantize(Decimal(1), rounding=ROUND_HALF_UP)))
 
 
-def stats_text(d: Dashboard, settings: Settings) -> str:
+def stats_text(d: Dashboard, settings: Settings, api: ApiFigures | None = None) -> str:
     month = d.revenue["30d"]
     products = " · ".join(f"{product_name(k[8:])} {usd(v)}" for k, v in month.items() if k.startswith("product:"))
     providers = " · ".join(f"{provider_name(k[9:])} {usd(v)}" for k, v in month.items()
@@ -62,6 +65,7 @@ def stats_text(d: Dashboard, settings: Settings) -> str:
             plans=plans, mrr=usd(d.mrr_cents), churn=percent(d.churn, digits=0)),
         _("Users: {total} · new today {today} · new this week {week} · blocked the bot {blocked}").format(
             total=d.users_total, today=d.users_new_today, week=d.users_new_week, blocked=d.users_blocked),
+        *(stats_lines(api) if api is not None else ()),
     ])
 
 
@@ -87,8 +91,10 @@ async def orders_csv(database: Database, since: datetime) -> bytes:
 async def stats(event: Message | CallbackQuery, bot: Bot, services: Services) -> None:
     """/stats and the panel's Stats button: the figures, then the chart, as new messages."""
     chat_id = (await reply_target(event)).chat.id
-    d = await dashboard(services.db, services.settings.tz, utcnow())
-    await bot.send_message(chat_id, stats_text(d, services.settings), reply_markup=stats_keyboard())
+    now = utcnow()
+    d = await dashboard(services.db, services.settings.tz, now)
+    api = await api_figures(services.db, now)
+    await bot.send_message(chat_id, stats_text(d, services.settings, api), reply_markup=stats_keyboard())
     # drawing takes a few hundred ms of CPU: off the event loop, so other users aren't kept waiting
     chart = await asyncio.to_thread(revenue_chart, d.daily_revenue, _("Revenue per day, last 30 days"))
     await bot.send_photo(chat_id, BufferedInputFile(chart, "revenue.png"))

@@ -1,4 +1,5 @@
-"""/user <id or @username>: who a user is, and the actions an admin takes on them."""
+"""/user <id or @username>: who a user is (their developer-API keys, use and credit too), and the actions an
+admin takes on them (ban, refund, revoke an API key)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callbacks import Index, RowId, TelegramId
 from bot.screens import refuse, reply_target, show
 from bot.wiring import Services
+from db.base import utcnow
 from db.models import User
 from handlers.admin.orders import RefundAct
 from handlers.admin.panel import AdminMenu
+from presentation import api_admin
 from presentation.formatting import date_text, datetime_text, language_name, order_title, usd
 from presentation.texts import status_label
+from services.api_analytics import user_api_usage
 from services.customers import orders_page, summary
 from services.orders import MONEY_IN
 from services.whale_input import short_address
@@ -31,6 +35,12 @@ class UserAct(CallbackData, prefix="uact"):
     action: str  # ban, unban, card (refunds: handlers.admin.orders.RefundAct)
     user_id: TelegramId
     order_id: RowId = 0
+
+
+class UserKey(CallbackData, prefix="ukey"):
+    action: str  # ask, yes (revoke one of the user's API keys, confirmed)
+    user_id: TelegramId
+    key_id: RowId
 
 
 class UserOrders(CallbackData, prefix="uord"):
@@ -86,6 +96,9 @@ async def card(user: User, services: Services, page: int = 0) -> tuple[str, Inli
         value=usd(money.lifetime_cents), refunded=usd(money.refunded_cents), count=money.orders))
     if money.flags:
         lines.append(_("⚠️ Flags: {flags}").format(flags=flag_text(money.flags)))
+    keys = await services.api_keys.keys(user.id)
+    lines += api_admin.card_lines(keys, await user_api_usage(services.db, user.id, utcnow()),
+                                  await services.ledger.credit(user.id), settings.tz)
     lines.append(_("Orders (page {page} of {pages}):").format(page=page + 1, pages=pages) if items
                  else _("No orders."))
     lines += [f"#{o.id} · {date_text(o.created_at, settings.tz)} · {html.escape(order_title(o))} · "
@@ -95,6 +108,9 @@ async def card(user: User, services: Services, page: int = 0) -> tuple[str, Inli
         builder.button(text=_("✅ Unban"), callback_data=UserAct(action="unban", user_id=user.id))
     elif not settings.is_admin(user.id):
         builder.button(text=_("🚫 Ban from the bot"), callback_data=UserAct(action="ban", user_id=user.id))
+    for key in keys:
+        builder.button(text=api_admin.revoke_label(key),
+                       callback_data=UserKey(action="ask", user_id=user.id, key_id=key.id))
     for order in items:
         if order.status in MONEY_IN and order.status != "refunded":
             builder.button(text=_("↩️ Refund #{id}").format(id=order.id),
@@ -157,6 +173,39 @@ async def ban(query: CallbackQuery, callback_data: UserAct, services: Services) 
     await show(query, text, markup, note=_("Banned.") if banned else _("Unbanned."))
 
 
+async def ask_revoke_key(query: CallbackQuery, callback_data: UserKey, services: Services) -> None:
+    """The card's Revoke API key button: which key, with Confirm / Cancel (back to the card)."""
+    key = await services.api_keys.get(callback_data.user_id, callback_data.key_id)
+    if key is None:
+        await refuse(query, api_admin.key_not_active())
+        return
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("✅ Revoke the key"), callback_data=UserKey(action="yes", user_id=key.user_id,
+                                                                    key_id=key.id))
+    builder.button(text=_("Cancel"), callback_data=UserAct(action="card", user_id=key.user_id))
+    builder.adjust(1)
+    await show(query, api_admin.ask_revoke(key, services.settings.tz), builder.as_markup())
+
+
+async def revoke_key(query: CallbackQuery, callback_data: UserKey, services: Services) -> None:
+    """Confirmed: the key stops working at once, the audit log says who revoked which key of whom, and the
+    user is told in their language."""
+    key = await services.api_keys.revoke_any(callback_data.key_id, user_id=callback_data.user_id)
+    if key is None:  # already off, someone else's, or no such key: a stale or forged button
+        await refuse(query, api_admin.key_not_active())
+        return
+    await services.audit.record(
+        query.from_user.id, "api_key_revoke", f"user:{key.user_id} api_key:{key.id}",
+        before={"key": key.prefix, "name": key.name, "revoked": False}, after={"revoked": True})
+    await services.notifier.send(key.user_id, lambda: api_admin.revoked_notice(key))
+    user = await services.users.get(key.user_id)
+    if user is None:
+        await query.answer(api_admin.revoked_note())
+        return
+    text, markup = await card(user, services)
+    await show(query, text, markup, note=api_admin.revoked_note())
+
+
 def build_router() -> Router:
     router = Router(name="admin_users")
     router.message.register(user_card, Command("user"))
@@ -165,4 +214,6 @@ def build_router() -> Router:
     router.callback_query.register(user_card, UserAct.filter(F.action == "card"))
     router.callback_query.register(user_card, UserOrders.filter())
     router.callback_query.register(ban, UserAct.filter(F.action.in_({"ban", "unban"})))
+    router.callback_query.register(ask_revoke_key, UserKey.filter(F.action == "ask"))
+    router.callback_query.register(revoke_key, UserKey.filter(F.action == "yes"))
     return router
