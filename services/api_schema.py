@@ -67,3 +67,122 @@ def signal_out(signal: Signal, events: list[SignalEvent]) -> SignalOut:
         side=signal.side, entry=signal.entry, take_profits=[Decimal(p) for p in signal.take_profits],
         stop_loss=signal.stop_loss, timeframe=signal.timeframe, note=signal.note, received_at=signal.received_at,
         status="closed" if closed else "open", hash=signal.hash, events=[event_out(e) for e in ordered])
+
+
+class Problem(Wire):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    type: str = Field(description="a URI reference naming the kind of problem (see the docs page)")
+    title: str
+    status: int
+    detail: str
+
+
+class Limits(Wire):
+    per_minute: int | None = Field(description="calls per minute; null: unlimited")
+    per_day: int | None = Field(description="calls per UTC day before calls are charged to credit; null: unlimited")
+
+
+class TodayUsage(Wire):
+    today: int = Field(description="calls counted today (UTC), charged ones included")
+
+
+class WhoAmI(Wire):
+    user_id: int
+    plan: str
+    plan_expires_at: datetime | None
+    features: list[str] = Field(description="what the plan includes (the entitlement check for licensed add-ons)")
+    limits: Limits
+    usage: TodayUsage
+    credit_usd: DecimalText = Field(description="prepaid API credit left")
+
+
+class SignalList(Wire):
+    signals: list[SignalOut]
+    delayed_by_minutes: int = Field(description="the plan's delay: signals newer than this are not listed yet")
+    history_days: int = Field(description="how far back the plan's history window reaches")
+
+
+class PeriodFigures(Wire):
+    trades: int
+    wins: int
+    win_rate: DecimalText | None = Field(description="0..1")
+    avg_r: DecimalText | None = Field(description="average R multiple")
+    cumulative_return: DecimalText = Field(description="sum of returns (0.1 = +10 %)")
+    max_drawdown: DecimalText = Field(description="0..1")
+    sharpe: DecimalText | None
+
+
+class ChainHead(Wire):
+    signals: int
+    events: int
+    head: str = Field(description="the newest link of the signals' hash chain")
+    events_head: str = Field(description="the newest link of the events' hash chain")
+    valid: bool = Field(description="both chains recompute from their first link to their head")
+
+
+class Performance(Wire):
+    ecosystem: str | None
+    period: Literal["7d", "30d", "all"]
+    figures: PeriodFigures
+    chain: ChainHead
+
+
+class WhaleRow(Wire):
+    rank: int
+    chain: str
+    address: str
+    label: str | None
+    verified: bool
+    trades: int
+    pnl_usd: DecimalText
+    volume_usd: DecimalText
+    win_rate: float | None = Field(description="0..1")
+    roi: float | None
+    score: float = Field(description="0..100, see the docs")
+
+
+class WhaleBoard(Wire):
+    period: Literal["7d", "30d", "all"]
+    metric: Literal["score", "pnl", "roi", "win_rate", "volume"]
+    total: int = Field(description="wallets ranked in the period (what the plan may page through)")
+    offset: int
+    wallets: list[WhaleRow]
+
+
+class WalletFigures(Wire):
+    trades: int
+    pnl_usd: DecimalText
+    volume_usd: DecimalText
+    win_rate: float | None
+    roi: float | None
+
+
+class WhaleTradeOut(Wire):
+    symbol: str
+    side: Literal["buy", "sell"]
+    usd_value: DecimalText
+    pnl_usd: DecimalText | None
+    at: datetime
+
+
+class WalletCard(Wire):
+    chain: str
+    address: str
+    label: str | None
+    verified: bool
+    figures: dict[str, WalletFigures] = Field(description="by period: 7d, 30d, all")
+    recent_trades: list[WhaleTradeOut]
+
+
+class UsageDay(Wire):
+    day: str = Field(description="UTC day, YYYY-MM-DD")
+    calls: int
+    charged_calls: int
+    credit_spent_usd: DecimalText
+
+
+class Usage(Wire):
+    days: list[UsageDay] = Field(description="newest first; days without calls are left out")
+    credit_usd: DecimalText

@@ -35,3 +35,6 @@ TODAY = {
     "average_order_value": Gauge("product_average_order_value_usd_today", "Revenue / paid orders today",
                                  ["product"]),
 }
+API_CALLS = Counter("api_requests_total",
+                    "Developer-API requests answered, by operation and status (no keys, no users)",
+                    ["operation", "status"])

@@ -1,0 +1,158 @@
+"""What the developer API answers, read with the plan's rules exactly as the bot applies them: the signal
+history window and the Free delay, the Free whale board's top rows. Returns the wire models of
+services.api_schema; refusals are `NotEntitled` (the feature the plan lacks) or None (no such thing)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from db.base import utcnow
+from db.engine import Database
+from db.models_signals import Signal, SignalEvent
+from db.models_whales import WhaleWallet
+from services import track_record
+from services.api_schema import (
+    ChainHead,
+    Performance,
+    PeriodFigures,
+    SignalList,
+    SignalOut,
+    WalletCard,
+    WalletFigures,
+    WhaleBoard,
+    WhaleRow,
+    WhaleTradeOut,
+    signal_out,
+)
+from services.plans import Plan
+from services.signals import SignalService, closed_trades
+from services.whale_rankings import FREE_TOP, Board
+from services.whales import WhaleService
+
+#: API metric names → the rankings' own (the API spells win rate with an underscore).
+METRICS = {"score": "score", "pnl": "pnl", "roi": "roi", "win_rate": "winrate", "volume": "volume"}
+
+
+def features(plan: Plan) -> list[str]:
+    """What a plan includes, as `whoami` lists it (licensed add-ons check these names)."""
+    names = ["signals", "performance", "whales.rankings", "whales.wallets", "datasets", "credit"]
+    if plan.is_paid:
+        names += ["signals.realtime", "whales.full_board", "webhooks"]
+    if plan.whale_follows > 0:
+        names.append("whales.follow")
+    return sorted(names)
+
+
+class NotEntitled(Exception):
+    """The plan lacks `feature`; `detail` says what it allows instead."""
+
+    def __init__(self, feature: str, detail: str) -> None:
+        super().__init__(detail)
+        self.feature, self.detail = feature, detail
+
+
+def _usd(cents: int) -> Decimal:
+    return Decimal(cents) / 100
+
+
+class ApiData:
+    def __init__(self, database: Database, signals: SignalService, whales: WhaleService, *,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.db, self.signals, self.whales, self.clock = database, signals, whales, clock
+
+    # signals -------------------------------------------------------------------------------------
+
+    def _window(self, plan: Plan) -> tuple[datetime, datetime]:
+        """The oldest and newest receive times the plan may see now."""
+        now = self.clock()
+        newest = now if plan.is_paid else now - self.signals.free_delay
+        return now - timedelta(days=plan.history_days), newest
+
+    async def signal_list(self, plan: Plan, *, ecosystem: str | None = None, symbol: str | None = None,
+                          since: datetime | None = None, limit: int = 20) -> SignalList:
+        oldest, newest = self._window(plan)
+        query = select(Signal).where(Signal.received_at >= max(oldest, since or oldest),
+                                     Signal.received_at <= newest)
+        if ecosystem:
+            query = query.where(Signal.ecosystem == ecosystem.lower())
+        if symbol:
+            query = query.where(Signal.symbol == symbol.upper())
+        async with self.db.session() as session:
+            rows = list(await session.scalars(query.order_by(Signal.id.desc()).limit(limit)))
+            events: dict[int, list[SignalEvent]] = defaultdict(list)
+            if rows:
+                for event in await session.scalars(select(SignalEvent).where(
+                        SignalEvent.signal_id.in_([row.id for row in rows]))):
+                    events[event.signal_id].append(event)
+        delay = 0 if plan.is_paid else int(self.signals.free_delay.total_seconds() // 60)
+        return SignalList(signals=[signal_out(row, events[row.id]) for row in rows], delayed_by_minutes=delay,
+                          history_days=plan.history_days)
+
+    async def signal(self, plan: Plan, signal_id: int) -> SignalOut | None:
+        async with self.db.session() as session:
+            row = await session.get(Signal, signal_id)
+            if row is None:
+                return None
+            events = list(await session.scalars(select(SignalEvent).where(SignalEvent.signal_id == signal_id)))
+        oldest, newest = self._window(plan)
+        if row.received_at > newest:
+            minutes = int(self.signals.free_delay.total_seconds() // 60)
+            raise NotEntitled("signals.realtime", f"the {plan.name} plan sees signals {minutes} minutes after they "
+                                                  "are sent; paid plans see them at once")
+        if row.received_at < oldest:
+            raise NotEntitled("signals.history", f"the {plan.name} plan's history reaches back "
+                                                 f"{plan.history_days} days")
+        return signal_out(row, events)
+
+    async def performance(self, period: str, ecosystem: str | None) -> Performance:
+        signals, events = await self.signals.history()
+        check = track_record.verify_chain(signals, events)
+        figures = track_record.by_period(closed_trades(signals, events), self.clock(),
+                                         ecosystem.lower() if ecosystem else None)[period]
+        return Performance(
+            ecosystem=ecosystem.lower() if ecosystem else None, period=period,
+            figures=PeriodFigures(trades=figures.trades, wins=figures.wins, win_rate=figures.win_rate,
+                                  avg_r=figures.avg_r, cumulative_return=figures.cumulative_return,
+                                  max_drawdown=figures.max_drawdown, sharpe=figures.sharpe),
+            chain=ChainHead(signals=len(signals), events=len(events), head=check.head,
+                            events_head=events[-1].hash if events else track_record.GENESIS, valid=check.ok))
+
+    # whales --------------------------------------------------------------------------------------
+
+    async def board(self, plan: Plan, period: str, metric: str, *, offset: int, limit: int) -> WhaleBoard:
+        """Free sees the board's top `FREE_TOP` rows only (as in the bot)."""
+        if not plan.is_paid:
+            limit = max(0, min(limit, FREE_TOP - offset))
+        board: Board = await self.whales.board(period, METRICS[metric], offset=offset, limit=limit)
+        total = board.total if plan.is_paid else min(board.total, FREE_TOP)
+        return WhaleBoard(period=period, metric=metric, total=total, offset=offset, wallets=[
+            WhaleRow(rank=row.rank, chain=row.chain, address=row.address, label=row.label, verified=row.verified,
+                     trades=row.trades, pnl_usd=_usd(row.pnl_cents), volume_usd=_usd(row.volume_cents),
+                     win_rate=row.win_rate, roi=row.roi, score=round(row.score, 2))
+            for row in board.rows])
+
+    async def wallet(self, plan: Plan, chain: str, address: str) -> WalletCard | None:
+        async with self.db.session() as session:
+            wallet_id = await session.scalar(select(WhaleWallet.id).where(
+                WhaleWallet.chain == chain.lower(), WhaleWallet.address == address))
+        if wallet_id is None:
+            return None
+        if not plan.is_paid and await self.whales.rank_of("7d", "score", wallet_id, within=FREE_TOP) is None:
+            raise NotEntitled("whales.full_board", f"the {plan.name} plan sees the cards of the week's top "
+                                                   f"{FREE_TOP} wallets; paid plans see every wallet")
+        card = await self.whales.card(wallet_id)
+        if card is None:
+            return None
+        return WalletCard(
+            chain=card.wallet.chain, address=card.wallet.address, label=card.wallet.label,
+            verified=card.wallet.verified,
+            figures={period: WalletFigures(trades=f.trades, pnl_usd=_usd(f.pnl_cents), volume_usd=_usd(f.volume_cents),
+                                           win_rate=f.win_rate, roi=f.roi) for period, f in card.figures.items()},
+            recent_trades=[WhaleTradeOut(symbol=t.symbol, side=t.side, usd_value=t.usd_value, pnl_usd=t.pnl_usd,
+                                         at=t.ts) for t in card.recent])
+
