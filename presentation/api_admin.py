@@ -41,9 +41,8 @@ def stats_lines(f: ApiFigures) -> list[str]:
              "{back} · unspent now {unspent}").format(
         today=credit_money(f.sold["today"]), week=credit_money(f.sold["7d"]), month=credit_money(f.sold["30d"]),
         back=credit_money(f.taken_back), unspent=credit_money(f.unspent))
-    days = [_("{day}: {calls} · {charged} · {revenue}").format(
-        day=month_day(datetime.combine(d.day, time())), calls=number(d.calls), charged=number(d.charged),
-        revenue=credit_money(d.revenue)) for d in f.days]
+    days = [f"{month_day(datetime.combine(d.day, time()))}: {number(d.calls)} · {number(d.charged)} · "
+            f"{credit_money(d.revenue)}" for d in f.days]
     return ["", _("🔌 <b>Developer API</b> (UTC days)"), revenue, sold,
             _("API per day, last 7 days (calls · charged from credit · revenue):"), *days]
 
