@@ -1,5 +1,5 @@
-"""Developer API wording: the /api screens (keys, credit), the credit product's messages, and
-`api_credit_product`, the API-credit product's registration with this wording."""
+"""Developer API wording: the /api screens (keys, credit, webhook), the credit product's messages, the
+webhook worker's notice, and `api_credit_product`, the API-credit product's registration with this wording."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from zoneinfo import ZoneInfo
 from aiogram.utils.i18n import gettext as _
 
 from db.models_api import ApiKey
+from db.models_webhooks import ApiWebhook, ApiWebhookDelivery
 from presentation.formatting import datetime_text, money_text, usd
 from services import api_credit
 from services.api_credit import MAX_CENTS, MIN_CENTS, CreditAdded
 from services.api_keys import MAX_KEYS
+from services.api_webhooks import SIGNAL_CREATED, Refusal
 from services.ledger import LedgerLine
 from services.placed import PlaceProblem
 from services.products import Product, ProductParts
@@ -144,6 +146,106 @@ def amount_problem(problem: PlaceProblem) -> str:
             low=usd(MIN_CENTS), high=usd(MAX_CENTS))
     return _("Please send an amount in USD, e.g. 7.50, from {low} to {high}. /cancel to stop.").format(
         low=usd(MIN_CENTS), high=usd(MAX_CENTS))
+
+
+# ------------------------------------------------------------------------------------------ webhook
+
+def _signing() -> str:
+    return _("Each request is signed: <code>X-Signature</code> = hex HMAC-SHA256 with your secret over "
+             "<code>X-Timestamp</code>, a dot and the body. <code>X-Webhook-Id</code> stays the same when a "
+             "delivery is retried.")
+
+
+def delivery_line(delivery: ApiWebhookDelivery, tz: ZoneInfo) -> str:
+    kind = _("signal") if delivery.kind == SIGNAL_CREATED else _("event")
+    status = {"delivered": _("✅ delivered"), "queued": _("⏳ retrying"), "sending": _("⏳ sending"),
+              "failed": _("❌ failed"), "skipped": _("skipped (no paid plan)"),
+              "cancelled": _("cancelled")}.get(delivery.status, delivery.status)
+    line = f"{when(delivery.created_at, tz)} · {kind} · {status}"
+    if delivery.status_code is not None:
+        line += f" · HTTP {delivery.status_code}"
+    return line
+
+
+def webhook_screen(hook: ApiWebhook | None, deliveries: list[ApiWebhookDelivery], paid: bool, tz: ZoneInfo) -> str:
+    """The webhook: its URL and state and the latest deliveries (never the secret)."""
+    lines = [_("🔔 <b>Webhook</b>"), "",
+             _("We POST every new signal and each of its events to your URL as JSON, instead of you polling "
+               "the API."), _signing(), ""]
+    if not paid:
+        lines += [_("Webhooks are included in paid plans: see /plans."), ""]
+    if hook is None:
+        lines.append(_("You have no webhook yet."))
+        return "\n".join(lines)
+    lines.append(_("URL: <code>{url}</code>").format(url=html.escape(hook.url)))
+    if not hook.enabled:
+        lines.append(_("⛔ Switched off {when}: deliveries failed for a day. Set the URL again to switch it "
+                       "back on.").format(when=when(hook.disabled_at, tz)))
+    elif hook.failing_since is not None:
+        lines.append(_("⚠️ Deliveries failing since {when}; we keep retrying for 24 hours.").format(
+            when=when(hook.failing_since, tz)))
+    else:
+        lines.append(_("✅ On"))
+    lines.append("")
+    if deliveries:
+        lines.append(_("Latest deliveries:"))
+        lines.extend(delivery_line(d, tz) for d in deliveries)
+    else:
+        lines.append(_("No deliveries yet."))
+    return "\n".join(lines)
+
+
+def ask_webhook_url() -> str:
+    return _("✍️ Send the https URL we should POST signals to, e.g. https://example.com/hooks/signals\n\n"
+             "/cancel to stop.")
+
+
+def webhook_refused(refusal: Refusal) -> str:
+    if refusal == Refusal.PAID_ONLY:
+        return _("Webhooks are included in paid plans only: see /plans.")
+    reason = {
+        Refusal.NOT_HTTPS: _("The URL must start with https://."),
+        Refusal.CREDENTIALS: _("The URL must not contain a user name or password."),
+        Refusal.UNRESOLVABLE: _("We can't find that host name."),
+        Refusal.PRIVATE: _("The URL must point to a public address, not a private, local or reserved one."),
+    }.get(refusal, _("Please send a full URL such as https://example.com/hooks/signals."))
+    return reason + " " + _("Send another URL, or /cancel to stop.")
+
+
+def webhook_secret(secret: str) -> str:
+    return _("Your signing secret (shown only once — save it now):\n\n<code>{secret}</code>").format(secret=secret)
+
+
+def webhook_set(hook: ApiWebhook, secret: str) -> str:
+    return "\n\n".join((_("🔔 Webhook set: <code>{url}</code>").format(url=html.escape(hook.url)),
+                         webhook_secret(secret), _signing()))
+
+
+def ask_rotate() -> str:
+    return _("🔄 Make a new signing secret? The current one stops signing at once: update your receiver "
+             "right after.")
+
+
+def secret_rotated(secret: str) -> str:
+    return _("🔄 New secret made; deliveries are signed with it from now on.") + "\n\n" + webhook_secret(secret)
+
+
+def ask_remove_webhook() -> str:
+    return _("Remove the webhook? Nothing more is posted to it, and its delivery log is deleted.")
+
+
+def webhook_removed() -> str:
+    return _("🗑 Webhook removed.")
+
+
+def webhook_gone() -> str:
+    return _("You have no webhook. See /api.")
+
+
+def webhook_disabled(url: str) -> str:
+    """The worker's notice when a hook is switched off."""
+    return _("⛔ Your API webhook <code>{url}</code> was switched off: deliveries to it have failed for 24 hours. "
+             "Fix the receiver, then set the URL again in /api → 🔔 Webhook.").format(url=html.escape(url))
 
 
 class ApiCreditTexts:

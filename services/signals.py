@@ -28,7 +28,7 @@ from db.base import utcnow
 from db.engine import Database
 from db.models import User
 from db.models_signals import Outbox, Signal, SignalEvent, SignalFilter
-from services import outbox, track_record
+from services import api_webhooks, outbox, track_record
 from services.group_commit import GroupCommit
 from services.money import plain
 from services.plans import FREE, Plan
@@ -321,6 +321,8 @@ class SignalService:
             head = await session.scalar(select(Signal.hash).order_by(Signal.id.desc()).limit(1)) \
                 or track_record.GENESIS
             audience: _Audience | None = None
+            hooks: dict[int, int] | None = None
+            webhook_rows: list[dict] = []
             results = []
             for data, source in items:
                 if data.id in known:  # stored before, or earlier in this batch
@@ -338,7 +340,10 @@ class SignalService:
                 recipients = audience.recipients(row, now, free_delay=self.free_delay,
                                                  channel=self.channel_map.get(row.ecosystem))
                 await outbox.enqueue(session, recipients)
+                hooks = hooks if hooks is not None else await api_webhooks.enabled_hooks(session)
+                webhook_rows += api_webhooks.signal_rows(hooks, recipients, audience.paid, row.id, now)
                 results.append(Ingested(True, row.id, len(recipients)))
+            await api_webhooks.enqueue(session, webhook_rows)
             return results
 
     async def _audience(self, session, now: datetime) -> _Audience:
@@ -398,6 +403,8 @@ class SignalService:
             await outbox.enqueue(session, [
                 outbox.row("event", event.id, chat, user_id, parent_id=parent_id, due=max(now, due), now=now)
                 for parent_id, chat, user_id, due in parents])
+            await api_webhooks.enqueue(session, api_webhooks.event_rows(
+                await api_webhooks.enabled_hooks(session), (user_id for _, _, user_id, _ in parents), event.id, now))
             return EventResult(EventOutcome.STORED, event.id, len(parents))
 
     # -- users -------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""/api: developer API keys (create, list, roll, revoke) and prepaid API credit (buy)."""
+"""/api: developer API keys (create, list, roll, revoke), prepaid API credit (buy) and the outbound webhook
+(set the URL, status and latest deliveries, rotate the secret, remove)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from presentation import api as words
 from presentation.formatting import usd
 from services.api_credit import PACKAGES_CENTS, parse_amount
 from services.api_keys import MAX_NAME, TooManyKeys
+from services.api_webhooks import Refusal, WebhookRefused
 
 #: Grace periods a rolled key may keep working (hours) — the buttons; anything else is forged.
 GRACE_HOURS = (0, 1, 24)
@@ -50,9 +52,14 @@ class ApiBuy(CallbackData, prefix="apb"):
     cents: Count
 
 
+class ApiHook(CallbackData, prefix="awh"):
+    do: str  # "open", "set", "rotate", "rotate_yes", "remove", "remove_yes"
+
+
 class ApiFlow(StatesGroup):
     name = State()
     amount = State()
+    webhook_url = State()
 
 
 def back(builder: InlineKeyboardBuilder, section: str = "api") -> None:
@@ -68,6 +75,7 @@ def home_markup(keys: list[ApiKey]) -> InlineKeyboardMarkup:
         builder.button(text=words.key_label(key), callback_data=ApiKeyOpen(id=key.id))
     builder.button(text=_("➕ New key"), callback_data=ApiDo(do="new"))
     builder.button(text=_("💳 Buy credit"), callback_data=ApiDo(do="credit"))
+    builder.button(text=_("🔔 Webhook"), callback_data=ApiHook(do="open"))
     back(builder, "home")
     builder.adjust(1)
     return builder.as_markup()
@@ -225,6 +233,90 @@ async def action(query: CallbackQuery, callback_data: ApiDo, services: Services,
         await refuse(query, words.key_gone())
 
 
+# ------------------------------------------------------------------------------------------ webhook
+
+async def webhook_screen(query: CallbackQuery, services: Services) -> None:
+    user_id = query.from_user.id
+    hook = await services.webhooks.get(user_id)
+    paid = (await services.subscriptions.current_plan(user_id)).is_paid
+    deliveries = await services.webhooks.deliveries(user_id, 10) if hook is not None else []
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("✍️ Change URL") if hook else _("✍️ Set URL"), callback_data=ApiHook(do="set"))
+    if hook is not None:
+        builder.button(text=_("🔄 Refresh"), callback_data=ApiHook(do="open"))
+        builder.button(text=_("🔑 Rotate secret"), callback_data=ApiHook(do="rotate"))
+        builder.button(text=_("🗑 Remove"), callback_data=ApiHook(do="remove"))
+    back(builder)
+    builder.adjust(*((2, 2, 1) if hook is not None else (1, 1)))
+    await show(query, words.webhook_screen(hook, deliveries, paid, services.settings.tz), builder.as_markup())
+
+
+async def ask_webhook_url(query: CallbackQuery, state: FSMContext, services: Services) -> None:
+    if not (await services.subscriptions.current_plan(query.from_user.id)).is_paid:
+        await refuse(query, words.webhook_refused(Refusal.PAID_ONLY))
+        return
+    await state.set_state(ApiFlow.webhook_url)
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("Cancel"), callback_data=ApiHook(do="open"))
+    await show(query, words.ask_webhook_url(), builder.as_markup())
+
+
+async def set_webhook(message: Message, state: FSMContext, services: Services) -> None:
+    try:
+        hook, secret = await services.webhooks.register(message.from_user.id, message.text or "")
+    except WebhookRefused as exc:
+        if exc.refusal == Refusal.PAID_ONLY:
+            await state.clear()
+        await message.answer(words.webhook_refused(exc.refusal))  # otherwise stays in the flow
+        return
+    await state.clear()
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("🔔 Webhook"), callback_data=ApiHook(do="open"))
+    back(builder)
+    builder.adjust(1)
+    await message.answer(words.webhook_set(hook, secret), reply_markup=builder.as_markup())
+
+
+async def webhook_url_not_text(message: Message) -> None:
+    await message.answer(words.webhook_refused(Refusal.BAD_URL))
+
+
+async def webhook_action(query: CallbackQuery, callback_data: ApiHook, services: Services, state: FSMContext) -> None:
+    do, user_id, builder = callback_data.do, query.from_user.id, InlineKeyboardBuilder()
+    if do == "set":
+        await ask_webhook_url(query, state, services)
+        return
+    await state.clear()
+    if do == "open":
+        await webhook_screen(query, services)
+        return
+    if do not in ("rotate", "rotate_yes", "remove", "remove_yes") or await services.webhooks.get(user_id) is None:
+        await refuse(query, words.webhook_gone())
+        return
+    if do in ("rotate", "remove"):
+        builder.button(text=_("🔑 Yes, new secret") if do == "rotate" else _("🗑 Yes, remove"),
+                       callback_data=ApiHook(do=f"{do}_yes"))
+        builder.button(text=_("Cancel"), callback_data=ApiHook(do="open"))
+        builder.adjust(2)
+        await show(query, words.ask_rotate() if do == "rotate" else words.ask_remove_webhook(), builder.as_markup())
+        return
+    if do == "rotate_yes":
+        secret = await services.webhooks.rotate_secret(user_id)
+        if secret is None:
+            await refuse(query, words.webhook_gone())
+            return
+        text = words.secret_rotated(secret)
+    else:
+        if not await services.webhooks.remove(user_id):
+            await refuse(query, words.webhook_gone())
+            return
+        text = words.webhook_removed()
+    builder.button(text=_("🔔 Webhook"), callback_data=ApiHook(do="open"))
+    back(builder)
+    builder.adjust(1)
+    await show(query, text, builder.as_markup())
+
+
 def build_router() -> Router:
     router = Router(name="api")
     router.message.register(show_home, Command("api"))
@@ -234,8 +326,11 @@ def build_router() -> Router:
     router.callback_query.register(roll_key, ApiKeyRoll.filter())
     router.callback_query.register(revoke_key, ApiKeyRevoke.filter())
     router.callback_query.register(buy, ApiBuy.filter(F.cents.in_(PACKAGES_CENTS)))  # custom amounts are typed
+    router.callback_query.register(webhook_action, ApiHook.filter())
     router.message.register(create_key, StateFilter(ApiFlow.name), F.text, ~F.text.startswith("/"))
     router.message.register(name_not_text, StateFilter(ApiFlow.name))
     router.message.register(custom_amount, StateFilter(ApiFlow.amount), F.text, ~F.text.startswith("/"))
     router.message.register(amount_not_text, StateFilter(ApiFlow.amount))
+    router.message.register(set_webhook, StateFilter(ApiFlow.webhook_url), F.text, ~F.text.startswith("/"))
+    router.message.register(webhook_url_not_text, StateFilter(ApiFlow.webhook_url))
     return router
