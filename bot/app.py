@@ -24,6 +24,7 @@ from processing.ingest_auth import IngestAuth
 from processing.metrics_job import refresh_today
 from processing.scheduler import JobScheduler, build_scheduler
 from routes.app import TelegramWebhookHandler, build_web_app
+from routes.downloads import add_routes as add_download_routes
 from routes.signals import add_signal_routes
 from routes.whales import add_routes as add_whale_routes
 from services.products import Fulfiller
@@ -44,6 +45,7 @@ def build_web(services: Services, dp: Dispatcher) -> web.Application:
     ingest_auth = IngestAuth.from_settings(s.settings, on_rejected=s.alerts.ingest_rejected)
     add_signal_routes(app, ingest_auth, s.signals, s.signal_delivery.wake)
     add_whale_routes(app, s.whales, ingest_auth)
+    add_download_routes(app, s.datasets)
     if s.settings.webhook_mode:
         TelegramWebhookHandler(dp, s.bot, secret_token=secret(s.settings.telegram_webhook_secret)
                                ).register(app, path=WEBHOOK_PATH)

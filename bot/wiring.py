@@ -22,6 +22,7 @@ from db.engine import Database
 from db.models import Order
 from presentation.ai_tokens import ai_tokens_product
 from presentation.api import api_credit_product
+from presentation.datasets import datasets_product
 from presentation.formatting import order_title
 from presentation.plans import plan_product
 from processing.alerts import AdminAlerts
@@ -47,6 +48,7 @@ from services.channel import PrivateChannel
 from services.checkout import CheckoutService
 from services.content import ContentService
 from services.content_facts import top_whale_fact, track_record_fact
+from services.datasets import DatasetService, DatasetShop
 from services.deepseek import DeepSeekClient
 from services.ledger import LedgerService
 from services.openrouter import OpenRouterClient
@@ -65,7 +67,8 @@ from services.whales import WhaleService
 from transport.gate import OutgoingGate
 
 WHALE_RANKING_TTL = 30  # seconds a computed leaderboard is served before it is recomputed
-BUILT_IN_PRODUCTS: tuple[ProductBuilder, ...] = (ai_tokens_product, plan_product, api_credit_product)
+BUILT_IN_PRODUCTS: tuple[ProductBuilder, ...] = (ai_tokens_product, plan_product, api_credit_product,
+                                                  datasets_product)
 """The built-in products (told in presentation/'s words), in menu and command order; registered ones
 (services.products.register) follow."""
 
@@ -123,6 +126,8 @@ class Services:
     ledger: LedgerService  # the one money ledger (API credit; provider payouts later)
     api_keys: ApiKeyService
     api_credit: ApiCreditShop
+    datasets: DatasetService  # datasets for sale: catalogue, credit purchases, signed links, exports
+    dataset_shop: DatasetShop
 
 
 def build_services(settings: Settings, *, session: BaseSession | None = None) -> Services:
@@ -181,6 +186,7 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
     signals = SignalService(db, tz=settings.tz, channel_map=settings.telegram_channel_map)
     content.feeders.update(track_record=track_record_fact(signals), top_whale=top_whale_fact(whales))
     broadcasts = BroadcastService(db)
+    datasets = DatasetService.from_settings(settings, db, ledger)
     return Services(
         settings=settings, db=db, users=users, orders=orders, i18n=i18n, gate=gate, bot=bot, notifier=notifier,
         alerts=alerts, providers=providers, checkout=checkout, openrouter=openrouter, ai_tokens=ai_tokens,
@@ -196,4 +202,6 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
         whale_post=WeeklyWhalePost(db, whales, bot, i18n, settings),
         ledger=ledger, api_keys=ApiKeyService(db),
         api_credit=ApiCreditShop(orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes)),
+        datasets=datasets,
+        dataset_shop=DatasetShop(datasets, orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes)),
     )
