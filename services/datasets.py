@@ -56,7 +56,7 @@ from db.models_signals import Signal, SignalEvent
 from db.models_whales import WhaleTrade, WhaleWallet
 from services.ledger import Cause, LedgerService
 from services.orders import OrderService, Status
-from services.products import Command, Delivery, MenuEntry, Product, TakenBack, Text
+from services.products import Command, Delivery, MenuEntry, Product, TakenBack, Text, text
 from services.whale_rankings import MIN_TRADES, PERIODS, WEIGHTS
 
 if TYPE_CHECKING:
@@ -530,6 +530,13 @@ class DatasetService:
         expires = self.clock() + LINK_TTL
         return {fmt: self.public_url(f"/data/{self.signer.token(purchase.id, fmt, expires)}") for fmt in FORMATS}
 
+    def receipt(self, purchase: DatasetPurchase) -> dict[str, Any]:
+        """A purchase as JSON values with fresh links (for the API's answer to a credit purchase)."""
+        return {"purchase_id": purchase.id, "id": purchase.dataset, "cut": purchase.cut,
+                "ends_at": purchase.cutoff_at.isoformat(), "rows": purchase.rows,
+                "price_usd": str(purchase.price.quantize(CENT)),
+                "links": self.links(purchase), "links_expire_at": (self.clock() + LINK_TTL).isoformat()}
+
     async def open(self, token: str) -> tuple[DatasetPurchase, str, Source]:
         """What a link serves: (purchase, format, source); LinkRefused for a bad, expired or refunded one."""
         purchase_id, fmt = self.signer.verify(token)
@@ -589,7 +596,7 @@ class DatasetShop:
             return None, "empty"
         order = await self.orders.create(
             user_id=user_id, product=PRODUCT, product_ref=f"{dataset}:{cut}", ttl=self.ttl,
-            amount_cents=int(quote.price * 100), title=f"Dataset · {dataset} · {cut}",
+            amount_cents=int(quote.price * 100), title=f"{text(self.datasets.sources[dataset].title)} · {cut}",
             details={"dataset": dataset, "cut": cut, "ends_at": quote.end.isoformat(), "bounds": quote.bounds,
                      "rows": quote.rows, "price_usd": str(quote.price)})
         return order, None

@@ -201,6 +201,9 @@ async def test_the_download_route_serves_the_file_and_refuses_bad_links_with_a_p
     purchase = (await service.buy_with_credit(BUYER, "signals", "live", "dl")).purchase
     links = service.links(purchase)
     assert set(links) == {"csv", "parquet"} and links["csv"].startswith("https://bot.example/data/")
+    receipt = service.receipt(purchase)
+    assert (receipt["id"], receipt["cut"], receipt["rows"], receipt["price_usd"]) == ("signals", "live", 1, "1.00")
+    assert receipt["links_expire_at"] == "2026-11-22T12:00:00+00:00" and receipt["links"]["csv"].startswith("https://")
     app = web.Application()
     add_routes(app, service)
     async with TestClient(TestServer(app)) as client:
@@ -239,6 +242,7 @@ async def test_data_in_the_bot_lists_prices_sells_through_checkout_and_shows_dow
     await h.press(31, DataBuy(d=0, cut="live").pack())
     [order] = await h.app.orders.for_user(31)
     assert (order.product, order.amount_cents, order.details["rows"]) == ("dataset", 100, 1)
+    assert order.title == "Signal history with events · live"
     assert "Choose how to pay" in h.session.of("EditMessageText")[-1].text
 
     await h.press(31, DataMine().pack())
@@ -248,3 +252,13 @@ async def test_data_in_the_bot_lists_prices_sells_through_checkout_and_shows_dow
     mine = h.session.of("EditMessageText")[-1]
     urls = [b.url for row in mine.reply_markup.inline_keyboard for b in row if b.url]
     assert len(urls) == 2 and all(f"/data/{purchase.id}." in url for url in urls)
+    assert (await h.app.datasets.from_order(order)).id == purchase.id  # a retried fulfilment buys nothing new
+
+    token = urls[0].rsplit("/", 1)[1]
+    assert (await h.app.datasets.open(token))[0].id == purchase.id
+    assert await h.app.datasets.revoke_order(order.id)  # a refund: the links stop at once
+    with pytest.raises(LinkRefused) as refused:
+        await h.app.datasets.open(token)
+    assert refused.value.status == 410
+    await h.press(31, DataMine().pack())
+    assert "You have not bought any dataset yet" in h.session.of("EditMessageText")[-1].text
