@@ -221,6 +221,10 @@ async def test_a_sqlite_process_is_always_the_leader(tmp_path):
     assert lead.is_leader and lead.fencing_token == 1 and changes == [True]
     await lead.stop()
     assert not lead.is_leader and changes == [True, False]
+    # several replicas: on PostgreSQL its advisory lock, even with Redis at hand
+    redis_client = Redis.from_url("redis://127.0.0.1:1/0")  # never connected
+    assert isinstance(build_leadership("postgresql+asyncpg://bot@db/bot", redis_client), PostgresLeadership)
+    await redis_client.aclose()
 
 
 # ---------------------------------------------------------------- update dedup
@@ -247,7 +251,8 @@ async def test_an_update_delivered_twice_is_handled_once_in_the_database(databas
         await other_replica.close()
 
 
-async def test_an_update_delivered_twice_is_handled_once_in_redis(database, redis_url):
+async def test_an_update_delivered_twice_is_handled_once_in_redis(redis_url, tmp_path):
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")  # not used while Redis is
     clients = [Redis.from_url(redis_url), Redis.from_url(redis_url)]
     one, two = (UpdateDedup(database, c) for c in clients)
     try:
@@ -256,9 +261,11 @@ async def test_an_update_delivered_twice_is_handled_once_in_redis(database, redi
             assert sorted(firsts) == [False, True]
         assert not await two.first_time(100)
         assert 86_000 < await clients[0].ttl("tg:update:100") <= 86_400  # forgotten after a day
+        assert await one.prune() == 0
     finally:
         for c in clients:
             await c.aclose()
+        await database.close()
 
 
 # ---------------------------------------------------------------- one process per SQLite database
