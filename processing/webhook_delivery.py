@@ -10,6 +10,7 @@
   1 min, 2 min, 4 min ... at most an hour apart, for 24 h after it was queued. A hook whose deliveries have
   failed for a day with no success since is switched off, its queue cancelled, and its owner told in the bot.
 * Plan: a user whose plan no longer includes webhooks (Free) gets nothing: the row is `skipped`.
+* Log: finished rows are the user's delivery log for `KEEP_LOG`, then pruned (by `run`, hourly).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from pydantic import TypeAdapter
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import case, delete, or_, select, update
 
 from db.base import utcnow
 from db.engine import Database
@@ -53,6 +54,8 @@ from services.plans import PLANS
 log = logging.getLogger(__name__)
 USER_AGENT = "SignalBot-Webhooks/1.0"
 TIMEOUT_SECONDS = 10.0
+KEEP_LOG = timedelta(days=30)
+PRUNE_EVERY = timedelta(hours=1)
 _TIME = TypeAdapter(datetime)
 
 
@@ -106,6 +109,7 @@ class WebhookWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._http: aiohttp.ClientSession | None = None
+        self._pruned_at: datetime | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -123,6 +127,8 @@ class WebhookWorker:
         """Deliver until stopped; sleeps `idle_wait` (or until woken) when nothing is due."""
         while not self._stopping:
             try:
+                if self._pruned_at is None or self.clock() - self._pruned_at >= PRUNE_EVERY:
+                    await self.prune()
                 handled = await self.run_once()
             except Exception:
                 log.exception("webhook delivery failed; retrying shortly")
@@ -142,6 +148,14 @@ class WebhookWorker:
         for user_id, url in await self._record(list(outcomes)):
             await self.notifier.send(user_id, lambda url=url: words.webhook_disabled(url), skip_blocked=True)
         return len(jobs)
+
+    async def prune(self) -> int:
+        """Forget finished deliveries older than `KEEP_LOG`; how many."""
+        now, d = self.clock(), ApiWebhookDelivery
+        self._pruned_at = now
+        async with self.db.transaction() as session:
+            done = await session.execute(delete(d).where(d.finished_at.is_not(None), d.finished_at < now - KEEP_LOG))
+        return done.rowcount
 
     # -- claim ----------------------------------------------------------------------------------------
 
@@ -239,7 +253,7 @@ class WebhookWorker:
                     code = answer.status
             except TimeoutError:
                 return Outcome(job, "retry", error=f"no answer within {self.timeout:g} s")
-            except (aiohttp.ClientError, OSError) as exc:
+            except Exception as exc:  # refused, unreachable, TLS, a malformed answer: retried like a 5xx
                 return Outcome(job, "retry", error=f"{type(exc).__name__}: {exc}"[:200])
         if 200 <= code < 300:
             return Outcome(job, "delivered", code=code)

@@ -309,8 +309,10 @@ async def test_two_workers_never_post_the_same_delivery_and_a_dead_ones_lease_ex
         await h.app.signals.ingest(signal(n))
     first, second = (WebhookWorker(h.db, h.app.webhooks, h.app.notifier, clock=clock, batch=4) for _ in range(2))
     try:
-        handled = await asyncio.gather(first.run_once(), second.run_once())
-        assert sum(handled) == 6
+        handled = 0
+        while done := sum(await asyncio.gather(first.run_once(), second.run_once())):
+            handled += done
+        assert handled == 6
         ids = [headers["X-Webhook-Id"] for headers, _ in receiver.requests]
         assert len(ids) == 6 and len(set(ids)) == 6
 
@@ -356,6 +358,19 @@ async def test_the_api_screen_has_a_webhook_button(h):
     markup = h.session.of("SendMessage")[-1].reply_markup
     labels = [(b.text, b.callback_data) for row in markup.inline_keyboard for b in row]
     assert ("🔔 Webhook", ApiHook(do="open").pack()) in labels and ("➕ New key", ApiDo(do="new").pack()) in labels
+
+
+async def test_the_log_keeps_a_month(h, receiver, worker, clock):
+    await paid_user(h)
+    await h.app.webhooks.register(PAID, receiver.url)
+    await h.app.signals.ingest(signal(1))
+    await worker.run_once()
+    clock.advance(days=29)
+    await h.app.signals.ingest(signal(2))
+    assert await worker.prune() == 0
+    clock.advance(days=2)
+    assert await worker.prune() == 1  # the month-old delivery; the queued one stays
+    assert [r.status for r in await h.app.webhooks.deliveries(PAID)] == ["queued"]
 
 
 def test_retry_delays_double_from_a_minute_up_to_an_hour():
