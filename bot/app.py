@@ -23,6 +23,7 @@ from db import migrate
 from processing.ingest_auth import IngestAuth
 from processing.metrics_job import refresh_today
 from processing.scheduler import JobScheduler, build_scheduler
+from routes.api_v1 import ApiV1, add_api_routes
 from routes.app import TelegramWebhookHandler, build_web_app
 from routes.downloads import add_routes as add_download_routes
 from routes.signals import add_signal_routes
@@ -39,13 +40,15 @@ WHALE_ALERT_TICK_SECONDS = 10
 
 
 def build_web(services: Services, dp: Dispatcher) -> web.Application:
-    """The HTTP app: health and metrics, payment webhooks, signal and whale ingest, the Telegram webhook."""
+    """The HTTP app: health and metrics, payment webhooks, signal and whale ingest, the developer API, the
+    Telegram webhook."""
     s = services
     app = build_web_app(s.db, payment_webhook=s.payments.handle_webhook)
     ingest_auth = IngestAuth.from_settings(s.settings, on_rejected=s.alerts.ingest_rejected)
     add_signal_routes(app, ingest_auth, s.signals, s.signal_delivery.wake)
     add_whale_routes(app, s.whales, ingest_auth)
     add_download_routes(app, s.datasets)
+    add_api_routes(app, ApiV1(s.api_keys, s.api_meter, s.api_data, s.ledger))
     if s.settings.webhook_mode:
         TelegramWebhookHandler(dp, s.bot, secret_token=secret(s.settings.telegram_webhook_secret)
                                ).register(app, path=WEBHOOK_PATH)
@@ -135,6 +138,8 @@ class App:
         await s.signal_delivery.recover()
         self._tasks.append(supervise(s.signal_delivery.run, name="signal_delivery", stopped=self._stopped,
                                      on_crash=crashed))
+        self._tasks.append(supervise(s.webhook_delivery.run, name="webhook_delivery", stopped=self._stopped,
+                                     on_crash=crashed))
         allowed = self.dp.resolve_used_update_types()
         if settings.webhook_mode:
             with startup.webhook(settings.telegram_webhook_url):
@@ -182,6 +187,7 @@ class App:
     async def _stop_workers(self) -> None:
         self.services.worker.stop()  # the job in hand finishes; an unfinished one is resumed after restart
         self.services.signal_delivery.stop()  # sends in hand finish; the rest stay queued for the next start
+        self.services.webhook_delivery.stop()  # posts in hand finish; the rest stay queued for later
         try:
             await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), SHUTDOWN_GRACE_SECONDS)
         except TimeoutError:
@@ -192,11 +198,13 @@ class App:
         s = self.services
         try:
             await s.api_keys.flush_usage()  # the keys' last-use times remembered since the last write
+            await s.api_meter.flush()  # the API calls counted since the last write
         except Exception:
-            log.exception("could not record the API keys' last use at shutdown")
+            log.exception("could not record the API keys' last use and calls at shutdown")
         for provider in s.providers.values():
             await provider.close()
         await s.openrouter.close()
+        await s.webhook_delivery.close()
         await s.deepseek.close()
         await self.dp.storage.close()
         await s.db.close()

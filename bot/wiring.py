@@ -36,12 +36,16 @@ from processing.referrals import RewardingDeliverer
 from processing.refunds import RefundService
 from processing.signal_delivery import SignalDelivery
 from processing.subscriptions import SubscriptionLifecycle
+from processing.webhook_delivery import WebhookWorker
 from processing.whale_alerts import WhaleAlerts
 from processing.whale_post import WeeklyWhalePost
 from services.admin_prefs import AdminPrefService
 from services.ai_tokens import AiTokenShop, Headroom, PriceBook, PriceRules
 from services.api_credit import ApiCreditShop
-from services.api_keys import ApiKeyService
+from services.api_data import ApiData
+from services.api_keys import REMEMBER_SECONDS, ApiKeyService
+from services.api_metering import ApiMeter, storage_for
+from services.api_webhooks import WebhookService
 from services.audit import AuditService
 from services.broadcasts import BroadcastService
 from services.channel import PrivateChannel
@@ -128,6 +132,10 @@ class Services:
     api_credit: ApiCreditShop
     datasets: DatasetService  # datasets for sale: catalogue, credit purchases, signed links, exports
     dataset_shop: DatasetShop
+    api_meter: ApiMeter  # the developer API's limits (memory, or Redis with REDIS_URL) and charges
+    api_data: ApiData
+    webhooks: WebhookService  # the developer API's outbound webhooks
+    webhook_delivery: WebhookWorker
 
 
 def build_services(settings: Settings, *, session: BaseSession | None = None) -> Services:
@@ -187,6 +195,8 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
     content.feeders.update(track_record=track_record_fact(signals), top_whale=top_whale_fact(whales))
     broadcasts = BroadcastService(db)
     datasets = DatasetService.from_settings(settings, db, ledger)
+    webhooks = WebhookService(db, subscriptions, material=secret(settings.telegram_bot_token),
+                              allow_private=settings.api_webhook_allow_private)
     return Services(
         settings=settings, db=db, users=users, orders=orders, i18n=i18n, gate=gate, bot=bot, notifier=notifier,
         alerts=alerts, providers=providers, checkout=checkout, openrouter=openrouter, ai_tokens=ai_tokens,
@@ -200,8 +210,12 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
         broadcast_progress=BroadcastProgress(broadcasts, notifier),
         whale_alerts=WhaleAlerts(whales, notifier, subscriptions, settings.tz),
         whale_post=WeeklyWhalePost(db, whales, bot, i18n, settings),
-        ledger=ledger, api_keys=ApiKeyService(db),
+        ledger=ledger, api_keys=ApiKeyService(db, remember_seconds=0 if settings.redis_url else REMEMBER_SECONDS),
         api_credit=ApiCreditShop(orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes)),
         datasets=datasets,
         dataset_shop=DatasetShop(datasets, orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes)),
+        api_meter=ApiMeter(db, ledger, limits=settings.api_limits, prices=settings.api_prices,
+                           storage=storage_for(settings.redis_url)),
+        api_data=ApiData(db, signals, whales),
+        webhooks=webhooks, webhook_delivery=WebhookWorker(db, webhooks, notifier),
     )

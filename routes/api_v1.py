@@ -5,7 +5,8 @@ Every endpoint is one `Endpoint`: its path, its models (query, path, body, answe
 
 1. the key (`Authorization: Bearer <key>` or `X-API-Key`): missing, malformed, unknown, revoked or rolled past
    its grace period is one 401 that does not say which;
-2. the caller's plan at this moment (a plan change applies to the next request);
+2. the caller's plan at this moment, read with the key in one query (a plan change applies to the next
+   request); a banned owner gets 403;
 3. the parameters, validated by the endpoint's models: 422 naming the parameter, not counted;
 4. the limits (services.api_metering): over the minute's limit 429 + `Retry-After`; over the day's quota the
    call is charged to API credit at the group's price — after the answer is computed and before it is sent,
@@ -44,9 +45,10 @@ from services.api_schema import (
     WalletCard,
     WhaleBoard,
     WhoAmI,
+    Wire,
 )
 from services.ledger import LedgerService
-from services.subscriptions import Current, SubscriptionService
+from services.subscriptions import Current
 from transport.metrics import API_CALLS
 
 log = logging.getLogger(__name__)
@@ -216,9 +218,8 @@ async def _body(request: web.Request, endpoint: Endpoint) -> Any:
 class ApiV1:
     """The `/api/v1` endpoints and the steps every request goes through."""
 
-    def __init__(self, keys: ApiKeyService, subscriptions: SubscriptionService, meter: ApiMeter, data: ApiData,
-                 ledger: LedgerService) -> None:
-        self.keys, self.subscriptions, self.meter, self.data, self.ledger = keys, subscriptions, meter, data, ledger
+    def __init__(self, keys: ApiKeyService, meter: ApiMeter, data: ApiData, ledger: LedgerService) -> None:
+        self.keys, self.meter, self.data, self.ledger = keys, meter, data, ledger
         self.endpoints: list[Endpoint] = [
             Endpoint("GET", "/whoami", "whoami", "Who the key belongs to, its plan, features, limits and credit",
                      self.whoami, WhoAmI, tags=("account",),
@@ -265,9 +266,13 @@ class ApiV1:
         caller = await self.keys.authenticate(raw) if raw else None
         if caller is None:
             return problem_response(UNAUTHORIZED)
-        current = await self.subscriptions.current(caller.user_id)
+        current = caller.current
         plan = current.plan.code
         headers = {"X-Request-Id": request_id}
+        if caller.banned:
+            return problem_response(Problem(403, "forbidden", "Access closed",
+                                            "this account's access was closed by an administrator",
+                                            feature="account"), headers)
         try:
             call = Call(caller, current, _params(endpoint.query, request.query, "query"),
                         _params(endpoint.path_params, request.match_info, "path"), await _body(request, endpoint),
@@ -306,7 +311,8 @@ class ApiV1:
         if decision is not None and decision.charge is not None:
             headers["X-Charged-USD"] = str(decision.charge)
         await self.meter.maybe_flush()
-        return web.Response(body=result.model_dump_json(), content_type="application/json", headers=headers)
+        body = result.json_bytes() if isinstance(result, Wire) else result.model_dump_json().encode()
+        return web.Response(body=body, content_type="application/json", headers=headers)
 
     # the answers ---------------------------------------------------------------------------------
 

@@ -4,6 +4,8 @@ services.api_schema; refusals are `NotEntitled` (the feature the plan lacks) or 
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -34,6 +36,10 @@ from services.signals import SignalService, closed_trades
 from services.whale_rankings import FREE_TOP, Board
 from services.whales import WhaleService
 
+#: How long a signal list is served from memory: many clients polling the same list cost one query a second.
+#: Its window is then at most this much older than "now" (a signal stored meanwhile shows up a second later).
+LIST_TTL_SECONDS = 1.0
+LIST_CACHE_SIZE = 512
 #: API metric names → the rankings' own (the API spells win rate with an underscore).
 METRICS = {"score": "score", "pnl": "pnl", "roi": "roi", "win_rate": "winrate", "volume": "volume"}
 
@@ -64,6 +70,8 @@ class ApiData:
     def __init__(self, database: Database, signals: SignalService, whales: WhaleService, *,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.db, self.signals, self.whales, self.clock = database, signals, whales, clock
+        self._lists: dict[tuple, tuple[float, SignalList]] = {}
+        self._reading: dict[tuple, asyncio.Future[SignalList]] = {}
 
     # signals -------------------------------------------------------------------------------------
 
@@ -75,6 +83,26 @@ class ApiData:
 
     async def signal_list(self, plan: Plan, *, ecosystem: str | None = None, symbol: str | None = None,
                           since: datetime | None = None, limit: int = 20) -> SignalList:
+        key = (plan.is_paid, plan.history_days, ecosystem and ecosystem.lower(), symbol and symbol.upper(), since,
+               limit)
+        now = time.monotonic()
+        cached = self._lists.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        pending = self._reading.get(key)
+        if pending is None:  # one query for every caller that missed at the same moment
+            pending = self._reading[key] = asyncio.ensure_future(
+                self._signal_list(plan, ecosystem=ecosystem, symbol=symbol, since=since, limit=limit))
+            pending.add_done_callback(lambda _done: self._reading.pop(key, None))
+        answer = await asyncio.shield(pending)
+        if len(self._lists) >= LIST_CACHE_SIZE:
+            self._lists = {k: v for k, v in self._lists.items() if v[0] > now}
+        if len(self._lists) < LIST_CACHE_SIZE:
+            self._lists[key] = (now + LIST_TTL_SECONDS, answer)
+        return answer
+
+    async def _signal_list(self, plan: Plan, *, ecosystem: str | None, symbol: str | None, since: datetime | None,
+                           limit: int) -> SignalList:
         oldest, newest = self._window(plan)
         query = select(Signal).where(Signal.received_at >= max(oldest, since or oldest),
                                      Signal.received_at <= newest)

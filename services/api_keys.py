@@ -9,9 +9,11 @@ shown once. "Last used" is kept in memory and written in batches (`flush_usage`)
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import string
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,10 +21,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 
+from db import changes
 from db.base import utcnow
 from db.engine import Database
 from db.models import User
 from db.models_api import ApiKey
+from db.models_subscriptions import Subscription
+from services.subscriptions import Current, best_plan
 
 PREFIX = "sck_"
 BODY_LENGTH = 32
@@ -32,6 +37,10 @@ SHOWN_CHARS = 8  # "sck_AbCd": enough to tell keys apart, far too little to gues
 MAX_KEYS = 10  # live keys per user (rolled keys in their grace period are not counted)
 MAX_NAME = 64
 USAGE_FLUSH_SECONDS = 60
+#: A checked key is answered from memory this long (one process: every write to keys, plans and bans in this
+#: process forgets what it changed at its commit, so revocations and plan changes still apply at once).
+REMEMBER_SECONDS = 60.0
+REMEMBER_MAX = 10_000
 ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _CHARS = frozenset(ALPHABET)
 
@@ -69,6 +78,18 @@ def key_hash(raw: str) -> str:
 class ApiCaller:
     key_id: int
     user_id: int
+    current: Current  # the owner's plan at the moment the key was checked
+    banned: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    until: float  # monotonic time this answer is trusted until
+    key_id: int
+    user_id: int
+    grace_until: datetime | None
+    banned: bool
+    periods: tuple[tuple[str, datetime], ...]  # (plan, ends_at) of the owner's periods that had not ended
 
 
 class TooManyKeys(Exception):
@@ -77,10 +98,32 @@ class TooManyKeys(Exception):
 
 class ApiKeyService:
     def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow,
-                 flush_every: timedelta = timedelta(seconds=USAGE_FLUSH_SECONDS)) -> None:
+                 flush_every: timedelta = timedelta(seconds=USAGE_FLUSH_SECONDS),
+                 remember_seconds: float = REMEMBER_SECONDS) -> None:
+        """`remember_seconds`: how long a checked key is answered from memory (0: never; several replicas
+        must use 0 until they share invalidations)."""
         self.db, self.clock, self.flush_every = database, clock, flush_every
         self._used: dict[int, datetime] = {}  # key id -> last use not yet written
         self._flushed_at: datetime | None = None
+        self.remember_seconds = remember_seconds
+        self._known: dict[str, _Known] = {}  # key hash -> what the database said
+        self._looking: dict[str, asyncio.Future[_Known | None]] = {}
+        self._generation = 0  # bumped by every forget: a lookup that overlapped one is not remembered
+        if remember_seconds > 0:  # this process's writes to keys, plans and bans forget what they change
+            changes.watch(ApiKey, "id", self._forget)
+            changes.watch(Subscription, "user_id", self._forget_users)
+            changes.watch(User, "id", self._forget_users)
+
+    def _forget(self, _rows: set | None) -> None:
+        self._generation += 1
+        self._known.clear()  # keys change rarely (roll, revoke): start afresh
+
+    def _forget_users(self, user_ids: set | None) -> None:
+        self._generation += 1
+        if user_ids is None:
+            self._known.clear()
+        else:
+            self._known = {h: k for h, k in self._known.items() if k.user_id not in user_ids}
 
     def usable(self, key: ApiKey, now: datetime | None = None) -> bool:
         now = now or self.clock()
@@ -170,16 +213,45 @@ class ApiKeyService:
         if not well_formed(raw):
             return None
         now = self.clock()
-        async with self.db.session() as session:
-            row = (await session.execute(select(ApiKey.id, ApiKey.user_id).where(
-                ApiKey.key_hash == key_hash(raw), ApiKey.revoked_at.is_(None),
-                or_(ApiKey.grace_until.is_(None), ApiKey.grace_until > now)))).first()
-        if row is None:
+        digest = key_hash(raw)
+        known = self._known.get(digest)
+        if known is None or known.until < time.monotonic():
+            pending = self._looking.get(digest)
+            if pending is None:  # one query for every request that presented this key at the same moment
+                pending = self._looking[digest] = asyncio.ensure_future(self._look_up(digest, now))
+                pending.add_done_callback(lambda _done: self._looking.pop(digest, None))
+            known = await asyncio.shield(pending)
+            if known is None:
+                return None
+        if known.grace_until is not None and known.grace_until <= now:
             return None
-        self._used[row.id] = now
+        self._used[known.key_id] = now
         if self._flushed_at is None or now - self._flushed_at >= self.flush_every:
             await self.flush_usage()
-        return ApiCaller(key_id=row.id, user_id=row.user_id)
+        current = best_plan((plan, ends) for plan, ends in known.periods if ends > now)
+        return ApiCaller(key_id=known.key_id, user_id=known.user_id, current=current, banned=known.banned)
+
+    async def _look_up(self, digest: str, now: datetime) -> _Known | None:
+        """The key, its owner's ban and plan periods: one query; remembered for `remember_seconds`."""
+        generation = self._generation
+        async with self.db.session() as session:
+            rows = (await session.execute(
+                select(ApiKey.id, ApiKey.user_id, ApiKey.grace_until, User.is_banned, Subscription.plan,
+                       Subscription.ends_at)
+                .join(User, User.id == ApiKey.user_id)
+                .outerjoin(Subscription, (Subscription.user_id == ApiKey.user_id) & (Subscription.ends_at > now))
+                .where(ApiKey.key_hash == digest, ApiKey.revoked_at.is_(None),
+                       or_(ApiKey.grace_until.is_(None), ApiKey.grace_until > now)))).all()
+        if not rows:
+            return None
+        key_id, user_id, grace_until, banned = rows[0][:4]
+        known = _Known(time.monotonic() + self.remember_seconds, key_id, user_id, grace_until, bool(banned),
+                       tuple((plan, ends) for *_key, plan, ends in rows if plan is not None))
+        if self.remember_seconds > 0 and generation == self._generation:
+            if len(self._known) >= REMEMBER_MAX:
+                self._known.clear()
+            self._known[digest] = known
+        return known
 
     async def flush_usage(self) -> int:
         """Write the remembered last uses in one transaction; how many keys were written."""

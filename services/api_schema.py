@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PrivateAttr
 
 from db.models_signals import Signal, SignalEvent
 
@@ -22,6 +22,13 @@ DecimalText = Annotated[Decimal, PlainSerializer(lambda value: format(value.norm
 
 class Wire(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+    _json: bytes | None = PrivateAttr(None)
+
+    def json_bytes(self) -> bytes:
+        """The JSON answer, serialised once per instance (an answer served from memory to many callers)."""
+        if self._json is None:
+            self._json = self.model_dump_json().encode()
+        return self._json
 
 
 class SignalEventOut(Wire):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +25,19 @@ class Current:
     ends_at: datetime | None  # None on Free
 
 
+def best_plan(periods: Iterable[tuple[str, datetime]]) -> Current:
+    """The best plan among a user's periods covering now, given as (plan code, ends_at), and when the user's
+    time on it runs out (Free with no end when there are none)."""
+    ends: dict[str, datetime] = {}
+    for code, end in periods:
+        if code in PLANS:
+            ends[code] = max(end, ends.get(code, end))
+    if not ends:
+        return Current(FREE, None)
+    best = max(ends, key=lambda code: PLANS[code].rank)
+    return Current(PLANS[best], ends[best])
+
+
 class SubscriptionService:
     def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.db, self.clock = database, clock
@@ -38,11 +51,7 @@ class SubscriptionService:
                 select(Subscription.plan, func.max(Subscription.ends_at))
                 .where(Subscription.user_id == user_id, Subscription.ends_at > now)
                 .group_by(Subscription.plan))).all()
-        active = [(PLANS[code], ends) for code, ends in rows if code in PLANS]
-        if not active:
-            return Current(FREE, None)
-        best, ends = max(active, key=lambda item: item[0].rank)
-        return Current(best, ends)
+        return best_plan(rows)
 
     async def current_plan(self, user_id: int) -> Plan:
         return (await self.current(user_id)).plan

@@ -70,6 +70,22 @@ async def test_missing_malformed_unknown_and_revoked_keys_get_one_401(api):
     assert answers[0]["status"] == 401 and answers[0]["type"].endswith("#problem-unauthorized")
     response = await api.get("/api/v1/whoami", headers={"X-API-Key": api.keys[PRO]})  # the other header works
     assert response.status == 200
+    pro_key = (await h.app.api_keys.keys(PRO))[0]
+    await h.app.api_keys.revoke(PRO, pro_key.id)  # refused at once, though the key was just checked
+    response = await api.get("/api/v1/whoami", headers={"X-API-Key": api.keys[PRO]})
+    assert response.status == 401
+
+
+async def test_a_banned_owner_is_refused_at_once(api):
+    h = api.h
+    response, _me = await call(api, FREE, "/api/v1/whoami")
+    assert response.status == 200
+    await h.users.set_banned(FREE, True)
+    response, problem = await call(api, FREE, "/api/v1/signals")
+    assert response.status == 403 and problem["feature"] == "account"
+    await h.users.set_banned(FREE, False)
+    response, _signals = await call(api, FREE, "/api/v1/signals")
+    assert response.status == 200
 
 
 async def test_whoami_lists_the_plan_features_limits_and_credit_and_is_not_counted(api):
