@@ -23,6 +23,7 @@ from db import migrate
 from processing.ingest_auth import IngestAuth
 from processing.metrics_job import refresh_today
 from processing.scheduler import JobScheduler, build_scheduler
+from routes.api_extras import dataset_endpoints, webhook_endpoints
 from routes.api_v1 import ApiV1, add_api_routes
 from routes.app import TelegramWebhookHandler, build_web_app
 from routes.downloads import add_routes as add_download_routes
@@ -45,10 +46,13 @@ def build_web(services: Services, dp: Dispatcher) -> web.Application:
     s = services
     app = build_web_app(s.db, payment_webhook=s.payments.handle_webhook)
     ingest_auth = IngestAuth.from_settings(s.settings, on_rejected=s.alerts.ingest_rejected)
-    add_signal_routes(app, ingest_auth, s.signals, s.signal_delivery.wake)
+    add_signal_routes(app, ingest_auth, s.signals, lambda: (s.signal_delivery.wake(), s.webhook_delivery.wake()))
     add_whale_routes(app, s.whales, ingest_auth)
     add_download_routes(app, s.datasets)
-    add_api_routes(app, ApiV1(s.api_keys, s.api_meter, s.api_data, s.ledger))
+    api = ApiV1(s.api_keys, s.api_meter, s.api_data, s.ledger)
+    for endpoint in (*webhook_endpoints(s.webhooks), *dataset_endpoints(s.datasets)):
+        api.add(endpoint)
+    add_api_routes(app, api)
     if s.settings.webhook_mode:
         TelegramWebhookHandler(dp, s.bot, secret_token=secret(s.settings.telegram_webhook_secret)
                                ).register(app, path=WEBHOOK_PATH)

@@ -27,6 +27,9 @@ PROBLEMS = {
     "not-found": "404: no such item or endpoint.",
     "invalid-parameter": "422: a parameter is out of range or unknown; `invalid_params` names it.",
     "too-large": "413: the body is larger than the endpoint takes.",
+    "credit-too-low": "402: the API credit does not cover a dataset's price (`price_usd`).",
+    "empty": "409: the dataset has no rows at that cut yet.",
+    "key-reused": "409: the idempotency key was used for another dataset or cut.",
     "rate-limited": "429: over the plan's calls per minute; retry after `Retry-After` seconds.",
     "quota-exhausted": "429: today's quota is used and the API credit does not cover the call's price; "
                        "`Retry-After` is the seconds to the next UTC day.",
@@ -76,8 +79,10 @@ def _problem(description: str) -> dict[str, Any]:
 
 ERRORS = {
     401: "The key is missing or not valid",
+    402: "The API credit does not cover the price",
     403: "Not included in the plan",
     404: "No such item",
+    409: "Nothing to sell yet, or the idempotency key was used for another purchase",
     413: "The body is too large",
     422: "A parameter is not valid",
     429: "Over the limit, or the quota is used and the credit is short",

@@ -114,6 +114,7 @@ class Sandbox:
             self.bind_bot(settings.web_port)
             if announce:
                 print(ingest_help(f"http://127.0.0.1:{settings.web_port}", self.operator.secret), flush=True)
+                print(api_help(f"http://127.0.0.1:{settings.web_port}"), flush=True)
         overrides: dict[str, Any] = {
             "telegram_bot_token": SecretStr(SANDBOX_TOKEN),
             "telegram_api_url": self.base_url,
@@ -132,6 +133,7 @@ class Sandbox:
             "deepseek_key": SecretStr(self.deepseek.api_key),
             "deepseek_api_url": self.deepseek.base_url,
             "signal_webhook_secret": secret,
+            "api_webhook_allow_private": True,  # API webhooks may reach a receiver on this machine
         }
         if database_url:
             overrides["database_url"] = database_url
@@ -235,6 +237,12 @@ def ingest_help(bot_url: str, secret: str) -> str:
         f"  curl -s {bot_url}/api/signals -H \"X-Timestamp: $ts\" -H \"X-Signature: $sig\""
         " -H 'Content-Type: application/json' -d \"$body\""
     )
+
+
+def api_help(bot_url: str) -> str:
+    """Where the developer API and its docs are (a key comes from /api in the web chat)."""
+    return (f"Developer API: {bot_url}/api/v1 (docs: {bot_url}/api/v1/docs); create a key with /api, then:\n"
+            f"  curl -s {bot_url}/api/v1/signals -H \"Authorization: Bearer $KEY\"")
 
 
 def fresh_sqlite(path: Path) -> str:

@@ -9,7 +9,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import select
 
@@ -60,6 +60,11 @@ class NotEntitled(Exception):
     def __init__(self, feature: str, detail: str) -> None:
         super().__init__(detail)
         self.feature, self.detail = feature, detail
+
+
+def _q(value: Decimal | None) -> Decimal | None:
+    """A ratio to six decimals (half-up): exact enough to read, short enough to print."""
+    return None if value is None else value.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
 
 
 def _usd(cents: int) -> Decimal:
@@ -144,9 +149,9 @@ class ApiData:
                                          ecosystem.lower() if ecosystem else None)[period]
         return Performance(
             ecosystem=ecosystem.lower() if ecosystem else None, period=period,
-            figures=PeriodFigures(trades=figures.trades, wins=figures.wins, win_rate=figures.win_rate,
-                                  avg_r=figures.avg_r, cumulative_return=figures.cumulative_return,
-                                  max_drawdown=figures.max_drawdown, sharpe=figures.sharpe),
+            figures=PeriodFigures(trades=figures.trades, wins=figures.wins, win_rate=_q(figures.win_rate),
+                                  avg_r=_q(figures.avg_r), cumulative_return=_q(figures.cumulative_return),
+                                  max_drawdown=_q(figures.max_drawdown), sharpe=_q(figures.sharpe)),
             chain=ChainHead(signals=len(signals), events=len(events), head=check.head,
                             events_head=events[-1].hash if events else track_record.GENESIS, valid=check.ok))
 

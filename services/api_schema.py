@@ -20,6 +20,18 @@ DecimalText = Annotated[Decimal, PlainSerializer(lambda value: format(value.norm
                         Field(json_schema_extra={"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"})]
 
 
+
+def usd_text(value: Decimal) -> str:
+    """USD with at least two decimals ("2.50", "0.005"), never an exponent."""
+    value = value.normalize()
+    return format(value.quantize(Decimal("0.01")) if value.as_tuple().exponent > -2 else value, "f")
+
+
+#: A USD amount as a JSON string with at least two decimals ("2.50").
+UsdText = Annotated[Decimal, PlainSerializer(usd_text, return_type=str, when_used="json"),
+                    Field(json_schema_extra={"type": "string", "pattern": r"^-?[0-9]+\.[0-9]{2,6}$"})]
+
+
 class Wire(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     _json: bytes | None = PrivateAttr(None)
@@ -102,7 +114,7 @@ class WhoAmI(Wire):
     features: list[str] = Field(description="what the plan includes (the entitlement check for licensed add-ons)")
     limits: Limits
     usage: TodayUsage
-    credit_usd: DecimalText = Field(description="prepaid API credit left")
+    credit_usd: UsdText = Field(description="prepaid API credit left")
 
 
 class SignalList(Wire):
@@ -143,8 +155,8 @@ class WhaleRow(Wire):
     label: str | None
     verified: bool
     trades: int
-    pnl_usd: DecimalText
-    volume_usd: DecimalText
+    pnl_usd: UsdText
+    volume_usd: UsdText
     win_rate: float | None = Field(description="0..1")
     roi: float | None
     score: float = Field(description="0..100, see the docs")
@@ -160,8 +172,8 @@ class WhaleBoard(Wire):
 
 class WalletFigures(Wire):
     trades: int
-    pnl_usd: DecimalText
-    volume_usd: DecimalText
+    pnl_usd: UsdText
+    volume_usd: UsdText
     win_rate: float | None
     roi: float | None
 
@@ -169,8 +181,8 @@ class WalletFigures(Wire):
 class WhaleTradeOut(Wire):
     symbol: str
     side: Literal["buy", "sell"]
-    usd_value: DecimalText
-    pnl_usd: DecimalText | None
+    usd_value: UsdText
+    pnl_usd: UsdText | None
     at: datetime
 
 
@@ -187,9 +199,9 @@ class UsageDay(Wire):
     day: str = Field(description="UTC day, YYYY-MM-DD")
     calls: int
     charged_calls: int
-    credit_spent_usd: DecimalText
+    credit_spent_usd: UsdText
 
 
 class Usage(Wire):
     days: list[UsageDay] = Field(description="newest first; days without calls are left out")
-    credit_usd: DecimalText
+    credit_usd: UsdText

@@ -416,7 +416,7 @@ class CreditPurchase:
     """The answer to buying with API credit: the purchase (None when refused) and why not."""
 
     purchase: DatasetPurchase | None = None
-    problem: str | None = None  # "unknown_dataset", "empty", "insufficient_credit"
+    problem: str | None = None  # "unknown_dataset", "empty", "insufficient_credit", "key_reused"
     charged: bool = False  # False: the same ref was bought before (nothing charged again)
 
 
@@ -496,8 +496,9 @@ class DatasetService:
         try:
             async with self.db.transaction() as session:
                 existing = await session.scalar(select(DatasetPurchase).where(DatasetPurchase.ref == ref))
-                if existing is not None:
-                    return CreditPurchase(existing)
+                if existing is not None:  # the same purchase asked again; the key named another one: refused
+                    same = (existing.dataset, existing.cut) == (dataset, cut)
+                    return CreditPurchase(existing) if same else CreditPurchase(problem="key_reused")
                 quote = await self.quote(dataset, cut, session=session)
                 if quote is None:
                     return CreditPurchase(problem="unknown_dataset")

@@ -97,7 +97,7 @@ async def test_whoami_lists_the_plan_features_limits_and_credit_and_is_not_count
     assert me["plan"] == "pro" and me["user_id"] == PRO and me["plan_expires_at"]
     assert {"signals.realtime", "webhooks", "whales.full_board"} <= set(me["features"])
     assert me["limits"] == {"per_minute": 1000, "per_day": 4} and me["usage"] == {"today": 0}
-    assert me["credit_usd"] == "2.5"
+    assert me["credit_usd"] == "2.50"
     assert response.headers["RateLimit-Policy"] == '"minute";q=1000;w=60, "day";q=4;w=86400'
     _response, free = await call(api, FREE, "/api/v1/whoami")
     assert free["plan"] == "free" and free["plan_expires_at"] is None and "signals.realtime" not in free["features"]
@@ -188,7 +188,7 @@ async def test_over_the_day_quota_calls_are_charged_to_credit_once_and_refused_w
     today = usage["days"][0]
     assert today["day"] == datetime.now(UTC).date().isoformat()
     assert today["calls"] == 8 and today["charged_calls"] == 2 and today["credit_spent_usd"] == "0.05"
-    assert usage["credit_usd"] == "0"
+    assert usage["credit_usd"] == "0.00"
 
 
 async def test_concurrent_calls_over_the_quota_charge_exactly_what_the_credit_covers(api):
@@ -215,7 +215,7 @@ async def test_whale_board_free_sees_the_top_five_and_no_card_beyond_them(api):
     await h.app.ledger.top_up(FREE, Decimal("1"), Cause("order", "f1"))  # Free's 3 calls a day are not enough here
     _r, free = await call(api, FREE, "/api/v1/whales/rankings?metric=pnl&limit=50")
     assert [w["address"] for w in free["wallets"]] == [f"Wallet{w:04d}" for w in (6, 5, 4, 3, 2)]
-    assert free["total"] == 5 and free["wallets"][0]["pnl_usd"] == "350"
+    assert free["total"] == 5 and free["wallets"][0]["pnl_usd"] == "350.00"
     _r, beyond = await call(api, FREE, "/api/v1/whales/rankings?offset=5")
     assert beyond["wallets"] == []
     _r, pro = await call(api, PRO, "/api/v1/whales/rankings?metric=pnl&limit=50")
@@ -242,6 +242,7 @@ async def test_performance_carries_the_hash_chain_head(api):
         head = await session.scalar(select(Signal.hash).order_by(Signal.id.desc()).limit(1))
     assert perf["chain"]["head"] == head and perf["chain"]["valid"] and perf["chain"]["signals"] == 2
     assert perf["figures"]["trades"] == 1 and perf["figures"]["cumulative_return"] == "0.1"
+    assert perf["figures"]["win_rate"] == "1"
 
 
 async def test_the_openapi_document_is_valid_and_lists_every_route(api):
@@ -286,3 +287,72 @@ async def test_two_replicas_with_redis_count_one_users_calls_together(database_u
     finally:
         await first.close()
         await second.close()
+
+
+async def test_the_webhook_over_http_paid_only_public_https_and_its_secret_shown_once(api):
+    response = await api.put("/api/v1/webhook", json={"url": "https://example.com/hook"},
+                             headers={"Authorization": f"Bearer {api.keys[FREE]}"})
+    problem = await response.json()
+    assert response.status == 403 and problem["feature"] == "webhooks"
+    pro = {"Authorization": f"Bearer {api.keys[PRO]}"}
+    for url, reason in (("http://example.com/hook", "https"), ("https://127.0.0.1/hook", "public address"),
+                        ("https://user:pw@example.com/", "user name")):
+        response = await api.put("/api/v1/webhook", json={"url": url}, headers=pro)
+        problem = await response.json()
+        assert response.status == 422 and problem["invalid_params"][0]["name"] == "url" and reason in problem["detail"]
+    response = await api.put("/api/v1/webhook", json={"url": "https://example.com/x", "events": ["all"]}, headers=pro)
+    assert response.status == 422 and (await response.json())["invalid_params"][0]["name"] == "events"
+    response = await api.get("/api/v1/webhook", headers=pro)
+    assert response.status == 404
+
+
+async def test_a_webhook_is_set_listed_and_removed_over_http(database_url):
+    settings = make_settings(database_url=database_url, api_webhook_allow_private=True)
+    h = await Harness(settings).start()
+    try:
+        await h.users.seen(PRO, username=None, first_name="Dev", language_code="en")
+        await h.app.subscriptions.add_time(PRO, "pro", 30, source="grant")
+        _key, raw = await h.app.api_keys.create(PRO, "hooks")
+        headers = {"Authorization": f"Bearer {raw}"}
+        async with TestClient(TestServer(h.app.web)) as client:
+            response = await client.put("/api/v1/webhook", json={"url": "http://127.0.0.1:9/hook"}, headers=headers)
+            created = await response.json()
+            assert response.status == 200 and len(created["secret"]) >= 32
+            state = await (await client.get("/api/v1/webhook", headers=headers)).json()
+            assert state["url"] == "http://127.0.0.1:9/hook" and state["enabled"] and "secret" not in state
+            rotated = await (await client.post("/api/v1/webhook/secret", headers=headers)).json()
+            assert rotated["secret"] != created["secret"]
+            assert (await (await client.get("/api/v1/webhook/deliveries", headers=headers)).json()) == {
+                "deliveries": []}
+            assert (await client.delete("/api/v1/webhook", headers=headers)).status == 200
+            assert (await client.get("/api/v1/webhook", headers=headers)).status == 404
+    finally:
+        await h.close()
+
+
+async def test_a_dataset_bought_with_credit_once_per_key_and_downloaded(api):
+    h = api.h
+    await add_signal(h, "d1")
+    pro = {"Authorization": f"Bearer {api.keys[PRO]}"}
+    listing = await (await api.get("/api/v1/datasets", headers=pro)).json()
+    offer = next(d for d in listing["datasets"] if d["cut"] == "live" and d["rows"] > 0)
+    body = {"cut": "live", "idempotency_key": "order-1"}
+    response = await api.post(f"/api/v1/datasets/{offer['id']}/purchases", json=body, headers=pro)
+    problem = await response.json()
+    assert response.status == 402 and problem["price_usd"] == offer["price_usd"]
+    await h.app.ledger.top_up(PRO, Decimal("5"), Cause("order", "d"))
+    first, again = [await (await api.post(f"/api/v1/datasets/{offer['id']}/purchases", json=body, headers=pro)).json()
+                    for _ in range(2)]
+    assert first["purchase_id"] == again["purchase_id"] and first["price_usd"] == offer["price_usd"]
+    assert await h.app.ledger.credit(PRO) == Decimal("5") - Decimal(offer["price_usd"])
+    link = first["links"]["csv"]
+    download = await api.get(link[link.index("/data/"):])
+    assert download.status == 200 and "d1" in await download.text()
+    mine = await (await api.get("/api/v1/datasets/purchases", headers=pro)).json()
+    assert [p["purchase_id"] for p in mine["purchases"]] == [first["purchase_id"]]
+    response = await api.post("/api/v1/datasets/nothing/purchases", json={"idempotency_key": "order-2"},
+                              headers=pro)
+    assert response.status == 404
+    other = next(d for d in listing["datasets"] if d["id"] != offer["id"])
+    response = await api.post(f"/api/v1/datasets/{other['id']}/purchases", json=body, headers=pro)
+    assert response.status == 409 and (await response.json())["type"].endswith("#problem-key-reused")
