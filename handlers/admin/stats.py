@@ -93,6 +93,7 @@ async def stats(event: Message | CallbackQuery, bot: Bot, services: Services) ->
     chat_id = (await reply_target(event)).chat.id
     now = utcnow()
     d = await dashboard(services.db, services.settings.tz, now)
+    await services.api_meter.flush()  # this process's calls counted since the last write
     api = await api_figures(services.db, now)
     await bot.send_message(chat_id, stats_text(d, services.settings, api), reply_markup=stats_keyboard())
     # drawing takes a few hundred ms of CPU: off the event loop, so other users aren't kept waiting

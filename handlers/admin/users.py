@@ -97,6 +97,7 @@ async def card(user: User, services: Services, page: int = 0) -> tuple[str, Inli
     if money.flags:
         lines.append(_("⚠️ Flags: {flags}").format(flags=flag_text(money.flags)))
     keys = await services.api_keys.keys(user.id)
+    await services.api_meter.flush()  # this process's calls counted since the last write
     lines += api_admin.card_lines(keys, await user_api_usage(services.db, user.id, utcnow()),
                                   await services.ledger.credit(user.id), settings.tz)
     lines.append(_("Orders (page {page} of {pages}):").format(page=page + 1, pages=pages) if items

@@ -1,13 +1,18 @@
 """Developer API in the sandbox (issue 17): a person opens "Developer API" from the main menu, creates a key
 (shown once, one unbroken token), buys $5 of API credit with Telegram Stars on the stand-in, sees it in /api,
-and an admin's refund after part of it was spent takes back only what is left."""
+and an admin's refund after part of it was spent takes back only what is left; and the issue's "done when",
+with the README's curl."""
 
+import asyncio
+import json
+import os
 import re
+import subprocess
 from decimal import Decimal
 
 import pytest
 
-from sandbox.runner import running_sandbox
+from sandbox.runner import api_help, running_sandbox
 from services.ledger import Cause
 from services.orders import Status
 
@@ -76,3 +81,53 @@ async def test_credit_bought_with_stars_and_a_refund_takes_back_what_is_left(sb)
     sb.telegram.press_button(ADMIN, "Confirm")
     await sb.telegram.wait_for(newest(sb, "$3.80 of unused API credit has been removed"), timeout=10)
     assert await sb.app.ledger.credit(BUYER) == 0
+
+
+async def test_done_when_a_key_from_the_chat_runs_over_the_free_quota_and_credit_bought_with_stars_pays(tmp_path):
+    """The issue's "done when": a key created in the chat, the README's curl, over the Free quota (3 calls a day
+    here), $5 of credit bought with Stars in the chat, and the next call charged and shown in /usage."""
+    async with running_sandbox(tmp_path, api_limits={"free": {"per_minute": 10, "per_day": 3}}) as sb:
+        sb.telegram.add_user(DEV, "Dev")
+        sb.telegram.send_text(DEV, "/api")
+        await sb.telegram.wait_for(newest(sb, "You have no API keys yet", DEV))
+        sb.telegram.press_button(DEV, "➕ New key")
+        await sb.telegram.wait_for(newest(sb, "Send a name for the new key", DEV))
+        sb.telegram.send_text(DEV, "curl")
+        shown = await sb.telegram.wait_for(newest(sb, "shown only once", DEV))
+        key = re.search(r"sck_[0-9A-Za-z]{38}", shown["text"]).group(0)
+
+        curl = api_help(f"http://127.0.0.1:{sb.app.port}").splitlines()[1].strip()  # as README and the sandbox say
+        assert curl.startswith("curl -s http://127.0.0.1:") and "/api/v1/signals" in curl
+
+        def run_curl(command: str) -> tuple[int, dict]:
+            done = subprocess.run(["bash", "-c", command.replace("curl -s", "curl -s -w '\\n%{http_code}'")],
+                                  capture_output=True, text=True, timeout=30, env={**os.environ, "KEY": key})
+            body, status = done.stdout.rsplit("\n", 1)
+            return int(status), json.loads(body)
+
+        for _ in range(3):
+            status, answer = await asyncio.to_thread(run_curl, curl)
+            assert status == 200 and "signals" in answer
+        status, problem = await asyncio.to_thread(run_curl, curl)
+        assert status == 429 and problem["type"].endswith("#problem-quota-exhausted")
+
+        await asyncio.sleep(5)  # a person reads the answer: the bot allows 8 taps in 5 s
+        sb.telegram.send_text(DEV, "/api")
+        await sb.telegram.wait_for(newest(sb, "API credit: $0.00", DEV))
+        sb.telegram.press_button(DEV, "💳 Buy credit")
+        await sb.telegram.wait_for(newest(sb, "Choose an amount", DEV))
+        sb.telegram.press_button(DEV, "$5.00")
+        await sb.telegram.wait_for(newest(sb, "Choose how to pay", DEV))
+        sb.telegram.press_button(DEV, "Telegram Stars")
+        await sb.telegram.wait_for(newest(sb, "accept our terms", DEV))
+        sb.telegram.press_button(DEV, "I accept")
+        await sb.telegram.wait_for(lambda: any("invoice" in m for m in sb.telegram.chat_messages(DEV, bot_only=True)))
+        assert (await sb.telegram.pay_invoice(DEV))["ok"]
+        await sb.telegram.wait_for(newest(sb, "of API credit added", DEV), timeout=10)
+
+        status, answer = await asyncio.to_thread(run_curl, curl)
+        assert status == 200 and "signals" in answer
+        usage_command = curl.replace("/api/v1/signals", "/api/v1/usage")
+        status, usage = await asyncio.to_thread(run_curl, usage_command)
+        assert status == 200 and usage["credit_usd"] == "4.99"
+        assert usage["days"][0]["charged_calls"] == 1 and usage["days"][0]["credit_spent_usd"] == "0.01"

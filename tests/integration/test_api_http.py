@@ -356,3 +356,26 @@ async def test_a_dataset_bought_with_credit_once_per_key_and_downloaded(api):
     other = next(d for d in listing["datasets"] if d["id"] != offer["id"])
     response = await api.post(f"/api/v1/datasets/{other['id']}/purchases", json=body, headers=pro)
     assert response.status == 409 and (await response.json())["type"].endswith("#problem-key-reused")
+
+
+async def test_keys_and_webhook_secrets_reach_neither_logs_nor_metrics(database_url, caplog):
+    caplog.set_level("DEBUG")
+    settings = make_settings(database_url=database_url, api_webhook_allow_private=True)
+    h = await Harness(settings).start()
+    try:
+        await h.users.seen(PRO, username=None, first_name="Dev", language_code="en")
+        await h.app.subscriptions.add_time(PRO, "pro", 30, source="grant")
+        _key, raw = await h.app.api_keys.create(PRO, "logged?")
+        headers = {"Authorization": f"Bearer {raw}"}
+        async with TestClient(TestServer(h.app.web)) as client:
+            secret = (await (await client.put("/api/v1/webhook", json={"url": "http://127.0.0.1:9/h"},
+                                              headers=headers)).json())["secret"]
+            for path in ("/api/v1/whoami", "/api/v1/signals?limit=0", "/api/v1/nothing"):
+                await client.get(path, headers=headers)
+            await client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {raw[:-1]}x"})
+            metrics = await (await client.get("/metrics")).text()
+        assert 'api_requests_total{operation="whoami",status="200"}' in metrics
+        for text in (caplog.text, metrics):
+            assert raw not in text and raw[:-1] not in text and secret not in text
+    finally:
+        await h.close()
