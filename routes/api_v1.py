@@ -201,11 +201,14 @@ def _params(model: type[Params] | None, values: Mapping[str, str], where: str) -
 
 
 async def _body(request: web.Request, endpoint: Endpoint) -> Any:
-    if endpoint.body is None:
-        return None
-    raw = await request.content.read(endpoint.body_limit + 1)
+    raw = await request.content.read(endpoint.body_limit + 1) if request.can_read_body else b""
     if len(raw) > endpoint.body_limit:
         raise Problem(413, "too-large", "Payload Too Large", f"the body may be at most {endpoint.body_limit} bytes")
+    if endpoint.body is None:
+        if raw:
+            raise Problem(422, "invalid-parameter", "Invalid body", "this endpoint takes no body",
+                          invalid_params=[{"name": "body", "in": "body", "reason": "not expected"}])
+        return None
     try:
         return endpoint.body.model_validate(safe_json.loads(raw))
     except ValidationError as exc:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 DATABASE = web.AppKey("database", Database)
 STARTED = web.AppKey("started", float)
 ROUTE_LIMITS = web.AppKey("route_limits", dict)
+LEADER = web.AppKey("leader", Callable[[], bool])
 
 
 WebhookHandler = Callable[[str, Mapping[str, str], bytes], Awaitable[int]]
@@ -40,6 +41,8 @@ BODY_LIMITS: dict[str, int] = {
     "/api/signals/{id}/events": 4 * KIB,  # {"type", "level", "price"}
     "/api/whales/trades": 1024 * KIB,  # up to 1,000 trades (~250 bytes each, 1 KB at every field's maximum)
     "/telegram/webhook": 256 * KIB,  # one Telegram update
+    "/api/v1/webhook/secret": 4 * KIB,  # no body (the developer API reads at most its endpoint's own cap)
+    "/api/v1/datasets/{id}/purchases": 4 * KIB,  # {"cut", "idempotency_key"}
 }
 #: Any other POST route.
 DEFAULT_BODY_LIMIT = 64 * KIB
@@ -89,9 +92,13 @@ def _update(body: bytes, bot: Bot) -> Update | None:
         return None
 
 
-def build_web_app(database: Database, *, payment_webhook: WebhookHandler | None = None) -> web.Application:
+def build_web_app(database: Database, *, payment_webhook: WebhookHandler | None = None,
+                  leader: Callable[[], bool] | None = None) -> web.Application:
+    """`leader` says whether this process runs the scheduled jobs now (/healthz); None: a single process,
+    always the leader."""
     app = web.Application(client_max_size=DEFAULT_BODY_LIMIT, middlewares=[body_limit])
     app[DATABASE] = database
+    app[LEADER] = leader or (lambda: True)
     app[STARTED] = time.monotonic()
     app.middlewares.append(busy_middleware)  # a busy database: 503 + Retry-After, never 500
     app.router.add_get("/healthz", healthz)
@@ -120,6 +127,7 @@ async def healthz(request: web.Request) -> web.Response:
         "status": "ok" if ok else "unavailable",
         "database": "ok" if ok else "unreachable",
         "uptime_seconds": round(time.monotonic() - request.app[STARTED], 1),
+        "leader": request.app[LEADER](),
     }
     return web.json_response(body, status=200 if ok else 503)
 

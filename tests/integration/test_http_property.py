@@ -51,6 +51,8 @@ SHAPES = {
     "/api/signals": near(SIGNAL), "/api/signals/{id}/events": near(EVENT),
     "/api/whales/trades": st.lists(near(TRADE), max_size=4).map(lambda trades: {"trades": trades}),
     "/telegram/webhook": near(UPDATE),
+    "/api/v1/webhook/secret": st.just({}),
+    "/api/v1/datasets/{id}/purchases": near({"cut": "live", "idempotency_key": "k-1"}),
 }
 
 

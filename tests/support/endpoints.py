@@ -19,8 +19,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
 from db.base import Base
+from db.models_api import ApiKey
 from processing.ingest_auth import signed_headers
 from sandbox.cryptopay import CryptoPayStandIn
+from services.api_keys import key_hash, new_key
 from sandbox.kryptoexpress import KryptoExpressStandIn
 from tests.conftest import make_settings
 from tests.support.harness import Harness
@@ -39,7 +41,11 @@ ENDPOINTS = {
     "/api/signals/{id}/events": "/api/signals/ext-1/events",
     "/api/whales/trades": "/api/whales/trades",
     "/telegram/webhook": "/telegram/webhook",
+    "/api/v1/webhook/secret": "/api/v1/webhook/secret",
+    "/api/v1/datasets/{id}/purchases": "/api/v1/datasets/signals/purchases",
 }
+API_KEY = new_key()  # a developer-API key of API_USER, stored by http_app
+API_USER = 4242
 
 
 def authentic_headers(route: str, path: str, body: bytes) -> dict[str, str]:
@@ -51,6 +57,8 @@ def authentic_headers(route: str, path: str, body: bytes) -> dict[str, str]:
         return {"X-Signature": hmac.new(KE_SECRET.encode(), body, hashlib.sha512).hexdigest()}
     if route == "/telegram/webhook":
         return {"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET}
+    if route.startswith("/api/v1/"):
+        return {"Authorization": f"Bearer {API_KEY}"}
     return signed_headers(INGEST_SECRET, body)
 
 
@@ -62,6 +70,8 @@ def forged_headers(route: str) -> dict[str, str]:
         return {"X-Signature": "0" * 128}
     if route == "/telegram/webhook":
         return {"X-Telegram-Bot-Api-Secret-Token": "wrong"}
+    if route.startswith("/api/v1/"):
+        return {"Authorization": f"Bearer {new_key()}"}
     return signed_headers("not-the-secret", b"")
 
 
@@ -109,6 +119,10 @@ async def http_app(database_url: str, **overrides) -> AsyncIterator[Endpoints]:
             telegram_webhook_secret=TELEGRAM_SECRET, **overrides)
         h = await Harness(settings).start()
         try:
+            await h.users.seen(API_USER, username=None, first_name="Dev", language_code="en")
+            async with h.db.transaction() as session:
+                session.add(ApiKey(user_id=API_USER, name="hardening", key_hash=key_hash(API_KEY),
+                                   prefix=API_KEY[:8], permissions=[]))
             async with TestClient(TestServer(h.app.web)) as client:
                 yield Endpoints(h, client, cryptopay, kryptoexpress)
         finally:
