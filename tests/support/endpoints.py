@@ -22,8 +22,8 @@ from db.base import Base
 from db.models_api import ApiKey
 from processing.ingest_auth import signed_headers
 from sandbox.cryptopay import CryptoPayStandIn
-from services.api_keys import key_hash, new_key
 from sandbox.kryptoexpress import KryptoExpressStandIn
+from services.api_keys import key_hash, new_key
 from tests.conftest import make_settings
 from tests.support.harness import Harness
 
