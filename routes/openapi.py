@@ -147,7 +147,7 @@ DOCS_PAGE = """<!doctype html>
 </head><body><div id="swagger-ui"></div>
 <script src="docs/assets/swagger-ui-bundle.js"></script>
 <script>window.ui = SwaggerUIBundle({url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true,
-  persistAuthorization: false, tryItOutEnabled: true});</script>
+  persistAuthorization: false, tryItOutEnabled: true, validatorUrl: null});</script>
 </body></html>"""
 
 

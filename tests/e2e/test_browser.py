@@ -427,3 +427,18 @@ async def test_the_tour_in_russian_meets_no_english_in_the_page_and_no_dead_end(
             panel = await until(driver, lambda d: [m for m in bot_bubbles(d) if m.find_elements(
                 "css selector", ".kb-btn") and "📊" in m.text], what="the admin panel")
             assert len(panel[-1].find_elements("css selector", ".kb-btn")) >= 6
+
+
+async def test_the_api_docs_page_renders_every_operation_offline(tmp_path):
+    """/api/v1/docs in Chromium: Swagger UI from our own server (the test network reaches nothing else) renders
+    the generated document, every operation listed."""
+    async with running_sandbox(tmp_path) as sb:
+        base = f"http://127.0.0.1:{sb.app.port}"
+        with chromium() as driver:
+            await asyncio.to_thread(driver.get, f"{base}/api/v1/docs")
+            await until(driver, lambda d: css(d, ".opblock-summary-path"), timeout=20, what="the operations")
+            paths = {e.get_attribute("data-path") or e.text for e in css(driver, ".opblock-summary-path")}
+            assert {"/api/v1/signals", "/api/v1/whoami", "/api/v1/whales/rankings", "/api/v1/webhook",
+                    "/api/v1/datasets"} <= {p.replace("\u200b", "") for p in paths}
+            assert "Signals & whales API" in page_text(driver)
+            assert "problem-quota-exhausted" in driver.page_source  # the problem types are documented
