@@ -379,3 +379,25 @@ async def test_keys_and_webhook_secrets_reach_neither_logs_nor_metrics(database_
             assert raw not in text and raw[:-1] not in text and secret not in text
     finally:
         await h.close()
+
+
+async def test_enterprise_has_no_day_quota_and_basic_its_own_limits(database_url):
+    settings = make_settings(database_url=database_url)  # the tier table's defaults
+    h = await Harness(settings).start()
+    try:
+        keys = {}
+        for user_id, plan in ((311, "enterprise"), (312, "basic")):
+            await h.users.seen(user_id, username=None, first_name="Dev", language_code="en")
+            await h.app.subscriptions.add_time(user_id, plan, 30, source="grant")
+            keys[plan] = (await h.app.api_keys.create(user_id, plan))[1]
+        async with TestClient(TestServer(h.app.web)) as client:
+            response = await client.get("/api/v1/signals", headers={"Authorization": f"Bearer {keys['enterprise']}"})
+            assert response.headers["RateLimit-Policy"] == '"minute";q=1200;w=60'  # no day window
+            me = await (await client.get("/api/v1/whoami", headers={"X-API-Key": keys["enterprise"]})).json()
+            assert me["limits"] == {"per_minute": 1200, "per_day": None} and me["usage"]["today"] == 1
+            response = await client.get("/api/v1/signals", headers={"X-API-Key": keys["basic"]})
+            assert response.headers["RateLimit-Policy"] == '"minute";q=60;w=60, "day";q=1000;w=86400'
+            assert response.headers["RateLimit"].startswith('"minute";r=59;') and '"day";r=999;' in response.headers[
+                "RateLimit"]
+    finally:
+        await h.close()
