@@ -15,6 +15,7 @@ import pytest
 from sandbox.runner import api_help, running_sandbox
 from services.ledger import Cause
 from services.orders import Status
+from tests.support.checkout import pay_first_order_with_stars
 
 DEV, BUYER, ADMIN = 750, 751, 1000  # two people: each stays within the bot's 8 taps per 5 s
 
@@ -57,13 +58,7 @@ async def test_credit_bought_with_stars_and_a_refund_takes_back_what_is_left(sb)
     sb.telegram.press_button(BUYER, "💳 Buy credit")
     await sb.telegram.wait_for(newest(sb, "Choose an amount"))
     sb.telegram.press_button(BUYER, "$5.00")
-    await sb.telegram.wait_for(newest(sb, "Choose how to pay"))
-    sb.telegram.press_button(BUYER, "Telegram Stars")
-    await sb.telegram.wait_for(newest(sb, "accept our terms"))
-    sb.telegram.press_button(BUYER, "I accept")
-    await sb.telegram.wait_for(lambda: any("invoice" in m for m in sb.telegram.chat_messages(BUYER, bot_only=True)))
-    paid = await sb.telegram.pay_invoice(BUYER)
-    assert paid["ok"], paid
+    await pay_first_order_with_stars(sb, BUYER)
     added = await sb.telegram.wait_for(newest(sb, "of API credit added"), timeout=10)
     [order] = await sb.app.orders.for_user(BUYER)
     assert "$5.00 of API credit added" in added["text"] and f"Receipt: order #{order.id}" in added["text"]
@@ -117,12 +112,7 @@ async def test_done_when_a_key_from_the_chat_runs_over_the_free_quota_and_credit
         sb.telegram.press_button(DEV, "💳 Buy credit")
         await sb.telegram.wait_for(newest(sb, "Choose an amount", DEV))
         sb.telegram.press_button(DEV, "$5.00")
-        await sb.telegram.wait_for(newest(sb, "Choose how to pay", DEV))
-        sb.telegram.press_button(DEV, "Telegram Stars")
-        await sb.telegram.wait_for(newest(sb, "accept our terms", DEV))
-        sb.telegram.press_button(DEV, "I accept")
-        await sb.telegram.wait_for(lambda: any("invoice" in m for m in sb.telegram.chat_messages(DEV, bot_only=True)))
-        assert (await sb.telegram.pay_invoice(DEV))["ok"]
+        await pay_first_order_with_stars(sb, DEV)
         await sb.telegram.wait_for(newest(sb, "of API credit added", DEV), timeout=10)
 
         status, answer = await asyncio.to_thread(run_curl, curl)

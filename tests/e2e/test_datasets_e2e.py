@@ -15,6 +15,7 @@ import pytest
 from sandbox.runner import running_sandbox
 from services.orders import Status
 from services.signals import EventIn, SignalIn
+from tests.support.checkout import pay_first_order_with_stars
 
 BUYER = 760
 
@@ -57,13 +58,7 @@ async def test_a_dataset_bought_with_stars_is_downloaded_through_its_link_and_ba
     sb.telegram.press_button(BUYER, "📦 Signal history with events")
     await sb.telegram.wait_for(newest(sb, "Choose a cut"))
     sb.telegram.press_button(BUYER, "live, up to now: 2 rows — $1.00")
-    await sb.telegram.wait_for(newest(sb, "Choose how to pay"))
-    sb.telegram.press_button(BUYER, "Telegram Stars")
-    await sb.telegram.wait_for(newest(sb, "accept our terms"))
-    sb.telegram.press_button(BUYER, "I accept")
-    await sb.telegram.wait_for(lambda: any("invoice" in m for m in sb.telegram.chat_messages(BUYER, bot_only=True)))
-    paid = await sb.telegram.pay_invoice(BUYER)
-    assert paid["ok"], paid
+    await pay_first_order_with_stars(sb, BUYER)
 
     ready = await sb.telegram.wait_for(newest(sb, "Your dataset is ready"), timeout=10)
     [order] = await sb.app.orders.for_user(BUYER)
