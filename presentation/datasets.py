@@ -11,7 +11,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 
 from db.models_datasets import DatasetPurchase
-from presentation.formatting import datetime_text, money_text, number
+from presentation.formatting import cut_name, datetime_text, money_text, number
 from services import datasets
 from services.datasets import DELAY, LINK_TTL, ROWS_PER_BLOCK, DatasetService, Quote, Source
 from services.products import Product, ProductParts, text
@@ -19,10 +19,6 @@ from services.products import Product, ProductParts, text
 
 def rows_text(rows: int) -> str:
     return ngettext("{count} row", "{count} rows", rows).format(count=number(rows))
-
-
-def cut_name(cut: str) -> str:
-    return {"live": _("live, up to now"), "delayed": _("delayed by {days} days").format(days=DELAY.days)}.get(cut, cut)
 
 
 def quote_line(quote: Quote) -> str:

@@ -25,8 +25,10 @@ from babel.numbers import format_compact_decimal, format_currency, format_decima
 from babel.support import LazyProxy
 
 from db.models import Order
+from services.datasets import DELAY, SOURCES
 from services.money import plain
 from services.plans import PLANS
+from services.products import text
 
 __all__ = ["amount_text", "compact", "current_locale", "date_text", "datetime_text", "decimal_text",
            "language_name", "later", "money_text", "month_day", "number", "order_title", "percent", "signal_field",
@@ -184,7 +186,14 @@ def order_title(order: Order) -> str:
             count=number(tokens), model=model)
     if order.product == "api_credit" and details.get("credit_usd"):
         return _("API credit · {amount}").format(amount=money_text(Decimal(details["credit_usd"])))
+    if order.product == "dataset" and details.get("dataset") in SOURCES:
+        return f"{text(SOURCES[details['dataset']].title)} · {cut_name(str(details.get('cut', '')))}"
     return order.title
+
+
+def cut_name(cut: str) -> str:
+    """A dataset's cut as the reader reads it: "live, up to now", "delayed by 7 days"."""
+    return {"live": _("live, up to now"), "delayed": _("delayed by {days} days").format(days=DELAY.days)}.get(cut, cut)
 
 
 def language_name(code: str | None, *, locale: str | None = None) -> str:
