@@ -158,7 +158,7 @@ def _signing() -> str:
 
 def delivery_line(delivery: ApiWebhookDelivery, tz: ZoneInfo) -> str:
     kind = _("signal") if delivery.kind == SIGNAL_CREATED else _("event")
-    status = {"delivered": _("✅ delivered"), "queued": _("⏳ retrying"), "sending": _("⏳ sending"),
+    status = {"delivered": _("✅ received"), "queued": _("⏳ retrying"), "sending": _("⏳ sending"),
               "failed": _("❌ failed"), "skipped": _("skipped (no paid plan)"),
               "cancelled": _("cancelled")}.get(delivery.status, delivery.status)
     line = f"{when(delivery.created_at, tz)} · {kind} · {status}"

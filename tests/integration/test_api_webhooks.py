@@ -142,7 +142,7 @@ async def test_signals_and_events_arrive_signed_with_the_secret_shown_once(h, re
 
     await h.press(PAID, ApiHook(do="open").pack())
     screen = h.session.texts_to(PAID)[-1]
-    assert receiver.url in screen and "✅ On" in screen and screen.count("✅ delivered · HTTP 200") == 2
+    assert receiver.url in screen and "✅ On" in screen and screen.count("✅ received · HTTP 200") == 2
     assert secret not in screen
 
 
