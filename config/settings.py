@@ -367,6 +367,14 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
     @property
+    def http_base_url(self) -> str | None:
+        """Where people reach the HTTP app: PUBLIC_BASE_URL, else this machine's WEB_PORT (None: a port picked
+        at start, unknown yet)."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://127.0.0.1:{self.web_port}" if self.web_port else None
+
+    @property
     def webhook_mode(self) -> bool:
         return bool(self.telegram_webhook_url)
 

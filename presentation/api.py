@@ -42,12 +42,14 @@ def key_line(key: ApiKey, tz: ZoneInfo) -> str:
     return line
 
 
-def home(keys: list[ApiKey], credit: Decimal, tz: ZoneInfo) -> str:
-    """/api: the keys (never their secrets) and the credit."""
+def home(keys: list[ApiKey], credit: Decimal, tz: ZoneInfo, base_url: str | None = None) -> str:
+    """/api: the keys (never their secrets), the credit, and where the API's docs are."""
     lines = [_("🔌 <b>Developer API</b>"), "",
              _("Call the API with <code>Authorization: Bearer &lt;key&gt;</code>. Calls beyond your plan's daily "
                "quota are paid from your API credit."), "",
              _("💳 API credit: <b>{credit}</b>").format(credit=money_text(credit)), ""]
+    if base_url:
+        lines[3:3] = [_("📖 Endpoints and examples: {url}").format(url=html.escape(f"{base_url}/api/v1/docs")), ""]
     if keys:
         live = sum(1 for key in keys if key.grace_until is None)  # rolled keys in their grace do not count
         lines.append(_("Your keys ({count} of {max}):").format(count=live, max=MAX_KEYS))

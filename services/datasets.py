@@ -436,7 +436,7 @@ class DatasetService:
     def from_settings(cls, settings: Settings, db: Database, ledger: LedgerService) -> DatasetService:
         """Priced at API_PRICES["datasets"], links signed with the key derived from the bot token and made
         absolute with PUBLIC_BASE_URL (without it: this machine's WEB_PORT)."""
-        base = (settings.public_base_url or f"http://127.0.0.1:{settings.web_port}").rstrip("/")
+        base = settings.http_base_url or "http://127.0.0.1"
         token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
         return cls(db, ledger, base_price=settings.api_prices["datasets"], link_key=link_key(token),
                    public_url=lambda path: f"{base}{path}")

@@ -86,7 +86,8 @@ async def show_home(event: Message | CallbackQuery, services: Services, state: F
     await state.clear()
     user_id = event.from_user.id
     keys = await services.api_keys.keys(user_id)
-    text = words.home(keys, await services.ledger.credit(user_id), services.settings.tz)
+    text = words.home(keys, await services.ledger.credit(user_id), services.settings.tz,
+                      services.settings.http_base_url)
     await show(event, text, home_markup(keys))
 
 

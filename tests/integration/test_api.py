@@ -49,6 +49,7 @@ async def test_a_key_is_created_with_a_name_shown_once_and_listed_without_its_se
     assert "trading &lt;bot&gt;" in listing and f"<code>{raw[:8]}…</code>" in listing and "last used" in listing
     assert raw not in listing and raw[8:] not in listing
     assert "Your keys (1 of 10)" in listing and "API credit: <b>$0.00</b>" in listing
+    assert "Endpoints and examples: http://127.0.0.1:8080/api/v1/docs" in listing  # WEB_PORT: no public URL set
     async with h.db.session() as s:  # only a hash is kept
         rows = (await s.execute(text("SELECT * FROM api_keys"))).all()
         assert raw not in repr(rows) and raw[4:36] not in repr(rows)
