@@ -313,7 +313,7 @@ class ApiV1:
                 headers={"Retry-After": str(retry)}, price_usd=str(decision.charge)), headers)
         if decision is not None and decision.charge is not None:
             headers["X-Charged-USD"] = str(decision.charge)
-        await self.meter.maybe_flush()
+        self.meter.maybe_flush()
         body = result.json_bytes() if isinstance(result, Wire) else result.model_dump_json().encode()
         return web.Response(body=body, content_type="application/json", headers=headers)
 

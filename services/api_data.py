@@ -37,7 +37,8 @@ from services.whale_rankings import FREE_TOP, Board
 from services.whales import WhaleService
 
 #: How long a signal list is served from memory: many clients polling the same list cost one query a second.
-#: Its window is then at most this much older than "now" (a signal stored meanwhile shows up a second later).
+#: Once it expires, the next caller starts a fresh read and callers meanwhile still get the old list, so an
+#: answer is at most two of these old (a signal stored meanwhile shows up within two seconds).
 LIST_TTL_SECONDS = 1.0
 LIST_CACHE_SIZE = 512
 #: API metric names → the rankings' own (the API spells win rate with an underscore).
@@ -98,13 +99,20 @@ class ApiData:
         if pending is None:  # one query for every caller that missed at the same moment
             pending = self._reading[key] = asyncio.ensure_future(
                 self._signal_list(plan, ecosystem=ecosystem, symbol=symbol, since=since, limit=limit))
-            pending.add_done_callback(lambda _done: self._reading.pop(key, None))
-        answer = await asyncio.shield(pending)
+            pending.add_done_callback(lambda done: self._remember(key, done))
+        if cached is not None and cached[0] + LIST_TTL_SECONDS > now:
+            return cached[1]  # just expired: served while the next one is read (at most two TTLs old)
+        return await asyncio.shield(pending)
+
+    def _remember(self, key: tuple, done: asyncio.Future[SignalList]) -> None:
+        self._reading.pop(key, None)
+        if done.cancelled() or done.exception() is not None:
+            return
+        now = time.monotonic()
         if len(self._lists) >= LIST_CACHE_SIZE:
-            self._lists = {k: v for k, v in self._lists.items() if v[0] > now}
+            self._lists = {k: v for k, v in self._lists.items() if v[0] + LIST_TTL_SECONDS > now}
         if len(self._lists) < LIST_CACHE_SIZE:
-            self._lists[key] = (now + LIST_TTL_SECONDS, answer)
-        return answer
+            self._lists[key] = (now + LIST_TTL_SECONDS, done.result())
 
     async def _signal_list(self, plan: Plan, *, ecosystem: str | None, symbol: str | None, since: datetime | None,
                            limit: int) -> SignalList:

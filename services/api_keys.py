@@ -259,9 +259,10 @@ class ApiKeyService:
         if not self._used:
             return 0
         used, self._used = self._used, {}
+        keys = ApiKey.__table__.c  # a table-level update: a last use changes no key (db.changes does not see it)
         async with self.db.transaction() as session:
             for key_id, at in used.items():
-                await session.execute(update(ApiKey).where(
-                    ApiKey.id == key_id, or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < at))
+                await session.execute(update(ApiKey.__table__).where(
+                    keys.id == key_id, or_(keys.last_used_at.is_(None), keys.last_used_at < at))
                     .values(last_used_at=at))
         return len(used)

@@ -15,6 +15,7 @@ calls over the day's quota charged to the caller's API credit in the ledger, and
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import Counter
@@ -35,7 +36,8 @@ from db.models_api import ApiCharge, ApiUsageDay
 from db.models_ledger import LedgerAccount, LedgerEntry, LedgerMovement
 from services.ledger import API_REVENUE, Cause, LedgerService, to_usd
 
-GROUPS = ("signals", "whales", "analytics", "datasets")
+log = logging.getLogger(__name__)
+
 DAY_KEY_SECONDS = 2 * 86_400  # a day's counter outlives its day (its key names the date)
 FLUSH_SECONDS = 10
 
@@ -77,6 +79,11 @@ def storage_for(redis_url: str | None) -> Storage:
     return RedisStorage(f"async+{scheme}://{rest}", implementation="redispy", key_prefix="api-limits")
 
 
+def _log_failure(done: asyncio.Future) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("could not write API calls per day (kept for the next write): %s", done.exception())
+
+
 def seconds_to_utc_midnight(now: datetime) -> int:
     tomorrow = datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
     return max(1, math.ceil((tomorrow - now).total_seconds()))
@@ -94,6 +101,7 @@ class ApiMeter:
         self._pending: Counter[tuple[int, date, str]] = Counter()
         self._flushed_at = time.monotonic()
         self._flush_lock = asyncio.Lock()
+        self._flushing: asyncio.Future | None = None  # the background write in progress (kept referenced)
 
     def plan_limits(self, plan: str) -> PlanLimits:
         return self.limits.get(plan, PlanLimits(None, None))
@@ -157,9 +165,12 @@ class ApiMeter:
     def _record(self, user_id: int, group: str) -> None:
         self._pending[(user_id, self.clock().astimezone(UTC).date(), group)] += 1
 
-    async def maybe_flush(self) -> None:
+    def maybe_flush(self) -> None:
+        """Every FLUSH_SECONDS, write the counted calls in the background (no request waits for it)."""
         if time.monotonic() - self._flushed_at >= FLUSH_SECONDS and not self._flush_lock.locked():
-            await self.flush()
+            self._flushed_at = time.monotonic()
+            self._flushing = asyncio.ensure_future(self.flush())
+            self._flushing.add_done_callback(_log_failure)
 
     async def flush(self) -> int:
         """Add the calls counted in memory to `api_usage_days` (one transaction); how many rows."""
