@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiogram import Dispatcher
+from aiogram import BaseMiddleware, Dispatcher
 from aiogram.client.session.base import BaseSession
+from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
+from aiogram.types import TelegramObject, Update
 from aiohttp import web
 
 from bot import startup
@@ -29,7 +32,10 @@ from routes.app import TelegramWebhookHandler, build_web_app
 from routes.downloads import add_routes as add_download_routes
 from routes.signals import add_signal_routes
 from routes.whales import add_routes as add_whale_routes
+from services import redis as redis_conn
+from services import sqlite_lock
 from services.products import Fulfiller
+from services.update_dedup import UpdateDedup
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +44,40 @@ EXPIRY_CHECK_SECONDS = 20
 SHUTDOWN_GRACE_SECONDS = 20
 JOB_GRACE_SECONDS = 5  # a scheduled run in progress at a stop gets this long, then is cancelled
 WHALE_ALERT_TICK_SECONDS = 10
+CONVERSATION_TTL = timedelta(days=1)  # with REDIS_URL: an abandoned conversation's state is forgotten after this
+
+
+class DropRepeatedUpdates(BaseMiddleware):
+    """Webhook mode: an update Telegram delivers again (it retries one a replica did not answer) is handled
+    once, by whichever replica saw it first (`UpdateDedup`: Redis with REDIS_URL, else the database)."""
+
+    def __init__(self, dedup: UpdateDedup) -> None:
+        self.dedup = dedup
+
+    async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+                       event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        if not await self.dedup.first_time(event.update_id):
+            log.info("update %s was delivered again; handled already", event.update_id)
+            return None
+        return await handler(event, data)
+
+
+def share_conversations(dp: Dispatcher, redis_url: str) -> None:
+    """With REDIS_URL: conversations (FSM state and data) live in Redis, so a flow's steps may land on
+    different replicas, and one user's updates are handled one at a time across replicas (aiogram's
+    `RedisStorage` and `RedisEventIsolation`, on a client of their own that the dispatcher closes)."""
+    storage = RedisStorage(redis_conn.connect(redis_url), key_builder=DefaultKeyBuilder(with_bot_id=True),
+                           state_ttl=CONVERSATION_TTL, data_ttl=CONVERSATION_TTL)
+    dp.fsm.storage = storage
+    dp.fsm.events_isolation = storage.create_isolation()
 
 
 def build_web(services: Services, dp: Dispatcher) -> web.Application:
     """The HTTP app: health and metrics, payment webhooks, signal and whale ingest, the developer API, the
     Telegram webhook."""
     s = services
-    app = build_web_app(s.db, payment_webhook=s.payments.handle_webhook)
+    app = build_web_app(s.db, payment_webhook=s.payments.handle_webhook, leader=lambda: s.leadership.is_leader)
     ingest_auth = IngestAuth.from_settings(s.settings, on_rejected=s.alerts.ingest_rejected)
     add_signal_routes(app, ingest_auth, s.signals, lambda: (s.signal_delivery.wake(), s.webhook_delivery.wake()))
     add_whale_routes(app, s.whales, ingest_auth)
@@ -81,6 +114,7 @@ def schedule_jobs(scheduler: JobScheduler, services: Services) -> None:
     scheduler.add_job(s.whale_alerts.tick, "interval", seconds=WHALE_ALERT_TICK_SECONDS, id="whale_alerts")
     scheduler.add_job(s.whales.refresh_rankings, "interval", seconds=WHALE_RANKING_TTL * 2 // 3,
                       id="whale_rankings")
+    scheduler.add_job(s.update_dedup.prune, "interval", hours=1, id="update_dedup_prune")
     s.whale_post.schedule(scheduler)
     if settings.telegram_content_enabled:
         s.publisher.schedule(scheduler)
@@ -95,6 +129,10 @@ class App:
         self.settings = settings
         self.services = build_services(settings, session=session)
         self.dp = create_dispatcher(settings, self.services, throttle=throttle)
+        if settings.redis_url:
+            share_conversations(self.dp, settings.redis_url)
+        if settings.webhook_mode:
+            self.dp.update.outer_middleware(DropRepeatedUpdates(self.services.update_dedup))
         self.scheduler = build_scheduler(settings.tz, on_failure=self.services.alerts.job_failed)
         self.web = build_web(self.services, self.dp)
         self._runner: web.AppRunner | None = None
@@ -104,6 +142,7 @@ class App:
         self.port: int | None = None
         self.started = False
         self.job_grace = JOB_GRACE_SECONDS
+        self._db_lock: sqlite_lock.SqliteLock | None = None
 
     def __getattr__(self, name: str) -> Any:
         """A service by name (`app.orders` is `app.services.orders`); only called for names the app lacks."""
@@ -119,8 +158,17 @@ class App:
         schedule_jobs(self.scheduler, self.services)
 
     async def start(self) -> None:
-        """Migrate, serve HTTP, start the scheduler and workers, then start taking updates."""
+        """Migrate, serve HTTP, start the scheduler (running jobs while this process leads) and workers,
+        then start taking updates."""
         s, settings = self.services, self.settings
+        if settings.redis_url and not settings.webhook_mode:
+            raise startup.StartupError(
+                "REDIS_URL is set (several replicas) but TELEGRAM_WEBHOOK_URL is not: replicas cannot share long "
+                "polling; set TELEGRAM_WEBHOOK_URL and TELEGRAM_WEBHOOK_SECRET, or unset REDIS_URL for one process")
+        try:
+            self._db_lock = sqlite_lock.hold(settings.database_url)
+        except sqlite_lock.SqliteInUse as exc:
+            raise startup.StartupError(str(exc)) from None
         await startup.check_database(s.db, settings.database_url)
         await migrate.upgrade(s.db)
         self._runner = web.AppRunner(self.web, handle_signals=False, access_log=None)
@@ -134,7 +182,9 @@ class App:
         admin_languages = {a: u.language for a in settings.admin_ids if (u := await s.users.get(a)) is not None}
         await register_commands(s.bot, s.i18n, settings.admin_ids, all_commands(s.products.commands), admin_languages)
         self._schedule()
-        self.scheduler.start()
+        self.scheduler.start(paused=True)
+        s.leadership.on_change = self._lead
+        await s.leadership.start()
         await s.worker.recover()
         crashed = s.alerts.task_crashed
         self._tasks = [supervise(s.worker.run, name="fulfilment", stopped=self._stopped, on_crash=crashed),
@@ -161,6 +211,15 @@ class App:
         log.info("@%s is up (%s); HTTP on %s:%s; payments: %s", me.username, mode, settings.web_host,
                  self.port, ", ".join(s.providers) or "none")
 
+    def _lead(self, leading: bool) -> None:
+        """Leadership changed: the scheduled jobs run on the leader only (runs in progress finish)."""
+        if self._stopped.is_set() or not self.scheduler.running:
+            return
+        if leading:
+            self.scheduler.resume()
+        else:
+            self.scheduler.pause()
+
     async def _reconcile(self) -> None:
         try:
             await self.services.payments.reconcile()
@@ -181,10 +240,14 @@ class App:
         # side by side, so a stop waits for the longer grace, not for both: scheduled runs in progress get
         # theirs, then are cancelled quietly (a stop is not a failure); the workers finish what they hold
         await asyncio.gather(self.scheduler.stop(self.job_grace), self._stop_workers())
+        await self.services.leadership.stop()  # after the runs in progress, so the next leader starts afresh
         if self._runner is not None:
             await self._runner.cleanup()
         await self.close_resources()
         await self.services.bot.session.close()
+        if self._db_lock is not None:
+            self._db_lock.release()
+            self._db_lock = None
         if self.started:  # after a failed start run.py's one line says it all
             log.info("stopped cleanly")
 
@@ -211,4 +274,6 @@ class App:
         await s.webhook_delivery.close()
         await s.deepseek.close()
         await self.dp.storage.close()
+        if s.redis is not None:
+            await s.redis.aclose()
         await s.db.close()

@@ -14,6 +14,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.utils.i18n import I18n
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from bot import startup
 from bot.i18n import build_i18n
@@ -39,6 +40,7 @@ from processing.subscriptions import SubscriptionLifecycle
 from processing.webhook_delivery import WebhookWorker
 from processing.whale_alerts import WhaleAlerts
 from processing.whale_post import WeeklyWhalePost
+from services import redis as redis_conn
 from services.admin_prefs import AdminPrefService
 from services.ai_tokens import AiTokenShop, Headroom, PriceBook, PriceRules
 from services.api_credit import ApiCreditShop
@@ -54,6 +56,7 @@ from services.content import ContentService
 from services.content_facts import top_whale_fact, track_record_fact
 from services.datasets import DatasetService, DatasetShop
 from services.deepseek import DeepSeekClient
+from services.leader import Leadership, build_leadership
 from services.ledger import LedgerService
 from services.openrouter import OpenRouterClient
 from services.orders import OrderService
@@ -65,10 +68,12 @@ from services.products import Catalog, ProductBuilder, ProductParts, build_catal
 from services.referrals import ReferralService
 from services.signals import SignalService
 from services.subscriptions import SubscriptionService
+from services.update_dedup import UpdateDedup
 from services.users import UserService
 from services.vault import SecretVault
 from services.whales import WhaleService
 from transport.gate import OutgoingGate
+from transport.redis_budget import RedisBudget
 
 WHALE_RANKING_TTL = 30  # seconds a computed leaderboard is served before it is recomputed
 BUILT_IN_PRODUCTS: tuple[ProductBuilder, ...] = (ai_tokens_product, plan_product, api_credit_product,
@@ -94,6 +99,9 @@ class Services:
 
     settings: Settings
     db: Database
+    redis: Redis | None  # REDIS_URL: what the replicas share (send budget, update ids, leader without PostgreSQL)
+    leadership: Leadership  # whether this process runs the scheduled jobs now
+    update_dedup: UpdateDedup  # an update delivered twice is handled once (webhook mode)
     users: UserService
     orders: OrderService
     i18n: I18n
@@ -142,10 +150,12 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
     """Every part, built once from `settings`; `session` replaces the Telegram network (tests)."""
     with startup.database_file(settings.database_url):
         db = Database(settings.database_url)
+    redis = redis_conn.connect(settings.redis_url) if settings.redis_url else None
     users = UserService(db)
     orders = OrderService(db)
     i18n = build_i18n()
-    gate = OutgoingGate(settings.telegram_rate_limit, on_blocked=users.mark_blocked)
+    gate = OutgoingGate(settings.telegram_rate_limit, on_blocked=users.mark_blocked,
+                        budget=RedisBudget(redis, settings.telegram_rate_limit) if redis else None)
     bot = create_bot(secret(settings.telegram_bot_token) or "", settings.telegram_api_url, gate, session)
     notifier = Notifier(bot, users, i18n, settings.admin_ids)
     alerts = AdminAlerts(notifier)
@@ -202,6 +212,7 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
         alerts=alerts, providers=providers, checkout=checkout, openrouter=openrouter, ai_tokens=ai_tokens,
         vault=vault, subscriptions=subscriptions, channel=channel, plan_shop=plan_shop, products=products,
         plan_lifecycle=plan_lifecycle, referrals=referrals, worker=worker, admin_prefs=admin_prefs, audit=audit,
+        redis=redis, leadership=build_leadership(settings.database_url, redis), update_dedup=UpdateDedup(db, redis),
         refunds=refunds,
         payments=payments, deepseek=deepseek, content=content,
         publisher=ContentPublisher(bot, content, notifier, settings),

@@ -24,6 +24,12 @@ What it does (modelled on python-telegram-bot's ``AIORateLimiter``):
   reservation respects; senders that already hold a slot re-check it when they
   wake.  The failed request is then retried, up to ``max_retries`` times, after
   which the error is re-raised.
+* **Several replicas.** Given a ``budget`` (``transport.redis_budget.RedisBudget``, with
+  ``REDIS_URL``), the spacing, the per-chat spacing in bulk mode and the flood-control pause
+  are decided in Redis for every replica together instead of in this process: a request asks
+  the budget for a grant and sleeps as told until it gets one, and a 429 pauses every replica.
+  While Redis cannot be reached a request waits and asks again (``BUDGET_RETRY_SECONDS``)
+  rather than going out unaccounted for. This process's own pause still applies as well.
 * **Blocked users.** On ``TelegramForbiddenError`` the ``on_blocked(chat_id)``
   callback is awaited when the request targets a private chat (integer
   ``chat_id > 0``, i.e. a user id); then the error is re-raised so the caller
@@ -77,11 +83,14 @@ from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 from prometheus_client import Counter
+from redis.exceptions import RedisError
 
 from transport import metrics
 
 if TYPE_CHECKING:
     from aiogram import Bot
+
+    from transport.redis_budget import RedisBudget
 
 __all__ = ["EXEMPT_METHODS", "GateStats", "OutgoingGate", "bulk", "in_bulk"]
 
@@ -89,6 +98,9 @@ logger = logging.getLogger(__name__)
 
 #: Methods that bypass the gate entirely (see the module docstring).
 EXEMPT_METHODS: tuple[type[TelegramMethod[Any]], ...] = (GetUpdates,)
+
+#: Seconds a request waits before asking an unreachable shared budget (Redis) again.
+BUDGET_RETRY_SECONDS = 1.0
 
 # Number of per-chat timestamps kept before stale ones are pruned.
 _PRUNE_THRESHOLD = 4096
@@ -151,6 +163,7 @@ class OutgoingGate(BaseRequestMiddleware):
     :param per_chat_interval: seconds between two requests to one chat in bulk mode.
     :param max_retries: how many times a request is repeated after 429s before
         the ``TelegramRetryAfter`` is re-raised (0 = never retry).
+    :param budget: the send budget shared by every replica (Redis); None: this process's own.
     :param clock: monotonic clock in seconds (injectable for tests).
     :param sleep: async sleep matching ``clock`` (injectable for tests).
     """
@@ -162,6 +175,7 @@ class OutgoingGate(BaseRequestMiddleware):
         on_blocked: Callable[[int], Awaitable[None]] | None = None,
         per_chat_interval: float = 1.0,
         max_retries: int = 5,
+        budget: RedisBudget | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -179,6 +193,8 @@ class OutgoingGate(BaseRequestMiddleware):
         self._per_chat_interval = float(per_chat_interval)
         self._max_retries = max_retries
         self._on_blocked = on_blocked
+        self._budget = budget
+        self._budget_down = False  # Redis unreachable at the last ask (logged once per outage)
         self._clock = clock
         self._sleep = sleep
 
@@ -280,6 +296,7 @@ class OutgoingGate(BaseRequestMiddleware):
                 result = await make_request(bot, method)
             except TelegramRetryAfter as exc:
                 self._on_retry_after(exc, api_method, chat_id, attempt)
+                await self._pause_budget(exc.retry_after)
                 if attempt >= self._max_retries:
                     self._failed += 1
                     raise
@@ -302,6 +319,9 @@ class OutgoingGate(BaseRequestMiddleware):
 
     async def _wait_turn(self, chat_key: int | str | None) -> None:
         """Sleep until this request may go out; the caller sends right after."""
+        if self._budget is not None:
+            await self._wait_budget(chat_key)
+            return
         while True:
             now = self._clock()
             not_before = self._paused_until
@@ -325,6 +345,37 @@ class OutgoingGate(BaseRequestMiddleware):
             if chat_key is not None:
                 self._remember_chat(chat_key, self._clock())
             return
+
+    async def _wait_budget(self, chat_key: int | str | None) -> None:
+        """Sleep until the shared budget grants this request (this process's own 429 pause first)."""
+        assert self._budget is not None
+        while True:
+            if (paused := self._paused_until - self._clock()) > 0:
+                await self._sleep(paused)
+            try:
+                wait = await self._budget.acquire(chat_key)
+            except RedisError as exc:
+                if not self._budget_down:
+                    self._budget_down = True
+                    logger.warning("send budget unreachable in Redis (%s): sends wait until it answers",
+                                   type(exc).__name__)
+                await self._sleep(BUDGET_RETRY_SECONDS)
+                continue
+            if self._budget_down:
+                self._budget_down = False
+                logger.info("send budget reachable in Redis again")
+            if wait <= 0:
+                return
+            await self._sleep(wait)
+
+    async def _pause_budget(self, retry_after: float) -> None:
+        """Tell every replica about a 429; if Redis cannot be told, this process still pauses."""
+        if self._budget is None:
+            return
+        try:
+            await self._budget.pause(max(0.0, float(retry_after)))
+        except RedisError as exc:
+            logger.warning("could not share the flood-control pause in Redis (%s)", type(exc).__name__)
 
     def _remember_chat(self, chat_key: int | str, at: float) -> None:
         self._chat_last[chat_key] = at
