@@ -185,11 +185,16 @@ class App:
         self.scheduler.start(paused=True)
         s.leadership.on_change = self._lead
         await s.leadership.start()
-        await s.worker.recover()
+        # one process: what its dead predecessor held goes back to the queue now; several replicas (REDIS_URL):
+        # only once its lease has expired, so a starting replica never takes the live work of another
+        shared = bool(settings.redis_url)
+        if not shared:
+            await s.worker.recover()
         crashed = s.alerts.task_crashed
         self._tasks = [supervise(s.worker.run, name="fulfilment", stopped=self._stopped, on_crash=crashed),
                        spawn(self._reconcile(), name="reconcile", on_crash=crashed)]
-        await s.signal_delivery.recover()
+        if not shared:
+            await s.signal_delivery.recover()
         self._tasks.append(supervise(s.signal_delivery.run, name="signal_delivery", stopped=self._stopped,
                                      on_crash=crashed))
         self._tasks.append(supervise(s.webhook_delivery.run, name="webhook_delivery", stopped=self._stopped,

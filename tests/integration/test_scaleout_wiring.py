@@ -10,6 +10,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
@@ -19,16 +20,19 @@ from aiogram.methods import SendMessage
 from alembic.script import ScriptDirectory
 from apscheduler.schedulers.base import STATE_RUNNING
 from redis.asyncio import Redis
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from bot.app import App
 from bot.startup import StartupError
 from db import migrate
 from db.engine import Database
+from db.models import FulfilmentJob
 from sandbox.runner import SANDBOX_TOKEN
 from sandbox.telegram import TelegramStandIn
 from services.leader import PostgresLeadership
+from services.orders import OrderService
+from services.users import UserService
 from tests.conftest import ADMIN_ID, PG_URL, make_settings
 from tests.support import redis_server as _redis
 from transport.gate import OutgoingGate
@@ -240,6 +244,28 @@ if PG_URL:
                 await post_update(b, take_update(telegram))  # b knows what a asked for
                 await telegram.wait_for(lambda: written(telegram, USER, "Sent."))
                 await telegram.wait_for(lambda: written(telegram, ADMIN_ID, "Support request from Ann"))
+
+    async def test_a_starting_replica_leaves_alone_the_work_another_replica_holds(telegram, redis_url):
+        async with pg_database() as url:
+            db = Database(url)
+            try:
+                await migrate.upgrade(db)
+                await UserService(db).seen(USER, username=None, first_name="Ann", language_code="en")
+                order = await OrderService(db).create(user_id=USER, product="ai_tokens", product_ref="m",
+                                                      title="Tokens", amount_cents=500, ttl=timedelta(minutes=30))
+                held_until = datetime.now(UTC) + timedelta(minutes=5)  # another replica is fulfilling it now
+                async with db.transaction() as session:
+                    session.add(FulfilmentJob(order_id=order.id, status="running", attempts=1,
+                                              lease_until=held_until))
+                [starting] = replicas(telegram, url, redis_url, count=1)
+                async with running(starting):
+                    await asyncio.sleep(0.3)
+                    async with db.session() as session:
+                        job = await session.scalar(select(FulfilmentJob))
+                assert job.status == "running" and job.attempts == 1  # not requeued, not taken
+                assert abs((job.lease_until - held_until).total_seconds()) < 1
+            finally:
+                await db.close()
 
     async def test_replicas_starting_together_on_an_empty_database_migrate_once(redis_url):
         async with pg_database() as url:
