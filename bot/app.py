@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,8 +13,10 @@ from typing import Any
 from aiogram import BaseMiddleware, Dispatcher
 from aiogram.client.session.base import BaseSession
 from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
-from aiogram.types import TelegramObject, Update
+from aiogram.types import TelegramObject, Update, User
 from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from bot import startup
 from bot.commands import all_commands, register_commands
@@ -61,6 +64,50 @@ class DropRepeatedUpdates(BaseMiddleware):
             log.info("update %s was delivered again; handled already", event.update_id)
             return None
         return await handler(event, data)
+
+
+# KEYS[1] the user's log of messages and taps; ARGV: limit, window in µs, a unique member. Redis's clock;
+# returns 1: allowed (and counted), 0: over the limit.
+_THROTTLE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+return 1
+"""
+
+
+class SharedThrottle(ThrottleMiddleware):
+    """With REDIS_URL: the throttle counts a user's messages and taps in Redis, so updates spread over
+    replicas count together (the notice is still given once per replica). Redis unreachable: let through."""
+
+    def __init__(self, redis: Redis, limit: int = 8, window: float = 5.0) -> None:
+        super().__init__(limit, window)
+        self._hit = redis.register_script(_THROTTLE)
+
+    async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+                       event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is None:  # as ThrottleMiddleware: a message or tap from no one goes no further
+            return None
+        if not await self._allow_shared(user.id):
+            if user.id not in self._warned:
+                self._warned.add(user.id)
+                await self._notify(event)
+            return None
+        self._warned.discard(user.id)
+        return await handler(event, data)
+
+    async def _allow_shared(self, user_id: int) -> bool:
+        try:
+            return bool(await self._hit(keys=[f"throttle:{{{user_id}}}"],
+                                        args=[self.limit, round(self.window * 1e6), secrets.token_hex(8)]))
+        except RedisError as exc:
+            log.warning("throttle unreachable in Redis (%s); update let through", type(exc).__name__)
+            return True
 
 
 def share_conversations(dp: Dispatcher, redis_url: str) -> None:
@@ -128,6 +175,8 @@ class App:
                  throttle: ThrottleMiddleware | None = None) -> None:
         self.settings = settings
         self.services = build_services(settings, session=session)
+        if throttle is None and self.services.redis is not None:
+            throttle = SharedThrottle(self.services.redis)
         self.dp = create_dispatcher(settings, self.services, throttle=throttle)
         if settings.redis_url:
             share_conversations(self.dp, settings.redis_url)

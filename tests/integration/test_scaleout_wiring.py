@@ -17,13 +17,14 @@ import httpx
 import pytest
 from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import SendMessage
+from aiogram.types import Update, User
 from alembic.script import ScriptDirectory
 from apscheduler.schedulers.base import STATE_RUNNING
 from redis.asyncio import Redis
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from bot.app import App
+from bot.app import App, SharedThrottle
 from bot.startup import StartupError
 from db import migrate
 from db.engine import Database
@@ -348,3 +349,24 @@ async def test_a_gate_whose_budget_is_unreachable_waits_rather_than_sends():
     finally:
         await client.aclose()
     assert sent == []
+
+
+# ---------------------------------------------------------------- the throttle shared by replicas
+
+async def test_the_throttle_counts_a_users_messages_on_every_replica_together(redis_url, i18n_context):
+    clients = [Redis.from_url(redis_url) for _ in range(2)]
+    throttles = [SharedThrottle(client, limit=3, window=5) for client in clients]
+
+    async def handler(event, data):
+        return "handled"
+
+    def on(replica: int, user_id: int, update_id: int):
+        user = User(id=user_id, is_bot=False, first_name="Ann")
+        return throttles[replica](handler, Update(update_id=update_id), {"event_from_user": user})
+
+    try:
+        assert [await on(i % 2, USER, i) for i in range(5)] == ["handled"] * 3 + [None] * 2
+        assert await on(1, USER + 1, 9) == "handled"  # another user has a count of their own
+    finally:
+        for client in clients:
+            await client.aclose()
