@@ -1,6 +1,7 @@
 """Developer-API endpoints that other parts of the product contribute: the caller's outbound webhook
-(services.api_webhooks) and datasets bought with API credit (services.datasets). None of them is counted
-against the plan's limits; a dataset bought here is charged its own price (`price_usd` in the listing)."""
+(services.api_webhooks) and datasets bought with API credit (services.datasets). They count against the plan's
+limits like every call, in groups with no per-call price; a dataset bought here is charged its own price
+(`price_usd` in the listing), never the per-call one."""
 
 from __future__ import annotations
 
@@ -138,20 +139,20 @@ def webhook_endpoints(webhooks: WebhookService) -> list[Endpoint]:
             attempts=row.attempts, status_code=row.status_code, last_error=row.last_error,
             created_at=row.created_at, finished_at=row.finished_at) for row in rows])
 
-    tags = ("webhooks",)
+    tags, group = ("webhooks",), "webhooks"  # counted against the limits; no price (API_PRICES has none)
     return [
         Endpoint("PUT", "/webhook", "setWebhook", "Set the URL new signals and events are POSTed to", put,
-                 WebhookSecret, body=WebhookIn, errors=(403,), tags=tags,
+                 WebhookSecret, group=group, body=WebhookIn, errors=(403,), tags=tags,
                  description="Paid plans. Answers the signing secret, once; setting the URL again switches a "
                              "switched-off webhook back on and makes a new secret."),
-        Endpoint("GET", "/webhook", "getWebhook", "The webhook and its state", get, Webhook, errors=(404,),
-                 tags=tags),
-        Endpoint("DELETE", "/webhook", "deleteWebhook", "Remove the webhook", delete, Removed, errors=(404,),
-                 tags=tags),
+        Endpoint("GET", "/webhook", "getWebhook", "The webhook and its state", get, Webhook, group=group,
+                 errors=(404,), tags=tags),
+        Endpoint("DELETE", "/webhook", "deleteWebhook", "Remove the webhook", delete, Removed, group=group,
+                 errors=(404,), tags=tags),
         Endpoint("POST", "/webhook/secret", "rotateWebhookSecret", "A new signing secret (the old one stops at once)",
-                 rotate, WebhookSecret, errors=(404,), tags=tags),
+                 rotate, WebhookSecret, group=group, errors=(404,), tags=tags),
         Endpoint("GET", "/webhook/deliveries", "listWebhookDeliveries", "The latest deliveries, newest first",
-                 deliveries, Deliveries, query=DeliveriesQuery, tags=tags),
+                 deliveries, Deliveries, group=group, query=DeliveriesQuery, tags=tags),
     ]
 
 
@@ -186,14 +187,15 @@ def dataset_endpoints(datasets: DatasetService) -> list[Endpoint]:
     async def purchases(call: Call) -> DatasetPurchases:
         return DatasetPurchases(purchases=[receipt(p) for p in await datasets.purchases(call.caller.user_id)])
 
-    tags = ("datasets",)
+    tags, group = ("datasets",), "dataset_catalog"  # counted; a purchase is charged its own price, not per call
     return [
         Endpoint("GET", "/datasets", "listDatasets", "Datasets for sale, priced by size and freshness", listing,
-                 DatasetList, tags=tags),
+                 DatasetList, group=group, tags=tags),
         Endpoint("POST", "/datasets/{id}/purchases", "buyDataset", "Buy a dataset with API credit", buy,
-                 DatasetPurchase, path_params=DatasetPath, body=PurchaseIn, errors=(402, 404, 409), tags=tags,
+                 DatasetPurchase, group=group, path_params=DatasetPath, body=PurchaseIn, errors=(402, 404, 409),
+                 tags=tags,
                  description="Charged the dataset's price from your API credit, once per idempotency_key. "
                              "The purchase fixes the content: its links always give the same file."),
         Endpoint("GET", "/datasets/purchases", "listDatasetPurchases", "Your datasets, with fresh download links",
-                 purchases, DatasetPurchases, tags=tags),
+                 purchases, DatasetPurchases, group=group, tags=tags),
     ]

@@ -81,7 +81,12 @@ class SignalsQuery(Params):
     @field_validator("since")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+        if value is None:
+            return None
+        try:
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("out of range") from None
 
 
 class SignalPath(Params):
@@ -201,7 +206,10 @@ def _params(model: type[Params] | None, values: Mapping[str, str], where: str) -
 
 
 async def _body(request: web.Request, endpoint: Endpoint) -> Any:
-    raw = await request.content.read(endpoint.body_limit + 1) if request.can_read_body else b""
+    try:  # the whole body, at most the route's cap (routes.app.body_limit set client_max_size)
+        raw = await request.read() if request.can_read_body else b""
+    except web.HTTPRequestEntityTooLarge:
+        raw = b"x" * (endpoint.body_limit + 1)
     if len(raw) > endpoint.body_limit:
         raise Problem(413, "too-large", "Payload Too Large", f"the body may be at most {endpoint.body_limit} bytes")
     if endpoint.body is None:
@@ -273,6 +281,7 @@ class ApiV1:
         plan = current.plan.code
         headers = {"X-Request-Id": request_id}
         if caller.banned:
+            headers |= rate_limit_headers(await self.meter.windows(caller.user_id, plan))
             return problem_response(Problem(403, "forbidden", "Access closed",
                                             "this account's access was closed by an administrator",
                                             feature="account"), headers)

@@ -4,6 +4,7 @@ classes that validate parameters and serialise answers), and the docs page: Swag
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -154,8 +155,12 @@ DOCS_PAGE = """<!doctype html>
 def add_docs_routes(app: web.Application, endpoints: list[Endpoint]) -> None:
     """`GET /api/v1/openapi.json` and `GET /api/v1/docs` (no key needed; not counted)."""
 
+    built: list[bytes] = []  # the document, made at the first request (every endpoint is registered by then)
+
     async def openapi(_request: web.Request) -> web.Response:
-        return web.json_response(document(endpoints))
+        if not built:
+            built.append(json.dumps(document(endpoints)).encode())
+        return web.Response(body=built[0], content_type="application/json")
 
     async def docs(_request: web.Request) -> web.Response:
         return web.Response(text=DOCS_PAGE, content_type="text/html")

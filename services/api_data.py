@@ -5,7 +5,6 @@ services.api_schema; refusals are `NotEntitled` (the feature the plan lacks) or 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -31,16 +30,17 @@ from services.api_schema import (
     WhaleTradeOut,
     signal_out,
 )
+from services.memo import Memo
 from services.plans import Plan
 from services.signals import SignalService, closed_trades
 from services.whale_rankings import FREE_TOP, Board
 from services.whales import WhaleService
 
-#: How long a signal list is served from memory: many clients polling the same list cost one query a second.
-#: Once it expires, the next caller starts a fresh read and callers meanwhile still get the old list, so an
-#: answer is at most two of these old (a signal stored meanwhile shows up within two seconds).
+#: How long a signal list is served from memory (services.memo): many clients polling the same list cost one
+#: query a second, and a list is at most two of these old (a signal stored meanwhile shows up within 2 s).
 LIST_TTL_SECONDS = 1.0
-LIST_CACHE_SIZE = 512
+#: The track record reads and re-verifies the whole history: once per period and ecosystem every 5 s at most.
+PERFORMANCE_TTL_SECONDS = 5.0
 #: API metric names → the rankings' own (the API spells win rate with an underscore).
 METRICS = {"score": "score", "pnl": "pnl", "roi": "roi", "win_rate": "winrate", "volume": "volume"}
 
@@ -76,8 +76,8 @@ class ApiData:
     def __init__(self, database: Database, signals: SignalService, whales: WhaleService, *,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.db, self.signals, self.whales, self.clock = database, signals, whales, clock
-        self._lists: dict[tuple, tuple[float, SignalList]] = {}
-        self._reading: dict[tuple, asyncio.Future[SignalList]] = {}
+        self._lists: Memo[SignalList] = Memo(LIST_TTL_SECONDS)
+        self._performance: Memo[Performance] = Memo(PERFORMANCE_TTL_SECONDS)
 
     # signals -------------------------------------------------------------------------------------
 
@@ -91,28 +91,8 @@ class ApiData:
                           since: datetime | None = None, limit: int = 20) -> SignalList:
         key = (plan.is_paid, plan.history_days, ecosystem and ecosystem.lower(), symbol and symbol.upper(), since,
                limit)
-        now = time.monotonic()
-        cached = self._lists.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        pending = self._reading.get(key)
-        if pending is None:  # one query for every caller that missed at the same moment
-            pending = self._reading[key] = asyncio.ensure_future(
-                self._signal_list(plan, ecosystem=ecosystem, symbol=symbol, since=since, limit=limit))
-            pending.add_done_callback(lambda done: self._remember(key, done))
-        if cached is not None and cached[0] + LIST_TTL_SECONDS > now:
-            return cached[1]  # just expired: served while the next one is read (at most two TTLs old)
-        return await asyncio.shield(pending)
-
-    def _remember(self, key: tuple, done: asyncio.Future[SignalList]) -> None:
-        self._reading.pop(key, None)
-        if done.cancelled() or done.exception() is not None:
-            return
-        now = time.monotonic()
-        if len(self._lists) >= LIST_CACHE_SIZE:
-            self._lists = {k: v for k, v in self._lists.items() if v[0] + LIST_TTL_SECONDS > now}
-        if len(self._lists) < LIST_CACHE_SIZE:
-            self._lists[key] = (now + LIST_TTL_SECONDS, done.result())
+        return await self._lists.get(key, lambda: self._signal_list(plan, ecosystem=ecosystem, symbol=symbol,
+                                                                      since=since, limit=limit))
 
     async def _signal_list(self, plan: Plan, *, ecosystem: str | None, symbol: str | None, since: datetime | None,
                            limit: int) -> SignalList:
@@ -151,12 +131,19 @@ class ApiData:
         return signal_out(row, events)
 
     async def performance(self, period: str, ecosystem: str | None) -> Performance:
+        ecosystem = ecosystem.lower() if ecosystem else None
+        return await self._performance.get((period, ecosystem), lambda: self._track_record(period, ecosystem))
+
+    async def _track_record(self, period: str, ecosystem: str | None) -> Performance:
         signals, events = await self.signals.history()
+        return await asyncio.to_thread(self._figures, signals, events, period, ecosystem)  # CPU: off the loop
+
+    def _figures(self, signals: list[Signal], events: list[SignalEvent], period: str,
+                 ecosystem: str | None) -> Performance:
         check = track_record.verify_chain(signals, events)
-        figures = track_record.by_period(closed_trades(signals, events), self.clock(),
-                                         ecosystem.lower() if ecosystem else None)[period]
+        figures = track_record.by_period(closed_trades(signals, events), self.clock(), ecosystem)[period]
         return Performance(
-            ecosystem=ecosystem.lower() if ecosystem else None, period=period,
+            ecosystem=ecosystem, period=period,
             figures=PeriodFigures(trades=figures.trades, wins=figures.wins, win_rate=_q(figures.win_rate),
                                   avg_r=_q(figures.avg_r), cumulative_return=_q(figures.cumulative_return),
                                   max_drawdown=_q(figures.max_drawdown), sharpe=_q(figures.sharpe)),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
 import string
 import time
@@ -28,6 +29,8 @@ from db.models import User
 from db.models_api import ApiKey
 from db.models_subscriptions import Subscription
 from services.subscriptions import Current, best_plan
+
+log = logging.getLogger(__name__)
 
 PREFIX = "sck_"
 BODY_LENGTH = 32
@@ -82,6 +85,11 @@ class ApiCaller:
     banned: bool
 
 
+def _log_failure(done: asyncio.Future) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("could not record API keys' last use (kept for the next write): %s", done.exception())
+
+
 @dataclass(frozen=True, slots=True)
 class _Known:
     until: float  # monotonic time this answer is trusted until
@@ -107,7 +115,8 @@ class ApiKeyService:
         self._flushed_at: datetime | None = None
         self.remember_seconds = remember_seconds
         self._known: dict[str, _Known] = {}  # key hash -> what the database said
-        self._looking: dict[str, asyncio.Future[_Known | None]] = {}
+        self._looking: dict[tuple[str, int], asyncio.Future[_Known | None]] = {}
+        self._flushing: asyncio.Future | None = None  # the background write of last uses (kept referenced)
         self._generation = 0  # bumped by every forget: a lookup that overlapped one is not remembered
         if remember_seconds > 0:  # this process's writes to keys, plans and bans forget what they change
             changes.watch(ApiKey, "id", self._forget)
@@ -216,20 +225,31 @@ class ApiKeyService:
         digest = key_hash(raw)
         known = self._known.get(digest)
         if known is None or known.until < time.monotonic():
-            pending = self._looking.get(digest)
-            if pending is None:  # one query for every request that presented this key at the same moment
-                pending = self._looking[digest] = asyncio.ensure_future(self._look_up(digest, now))
-                pending.add_done_callback(lambda _done: self._looking.pop(digest, None))
-            known = await asyncio.shield(pending)
+            known = await self._shared_look_up(digest, now)
             if known is None:
                 return None
         if known.grace_until is not None and known.grace_until <= now:
             return None
         self._used[known.key_id] = now
         if self._flushed_at is None or now - self._flushed_at >= self.flush_every:
-            await self.flush_usage()
+            self._flushed_at = now  # written in the background: no request waits for it
+            self._flushing = asyncio.ensure_future(self.flush_usage())
+            self._flushing.add_done_callback(_log_failure)
         current = best_plan((plan, ends) for plan, ends in known.periods if ends > now)
         return ApiCaller(key_id=known.key_id, user_id=known.user_id, current=current, banned=known.banned)
+
+    async def _shared_look_up(self, digest: str, now: datetime) -> _Known | None:
+        """One query for every request that presents this key at the same moment; asked again when a key, a
+        plan or a ban changed while it ran (its answer may predate the change)."""
+        while True:
+            generation = self._generation
+            pending = self._looking.get((digest, generation))
+            if pending is None:
+                pending = self._looking[(digest, generation)] = asyncio.ensure_future(self._look_up(digest, now))
+                pending.add_done_callback(lambda _done, k=(digest, generation): self._looking.pop(k, None))
+            known = await asyncio.shield(pending)
+            if known is None or generation == self._generation:
+                return known
 
     async def _look_up(self, digest: str, now: datetime) -> _Known | None:
         """The key, its owner's ban and plan periods: one query; remembered for `remember_seconds`."""
@@ -258,11 +278,19 @@ class ApiKeyService:
         self._flushed_at = self.clock()
         if not self._used:
             return 0
-        used, self._used = self._used, {}
+        used, self._used = dict(sorted(self._used.items())), {}  # in id order: replicas never deadlock
+        try:
+            await self._write_usage(used)
+        except Exception:
+            for key_id, at in used.items():  # kept for the next write
+                self._used[key_id] = max(at, self._used.get(key_id, at))
+            raise
+        return len(used)
+
+    async def _write_usage(self, used: dict[int, datetime]) -> None:
         keys = ApiKey.__table__.c  # a table-level update: a last use changes no key (db.changes does not see it)
         async with self.db.transaction() as session:
             for key_id, at in used.items():
                 await session.execute(update(ApiKey.__table__).where(
                     keys.id == key_id, or_(keys.last_used_at.is_(None), keys.last_used_at < at))
                     .values(last_used_at=at))
-        return len(used)

@@ -41,6 +41,11 @@ async def api(database_url):
     await h.close()
 
 
+def mistyped(key: str) -> str:
+    """The key with its last character changed (so its checksum fails)."""
+    return key[:-1] + ("x" if key[-1] != "x" else "y")
+
+
 async def call(client, user_id, path, **headers):
     response = await client.get(path, headers={"Authorization": f"Bearer {client.keys[user_id]}", **headers})
     return response, await response.json()
@@ -60,7 +65,7 @@ async def test_missing_malformed_unknown_and_revoked_keys_get_one_401(api):
     key, raw = await h.app.api_keys.create(FREE, "soon revoked")
     await h.app.api_keys.revoke(FREE, key.id)
     answers = []
-    for headers in ({}, {"Authorization": "Bearer nonsense"}, {"X-API-Key": api.keys[FREE][:-1] + "x"},
+    for headers in ({}, {"Authorization": "Bearer nonsense"}, {"X-API-Key": mistyped(api.keys[FREE])},
                     {"Authorization": "Bearer sck_" + "A" * 38}, {"Authorization": f"Bearer {raw}"}):
         response = await api.get("/api/v1/signals", headers=headers)
         assert response.status == 401 and response.content_type == "application/problem+json"
@@ -372,7 +377,7 @@ async def test_keys_and_webhook_secrets_reach_neither_logs_nor_metrics(database_
                                               headers=headers)).json())["secret"]
             for path in ("/api/v1/whoami", "/api/v1/signals?limit=0", "/api/v1/nothing"):
                 await client.get(path, headers=headers)
-            await client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {raw[:-1]}x"})
+            await client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {mistyped(raw)}"})
             metrics = await (await client.get("/metrics")).text()
         assert 'api_requests_total{operation="whoami",status="200"}' in metrics
         for text in (caplog.text, metrics):
