@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import signal
 import sys
 
@@ -55,6 +56,8 @@ async def serve(settings: Settings, *, sandbox_port: int | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.sandbox:  # API webhooks may reach a receiver on this machine (unless the environment says otherwise)
+        os.environ.setdefault("API_WEBHOOK_ALLOW_PRIVATE", "true")
     try:
         settings = load_settings(require_token=not args.sandbox)
     except SettingsInvalid as exc:

@@ -118,7 +118,7 @@ def key_gone() -> str:
 def movement(line: LedgerLine) -> str:
     amount = ("+" if line.amount > 0 else "−") + money_text(abs(line.amount))
     label = {"order": _("top-up, order #{ref}"), "refund": _("refund of order #{ref}"),
-             "api_call": _("API call")}.get(line.kind, line.kind).format(ref=line.ref)
+             "api_call": _("API call"), "dataset": _("dataset")}.get(line.kind, line.kind).format(ref=line.ref)
     return f"{amount} · {label}"
 
 

@@ -100,11 +100,16 @@ class Outcome:
 
 class WebhookWorker:
     def __init__(self, database: Database, webhooks: WebhookService, notifier: Notifier, *,
-                 clock: Callable[[], datetime] = utcnow, batch: int = 100, concurrency: int = 8,
+                 clock: Callable[[], datetime] = utcnow, batch: int = 32, concurrency: int = 8,
                  lease: timedelta = timedelta(minutes=2), timeout: float = TIMEOUT_SECONDS,
                  idle_wait: float = 2.0) -> None:
         self.db, self.webhooks, self.notifier, self.clock = database, webhooks, notifier, clock
         self.batch, self.lease, self.timeout, self.idle_wait = batch, lease, timeout, idle_wait
+        # a claimed batch must finish within its lease, or another replica could take it over and post twice:
+        # ceil(batch / concurrency) rounds, each at most a DNS check and a POST of `timeout` seconds
+        worst = -(-batch // concurrency) * 2 * timeout
+        if worst >= lease.total_seconds():
+            raise ValueError(f"a batch of {batch} may take {worst:g} s, longer than the {lease} lease")
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._stopping = False
@@ -239,15 +244,18 @@ class WebhookWorker:
         secret = self.webhooks.secret_of(hook)
         if secret is None:
             return Outcome(job, "retry", error="the secret can't be read: rotate it")
-        try:
-            url = await self.webhooks.check_url(hook.url)
-        except WebhookRefused as exc:
-            return Outcome(job, "retry", error=f"refused: {exc}"[:200])
-        body = self.body(job, data)
-        timestamp = int(self.clock().timestamp())
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "X-Webhook-Id": job.public_id,
-                   "X-Timestamp": str(timestamp), "X-Signature": sign(secret, timestamp, body)}
-        async with self._slots:
+        async with self._slots:  # the DNS check and the POST both within a slot and a time limit
+            try:
+                async with asyncio.timeout(self.timeout):
+                    url = await self.webhooks.check_url(hook.url)
+            except WebhookRefused as exc:
+                return Outcome(job, "retry", error=f"refused: {exc}"[:200])
+            except TimeoutError:
+                return Outcome(job, "retry", error=f"the host name did not resolve within {self.timeout:g} s")
+            body = self.body(job, data)
+            timestamp = int(self.clock().timestamp())
+            headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, "X-Webhook-Id": job.public_id,
+                       "X-Timestamp": str(timestamp), "X-Signature": sign(secret, timestamp, body)}
             try:
                 async with self._session().post(url, data=body, headers=headers, allow_redirects=False) as answer:
                     code = answer.status

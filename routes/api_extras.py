@@ -177,8 +177,7 @@ def dataset_endpoints(datasets: DatasetService) -> list[Endpoint]:
         if bought.problem == "empty":
             raise Problem(409, "empty", "Nothing to sell", "this dataset has no rows at that cut yet")
         if bought.problem == "insufficient_credit":
-            quote = await datasets.quote(call.path.id, body.cut)
-            price = quote.price if quote is not None else Decimal(0)
+            price = bought.price or Decimal(0)
             raise Problem(402, "credit-too-low", "Not enough API credit",
                           f"this dataset costs {usd_text(price)} USD; add credit with /api in the bot",
                           price_usd=usd_text(price))

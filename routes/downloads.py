@@ -6,6 +6,8 @@ nothing served."""
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from services.datasets import FORMATS, DatasetService, LinkRefused
@@ -19,12 +21,23 @@ def problem(refused: LinkRefused) -> web.Response:
                              content_type="application/problem+json")
 
 
+#: Exports built at once (each reads its whole dataset; more wait their turn rather than share the CPU and
+#: the database).
+EXPORTS_AT_ONCE = 2
+
+
 def download_handler(datasets: DatasetService):
+    turns = asyncio.Semaphore(EXPORTS_AT_ONCE)
+
     async def download(request: web.Request) -> web.StreamResponse:
         try:
             purchase, fmt, source = await datasets.open(request.match_info["token"])
         except LinkRefused as refused:
             return problem(refused)
+        async with turns:
+            return await send(request, purchase, fmt, source)
+
+    async def send(request: web.Request, purchase, fmt: str, source) -> web.StreamResponse:
         pieces = datasets.export(purchase, fmt, source)
         first = await anext(pieces, b"")  # a failure before any byte is still a plain 500
         response = web.StreamResponse(headers={

@@ -133,7 +133,6 @@ class Sandbox:
             "deepseek_key": SecretStr(self.deepseek.api_key),
             "deepseek_api_url": self.deepseek.base_url,
             "signal_webhook_secret": secret,
-            "api_webhook_allow_private": True,  # API webhooks may reach a receiver on this machine
         }
         if database_url:
             overrides["database_url"] = database_url

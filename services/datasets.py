@@ -418,6 +418,7 @@ class CreditPurchase:
     purchase: DatasetPurchase | None = None
     problem: str | None = None  # "unknown_dataset", "empty", "insufficient_credit", "key_reused"
     charged: bool = False  # False: the same ref was bought before (nothing charged again)
+    price: Decimal | None = None  # what it costs (also when the credit did not cover it)
 
 
 class DatasetService:
@@ -490,30 +491,39 @@ class DatasetService:
     async def buy_with_credit(self, user_id: int, dataset: str, cut: str, key: str) -> CreditPurchase:
         """Buy `dataset` at `cut` now, paid from the user's API credit. `key` (the client's idempotency
         key, up to 64 characters) names the purchase: the same key buys once and is charged once, however
-        often and concurrently it is sent. The purchase and its charge commit together, or neither (too
-        little credit: problem "insufficient_credit", nothing written)."""
+        often and concurrently it is sent (another dataset or cut under a used key: "key_reused"). The
+        content is counted and priced in a read first (its bounds fix it), so the write transaction only
+        records the purchase and its charge, together or neither (too little credit: "insufficient_credit",
+        nothing written)."""
         ref = f"credit:{user_id}:{key}"
+        async with self.db.session() as session:
+            existing = await session.scalar(select(DatasetPurchase).where(DatasetPurchase.ref == ref))
+            quote = None if existing is not None else await self.quote(dataset, cut, session=session)
+        if existing is not None:
+            return self._again(existing, dataset, cut)
+        if quote is None:
+            return CreditPurchase(problem="unknown_dataset")
+        if quote.rows == 0:
+            return CreditPurchase(problem="empty")
         try:
             async with self.db.transaction() as session:
-                existing = await session.scalar(select(DatasetPurchase).where(DatasetPurchase.ref == ref))
-                if existing is not None:  # the same purchase asked again; the key named another one: refused
-                    same = (existing.dataset, existing.cut) == (dataset, cut)
-                    return CreditPurchase(existing) if same else CreditPurchase(problem="key_reused")
-                quote = await self.quote(dataset, cut, session=session)
-                if quote is None:
-                    return CreditPurchase(problem="unknown_dataset")
-                if quote.rows == 0:
-                    return CreditPurchase(problem="empty")
                 purchase, inserted = await self._record(
                     session, ref=ref, user_id=user_id, dataset=dataset, cut=cut, end=quote.end,
                     bounds=quote.bounds, rows=quote.rows, price=quote.price, paid_with="credit")
                 if not inserted:  # a concurrent call with the same key won
-                    return CreditPurchase(purchase)
+                    return self._again(purchase, dataset, cut)
                 if not await self.ledger.charge_in(session, user_id, quote.price, Cause("dataset", ref)):
                     raise _NoCredit
         except _NoCredit:
-            return CreditPurchase(problem="insufficient_credit")
-        return CreditPurchase(purchase, charged=True)
+            return CreditPurchase(problem="insufficient_credit", price=quote.price)
+        return CreditPurchase(purchase, charged=True, price=quote.price)
+
+    @staticmethod
+    def _again(purchase: DatasetPurchase, dataset: str, cut: str) -> CreditPurchase:
+        """A key used before: its purchase when it named the same dataset and cut, else refused."""
+        if (purchase.dataset, purchase.cut) != (dataset, cut):
+            return CreditPurchase(problem="key_reused")
+        return CreditPurchase(purchase, price=purchase.price)
 
     async def purchase(self, purchase_id: int) -> DatasetPurchase | None:
         async with self.db.session() as session:

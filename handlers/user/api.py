@@ -320,6 +320,9 @@ async def webhook_action(query: CallbackQuery, callback_data: ApiHook, services:
 
 def build_router() -> Router:
     router = Router(name="api")
+    # keys, secrets and download links are shown here: only in a private chat, never in a group
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
     router.message.register(show_home, Command("api"))
     router.callback_query.register(show_home, Menu.filter(F.section == "api"))
     router.callback_query.register(action, ApiDo.filter())

@@ -98,6 +98,9 @@ async def my_datasets(query: CallbackQuery, services: Services) -> None:
 
 def build_router() -> Router:
     router = Router(name="data")
+    # keys, secrets and download links are shown here: only in a private chat, never in a group
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
     router.message.register(show_catalogue, Command("data"))
     router.callback_query.register(show_catalogue, Menu.filter(F.section == "data"))
     router.callback_query.register(open_dataset, DataOpen.filter())

@@ -102,7 +102,7 @@ async def test_a_signal_arrives_signed_at_the_users_receiver(tmp_path):
 
         sb.telegram.press_button(DEV, "🔔 Webhook")
         screen = await sb.telegram.wait_for(newest(sb, "Latest deliveries"))
-        assert "delivered · HTTP 200" in screen["text"] and secret not in screen["text"]
+        assert "received · HTTP 200" in screen["text"] and secret not in screen["text"]
 
 
 async def test_a_failing_receiver_is_retried_then_switched_off_with_a_message(tmp_path):
