@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from cryptography.fernet import InvalidToken
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import utcnow
@@ -84,6 +85,10 @@ def retry_delay(attempts: int) -> timedelta:
 def address_refused(address: str) -> bool:
     """An address a webhook may not reach: anything but a public unicast address."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and (ip.ipv4_mapped or ip.sixtofour or ip.teredo):
+        embedded = ip.ipv4_mapped or ip.sixtofour or ip.teredo[1]  # the IPv4 address it carries reaches that host
+        if address_refused(str(embedded)):
+            return True
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
@@ -211,6 +216,12 @@ class WebhookService:
         if not (await self.subscriptions.current_plan(user_id)).is_paid:
             raise WebhookRefused(Refusal.PAID_ONLY)
         url = await self.check_url(url)
+        try:
+            return await self._set(user_id, url)
+        except IntegrityError:  # a concurrent first registration won: this one replaces it
+            return await self._set(user_id, url)
+
+    async def _set(self, user_id: int, url: str) -> tuple[ApiWebhook, str]:
         secret = new_secret()
         async with self.db.transaction() as session:
             hook = await session.scalar(select(ApiWebhook).where(ApiWebhook.user_id == user_id))

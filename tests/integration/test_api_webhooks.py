@@ -205,6 +205,8 @@ async def test_unsafe_urls_are_refused(url, refusal):
     assert refused.value.refusal == refusal
     assert await check_url("https://public.example/hook", resolver=resolver) == "https://public.example/hook"
     assert not address_refused("93.184.216.34") and address_refused("100.64.0.1")
+    assert address_refused("2002:7f00:1::1") and address_refused("2002:c0a8:101::1")  # 6to4 of 127.0.0.1, 192.168.1.1
+    assert not address_refused("2002:5db8:d822::1")  # 6to4 of the public 93.184.216.34
 
 
 async def test_unsafe_urls_are_refused_in_the_bot_and_the_flow_goes_on(h, receiver):
