@@ -5,23 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from aiogram import BaseMiddleware, Dispatcher
+from aiogram import Dispatcher
 from aiogram.client.session.base import BaseSession
-from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
-from aiogram.types import TelegramObject, Update, User
 from aiohttp import web
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from bot import startup
 from bot.commands import all_commands, register_commands
 from bot.factory import create_dispatcher
 from bot.middlewares import ThrottleMiddleware
+from bot.replicas import SharedThrottle, conversation_storage
 from bot.tasks import spawn, supervise
 from bot.wiring import WHALE_RANKING_TTL, Services, build_services, secret
 from config.settings import Settings
@@ -35,10 +30,8 @@ from routes.app import TelegramWebhookHandler, build_web_app
 from routes.downloads import add_routes as add_download_routes
 from routes.signals import add_signal_routes
 from routes.whales import add_routes as add_whale_routes
-from services import redis as redis_conn
 from services import sqlite_lock
 from services.products import Fulfiller
-from services.update_dedup import UpdateDedup
 
 log = logging.getLogger(__name__)
 
@@ -47,77 +40,6 @@ EXPIRY_CHECK_SECONDS = 20
 SHUTDOWN_GRACE_SECONDS = 20
 JOB_GRACE_SECONDS = 5  # a scheduled run in progress at a stop gets this long, then is cancelled
 WHALE_ALERT_TICK_SECONDS = 10
-CONVERSATION_TTL = timedelta(days=1)  # with REDIS_URL: an abandoned conversation's state is forgotten after this
-
-
-class DropRepeatedUpdates(BaseMiddleware):
-    """Webhook mode: an update Telegram delivers again (it retries one a replica did not answer) is handled
-    once, by whichever replica saw it first (`UpdateDedup`: Redis with REDIS_URL, else the database)."""
-
-    def __init__(self, dedup: UpdateDedup) -> None:
-        self.dedup = dedup
-
-    async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-                       event: TelegramObject, data: dict[str, Any]) -> Any:
-        assert isinstance(event, Update)
-        if not await self.dedup.first_time(event.update_id):
-            log.info("update %s was delivered again; handled already", event.update_id)
-            return None
-        return await handler(event, data)
-
-
-# KEYS[1] the user's log of messages and taps; ARGV: limit, window in µs, a unique member. Redis's clock;
-# returns 1: allowed (and counted), 0: over the limit.
-_THROTTLE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
-return 1
-"""
-
-
-class SharedThrottle(ThrottleMiddleware):
-    """With REDIS_URL: the throttle counts a user's messages and taps in Redis, so updates spread over
-    replicas count together (the notice is still given once per replica). Redis unreachable: let through."""
-
-    def __init__(self, redis: Redis, limit: int = 8, window: float = 5.0) -> None:
-        super().__init__(limit, window)
-        self._hit = redis.register_script(_THROTTLE)
-
-    async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-                       event: TelegramObject, data: dict[str, Any]) -> Any:
-        user: User | None = data.get("event_from_user")
-        if user is None:  # as ThrottleMiddleware: a message or tap from no one goes no further
-            return None
-        if not await self._allow_shared(user.id):
-            if user.id not in self._warned:
-                self._warned.add(user.id)
-                await self._notify(event)
-            return None
-        self._warned.discard(user.id)
-        return await handler(event, data)
-
-    async def _allow_shared(self, user_id: int) -> bool:
-        try:
-            return bool(await self._hit(keys=[f"throttle:{{{user_id}}}"],
-                                        args=[self.limit, round(self.window * 1e6), secrets.token_hex(8)]))
-        except RedisError as exc:
-            log.warning("throttle unreachable in Redis (%s); update let through", type(exc).__name__)
-            return True
-
-
-def share_conversations(dp: Dispatcher, redis_url: str) -> None:
-    """With REDIS_URL: conversations (FSM state and data) live in Redis, so a flow's steps may land on
-    different replicas, and one user's updates are handled one at a time across replicas (aiogram's
-    `RedisStorage` and `RedisEventIsolation`, on a client of their own that the dispatcher closes)."""
-    storage = RedisStorage(redis_conn.connect(redis_url), key_builder=DefaultKeyBuilder(with_bot_id=True),
-                           state_ttl=CONVERSATION_TTL, data_ttl=CONVERSATION_TTL)
-    dp.fsm.storage = storage
-    dp.fsm.events_isolation = storage.create_isolation()
 
 
 def build_web(services: Services, dp: Dispatcher) -> web.Application:
@@ -175,13 +97,13 @@ class App:
                  throttle: ThrottleMiddleware | None = None) -> None:
         self.settings = settings
         self.services = build_services(settings, session=session)
-        if throttle is None and self.services.redis is not None:
-            throttle = SharedThrottle(self.services.redis)
-        self.dp = create_dispatcher(settings, self.services, throttle=throttle)
-        if settings.redis_url:
-            share_conversations(self.dp, settings.redis_url)
-        if settings.webhook_mode:
-            self.dp.update.outer_middleware(DropRepeatedUpdates(self.services.update_dedup))
+        redis = self.services.redis
+        if throttle is None and redis is not None:
+            throttle = SharedThrottle(redis)
+        self.dp = create_dispatcher(
+            settings, self.services, throttle=throttle,
+            storage=conversation_storage(settings.redis_url) if settings.redis_url else None,
+            dedup=self.services.update_dedup if settings.webhook_mode else None)
         self.scheduler = build_scheduler(settings.tz, on_failure=self.services.alerts.job_failed)
         self.web = build_web(self.services, self.dp)
         self._runner: web.AppRunner | None = None

@@ -24,7 +24,8 @@ from redis.asyncio import Redis
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from bot.app import App, SharedThrottle
+from bot.app import App
+from bot.replicas import SharedThrottle
 from bot.startup import StartupError
 from db import migrate
 from db.engine import Database
