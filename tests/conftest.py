@@ -10,16 +10,15 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from config.settings import Settings
 from db import migrate
 from db.engine import Database
 from tests.support.harness import Harness
+from tests.support.pg import fresh_database
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 _connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
@@ -58,18 +57,8 @@ async def database_url(request, tmp_path) -> AsyncIterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
         return
-    import asyncpg
-
-    server = make_url(PG_URL)
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    dsn = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with fresh_database(PG_URL) as url:
+        yield url
 
 
 @pytest.fixture

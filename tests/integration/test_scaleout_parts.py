@@ -5,13 +5,11 @@ gate's budget shared by replicas (≤ the limit in every 1-second window; a 429 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +17,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy.engine import make_url
 
 from db.engine import Database
 from services.leader import PostgresLeadership, RedisLeadership, advisory_key, build_leadership
@@ -27,6 +24,7 @@ from services.sqlite_lock import SqliteInUse, hold
 from services.update_dedup import UpdateDedup
 from tests.conftest import PG_URL
 from tests.support import redis_server as _redis
+from tests.support.pg import asyncpg_dsn, fresh_database
 from transport.redis_budget import RedisBudget
 
 redis_server, redis_url = _redis.redis_server, _redis.redis_url
@@ -68,23 +66,8 @@ def busiest_second(times: list[float]) -> int:
 
 # ---------------------------------------------------------------- leadership
 
-def dsn(url: str) -> str:
-    """asyncpg's form of a SQLAlchemy URL."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@contextlib.asynccontextmanager
-async def pg_database() -> AsyncIterator[str]:
-    """A fresh database on the test PostgreSQL, dropped afterwards."""
-    server = make_url(PG_URL)
-    name = f"lead_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(dsn(PG_URL))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+def pg_database():
+    return fresh_database(PG_URL, "lead")
 
 
 LEASES = ["redis"] + (["postgresql"] if PG_URL else [])
@@ -166,7 +149,7 @@ if PG_URL:
         async with pg_database() as url:
             a = PostgresLeadership(url, on_change=a_changes)  # heartbeat 5 s: the drop is noticed sooner
             b = PostgresLeadership(url, heartbeat=0.2, on_change=b_changes)
-            admin = await asyncpg.connect(dsn(url))
+            admin = await asyncpg.connect(asyncpg_dsn(url))
             try:
                 await a.start()
                 await b.start()

@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import httpx
 import pytest
 from aiogram.exceptions import TelegramRetryAfter
@@ -22,7 +20,6 @@ from alembic.script import ScriptDirectory
 from apscheduler.schedulers.base import STATE_RUNNING
 from redis.asyncio import Redis
 from sqlalchemy import select, text
-from sqlalchemy.engine import make_url
 
 from bot.app import App
 from bot.replicas import SharedThrottle
@@ -37,6 +34,7 @@ from services.orders import OrderService
 from services.users import UserService
 from tests.conftest import ADMIN_ID, PG_URL, make_settings
 from tests.support import redis_server as _redis
+from tests.support.pg import fresh_database
 from transport.gate import OutgoingGate
 from transport.redis_budget import RedisBudget
 
@@ -162,22 +160,8 @@ async def test_an_update_delivered_twice_is_handled_once_without_redis(telegram,
 
 # ---------------------------------------------------------------- replicas (PostgreSQL + Redis)
 
-def asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@contextlib.asynccontextmanager
-async def pg_database() -> AsyncIterator[str]:
-    """A fresh, empty database on the test PostgreSQL, dropped afterwards."""
-    server = make_url(PG_URL)
-    name = f"wire_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(asyncpg_dsn(PG_URL))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+def pg_database():
+    return fresh_database(PG_URL, "wire")
 
 
 def replicas(telegram: TelegramStandIn, database_url: str, redis: str, count: int = 2) -> list[App]:
