@@ -356,8 +356,8 @@ class ApiV1:
 
     async def usage(self, call: Call) -> Usage:
         days = await self.meter.usage(call.caller.user_id, call.query.days)
-        return Usage(days=[UsageDay(day=day.isoformat(), calls=calls, charged_calls=charged, credit_spent_usd=spent)
-                           for day, calls, charged, spent in days],
+        return Usage(days=[UsageDay(day=d.day.isoformat(), calls=d.calls, charged_calls=d.charged_calls,
+                                    credit_spent_usd=d.calls_usd, datasets_usd=d.datasets_usd) for d in days],
                      credit_usd=await self.ledger.credit(call.caller.user_id))
 
 

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as time_of_day
 from decimal import Decimal
 
 from limits import RateLimitItemPerMinute
@@ -34,7 +35,7 @@ from db.base import utcnow
 from db.engine import Database
 from db.models_api import ApiCharge, ApiUsageDay
 from db.models_ledger import LedgerAccount, LedgerEntry, LedgerMovement
-from services.ledger import API_REVENUE, Cause, LedgerService, to_usd
+from services.ledger import API_REVENUE, Cause, LedgerService, api_credit_account, to_usd
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,17 @@ FLUSH_SECONDS = 10
 class PlanLimits:
     per_minute: int | None
     per_day: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageLine:
+    """One UTC day of a user's API use."""
+
+    day: date
+    calls: int
+    charged_calls: int
+    calls_usd: Decimal  # credit spent on calls over the quota
+    datasets_usd: Decimal  # credit spent on datasets
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +204,9 @@ class ApiMeter:
                 raise
             return len(pending)
 
-    async def usage(self, user_id: int, days: int) -> list[tuple[date, int, int, Decimal]]:
-        """(day, calls, charged calls, credit spent) for the last `days` UTC days with calls, newest first.
-        Credit spent is read from the ledger (what moved into API revenue for this user's calls)."""
+    async def usage(self, user_id: int, days: int) -> list[UsageLine]:
+        """The last `days` UTC days with calls or dataset purchases, newest first. Money is read from the
+        ledger: what moved into API revenue for this user's calls, and what datasets took from their credit."""
         await self.flush()
         since = self.clock().astimezone(UTC).date() - timedelta(days=days - 1)
         async with self.db.session() as session:
@@ -210,8 +222,15 @@ class ApiMeter:
                 .join(LedgerAccount, (LedgerAccount.id == LedgerEntry.account_id) & (LedgerAccount.name == API_REVENUE))
                 .where(ApiCharge.user_id == user_id, ApiCharge.day >= since)
                 .group_by(ApiCharge.day))).all()}
-        result = []
-        for day in sorted(set(calls) | set(charged), reverse=True):
-            count, spent = charged.get(day, (0, 0))
-            result.append((day, int(calls.get(day, 0)), int(count), to_usd(int(spent or 0))))
-        return result
+            datasets: dict[date, int] = {}
+            for at, amount in (await session.execute(  # bucketed here: UTC days alike on SQLite and PostgreSQL
+                    select(LedgerMovement.created_at, LedgerEntry.amount)
+                    .join(LedgerEntry, LedgerEntry.movement_id == LedgerMovement.id)
+                    .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+                    .where(LedgerMovement.kind == "dataset", LedgerAccount.name == api_credit_account(user_id),
+                           LedgerMovement.created_at >= datetime.combine(since, time_of_day.min, UTC)))).all():
+                day = at.astimezone(UTC).date()
+                datasets[day] = datasets.get(day, 0) - amount
+        return [UsageLine(day, int(calls.get(day, 0)), int(charged.get(day, (0, 0))[0]),
+                          to_usd(int(charged.get(day, (0, 0))[1] or 0)), to_usd(datasets.get(day, 0)))
+                for day in sorted(set(calls) | set(charged) | set(datasets), reverse=True)]

@@ -199,7 +199,8 @@ class UsageDay(Wire):
     day: str = Field(description="UTC day, YYYY-MM-DD")
     calls: int
     charged_calls: int
-    credit_spent_usd: UsdText
+    credit_spent_usd: UsdText = Field(description="API credit spent on calls over the day's quota")
+    datasets_usd: UsdText = Field(description="API credit spent on datasets")
 
 
 class Usage(Wire):

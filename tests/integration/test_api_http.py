@@ -353,6 +353,8 @@ async def test_a_dataset_bought_with_credit_once_per_key_and_downloaded(api):
     link = first["links"]["csv"]
     download = await api.get(link[link.index("/data/"):])
     assert download.status == 200 and "d1" in await download.text()
+    usage = await (await api.get("/api/v1/usage", headers=pro)).json()
+    assert usage["days"][0]["datasets_usd"] == offer["price_usd"] and usage["days"][0]["credit_spent_usd"] == "0.00"
     mine = await (await api.get("/api/v1/datasets/purchases", headers=pro)).json()
     assert [p["purchase_id"] for p in mine["purchases"]] == [first["purchase_id"]]
     response = await api.post("/api/v1/datasets/nothing/purchases", json={"idempotency_key": "order-2"},
