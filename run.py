@@ -21,6 +21,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sandbox", action="store_true",
                         help="run offline against local stand-ins for Telegram and the payment/AI services")
     parser.add_argument("--sandbox-port", type=int, default=8081, help="port of the sandbox (default 8081)")
+    parser.add_argument("--replicas", type=int, default=0, metavar="N",
+                        help="with --sandbox: N bot processes behind a round-robin balancer, in webhook mode on "
+                             "DATABASE_URL (PostgreSQL) and REDIS_URL (see deploy/README.md)")
     return parser.parse_args(argv)
 
 
@@ -54,6 +57,24 @@ async def serve(settings: Settings, *, sandbox_port: int | None = None) -> None:
             await sandbox.stop()
 
 
+def serve_replicas(settings: Settings, args: argparse.Namespace) -> int:
+    """The sandbox with ``--replicas`` bot processes (sandbox/cluster.py)."""
+    from pathlib import Path
+
+    from sandbox.cluster import ClusterInvalid
+    from sandbox.cluster import serve as serve_cluster
+
+    if not args.sandbox:
+        print("error: --replicas runs the sandbox's replicas; add --sandbox", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve_cluster(settings, replicas=args.replicas, port=args.sandbox_port, logs=Path("data/replicas")))
+    except ClusterInvalid as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.sandbox:  # API webhooks may reach a receiver on this machine (unless the environment says otherwise)
@@ -64,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
+    if args.replicas:
+        return serve_replicas(settings, args)
     from bot.startup import StartupError
 
     try:

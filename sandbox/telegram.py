@@ -1376,17 +1376,40 @@ class TelegramStandIn(LocalServer):
     # ------------------------------------------------------------------ webhook delivery
 
     async def _deliver_webhook(self) -> None:
-        """POST pending updates one by one to the webhook URL, retrying failures."""
-        while self.webhook and not self._closing:
-            if not self.updates:
-                await self._signal.wait()
-                continue
-            update, hook = self.updates[0], self.webhook
-            if await self._post_update(hook, update):
-                if self.updates and self.updates[0] is update:
-                    self.updates.pop(0)
-            else:
+        """POST pending updates to the webhook URL as Telegram does: up to ``max_connections`` requests at
+        once, one at a time per chat (a chat's updates arrive in order), each retried until answered 2xx."""
+        busy: dict[object, asyncio.Task[None]] = {}  # chat -> the delivery of its oldest pending update
+        try:
+            while self.webhook and not self._closing:
+                hook, woken = self.webhook, self._signal
+                for update in list(self.updates):
+                    if len(busy) >= hook["max_connections"]:
+                        break
+                    chat = update_chat(update)
+                    if chat not in busy:
+                        busy[chat] = asyncio.create_task(self._deliver_one(hook, update, chat, busy))
+                await woken.wait()
+        finally:
+            for task in busy.values():
+                task.cancel()
+            await asyncio.gather(*busy.values(), return_exceptions=True)
+
+    async def _deliver_one(self, hook: JSON, update: JSON, chat: object,
+                           busy: dict[object, asyncio.Task[None]]) -> None:
+        try:
+            while self.webhook is hook and self._pending_index(update) is not None:
+                if await self._post_update(hook, update):
+                    if (at := self._pending_index(update)) is not None:
+                        del self.updates[at]
+                    break
                 await asyncio.sleep(self.webhook_retry_delay)
+        finally:
+            busy.pop(chat, None)
+            self._wake()
+
+    def _pending_index(self, update: JSON) -> int | None:
+        """Where ``update`` (this very object) is in the pending list, if still there."""
+        return next((i for i, pending in enumerate(self.updates) if pending is update), None)
 
     async def _post_update(self, hook: JSON, update: JSON) -> bool:
         headers = {}
@@ -1413,6 +1436,19 @@ class TelegramStandIn(LocalServer):
                 params = {k: v for k, v in reply.items() if k != "method"}
                 await self.execute(reply["method"], params, hook["token"])
         return True
+
+
+def update_chat(update: JSON) -> object:
+    """The chat (else the user) an update is about: Telegram delivers one chat's updates in order."""
+    for kind, body in update.items():
+        if kind == "update_id" or not isinstance(body, dict):
+            continue
+        chat = body.get("chat") or (body.get("message") or {}).get("chat")
+        if isinstance(chat, dict):
+            return chat.get("id")
+        if isinstance(body.get("from"), dict):
+            return body["from"].get("id")
+    return ("update", update.get("update_id"))
 
 
 # ---------------------------------------------------------------------- entity parsing

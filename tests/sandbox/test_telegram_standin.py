@@ -236,6 +236,41 @@ async def test_webhook_delivery_with_secret_and_retry(tg, bot):
         assert (await bot.get_webhook_info()).url == ""
 
 
+async def test_webhook_delivers_chats_in_parallel_and_each_chat_in_order(tg, bot):
+    """As Telegram: up to max_connections requests at once, but a chat's next update only after its last one
+    was answered, so one slow chat holds back only itself."""
+    arrivals: list[tuple[int, str]] = []
+    slow = asyncio.Event()
+
+    async def receiver(request: web.Request) -> web.Response:
+        update = await request.json()
+        chat, text = update["message"]["chat"]["id"], update["message"]["text"]
+        if text == "slow":
+            await slow.wait()
+        arrivals.append((chat, text))
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", receiver)
+    others = range(USER + 1, USER + 6)
+    for user in others:
+        tg.add_user(user)
+    async with TestServer(app) as server:
+        assert await bot.set_webhook(str(server.make_url("/hook")), max_connections=4)
+        tg.send_text(USER, "slow")
+        tg.send_text(USER, "after slow")
+        for user in others:
+            tg.send_text(user, "one")
+            tg.send_text(user, "two")
+        await tg.wait_for(lambda: len(arrivals) == 10, timeout=3)  # the slow chat holds back only itself
+        assert all((user, "one") in arrivals for user in others)
+        assert [t for c, t in arrivals if c == USER + 1] == ["one", "two"]
+        slow.set()
+        await tg.wait_for(lambda: len(arrivals) == 12, timeout=3)
+        assert [t for c, t in arrivals if c == USER] == ["slow", "after slow"]
+        assert tg.updates == []
+
+
 async def test_commands_forward_copy_and_upload(tg, bot):
     await bot.set_my_commands([BotCommand(command="start", description="Start")])
     await bot.set_my_commands([BotCommand(command="admin", description="Panel")],
