@@ -160,6 +160,12 @@ class Settings(BaseSettings):
     api_prices: Annotated[dict[str, Decimal], NoDecode] = Field(default_factory=lambda: dict(DEFAULT_API_PRICES))
     #: Let API webhooks point at private and loopback addresses over http (the sandbox; never in production).
     api_webhook_allow_private: bool = False
+    #: The provider's share of a provider subscription's price (at most 4 decimals, so every cent splits exactly).
+    marketplace_provider_share: Decimal = Field(Decimal("0.80"), gt=0, le=1)
+    #: The lowest and highest monthly price (USD, whole cents) a signal provider may set.
+    marketplace_price_range_usd: Annotated[tuple[Decimal, Decimal], NoDecode] = (Decimal("5"), Decimal("500"))
+    #: Days after payment before a provider's share becomes payable (the refund window).
+    payout_hold_days: int = Field(7, ge=0, le=365)
     log_level: str = "INFO"
 
     @field_validator(
@@ -231,6 +237,28 @@ class Settings(BaseSettings):
                 raise ValueError(f"{group}: expected a USD amount from 0 to 1000 with at most 6 decimals")
             prices[group] = amount
         return prices
+
+    @field_validator("marketplace_provider_share")
+    @classmethod
+    def _share(cls, value: Decimal) -> Decimal:
+        if value.as_tuple().exponent < -4:  # type: ignore[operator]
+            raise ValueError("use at most 4 decimals, e.g. 0.80 (every cent must split exactly)")
+        return value
+
+    @field_validator("marketplace_price_range_usd", mode="before")
+    @classmethod
+    def _price_range(cls, value: Any) -> tuple[Decimal, Decimal]:
+        items = value if isinstance(value, (list, tuple)) else _split_list(value)
+        try:
+            low, high = (Decimal(str(item).strip()) for item in items)
+        except (ValueError, ArithmeticError):
+            raise ValueError("expected min,max in USD, e.g. 5,500") from None
+        if not (low.is_finite() and high.is_finite()) or low.as_tuple().exponent < -2 \
+                or high.as_tuple().exponent < -2:  # type: ignore[operator]
+            raise ValueError("expected min,max in USD with at most 2 decimals, e.g. 5,500")
+        if not Decimal("1") <= low <= high <= Decimal("100000"):
+            raise ValueError("expected 1 <= min <= max <= 100000 (USD), e.g. 5,500")
+        return low, high
 
     @field_validator("timezone")
     @classmethod

@@ -30,6 +30,8 @@ def test_defaults_match_the_contract(monkeypatch):
     assert s.telegram_content_rotation == ["market", "tip", "promo", "community"]
     assert s.stars_enabled is True and s.telegram_content_enabled is False
     assert s.web_host == "127.0.0.1" and s.web_port == 8080
+    assert s.marketplace_provider_share == Decimal("0.80") and s.payout_hold_days == 7
+    assert s.marketplace_price_range_usd == (Decimal("5"), Decimal("500"))
 
 
 @pytest.mark.parametrize("value", ["1,2, 3", "[1, 2, 3]", '["1","2","3"]'])
@@ -90,6 +92,11 @@ def test_missing_token_is_named():
         ("GMGN_PROMO_LINK", "gmgn.ai/x", "URL"),
         ("SIGNAL_WEBHOOK_ALLOWED_IPS", "127.0.0.1,300.1.1.1", "300.1.1.1"),
         ("LOG_LEVEL", "LOUD", "DEBUG"),
+        ("MARKETPLACE_PROVIDER_SHARE", "1.5", "less than or equal to 1"),
+        ("MARKETPLACE_PROVIDER_SHARE", "0.80001", "4 decimals"),
+        ("MARKETPLACE_PRICE_RANGE_USD", "500,5", "min <= max"),
+        ("MARKETPLACE_PRICE_RANGE_USD", "five", "min,max"),
+        ("PAYOUT_HOLD_DAYS", "-1", "greater than or equal to 0"),
     ],
 )
 def test_each_malformed_setting_is_named(monkeypatch, name, value, words):
