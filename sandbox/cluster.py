@@ -70,6 +70,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def socket_inodes(port: int) -> set[str]:
+    """Inodes of the TCP sockets whose local port is ``port``."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    return inodes
+
+
+def process_sockets(pid: int) -> set[str]:
+    """Inodes of the sockets process ``pid`` holds open."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+    return inodes
+
+
 class Balancer(LocalServer):
     """Round robin over the replicas' HTTP apps: each request goes to the next one in turn. A replica that
     cannot be reached is a 502 (as nginx answers a POST it will not retry); Telegram retries the update and
@@ -222,6 +246,15 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{len(leaders)} leaders after {timeout:.0f} s")
             await asyncio.sleep(0.2)
+
+    def replica_on_port(self, port: int) -> Replica | None:
+        """The live replica a TCP connection from local ``port`` belongs to (Linux's /proc): which replica
+        sent a request a stand-in saw, e.g. the one holding a job."""
+        inodes = socket_inodes(port)
+        for replica in self.replicas:
+            if replica.alive and inodes & process_sockets(replica.process.pid):
+                return replica
+        return None
 
     def drop(self, replica: Replica) -> None:
         """Take a dead replica out of the balancer (what a health-checking proxy does)."""
