@@ -2,8 +2,10 @@
 
 A job row is written in the same transaction that marks an order paid. The worker claims due
 jobs with a lease (a conditional UPDATE), runs the product's `Fulfiller`, sends the delivery
-message, and marks the order fulfilled. A crash leaves the job leased; when the lease runs
-out, the next worker takes it again, so a restart resumes where the last process died.
+message, and marks the order fulfilled. While it works, a heartbeat renews the lease (services/leases.py);
+a crash leaves the job leased, and when the lease runs out (30 s without a renewal) the next worker, on any
+replica, takes it again, so a restart resumes where the last process died. A job is never taken from a
+worker that is still renewing it.
 Fulfillers must be idempotent: a retried job may run `fulfil` again for the same order. A secret a
 fulfiller keeps for re-delivery (services.vault) is wiped in the transaction that records the
 delivery or gives up on it. A refund that lands while a delivery runs is completed here: what the
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -24,6 +27,7 @@ from sqlalchemy import or_, select, update
 from db.base import utcnow
 from db.engine import Database
 from db.models import FulfilmentJob, Order
+from services.leases import LEASE, heartbeat
 from services.orders import FULFIL_ON, OrderService, Status, TransitionRefused
 from services.products import Delivery, Fulfiller, FulfilmentFailed
 from services.vault import SecretVault
@@ -41,7 +45,7 @@ class FulfilmentWorker:
     def __init__(
         self, database: Database, orders: OrderService, fulfillers: dict[str, Fulfiller], deliverer: Deliverer,
         *, clock: Callable[[], datetime] = utcnow, max_attempts: int = 6, base_delay: float = 2.0,
-        max_delay: float = 300.0, lease: timedelta = timedelta(minutes=5), idle_wait: float = 1.0,
+        max_delay: float = 300.0, lease: timedelta = LEASE, idle_wait: float = 1.0,
     ) -> None:
         self.db, self.orders, self.fulfillers, self.deliverer = database, orders, fulfillers, deliverer
         self.clock = clock
@@ -53,8 +57,8 @@ class FulfilmentWorker:
     async def recover(self) -> int:
         """At start-up: jobs a dead process was working on go back to the queue at once instead of
         waiting out their lease, and queued ones are retried now rather than after their backoff (a
-        restart is when conditions change). Safe because one bot token has one running process
-        (Telegram refuses a second poller), and fulfillers are idempotent anyway."""
+        restart is when conditions change). Only for a single process (no REDIS_URL: the app calls it then);
+        replicas take over only expired leases. Fulfillers are idempotent anyway."""
         now = self.clock()
         async with self.db.transaction() as session:
             result = await session.execute(update(FulfilmentJob)
@@ -89,8 +93,11 @@ class FulfilmentWorker:
         """Claim and process due jobs; returns how many were processed."""
         processed = 0
         for job_id, order_id in await self._due(limit):
-            if await self._claim(job_id):
-                await self._process(job_id, order_id)
+            attempt = await self._claim(job_id)
+            if attempt is not None:
+                renew = functools.partial(self._renew, job_id, attempt)
+                async with heartbeat(renew, self.lease, what=f"fulfilment job {job_id}"):
+                    await self._process(job_id, order_id)
                 processed += 1
         return processed
 
@@ -107,13 +114,26 @@ class FulfilmentWorker:
                 .order_by(FulfilmentJob.next_attempt_at).limit(limit))
             return [tuple(r) for r in rows]
 
-    async def _claim(self, job_id: int) -> bool:
+    async def _claim(self, job_id: int) -> int | None:
+        """Take the job; returns its attempt number (which fences this claim: a takeover bumps it), or None."""
         now = self.clock()
         async with self.db.transaction() as session:
             result = await session.execute(
                 update(FulfilmentJob).where(FulfilmentJob.id == job_id, self._claimable(now))
                 .values(status="running", attempts=FulfilmentJob.attempts + 1, lease_until=now + self.lease,
                         updated_at=now))
+            if result.rowcount != 1:
+                return None
+            return await session.scalar(select(FulfilmentJob.attempts).where(FulfilmentJob.id == job_id))
+
+    async def _renew(self, job_id: int, attempt: int) -> bool:
+        """Extend the lease while the job is still this claim's (running, same attempt)."""
+        now = self.clock()
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                update(FulfilmentJob).where(FulfilmentJob.id == job_id, FulfilmentJob.status == "running",
+                                            FulfilmentJob.attempts == attempt)
+                .values(lease_until=now + self.lease))
             return result.rowcount == 1
 
     async def _process(self, job_id: int, order_id: int) -> None:

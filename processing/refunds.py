@@ -10,8 +10,8 @@ what to send, and records the transaction. The buyer is told what is pending and
 "refunded" before money moved. An "excess" refund returns only what was paid over the price.
 
 Whatever fails half-way (a provider down, a crash) is picked up by `sweep()`: take-backs still
-pending and automatic payouts still requested are retried under a lease; a retried transfer reuses
-its spend id, so it never pays twice.
+pending and automatic payouts still requested are retried under a lease (30 s, renewed by a heartbeat while
+the provider is asked: services/leases.py); a retried transfer reuses its spend id, so it never pays twice.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from db.models_refunds import Refund, RefundRequest
 from presentation.refunds import admin_send_text, announced_text, buyer_text, failed_text, money_line, sent_text
 from processing.notify import Notifier
 from services.audit import AuditService
+from services.leases import LEASE, heartbeat
 from services.money import plain
 from services.orders import MONEY_IN, OrderService, Status, TransitionRefused
 from services.payments.base import ProviderError
@@ -55,7 +56,6 @@ REQUESTED, AWAITING_ADDRESS, AWAITING_ADMIN, SENT, FAILED = (
     RequestState.REQUESTED, RequestState.AWAITING_ADDRESS, RequestState.AWAITING_ADMIN, RequestState.SENT,
     RequestState.FAILED)
 OPEN = (REQUESTED, AWAITING_ADDRESS, AWAITING_ADMIN, FAILED)
-LEASE = timedelta(minutes=2)
 #: Receiving-address shapes per network (the part after "_" in an asset code, or the asset itself).
 ADDRESS_PATTERNS = {
     "TRC20": r"T[1-9A-HJ-NP-Za-km-z]{33}",
@@ -199,9 +199,9 @@ def sent_markup(request_id: int) -> InlineKeyboardMarkup:
 class RefundService:
     def __init__(self, database: Database, orders: OrderService, notifier: Notifier, providers: dict[str, Any],
                  fulfillers: dict[str, Fulfiller], audit: AuditService | None = None, *,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, lease: timedelta = LEASE) -> None:
         self.db, self.orders, self.notifier, self.providers = database, orders, notifier, providers
-        self.fulfillers, self.audit, self.clock = fulfillers, audit, clock
+        self.fulfillers, self.audit, self.clock, self.lease = fulfillers, audit, clock, lease
 
     # What a refund would do -------------------------------------------------------------
 
@@ -310,24 +310,41 @@ class RefundService:
         async with self.db.session() as session:
             return list(await session.scalars(query))
 
-    async def _lease(self, model: type, row_id: int, *conditions) -> bool:
+    async def _lease(self, model: type, row_id: int, *conditions) -> list[datetime] | None:
+        """Take the row (free, or its lease ran out): the lease written, in a list the renewals update;
+        None while another worker holds it."""
         now = self.clock()
         async with self.db.transaction() as session:
             result = await session.execute(
                 update(model).where(model.id == row_id, *conditions,
                                     or_(model.lease_until.is_(None), model.lease_until < now))
-                .values(lease_until=now + LEASE, updated_at=now))
-            return result.rowcount == 1
+                .values(lease_until=now + self.lease, updated_at=now))
+            return [now + self.lease] if result.rowcount == 1 else None
+
+    def _heartbeat(self, model: type, row_id: int, held: list[datetime], *conditions):
+        """Renew the lease while the row still carries the one we wrote last (never one taken over)."""
+        async def renew() -> bool:
+            until = self.clock() + self.lease
+            async with self.db.transaction() as session:
+                result = await session.execute(update(model).where(
+                    model.id == row_id, model.lease_until == held[0], *conditions).values(lease_until=until))
+            if result.rowcount != 1:
+                return False
+            held[0] = until
+            return True
+        return heartbeat(renew, self.lease, what=f"{model.__tablename__} {row_id}")
 
     async def _take_back(self, refund_id: int) -> tuple[TakenBack | None, str | None]:
-        if not await self._lease(Refund, refund_id, Refund.takeback == "pending"):
+        held = await self._lease(Refund, refund_id, Refund.takeback == "pending")
+        if held is None:
             return None, "in progress"
         async with self.db.session() as session:
             refund = await session.get(Refund, refund_id)
             order = await session.get(Order, refund.order_id)
         fulfiller = self.fulfillers.get(order.product)
         try:
-            taken = await fulfiller.revoke(order) if fulfiller is not None else None
+            async with self._heartbeat(Refund, refund_id, held, Refund.takeback == "pending"):
+                taken = await fulfiller.revoke(order) if fulfiller is not None else None
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
             log.warning("refund of order %s: taking back failed (retried): %s", order.id, error)
@@ -339,7 +356,8 @@ class RefundService:
 
     async def _pay_back(self, request_id: int) -> str:
         """Send one automatic refund; returns the request's state afterwards."""
-        if not await self._lease(RefundRequest, request_id, RefundRequest.state == REQUESTED):
+        held = await self._lease(RefundRequest, request_id, RefundRequest.state == REQUESTED)
+        if held is None:
             return REQUESTED
         async with self.db.session() as session:
             request = await session.get(RefundRequest, request_id)
@@ -349,9 +367,10 @@ class RefundService:
             await self._set(RefundRequest, request_id, lease_until=None, error="provider not configured")
             return REQUESTED
         try:
-            reference = await payer.pay_back(
-                payment, user_id=request.user_id, asset=request.asset, amount=request.amount,
-                spend_id=request.spend_id, comment=f"Refund of order #{request.order_id}")
+            async with self._heartbeat(RefundRequest, request_id, held, RefundRequest.state == REQUESTED):
+                reference = await payer.pay_back(
+                    payment, user_id=request.user_id, asset=request.asset, amount=request.amount,
+                    spend_id=request.spend_id, comment=f"Refund of order #{request.order_id}")
         except ProviderError as exc:
             state = REQUESTED if exc.retryable else FAILED
             log.warning("refund %s of order %s: %s (%s)", request_id, request.order_id, exc, state)

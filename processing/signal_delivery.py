@@ -1,7 +1,10 @@
 """The fan-out worker: sends signals, their events and broadcasts from the outbox (db.models_signals.Outbox).
 
 * Claim: one conditional UPDATE takes a batch of due rows (`queued` and due, or `sending` with an expired
-  lease) and stamps them with this claim's token; only rows carrying the token are sent.
+  lease) and stamps them with this claim's token; only rows carrying the token are sent. While the worker
+  runs, a heartbeat renews the lease (30 s) of every row it claimed and has not recorded yet, guarded by the
+  token (services/leases.py), so a slow fan-out keeps its rows and another replica takes them over only
+  after this one stopped renewing (died).
 * Send: inside `with bulk():` through the app's bot (so the outgoing gate spaces them at
   TELEGRAM_RATE_LIMIT, keeps 1 s per chat, pauses everything on 429, marks users blocked on 403),
   a bounded number in flight. Sends run on across batches, and the next batch is claimed while this one
@@ -11,10 +14,10 @@
   (processing/sent_journal.py) that the next start applies; elsewhere a send keeps its slot until its result
   is committed. Either way at most `concurrency` rows are sent but unknown to a restart. `sent` keeps the
   message id, so an event is sent as a reply to that recipient's own copy of its signal.
-* Restart: rows left `sending` by a dead process are queued again at start (one bot process per database,
-  as long polling requires) or when their lease runs out. A request Telegram accepted whose answer the dead
-  process never learnt of is the only thing that can be sent twice: at most the `concurrency` sends in
-  flight.
+* Restart: rows left `sending` by a dead process are queued again at start (a single process, without
+  REDIS_URL) or taken over when their lease runs out (several replicas). A request Telegram accepted whose
+  answer the dead process never learnt of is the only thing that can be sent twice: at most the
+  `concurrency` sends in flight.
 * Blocked users (403, or `users.is_blocked`) are marked `blocked`/`skipped` and never tried again;
   cancelled broadcasts' rows are not sent: a batch re-reads its broadcasts' status every `recheck_every`
   sends, so a cancel also stops rows already claimed.
@@ -48,6 +51,7 @@ from db.models import User
 from db.models_signals import Broadcast, Outbox, Signal, SignalEvent
 from presentation.signals import render_event, render_signal
 from processing.sent_journal import journal_for
+from services.leases import LEASE, heartbeat
 from transport import metrics
 from transport.gate import bulk
 
@@ -96,7 +100,7 @@ def chat_ref(chat: str) -> int | str:
 
 class SignalDelivery:
     def __init__(self, database: Database, bot: Bot, i18n: I18n, *, clock: Callable[[], datetime] = utcnow,
-                 batch: int = 1000, concurrency: int = 8, lease: timedelta = timedelta(minutes=2),
+                 batch: int = 1000, concurrency: int = 8, lease: timedelta = LEASE,
                  idle_wait: float = 1.0, max_attempts: int = 5, base_delay: float = 2.0,
                  recheck_every: int = 50) -> None:
         self.db, self.bot, self.i18n, self.clock = database, bot, i18n, clock
@@ -111,6 +115,7 @@ class SignalDelivery:
         self._journal = journal_for(database.url.database, database.is_sqlite)
         self._slots = asyncio.Semaphore(concurrency)
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._held: dict[str, set[int]] = {}  # claim token -> rows claimed and not yet recorded (renewed)
 
     def wake(self) -> None:
         self._wake.set()
@@ -137,6 +142,10 @@ class SignalDelivery:
         return result.rowcount
 
     async def run(self) -> None:
+        async with heartbeat(self._renew, self.lease, what="signal deliveries"):
+            await self._run()
+
+    async def _run(self) -> None:
         ahead: asyncio.Task[Batch | None] | None = None  # the next batch, claimed while this one goes out
         try:
             while not self._stopping or ahead is not None:
@@ -162,12 +171,13 @@ class SignalDelivery:
 
     async def run_once(self) -> int:
         """Claim one batch and deliver it; returns how many rows were handled."""
-        batch = await self._prepare()
-        if batch is None:
-            return 0
-        await self._start_batch(batch, look_ahead=False)
-        await self._settle()
-        return len(batch.jobs)
+        async with heartbeat(self._renew, self.lease, what="signal deliveries"):
+            batch = await self._prepare()
+            if batch is None:
+                return 0
+            await self._start_batch(batch, look_ahead=False)
+            await self._settle()
+            return len(batch.jobs)
 
     async def _start_batch(self, batch: Batch, *, look_ahead: bool) -> asyncio.Task[Batch | None] | None:
         """Start a send for every job, `concurrency` in flight across batches; returns once the last one has
@@ -192,8 +202,9 @@ class SignalDelivery:
         try:
             try:
                 result = await self._deliver(job, batch)
-            except Exception:  # a bug, not Telegram: the lease brings the row back
+            except Exception:  # a bug, not Telegram: the lease (no longer renewed) brings the row back
                 log.exception("delivering outbox row %s failed", job.id)
+                self._release(job.claim, (job.id,))
                 return
             if self._journal is not None:
                 if result.status == "sent":
@@ -224,6 +235,8 @@ class SignalDelivery:
                 await asyncio.sleep(delay)
         if self._pending:  # their rows stay `sending` until the lease runs out, then are retried
             log.error("%s delivery results could not be recorded", len(self._pending))
+            for result in self._pending:
+                self._release(result.claim, (result.id,))
             self._pending = []
         elif self._journal is not None and not self._in_flight:
             self._journal.clear()  # everything it holds is committed
@@ -254,7 +267,32 @@ class SignalDelivery:
                        Outbox.attempts, User.language, User.is_blocked)
                 .outerjoin(User, User.id == Outbox.user_id)
                 .where(Outbox.status == "sending", Outbox.claim == token).order_by(Outbox.id))).all()
+        self._held[token] = {r[0] for r in rows}
         return [Job(r[0], r[1], r[2], r[3], r[4], r[5], r[6], token, r[7], bool(r[8])) for r in rows]
+
+    def _release(self, claim: str, ids) -> None:
+        """These rows are recorded (or given up): renewals no longer cover them."""
+        held = self._held.get(claim)
+        if held is not None:
+            held.difference_update(ids)
+            if not held:
+                del self._held[claim]
+
+    async def _renew(self) -> bool:
+        """The heartbeat: extend the lease of every row claimed and not yet recorded, while it still carries
+        our token and is `sending` (a row taken over after an expired lease is not taken back)."""
+        if not self._held:
+            return True
+        now = self.clock()
+        async with self.db.transaction() as session:
+            for token, ids in list(self._held.items()):
+                renewed = await session.execute(update(Outbox).where(
+                    Outbox.claim == token, Outbox.status == "sending", Outbox.id.in_(sorted(ids)))
+                    .values(lease_until=now + self.lease))
+                if not renewed.rowcount and self._held.get(token) is ids:
+                    log.warning("outbox rows of claim %s are no longer ours (taken over?)", token)
+                    del self._held[token]
+        return True  # the worker's heartbeat runs on for the next claims
 
     async def _load(self, jobs: list[Job]) -> tuple[dict[int, Signal], dict[int, SignalEvent]]:
         event_ids = {j.item_id for j in jobs if j.kind == "event"}
@@ -366,4 +404,5 @@ class SignalDelivery:
                 self._pending[:0] = batch
                 raise
             for r in batch:
+                self._release(r.claim, (r.id,))
                 metrics.OUTBOX_RESULTS.labels(status=r.status).inc()

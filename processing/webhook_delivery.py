@@ -1,8 +1,10 @@
 """The outbound-webhook worker: POSTs the queued deliveries of services/api_webhooks.py.
 
 * Claim: one conditional UPDATE takes a batch of due rows (`queued` and due, or `sending` whose lease ran
-  out: a crashed worker's) and stamps them with this claim's token and a lease; only rows carrying the token
-  are posted and recorded, so two workers never post the same delivery at once.
+  out: a crashed worker's) and stamps them with this claim's token and a lease (30 s), renewed by a heartbeat
+  while the batch is posted (services/leases.py); only rows carrying the token are posted, renewed and
+  recorded, so two workers never post the same delivery at once, and a dead worker's batch is taken over
+  once its lease ran out.
 * Post: the URL is checked again (SSRF) and connected through a resolver that refuses private addresses (a
   host re-pointed between the check and the connection is caught); 10 s per POST, no redirects followed;
   any 2xx is success. The body and signature are the same on every retry (`X-Webhook-Id` for dedup).
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import socket
@@ -49,6 +52,7 @@ from services.api_webhooks import (
     address_refused,
     retry_delay,
 )
+from services.leases import LEASE, heartbeat
 from services.plans import PLANS
 
 log = logging.getLogger(__name__)
@@ -101,15 +105,10 @@ class Outcome:
 class WebhookWorker:
     def __init__(self, database: Database, webhooks: WebhookService, notifier: Notifier, *,
                  clock: Callable[[], datetime] = utcnow, batch: int = 32, concurrency: int = 8,
-                 lease: timedelta = timedelta(minutes=2), timeout: float = TIMEOUT_SECONDS,
+                 lease: timedelta = LEASE, timeout: float = TIMEOUT_SECONDS,
                  idle_wait: float = 2.0) -> None:
         self.db, self.webhooks, self.notifier, self.clock = database, webhooks, notifier, clock
         self.batch, self.lease, self.timeout, self.idle_wait = batch, lease, timeout, idle_wait
-        # a claimed batch must finish within its lease, or another replica could take it over and post twice:
-        # ceil(batch / concurrency) rounds, each at most a DNS check and a POST of `timeout` seconds
-        worst = -(-batch // concurrency) * 2 * timeout
-        if worst >= lease.total_seconds():
-            raise ValueError(f"a batch of {batch} may take {worst:g} s, longer than the {lease} lease")
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._stopping = False
@@ -148,9 +147,12 @@ class WebhookWorker:
         jobs = await self._claim()
         if not jobs:
             return 0
-        hooks, paid, bodies = await self._load(jobs)
-        outcomes = await asyncio.gather(*(self._deliver(job, hooks, paid, bodies) for job in jobs))
-        for user_id, url in await self._record(list(outcomes)):
+        renew = functools.partial(self._renew, jobs[0].claim)
+        async with heartbeat(renew, self.lease, what=f"webhook deliveries {jobs[0].claim}"):
+            hooks, paid, bodies = await self._load(jobs)
+            outcomes = await asyncio.gather(*(self._deliver(job, hooks, paid, bodies) for job in jobs))
+            switched_off = await self._record(list(outcomes))
+        for user_id, url in switched_off:
             await self.notifier.send(user_id, lambda url=url: words.webhook_disabled(url), skip_blocked=True)
         return len(jobs)
 
@@ -181,6 +183,14 @@ class WebhookWorker:
                 select(d.id, d.public_id, d.webhook_id, d.user_id, d.kind, d.item_id, d.attempts, d.next_attempt_at,
                        d.created_at).where(d.status == "sending", d.claim == token).order_by(d.id))).all()
         return [Job(*row, claim=token) for row in rows]
+
+    async def _renew(self, claim: str) -> bool:
+        """Extend the lease of the batch's rows that still carry its token (never of rows taken over)."""
+        now, d = self.clock(), ApiWebhookDelivery
+        async with self.db.transaction() as session:
+            renewed = await session.execute(update(d).where(d.claim == claim, d.status == "sending")
+                                            .values(lease_until=now + self.lease))
+        return renewed.rowcount > 0
 
     async def _load(self, jobs: list[Job]) -> tuple[dict[int, ApiWebhook], set[int], dict[tuple[str, int], bytes]]:
         """The jobs' hooks, which of their users are on a paid plan now, and each item's part of the body

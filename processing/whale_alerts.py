@@ -2,8 +2,9 @@
 
 Batching: a follower's first pending alert opens a window of `window` seconds (60 by default);
 every alert queued for that user meanwhile goes into the same message, sent when the window
-closes. Rows are claimed with a conditional update and a lease, so a second worker never sends
-them twice and a worker that died mid-send is picked up again once its lease runs out. Users who
+closes. Rows are claimed with a conditional update and a lease (30 s) renewed by a heartbeat while the
+message goes out (services/leases.py), so a second worker never sends them twice and a worker that died
+mid-send is picked up again once its lease runs out. Users who
 blocked the bot, or whose paid plan has ended, are skipped (rows marked `skipped`).
 """
 
@@ -19,13 +20,13 @@ from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
 from db.base import utcnow
 from presentation.whales import alert_text
 from processing.notify import Notifier
+from services.leases import LEASE, heartbeat
 from services.subscriptions import SubscriptionService
 from services.whales import WhaleService
 from transport.gate import bulk
 
 log = logging.getLogger(__name__)
 BATCH_WINDOW = timedelta(seconds=60)
-LEASE = timedelta(minutes=5)
 
 
 
@@ -43,8 +44,19 @@ class WhaleAlerts:
         for user_id in await self.whales.due_alert_users(now, self.window):
             batch = await self.whales.claim_alerts(user_id, now, self.lease)
             if batch:
-                sent += await self._deliver(user_id, batch)
+                held = [batch[0][0].lease_until]
+                ids = [alert.id for alert, _trade, _wallet in batch]
+                async with heartbeat(lambda ids=ids, held=held: self._renew(ids, held), self.lease,
+                                     what=f"whale alerts of {user_id}"):
+                    sent += await self._deliver(user_id, batch)
         return sent
+
+    async def _renew(self, ids: list[int], held: list[datetime]) -> bool:
+        until = self.clock() + self.lease
+        if not await self.whales.renew_alerts(ids, held[0], until):
+            return False
+        held[0] = until
+        return True
 
     async def _deliver(self, user_id: int, batch) -> int:
         ids = [alert.id for alert, _trade, _wallet in batch]

@@ -142,6 +142,15 @@ class WhaleFollows:
                 .order_by(WhaleTrade.ts, WhaleTrade.id))
             return [(a, t, w) for a, t, w in rows.all()]
 
+    async def renew_alerts(self, ids: list[int], held: datetime, until: datetime) -> bool:
+        """Extend the lease of a claimed batch while it is still ours (`sending` with the lease we last wrote);
+        False once it was taken over or finished."""
+        async with self.db.transaction() as session:
+            renewed = await session.execute(update(WhaleAlert).where(
+                WhaleAlert.id.in_(ids), WhaleAlert.status == "sending", WhaleAlert.lease_until == held)
+                .values(lease_until=until))
+        return renewed.rowcount > 0
+
     async def finish_alerts(self, ids: list[int], status: str, now: datetime) -> None:
         async with self.db.transaction() as session:
             await session.execute(update(WhaleAlert).where(
