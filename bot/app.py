@@ -142,6 +142,8 @@ class App:
             raise startup.StartupError(str(exc)) from None
         await startup.check_database(s.db, settings.database_url)
         await migrate.upgrade(s.db)
+        if s.invalidations is not None:  # before any request: caches hear the other replicas' changes
+            await s.invalidations.start()
         self._runner = web.AppRunner(self.web, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, settings.web_host, settings.web_port)
@@ -250,6 +252,8 @@ class App:
         await s.webhook_delivery.close()
         await s.deepseek.close()
         await self.dp.storage.close()
+        if s.invalidations is not None:
+            await s.invalidations.close()
         if s.redis is not None:
             await s.redis.aclose()
         await s.db.close()

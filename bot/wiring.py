@@ -56,6 +56,7 @@ from services.content import ContentService
 from services.content_facts import top_whale_fact, track_record_fact
 from services.datasets import DatasetService, DatasetShop
 from services.deepseek import DeepSeekClient
+from services.invalidations import SharedInvalidations
 from services.leader import Leadership, build_leadership
 from services.ledger import LedgerService
 from services.openrouter import OpenRouterClient
@@ -102,6 +103,7 @@ class Services:
     redis: Redis | None  # REDIS_URL: what the replicas share (send budget, update ids, leader without PostgreSQL)
     leadership: Leadership  # whether this process runs the scheduled jobs now
     update_dedup: UpdateDedup  # an update delivered twice is handled once (webhook mode)
+    invalidations: SharedInvalidations | None  # REDIS_URL: cache invalidations heard from every replica
     users: UserService
     orders: OrderService
     i18n: I18n
@@ -151,7 +153,9 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
     with startup.database_file(settings.database_url):
         db = Database(settings.database_url)
     redis = redis_conn.connect(settings.redis_url) if settings.redis_url else None
-    users = UserService(db)
+    invalidations = SharedInvalidations(redis, db) if redis else None
+    heard = invalidations.is_live if invalidations else None  # caches answer from memory while True
+    users = UserService(db, shared=heard)
     orders = OrderService(db)
     i18n = build_i18n()
     gate = OutgoingGate(settings.telegram_rate_limit, on_blocked=users.mark_blocked,
@@ -213,6 +217,7 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
         vault=vault, subscriptions=subscriptions, channel=channel, plan_shop=plan_shop, products=products,
         plan_lifecycle=plan_lifecycle, referrals=referrals, worker=worker, admin_prefs=admin_prefs, audit=audit,
         redis=redis, leadership=build_leadership(settings.database_url, redis), update_dedup=UpdateDedup(db, redis),
+        invalidations=invalidations,
         refunds=refunds,
         payments=payments, deepseek=deepseek, content=content,
         publisher=ContentPublisher(bot, content, notifier, settings),
@@ -221,7 +226,7 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
         broadcast_progress=BroadcastProgress(broadcasts, notifier),
         whale_alerts=WhaleAlerts(whales, notifier, subscriptions, settings.tz),
         whale_post=WeeklyWhalePost(db, whales, bot, i18n, settings),
-        ledger=ledger, api_keys=ApiKeyService(db, remember_seconds=0 if settings.redis_url else REMEMBER_SECONDS),
+        ledger=ledger, api_keys=ApiKeyService(db, remember_seconds=REMEMBER_SECONDS, shared=heard),
         api_credit=ApiCreditShop(orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes)),
         datasets=datasets,
         dataset_shop=DatasetShop(datasets, orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes)),

@@ -40,8 +40,9 @@ SHOWN_CHARS = 8  # "sck_AbCd": enough to tell keys apart, far too little to gues
 MAX_KEYS = 10  # live keys per user (rolled keys in their grace period are not counted)
 MAX_NAME = 64
 USAGE_FLUSH_SECONDS = 60
-#: A checked key is answered from memory this long (one process: every write to keys, plans and bans in this
-#: process forgets what it changed at its commit, so revocations and plan changes still apply at once).
+#: A checked key is answered from memory this long: every write to keys, plans and bans forgets what it changed
+#: at its commit, in this process and (REDIS_URL) on every replica (services/invalidations.py), so revocations
+#: and plan changes still apply at once.
 REMEMBER_SECONDS = 60.0
 REMEMBER_MAX = 10_000
 ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -107,21 +108,22 @@ class TooManyKeys(Exception):
 class ApiKeyService:
     def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow,
                  flush_every: timedelta = timedelta(seconds=USAGE_FLUSH_SECONDS),
-                 remember_seconds: float = REMEMBER_SECONDS) -> None:
-        """`remember_seconds`: how long a checked key is answered from memory (0: never; several replicas
-        must use 0 until they share invalidations)."""
+                 remember_seconds: float = REMEMBER_SECONDS, shared: Callable[[], bool] | None = None) -> None:
+        """`remember_seconds`: how long a checked key is answered from memory (0: never). `shared` (several
+        replicas): whether the other replicas' invalidations are being heard now; while it says no, nothing is
+        answered from memory."""
         self.db, self.clock, self.flush_every = database, clock, flush_every
         self._used: dict[int, datetime] = {}  # key id -> last use not yet written
         self._flushed_at: datetime | None = None
-        self.remember_seconds = remember_seconds
+        self.remember_seconds, self.shared = remember_seconds, shared
         self._known: dict[str, _Known] = {}  # key hash -> what the database said
         self._looking: dict[tuple[str, int], asyncio.Future[_Known | None]] = {}
         self._flushing: asyncio.Future | None = None  # the background write of last uses (kept referenced)
         self._generation = 0  # bumped by every forget: a lookup that overlapped one is not remembered
         if remember_seconds > 0:  # this process's writes to keys, plans and bans forget what they change
-            changes.watch(ApiKey, "id", self._forget)
-            changes.watch(Subscription, "user_id", self._forget_users)
-            changes.watch(User, "id", self._forget_users)
+            changes.watch(ApiKey, "id", self._forget, database=database)
+            changes.watch(Subscription, "user_id", self._forget_users, database=database)
+            changes.watch(User, "id", self._forget_users, database=database)
 
     def _forget(self, _rows: set | None) -> None:
         self._generation += 1
@@ -133,6 +135,10 @@ class ApiKeyService:
             self._known.clear()
         else:
             self._known = {h: k for h, k in self._known.items() if k.user_id not in user_ids}
+
+    def _trusted(self) -> bool:
+        """Is memory to be used now (always in one process; with replicas, while invalidations are heard)?"""
+        return self.shared is None or self.shared()
 
     def usable(self, key: ApiKey, now: datetime | None = None) -> bool:
         now = now or self.clock()
@@ -223,7 +229,7 @@ class ApiKeyService:
             return None
         now = self.clock()
         digest = key_hash(raw)
-        known = self._known.get(digest)
+        known = self._known.get(digest) if self._trusted() else None
         if known is None or known.until < time.monotonic():
             known = await self._shared_look_up(digest, now)
             if known is None:
@@ -267,7 +273,7 @@ class ApiKeyService:
         key_id, user_id, grace_until, banned = rows[0][:4]
         known = _Known(time.monotonic() + self.remember_seconds, key_id, user_id, grace_until, bool(banned),
                        tuple((plan, ends) for *_key, plan, ends in rows if plan is not None))
-        if self.remember_seconds > 0 and generation == self._generation:
+        if self.remember_seconds > 0 and generation == self._generation and self._trusted():
             if len(self._known) >= REMEMBER_MAX:
                 self._known.clear()
             self._known[digest] = known

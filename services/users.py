@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db import changes
 from db.base import utcnow
 from db.engine import Database
 from db.models import User
@@ -65,10 +66,16 @@ def pick_language(code: str | None) -> str:
 
 
 class UserService:
-    def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow,
+                 shared: Callable[[], bool] | None = None) -> None:
+        """`shared` (several replicas): whether the other replicas' changes are being heard now
+        (services/invalidations.py); while it says no, sightings are read from the database, not memory."""
         self.db = database
-        self.clock = clock
+        self.clock, self.shared = clock, shared
         self._cache: dict[int, UserInfo] = {}
+        # a commit that changes users (a ban, a language, a block; here or, with REDIS_URL, on another replica)
+        # drops what is kept of them, so the next update reads them again
+        changes.watch(User, "id", self._forget, database=database)
         self._batches: GroupCommit[_Sighting, UserInfo] = GroupCommit(self._record, limit=BATCH_LIMIT,
                                                                       name="users.seen")
 
@@ -77,7 +84,7 @@ class UserService:
     ) -> UserInfo:
         first_name = strip_invisible_or_none(first_name)  # shown to admins: no bidi or zero-width tricks
         now = self.clock()
-        cached = self._cache.get(user_id)
+        cached = self._cache.get(user_id) if self.shared is None or self.shared() else None
         fresh = cached and now - cached.written_at < LAST_SEEN_RESOLUTION
         if fresh and cached.username == username and not cached.is_blocked:
             return replace(cached, is_new=False)
@@ -195,6 +202,13 @@ class UserService:
             await session.execute(update(User).where(User.id == user_id).values(is_blocked=True))
         if cached := self._cache.get(user_id):
             self._cache[user_id] = replace(cached, is_blocked=True)
+
+    def _forget(self, user_ids: set | None) -> None:
+        if user_ids is None:
+            self._cache.clear()
+        else:
+            for user_id in user_ids:
+                self._cache.pop(user_id, None)
 
     def _remember(self, info: UserInfo) -> None:
         if len(self._cache) >= CACHE_LIMIT:
