@@ -19,13 +19,15 @@ from db.base import utcnow
 from db.engine import Database
 from db.models_plans import PlanNotice
 from db.models_subscriptions import Subscription
+from services.leases import LEASE
 from services.plans import PLANS
 
 REMIND_3D, REMIND_1D, EXPIRED = "remind_3d", "remind_1d", "expired"
 #: Ends further back than this are not acted on (e.g. after a very long outage, or on first deploy).
 LOOKBACK = timedelta(days=30)
-#: A claim not finished within this (the process died mid-send) may be taken again.
-CLAIM_LEASE = timedelta(minutes=10)
+#: A claim not renewed within this (the process died mid-send) may be taken again; the sender renews it every
+#: third of it while it works (processing/subscriptions.py, services/leases.py).
+CLAIM_LEASE = LEASE
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +76,9 @@ class PlanNotices:
         due = [c for c in candidates if (c.user_id, c.ends_at, c.kind) not in done]
         return sorted(due, key=lambda d: d.ends_at)[:limit]
 
-    async def claim(self, item: Due) -> bool:
-        """Take this notice for sending; False when another run has it (or had it)."""
+    async def claim(self, item: Due) -> datetime | None:
+        """Take this notice for sending: the claim's time (renewed by `renew`); None when another run has it
+        (or had it)."""
         now = self.clock()
         try:
             async with self.db.transaction() as session:
@@ -86,12 +89,23 @@ class PlanNotices:
                         PlanNotice.claimed_at <= now - CLAIM_LEASE)
                     .values(claimed_at=now))
                 if stale.rowcount == 1:
-                    return True
+                    return now
                 session.add(PlanNotice(user_id=item.user_id, ends_at=item.ends_at, kind=item.kind,
                                        status="claimed", claimed_at=now))
         except IntegrityError:
-            return False
-        return True
+            return None
+        return now
+
+    async def renew(self, item: Due, held: datetime) -> datetime | None:
+        """Extend a claim while it is still the one made at `held` (never one taken over); its new time."""
+        now = self.clock()
+        async with self.db.transaction() as session:
+            renewed = await session.execute(
+                update(PlanNotice).where(
+                    PlanNotice.user_id == item.user_id, PlanNotice.ends_at == item.ends_at,
+                    PlanNotice.kind == item.kind, PlanNotice.status == "claimed", PlanNotice.claimed_at == held)
+                .values(claimed_at=now))
+        return now if renewed.rowcount == 1 else None
 
     async def finish(self, item: Due, status: str = "sent") -> None:
         async with self.db.transaction() as session:

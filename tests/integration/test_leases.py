@@ -318,3 +318,28 @@ async def test_a_late_renewal_does_not_take_back_a_refund_taken_over(h):
         assert beat.lost
     async with h.db.session() as session:
         assert await session.scalar(select(Refund.lease_until)) == other[0]
+
+
+# -- plan notices -----------------------------------------------------------------------------------------------
+
+
+async def test_a_plan_notice_claim_is_renewed_taken_over_only_once_it_lapsed_and_never_taken_back(database):
+    from services.plan_notices import REMIND_1D, Due, PlanNotices
+    from tests.support.clock import Clock
+
+    await UserService(database).seen(8, username=None, first_name="Bo", language_code="en")
+    clock = Clock()
+    notices = PlanNotices(database, clock=clock)
+    item = Due(8, clock() + timedelta(hours=20), "basic", REMIND_1D)
+    held = await notices.claim(item)
+    assert held is not None
+    clock.advance(seconds=20)
+    held = await notices.renew(item, held)  # the sender's heartbeat
+    assert held == clock()
+    clock.advance(seconds=20)  # 40 s after the claim, 20 s after the renewal: still live
+    assert await notices.claim(item) is None
+    clock.advance(seconds=LEASE.total_seconds())  # the sender died: no renewal for a whole lease
+    taken = await notices.claim(item)
+    assert taken == clock()
+    assert await notices.renew(item, held) is None  # the old sender's late beat takes nothing back
+    assert await notices.renew(item, taken) == taken
