@@ -25,6 +25,7 @@ from processing.ingest_auth import IngestAuth
 from processing.metrics_job import refresh_today
 from processing.scheduler import JobScheduler, build_scheduler
 from routes.api_extras import dataset_endpoints, webhook_endpoints
+from routes.api_provider import provider_endpoints
 from routes.api_v1 import ApiV1, add_api_routes
 from routes.app import TelegramWebhookHandler, build_web_app
 from routes.downloads import add_routes as add_download_routes
@@ -52,7 +53,8 @@ def build_web(services: Services, dp: Dispatcher) -> web.Application:
     add_whale_routes(app, s.whales, ingest_auth)
     add_download_routes(app, s.datasets)
     api = ApiV1(s.api_keys, s.api_meter, s.api_data, s.ledger)
-    for endpoint in (*webhook_endpoints(s.webhooks), *dataset_endpoints(s.datasets)):
+    for endpoint in (*webhook_endpoints(s.webhooks), *dataset_endpoints(s.datasets),
+                     *provider_endpoints(s.marketplace, s.signals, s.signal_delivery.wake)):
         api.add(endpoint)
     add_api_routes(app, api)
     if s.settings.webhook_mode:
@@ -84,6 +86,8 @@ def schedule_jobs(scheduler: JobScheduler, services: Services) -> None:
     scheduler.add_job(s.whales.refresh_rankings, "interval", seconds=WHALE_RANKING_TTL * 2 // 3,
                       id="whale_rankings")
     scheduler.add_job(s.update_dedup.prune, "interval", hours=1, id="update_dedup_prune")
+    scheduler.add_job(s.earnings.release_due, "interval", hours=1, id="seller_earnings",
+                      next_run_time=datetime.now(UTC))  # shares past PAYOUT_HOLD_DAYS become payable
     s.whale_post.schedule(scheduler)
     if settings.telegram_content_enabled:
         s.publisher.schedule(scheduler)

@@ -50,6 +50,8 @@ TAIL = (
     Command("whale_set", admin=True),
     Command("export", howto=__("/export DAYS — orders as CSV"), admin=True),
     Command("audit", howto=__("/audit — who did what"), admin=True),
+    Command("providers", __("Signal providers: review"),
+            howto=__("/providers — provider applications: approve, reject, suspend, reinstate"), admin=True),
 )
 
 

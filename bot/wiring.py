@@ -25,6 +25,7 @@ from presentation.ai_tokens import ai_tokens_product
 from presentation.api import api_credit_product
 from presentation.datasets import datasets_product
 from presentation.formatting import order_title
+from presentation.marketplace import marketplace_product
 from presentation.plans import plan_product
 from processing.alerts import AdminAlerts
 from processing.broadcast_progress import BroadcastProgress
@@ -56,9 +57,11 @@ from services.content import ContentService
 from services.content_facts import top_whale_fact, track_record_fact
 from services.datasets import DatasetService, DatasetShop
 from services.deepseek import DeepSeekClient
+from services.earnings import EarningsService
 from services.invalidations import SharedInvalidations
 from services.leader import Leadership, build_leadership
 from services.ledger import LedgerService
+from services.marketplace import MarketplaceService
 from services.openrouter import OpenRouterClient
 from services.orders import OrderService
 from services.payments import registry as payment_registry
@@ -78,7 +81,7 @@ from transport.redis_budget import RedisBudget
 
 WHALE_RANKING_TTL = 30  # seconds a computed leaderboard is served before it is recomputed
 BUILT_IN_PRODUCTS: tuple[ProductBuilder, ...] = (ai_tokens_product, plan_product, api_credit_product,
-                                                  datasets_product)
+                                                  datasets_product, marketplace_product)
 """The built-in products (told in presentation/'s words), in menu and command order; registered ones
 (services.products.register) follow."""
 
@@ -146,6 +149,8 @@ class Services:
     api_data: ApiData
     webhooks: WebhookService  # the developer API's outbound webhooks
     webhook_delivery: WebhookWorker
+    marketplace: MarketplaceService  # signal providers: applications, review, subscriptions to a provider
+    earnings: EarningsService  # sellers' shares of their orders in the ledger (held, payable, refunded)
 
 
 def build_services(settings: Settings, *, session: BaseSession | None = None) -> Services:
@@ -187,10 +192,14 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
     channel = PrivateChannel(bot, settings.private_channel_id)
     plan_shop = PlanShop(orders, ttl=timedelta(minutes=settings.invoice_ttl_minutes))
     ledger = LedgerService(db)
+    marketplace = MarketplaceService(db, orders, price_range=settings.marketplace_price_range_usd,
+                                     ttl=timedelta(minutes=settings.invoice_ttl_minutes))
+    earnings = EarningsService(db, ledger, share=settings.marketplace_provider_share,
+                               hold=timedelta(days=settings.payout_hold_days))
     products = build_catalog(ProductParts(
         settings=settings, db=db, bot=bot, users=users, orders=orders, checkout=checkout, openrouter=openrouter,
         vault=vault, ai_tokens=ai_tokens, subscriptions=subscriptions, channel=channel, plan_shop=plan_shop,
-        ledger=ledger,
+        ledger=ledger, marketplace=marketplace, earnings=earnings,
     ), BUILT_IN_PRODUCTS)
     plan_lifecycle = SubscriptionLifecycle(subscriptions, PlanNotices(db), channel, notifier, settings.tz)
     referrals = ReferralService(db, subscriptions, reward_days=settings.referral_reward_days)
@@ -234,4 +243,5 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
                            storage=storage_for(settings.redis_url)),
         api_data=ApiData(db, signals, whales),
         webhooks=webhooks, webhook_delivery=WebhookWorker(db, webhooks, notifier),
+        marketplace=marketplace, earnings=earnings,
     )

@@ -32,6 +32,8 @@ class Signal(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)  # unique: the chain cannot fork
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: None: the house's (the operator's) signal; else a marketplace provider's, on that provider's own chain
+    provider_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("providers.id"), index=True)
 
 
 class SignalEvent(Base):
@@ -47,6 +49,7 @@ class SignalEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    provider_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("providers.id"), index=True)  # its signal's
 
     __table_args__ = (UniqueConstraint("signal_id", "type", "level"),)
 

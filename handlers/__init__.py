@@ -8,7 +8,20 @@ from aiogram import Router
 
 from handlers import admin, common, fallback, payments
 from handlers.admin import refusal
-from handlers.user import ai_tokens, api, checkout, help, orders, plans, refunds, settings, signals, start, support
+from handlers.user import (
+    ai_tokens,
+    api,
+    checkout,
+    help,
+    marketplace,
+    orders,
+    plans,
+    refunds,
+    settings,
+    signals,
+    start,
+    support,
+)
 from handlers.user import data as datasets
 from handlers.user import whales as whale_board
 
@@ -33,6 +46,7 @@ def build_routers(admin_ids: list[int], products: Sequence[Router] = ()) -> list
         ai_tokens.build_router(),  # after the commands: its custom-amount state takes stray text
         api.build_router(),  # after the commands too: its key-name and amount states take stray text
         datasets.build_router(),
+        marketplace.build_router(),  # after the commands: its application states take stray text
         *products,
         fallback.build_router(),  # last: takes only what nobody else did
     ]

@@ -186,6 +186,10 @@ def order_title(order: Order) -> str:
             count=number(tokens), model=model)
     if order.product == "api_credit" and details.get("credit_usd"):
         return _("API credit · {amount}").format(amount=money_text(Decimal(details["credit_usd"])))
+    if order.product == "provider_sub" and isinstance(details.get("days"), int) and " · " in order.title:
+        days = details["days"]
+        return ngettext("{provider} signals · {count} day", "{provider} signals · {count} days", days).format(
+            provider=order.title.rsplit(" · ", 1)[0], count=days)
     if order.product == "dataset" and details.get("dataset") in SOURCES:
         return f"{text(SOURCES[details['dataset']].title)} · {cut_name(str(details.get('cut', '')))}"
     return order.title

@@ -48,6 +48,7 @@ from services.api_schema import (
     Wire,
 )
 from services.ledger import LedgerService
+from services.signals import InvalidInput
 from services.subscriptions import Current
 from transport.metrics import API_CALLS
 
@@ -187,6 +188,8 @@ def _invalid(exc: ValidationError, where: str) -> Problem:
     error = exc.errors()[0]
     name = ".".join(str(part) for part in error["loc"]) or where
     reason = "unknown parameter" if error["type"] == "extra_forbidden" else error["msg"]
+    if isinstance(original := (error.get("ctx") or {}).get("error"), InvalidInput):  # a check across fields
+        name, reason = original.field, original.message
     return Problem(422, "invalid-parameter", "Invalid parameter", f"{name}: {reason}",
                    invalid_params=[{"name": name, "in": where, "reason": reason}])
 
@@ -324,7 +327,8 @@ class ApiV1:
             headers["X-Charged-USD"] = str(decision.charge)
         self.meter.maybe_flush()
         body = result.json_bytes() if isinstance(result, Wire) else result.model_dump_json().encode()
-        return web.Response(body=body, content_type="application/json", headers=headers)
+        return web.Response(body=body, content_type="application/json", headers=headers,
+                            status=getattr(result, "_status", 200))  # 202: e.g. a provider's signal stored
 
     # the answers ---------------------------------------------------------------------------------
 

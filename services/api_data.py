@@ -98,7 +98,7 @@ class ApiData:
                            limit: int) -> SignalList:
         oldest, newest = self._window(plan)
         query = select(Signal).where(Signal.received_at >= max(oldest, since or oldest),
-                                     Signal.received_at <= newest)
+                                     Signal.received_at <= newest, Signal.provider_id.is_(None))  # the house's
         if ecosystem:
             query = query.where(Signal.ecosystem == ecosystem.lower())
         if symbol:
@@ -117,7 +117,7 @@ class ApiData:
     async def signal(self, plan: Plan, signal_id: int) -> SignalOut | None:
         async with self.db.session() as session:
             row = await session.get(Signal, signal_id)
-            if row is None:
+            if row is None or row.provider_id is not None:  # a provider's signals are its subscribers'
                 return None
             events = list(await session.scalars(select(SignalEvent).where(SignalEvent.signal_id == signal_id)))
         oldest, newest = self._window(plan)

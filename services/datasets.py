@@ -143,7 +143,8 @@ class SignalHistory:
 
     @staticmethod
     def _signals(cut: Cut):
-        return and_(Signal.id <= cut.bounds.get("signals", 0), Signal.received_at <= cut.end)
+        return and_(Signal.id <= cut.bounds.get("signals", 0), Signal.received_at <= cut.end,
+                    Signal.provider_id.is_(None))  # the house's signals: a provider's are its subscribers'
 
     @staticmethod
     def _events(cut: Cut):

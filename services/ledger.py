@@ -168,6 +168,18 @@ class LedgerService:
                 await self.post_in(session, cause, {account: -taken, SALES: taken})
             return taken
 
+    async def lock_in(self, session: AsyncSession, account: str) -> None:
+        """Hold `account`'s row until the caller's transaction ends (its writers queue up)."""
+        await self._lock(session, account, None)
+
+    async def balance_in(self, session: AsyncSession, account: str) -> int:
+        """`account`'s balance in micro-dollars, inside the caller's transaction."""
+        return await self._balance(session, account)
+
+    async def moved_in(self, session: AsyncSession, account: str, cause: Cause) -> int | None:
+        """What `cause` moved on `account` (micro-dollars), inside the caller's transaction."""
+        return await self._moved(session, account, cause)
+
     # internals
 
     @staticmethod
@@ -184,7 +196,7 @@ class LedgerService:
             account_id = await session.scalar(select(LedgerAccount.id).where(LedgerAccount.name == name))
         return account_id
 
-    async def _lock(self, session: AsyncSession, name: str, user_id: int) -> None:
+    async def _lock(self, session: AsyncSession, name: str, user_id: int | None) -> None:
         """Hold the account's row until the transaction ends: its charges queue up, one at a time."""
         account_id = await self._account(session, name, user_id)
         await session.execute(select(LedgerAccount.id).where(LedgerAccount.id == account_id).with_for_update())

@@ -18,7 +18,9 @@ if TYPE_CHECKING:  # the shops import this module: their types are only named he
     from services.ai_tokens import AiTokenShop
     from services.channel import PrivateChannel
     from services.checkout import CheckoutService
+    from services.earnings import EarningsService
     from services.ledger import LedgerService
+    from services.marketplace import MarketplaceService
     from services.openrouter import OpenRouterClient
     from services.orders import OrderService
     from services.plan_sales import PlanShop
@@ -190,6 +192,8 @@ class ProductParts:
     channel: PrivateChannel
     plan_shop: PlanShop
     ledger: LedgerService
+    marketplace: MarketplaceService
+    earnings: EarningsService
 
 
 ProductBuilder = Callable[[ProductParts], Product]

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from db.base import utcnow
 from db.engine import Database
 from db.models import User
+from db.models_marketplace import ProviderSubscription
 from db.models_signals import Outbox, Signal, SignalEvent, SignalFilter
 from services import api_webhooks, outbox, track_record
 from services.group_commit import GroupCommit
@@ -298,44 +299,61 @@ class SignalService:
         return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
     def _counted_today(self, now: datetime) -> tuple:
-        """The outbox rows that count against a daily cap: signals sent or on their way since midnight."""
-        return Outbox.kind == "signal", Outbox.created_at >= self.day_start(now), Outbox.status.in_(ACTIVE)
+        """The outbox rows that count against a daily cap: the house's signals sent or on their way since
+        midnight (a marketplace provider's signals, paid for separately, do not count)."""
+        since = self.day_start(now)
+        providers_today = select(Signal.id).where(Signal.received_at >= since, Signal.provider_id.is_not(None))
+        return (Outbox.kind == "signal", Outbox.created_at >= since, Outbox.status.in_(ACTIVE),
+                Outbox.item_id.not_in(providers_today))
 
     # -- ingest ------------------------------------------------------------------------------------
 
-    async def ingest(self, data: SignalIn, *, source: str = "api") -> Ingested:
+    async def ingest(self, data: SignalIn, *, source: str = "api", provider_id: int | None = None) -> Ingested:
         """Store the signal on the chain and queue its deliveries, in one transaction (group-committed with
-        the signals that arrive meanwhile). A repeated sender id changes nothing."""
+        the signals that arrive meanwhile). A repeated sender id changes nothing. `provider_id`: a marketplace
+        provider's signal, on that provider's own chain, for that provider's subscribers only."""
         for _attempt in range(5):
             try:
-                return await self._batches.submit((data, source))
+                return await self._batches.submit((data, source, provider_id))
             except IntegrityError:  # a concurrent duplicate (the next try finds it), or a concurrent append
                 continue
         raise RuntimeError("could not append the signal to the chain")
 
-    async def _ingest(self, items: list[tuple[SignalIn, str]]) -> list[Ingested]:
+    async def _ingest(self, items: list[tuple[SignalIn, str, int | None]]) -> list[Ingested]:
         now = self.clock()
         async with self.db.transaction() as session:
-            known: dict[str, int] = dict((await session.execute(select(Signal.external_id, Signal.id).where(
-                Signal.external_id.in_({data.id for data, _ in items})))).all())
-            head = await session.scalar(select(Signal.hash).order_by(Signal.id.desc()).limit(1)) \
-                or track_record.GENESIS
+            ids = {stored_id(provider, data.id) for data, _, provider in items}
+            known: dict[tuple[int | None, str], int] = {
+                (provider, external): signal_id for external, provider, signal_id in (await session.execute(
+                    select(Signal.external_id, Signal.provider_id, Signal.id)
+                    .where(Signal.external_id.in_(ids)))).all()}
+            heads: dict[int | None, str] = {}
             audience: _Audience | None = None
             hooks: dict[int, int] | None = None
             webhook_rows: list[dict] = []
             results = []
-            for data, source in items:
-                if data.id in known:  # stored before, or earlier in this batch
-                    results.append(Ingested(False, known[data.id]))
+            for data, source, provider in items:
+                external = stored_id(provider, data.id)
+                if (provider, external) in known:  # stored before, or earlier in this batch
+                    results.append(Ingested(False, known[(provider, external)]))
                     continue
-                row = Signal(external_id=data.id, source=source, ecosystem=data.ecosystem, symbol=data.symbol,
+                if provider not in heads:
+                    heads[provider] = await session.scalar(
+                        select(Signal.hash).where(_chain(Signal, provider)).order_by(Signal.id.desc()).limit(1)) \
+                        or track_record.genesis(provider)
+                row = Signal(external_id=external, source=source, ecosystem=data.ecosystem, symbol=data.symbol,
                              side=data.side, entry=data.entry, take_profits=[_p(tp) for tp in data.take_profits],
                              stop_loss=data.stop_loss, timeframe=data.timeframe, note=data.note, received_at=now,
-                             prev_hash=head)
-                row.hash = head = track_record.hash_of_signal(row)
+                             prev_hash=heads[provider], provider_id=provider)
+                row.hash = heads[provider] = track_record.hash_of_signal(row)
                 session.add(row)
                 await session.flush()  # one at a time: ids follow the chain's order
-                known[data.id] = row.id
+                known[(provider, external)] = row.id
+                if provider is not None:  # a provider's subscribers only (no channel, no house caps)
+                    recipients = await self._subscribers(session, row, now)
+                    await outbox.enqueue(session, recipients)
+                    results.append(Ingested(True, row.id, len(recipients)))
+                    continue
                 audience = audience or await self._audience(session, now)
                 recipients = audience.recipients(row, now, free_delay=self.free_delay,
                                                  channel=self.channel_map.get(row.ecosystem))
@@ -345,6 +363,25 @@ class SignalService:
                 results.append(Ingested(True, row.id, len(recipients)))
             await api_webhooks.enqueue(session, webhook_rows)
             return results
+
+    @staticmethod
+    async def _subscribers(session, signal: Signal, now: datetime) -> list[dict]:
+        """Outbox rows for a provider's signal: every subscriber whose paid time covers now, who has not
+        blocked the bot and whose filters match; at once (they paid for this provider)."""
+        users = list(await session.scalars(
+            select(ProviderSubscription.user_id).distinct()
+            .join(User, User.id == ProviderSubscription.user_id)
+            .where(ProviderSubscription.provider_id == signal.provider_id, ProviderSubscription.starts_at <= now,
+                   ProviderSubscription.ends_at > now, User.is_blocked.is_(False))))
+        if not users:
+            return []
+        filters: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        for user_id, kind, value in (await session.execute(
+                select(SignalFilter.user_id, SignalFilter.kind, SignalFilter.value)
+                .where(SignalFilter.user_id.in_(users)))).all():
+            filters[user_id][kind].add(value)
+        return [outbox.row("signal", signal.id, user_id, user_id, due=now, now=now) for user_id in sorted(users)
+                if matches(filters.get(user_id), signal.ecosystem, signal.symbol)]
 
     async def _audience(self, session, now: datetime) -> _Audience:
         """Everyone who may get a signal now, read once per batch."""
@@ -360,25 +397,27 @@ class SignalService:
 
     # -- events ------------------------------------------------------------------------------------
 
-    async def find(self, ref: str) -> Signal | None:
-        """By the sender's id; a number that is no sender's id is taken as our id."""
+    async def find(self, ref: str, provider_id: int | None = None) -> Signal | None:
+        """By the sender's id; a number that is no sender's id is taken as our id. Only on the given chain
+        (the house's, or one provider's): another chain's signal is not found."""
         async with self.db.session() as session:
-            row = await session.scalar(select(Signal).where(Signal.external_id == ref))
+            row = await session.scalar(select(Signal).where(Signal.external_id == stored_id(provider_id, ref),
+                                                            _chain(Signal, provider_id)))
             if row is None and ref.isascii() and ref.isdigit() and len(ref) <= 18:  # "²".isdigit() too
                 row = await session.get(Signal, int(ref))
-            return row
+            return row if row is not None and row.provider_id == provider_id else None
 
-    async def add_event(self, ref: str, data: EventIn) -> EventResult:
+    async def add_event(self, ref: str, data: EventIn, *, provider_id: int | None = None) -> EventResult:
         for _attempt in range(5):
             try:
-                return await self._add_event(ref, data)
+                return await self._add_event(ref, data, provider_id)
             except IntegrityError:
                 continue
         raise RuntimeError("could not append the event to the chain")
 
-    async def _add_event(self, ref: str, data: EventIn) -> EventResult:
+    async def _add_event(self, ref: str, data: EventIn, provider_id: int | None = None) -> EventResult:
         now = self.clock()
-        signal = await self.find(ref)
+        signal = await self.find(ref, provider_id)
         if signal is None:
             return EventResult(EventOutcome.NOT_FOUND)
         if data.type == "tp_hit" and data.level > len(signal.take_profits):
@@ -389,10 +428,11 @@ class SignalService:
                 return EventResult(EventOutcome.DUPLICATE)
             if track_record.outcome(signal, events) is not None:
                 return EventResult(EventOutcome.CLOSED)
-            head = await session.scalar(select(SignalEvent.hash).order_by(SignalEvent.id.desc()).limit(1)) \
-                or track_record.GENESIS
+            head = await session.scalar(select(SignalEvent.hash).where(_chain(SignalEvent, provider_id))
+                                        .order_by(SignalEvent.id.desc()).limit(1)) \
+                or track_record.genesis(provider_id, events=True)
             event = SignalEvent(signal_id=signal.id, type=data.type, level=data.level, price=data.price,
-                                received_at=now, prev_hash=head)
+                                received_at=now, prev_hash=head, provider_id=provider_id)
             event.hash = track_record.event_hash(head, signal_hash_=signal.hash, type_=event.type, level=event.level,
                                                  price=event.price, received_at=now)
             session.add(event)
@@ -403,8 +443,10 @@ class SignalService:
             await outbox.enqueue(session, [
                 outbox.row("event", event.id, chat, user_id, parent_id=parent_id, due=max(now, due), now=now)
                 for parent_id, chat, user_id, due in parents])
-            await api_webhooks.enqueue(session, api_webhooks.event_rows(
-                await api_webhooks.enabled_hooks(session), (user_id for _, _, user_id, _ in parents), event.id, now))
+            if provider_id is None:
+                await api_webhooks.enqueue(session, api_webhooks.event_rows(
+                    await api_webhooks.enabled_hooks(session), (user_id for _, _, user_id, _ in parents), event.id,
+                    now))
             return EventResult(EventOutcome.STORED, event.id, len(parents))
 
     # -- users -------------------------------------------------------------------------------------
@@ -422,7 +464,7 @@ class SignalService:
         now = self.clock()
         newest = now if plan.is_paid else now - self.free_delay
         query = select(Signal).where(Signal.received_at >= now - timedelta(days=plan.history_days),
-                                     Signal.received_at <= newest).order_by(Signal.id.desc())
+                                     Signal.received_at <= newest, _chain(Signal, None)).order_by(Signal.id.desc())
         if filters["ecosystem"]:
             query = query.where(Signal.ecosystem.in_(filters["ecosystem"]))
         if filters["symbol"]:
@@ -469,19 +511,35 @@ class SignalService:
 
     # -- track record ------------------------------------------------------------------------------
 
-    async def history(self) -> tuple[list[Signal], list[SignalEvent]]:
+    async def history(self, provider_id: int | None = None) -> tuple[list[Signal], list[SignalEvent]]:
+        """One chain's signals and events (the house's by default), in chain order."""
         async with self.db.session() as session:
-            signals = list(await session.scalars(select(Signal).order_by(Signal.id)))
-            events = list(await session.scalars(select(SignalEvent).order_by(SignalEvent.id)))
+            signals = list(await session.scalars(select(Signal).where(_chain(Signal, provider_id))
+                                                 .order_by(Signal.id)))
+            events = list(await session.scalars(select(SignalEvent).where(_chain(SignalEvent, provider_id))
+                                                .order_by(SignalEvent.id)))
         return signals, events
 
-    async def trades(self) -> list[track_record.Trade]:
-        return closed_trades(*await self.history())
+    async def trades(self, provider_id: int | None = None) -> list[track_record.Trade]:
+        return closed_trades(*await self.history(provider_id))
 
-    async def track_record(self) -> tuple[list[track_record.Trade], track_record.ChainCheck]:
+    async def track_record(self, provider_id: int | None = None
+                           ) -> tuple[list[track_record.Trade], track_record.ChainCheck]:
         """The closed trades and the recomputed chain, from one read of the history."""
-        signals, events = await self.history()
-        return closed_trades(signals, events), track_record.verify_chain(signals, events)
+        signals, events = await self.history(provider_id)
+        return closed_trades(signals, events), track_record.verify_chain(
+            signals, events, genesis=track_record.genesis(provider_id),
+            events_genesis=track_record.genesis(provider_id, events=True))
+
+
+def stored_id(provider_id: int | None, sender_id: str) -> str:
+    """The signal's `external_id` as stored: a provider's ids are its own (two providers may both send "1")."""
+    return sender_id if provider_id is None else f"p{provider_id}:{sender_id}"
+
+
+def _chain(model, provider_id: int | None):
+    """Rows of one chain: the house's (no provider) or one provider's."""
+    return model.provider_id.is_(None) if provider_id is None else model.provider_id == provider_id
 
 
 def closed_trades(signals: list[Signal], events: list[SignalEvent]) -> list[track_record.Trade]:

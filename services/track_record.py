@@ -58,6 +58,14 @@ def event_hash(prev_hash: str, *, signal_hash_: str, type_: str, level: int, pri
     return hashlib.sha256(prev_hash.encode() + b"|" + _canonical(content)).hexdigest()
 
 
+def genesis(provider_id: int | None, *, events: bool = False) -> str:
+    """Where a chain starts: GENESIS for the house's signals and events; a marketplace provider's chains start
+    at a hash of its id, so each provider has its own chain and no row can sit on two of them."""
+    if provider_id is None:
+        return GENESIS
+    return hashlib.sha256(f"provider:{provider_id}:{'events' if events else 'signals'}".encode()).hexdigest()
+
+
 def _utc(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -76,16 +84,17 @@ class ChainCheck:
     broken_at: str | None = None  # "signal <external id>" / "event <id>" where it first fails
 
 
-def verify_chain(signals: Sequence, events: Sequence) -> ChainCheck:
+def verify_chain(signals: Sequence, events: Sequence, *, genesis: str = GENESIS,
+                 events_genesis: str = GENESIS) -> ChainCheck:
     """Recompute both chains (signals, then events) in insertion order. Any edited field, a deleted or
     reordered row breaks the link where it happened."""
-    prev, by_id = GENESIS, {}
+    prev, by_id = genesis, {}
     for row in signals:
         if row.prev_hash != prev or hash_of_signal(row) != row.hash:
             return ChainCheck(False, signals[-1].hash, len(signals), f"signal {row.external_id}")
         prev, by_id[row.id] = row.hash, row
     head = prev
-    prev = GENESIS
+    prev = events_genesis
     for ev in events:
         parent = by_id.get(ev.signal_id)
         expected = None if parent is None else event_hash(

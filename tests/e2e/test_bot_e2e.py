@@ -17,7 +17,8 @@ async def test_start_shows_the_menu_and_a_button_edits_it(app, telegram):
     telegram.send_text(501, "/start")
     menu = await telegram.wait_for(has_text(telegram, 501, "Hi, Eve!"))
     labels = [b["text"] for row in menu["reply_markup"]["inline_keyboard"] for b in row]
-    assert labels == ["🤖 AI tokens", "📈 Signal plans", "🔌 Developer API", "📦 Datasets", "🐋 Whale leaderboard",
+    assert labels == ["🤖 AI tokens", "📈 Signal plans", "🔌 Developer API", "📦 Datasets", "🏪 Signal marketplace",
+                      "🐋 Whale leaderboard",
                       "🧾 My orders", "⚙️ Settings", "❓ Help"]
 
     telegram.press_button(501, "❓ Help")

@@ -106,7 +106,8 @@ async def choose(sb, buyer: int, method: str, *, via_menu: bool):
         sb.telegram.send_text(buyer, "/start")
         start = await sb.telegram.wait_for(newest(sb, buyer, "Choose what you need"))
         labels = [b["text"] for row in start["reply_markup"]["inline_keyboard"] for b in row]
-        assert labels[:5] == ["🤖 AI tokens", "📈 Signal plans", "🔌 Developer API", "📦 Datasets", "📄 Whale report"]
+        assert labels[:6] == ["🤖 AI tokens", "📈 Signal plans", "🔌 Developer API", "📦 Datasets",
+                              "🏪 Signal marketplace", "📄 Whale report"]
         sb.telegram.press_button(buyer, "📄 Whale report")
     else:
         sb.telegram.send_text(buyer, "/report")
@@ -153,7 +154,8 @@ async def test_a_product_registered_in_a_test_is_listed_sold_through_every_provi
     commands = [c for c in sb.telegram.calls_of("setMyCommands") if "scope" not in c.params
                 or c.params["scope"].get("type") == "default"]
     names = [c["command"] for c in commands[-1].params["commands"]]
-    assert names[:6] == ["start", "tokens", "plans", "signals", "api", "data"] and names[6] == "report"
+    assert names[:8] == ["start", "tokens", "plans", "signals", "api", "data", "market", "provider"]
+    assert names[8] == "report"
     assert dict((c["command"], c["description"]) for c in commands[-1].params["commands"])["report"] == \
         "Weekly whale report"
 

@@ -18,7 +18,7 @@ async def test_start_shows_welcome_and_main_menu(harness):
     [sent] = harness.session.of("SendMessage")
     assert "Hi, Bob!" in sent.text
     assert buttons(sent) == [Menu(section=s).pack() for s in
-                             ("tokens", "plans", "api", "data", "whales", "orders", "settings", "help")]
+                             ("tokens", "plans", "api", "data", "market", "whales", "orders", "settings", "help")]
     user = await harness.users.get(1)
     assert user.first_name == "Bob" and user.referrer_id is None and user.language == "en"
 
