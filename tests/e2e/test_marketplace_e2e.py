@@ -2,15 +2,18 @@
 approves in /providers, the provider creates an API key in /api and publishes a signal with it over HTTP; a
 subscriber who bought the provider's month with Telegram Stars from /market receives the signal and its event,
 a user who did not subscribe receives nothing; the paid order is split in the ledger (80 % pending for the
-provider) and the provider's /provider shows it."""
+provider) and the provider's /provider shows it; the admin's refund inside the hold takes back the time and
+reverses the split."""
 
 import re
 from decimal import Decimal
 
 import aiohttp
 import pytest
+from sqlalchemy import func, select
 
 from bot.middlewares import ThrottleMiddleware
+from db.models_signals import Outbox
 from sandbox.runner import running_sandbox
 from services.earnings import FEES, seller_account
 from services.orders import Status
@@ -117,3 +120,24 @@ async def test_apply_approve_publish_and_only_the_subscriber_paying_with_stars_r
     tg.send_text(PROVIDER, "/provider")
     dashboard = await tg.wait_for(newest(sb, PROVIDER, "Pending: $16.00"))
     assert "1 subscriber" in dashboard["text"] and "Balance: $0.00" in dashboard["text"]
+
+    # the admin refunds the order inside the hold: the time is taken back and the split reversed
+    tg.send_text(ADMIN, f"/refund {order.id}")
+    preview = await tg.wait_for(newest(sb, ADMIN, f"Refund order #{order.id}"))
+    assert "the unused time of this provider subscription" in preview["text"]
+    tg.press_button(ADMIN, "✅ Confirm refund")
+    await tg.wait_for(newest(sb, ADMIN, "the buyer has been told"), timeout=10)
+
+    async def refunded():
+        return (await sb.app.orders.get(order.id)).status == Status.REFUNDED
+    await tg.wait_for(refunded, timeout=10)
+    assert await sb.app.marketplace.subscribed_until(SUBSCRIBER, int(seller.split(":")[1])) is None
+    assert await sb.app.ledger.balance(seller_account(seller, "pending")) == 0
+    assert await sb.app.ledger.balance(FEES) == 0
+    before = len(tg.chat_messages(SUBSCRIBER, bot_only=True))
+    status, body = await publish(sb, key, "/api/v1/provider/signals", {**SIGNAL, "id": "alpha-2"})
+    assert status == 202
+    async with sb.app.db.session() as session:  # queued for nobody: the time was taken back
+        assert await session.scalar(select(func.count()).select_from(Outbox).where(
+            Outbox.kind == "signal", Outbox.item_id == body["id"])) == 0
+    assert len(tg.chat_messages(SUBSCRIBER, bot_only=True)) == before
