@@ -53,6 +53,7 @@ class FulfilmentWorker:
         self.lease, self.idle_wait = lease, idle_wait
         self._wake = asyncio.Event()
         self._stopping = False
+        self._held: dict[int, int] = {}  # job id -> the attempt this worker claimed (fences its writes)
 
     async def recover(self) -> int:
         """At start-up: jobs a dead process was working on go back to the queue at once instead of
@@ -96,8 +97,12 @@ class FulfilmentWorker:
             attempt = await self._claim(job_id)
             if attempt is not None:
                 renew = functools.partial(self._renew, job_id, attempt)
-                async with heartbeat(renew, self.lease, what=f"fulfilment job {job_id}"):
-                    await self._process(job_id, order_id)
+                self._held[job_id] = attempt
+                try:
+                    async with heartbeat(renew, self.lease, what=f"fulfilment job {job_id}"):
+                        await self._process(job_id, order_id)
+                finally:
+                    self._held.pop(job_id, None)
                 processed += 1
         return processed
 
@@ -173,7 +178,11 @@ class FulfilmentWorker:
 
     async def _failed(self, job_id: int, order: Order, exc: Exception) -> None:
         async with self.db.session() as session:
-            attempts = await session.scalar(select(FulfilmentJob.attempts).where(FulfilmentJob.id == job_id))
+            status, attempts = (await session.execute(select(FulfilmentJob.status, FulfilmentJob.attempts)
+                                                      .where(FulfilmentJob.id == job_id))).one()
+        if job_id in self._held and (status, attempts) != ("running", self._held[job_id]):
+            log.warning("fulfilment of order %s failed after its job was taken over: %s", order.id, exc)
+            return  # the worker that holds it now decides
         final = isinstance(exc, FulfilmentFailed) or attempts >= self.max_attempts
         error = f"{type(exc).__name__}: {exc}"[:500]
         log.warning("fulfilment of order %s failed (attempt %s%s): %s", order.id, attempts,
@@ -207,4 +216,6 @@ class FulfilmentWorker:
             values["last_error"] = note
         if next_at is not None:
             values["next_attempt_at"] = next_at
-        await session.execute(update(FulfilmentJob).where(FulfilmentJob.id == job_id).values(**values))
+        mine = (FulfilmentJob.status == "running", FulfilmentJob.attempts == self._held[job_id]) \
+            if job_id in self._held else ()  # a job taken over after a lapsed lease is left to its new holder
+        await session.execute(update(FulfilmentJob).where(FulfilmentJob.id == job_id, *mine).values(**values))

@@ -195,6 +195,33 @@ async def test_a_late_renewal_does_not_take_back_a_fulfilment_job_taken_over(dat
     assert row.attempts == taken and row.lease_until == lease_of_the_new_holder
 
 
+async def test_a_worker_that_lost_its_job_leaves_the_row_to_the_worker_that_took_it_over(database):
+    order_id = await paid_order(database)
+    product, deliveries = SlowProduct(), Deliveries()
+    stalled = worker(database, product, deliveries)
+    first_run = asyncio.create_task(stalled.run_once())
+    await asyncio.wait_for(product.started.wait(), 5)
+    async with database.transaction() as session:  # it stalled past its lease; another worker takes the job
+        await session.execute(update(FulfilmentJob).values(lease_until=utcnow() - timedelta(seconds=1)))
+    product.started.clear()
+    first_release, product.release = product.release, asyncio.Event()  # the second run waits on its own
+    taker = worker(database, product, deliveries)
+    second_run = asyncio.create_task(taker.run_once())
+    await asyncio.wait_for(product.started.wait(), 5)
+    assert (await job(database)).attempts == 2
+
+    first_release.set()
+    assert await first_run == 1  # the stalled worker delivered (the one duplicate a stall can cost)...
+    row = await job(database)
+    assert (row.status, row.attempts) == ("running", 2)  # ...but leaves the job to its new holder
+    assert await order_status(database, order_id) == Status.FULFILLED
+
+    product.release.set()
+    assert await second_run == 1
+    assert (await job(database)).status == "done"
+    assert product.runs == 2
+
+
 # -- signal fan-out ---------------------------------------------------------------------------------------------
 
 USERS = (501, 502, 503)
