@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from db.base import Base, ExactDecimal, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from db.models_marketplace import Provider
 
 
 class Signal(Base):
@@ -34,6 +38,8 @@ class Signal(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     #: None: the house's (the operator's) signal; else a marketplace provider's, on that provider's own chain
     provider_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("providers.id"), index=True)
+    #: loaded with the signal (no query for the house's): the name its subscribers see it under
+    provider: Mapped[Provider | None] = relationship(lazy="selectin", viewonly=True)
 
 
 class SignalEvent(Base):

@@ -30,7 +30,12 @@ def render_signal(signal: Signal) -> str:
         extra.append(_("Timeframe: {timeframe}").format(timeframe=html.escape(signal.timeframe)))
     if signal.note:
         extra.append(f"<i>{html.escape(signal.note)}</i>")
-    extra.append(_("Signal #{id} · {ecosystem}").format(id=signal.id, ecosystem=html.escape(signal.ecosystem)))
+    if signal.provider_id is not None and signal.provider is not None:  # a marketplace provider's
+        extra.append(_("Signal #{id} · {ecosystem} · 📡 {provider}").format(
+            id=signal.id, ecosystem=html.escape(signal.ecosystem), provider=html.escape(signal.provider.name)))
+    else:
+        extra.append(_("Signal #{id} · {ecosystem}").format(id=signal.id,
+                                                            ecosystem=html.escape(signal.ecosystem)))
     return "\n".join([*lines, "", *extra])
 
 

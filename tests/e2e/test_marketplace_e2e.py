@@ -104,6 +104,7 @@ async def test_apply_approve_publish_and_only_the_subscriber_paying_with_stars_r
     status, body = await publish(sb, key, "/api/v1/provider/signals", SIGNAL)
     assert status == 202 and body["stored"] is True
     received = await tg.wait_for(newest(sb, SUBSCRIBER, "SOL/USDT"), timeout=10)
+    assert "📡 Alpha Calls" in received["text"]  # whose signal it is
     status, _body = await publish(sb, key, "/api/v1/provider/signals/alpha-1/events",
                                   {"type": "tp_hit", "level": 1, "price": "150"})
     assert status == 202
