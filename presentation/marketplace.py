@@ -15,7 +15,7 @@ from aiogram.utils.i18n import ngettext
 
 from db.models import Order
 from db.models_marketplace import Provider
-from presentation.formatting import date_text, money_text, usd
+from presentation.formatting import date_text, money_text, percent, usd
 from services.earnings import Balance, Reversed
 from services.marketplace import (
     PRODUCT,
@@ -90,7 +90,7 @@ def intro(provider: Provider | None, share: Decimal, days: int) -> str:
              _("Sell a monthly subscription to your signals. You set the price; you get {share} of each payment "
                "(the platform keeps the rest), payable {days} days after payment. You publish with the developer "
                "API; every signal is timestamped on arrival and hash-chained, so your track record is "
-               "verifiable.").format(share=f"{(share * 100).normalize():f} %", days=days)]
+               "verifiable.").format(share=percent(share, digits=2, trim=True), days=days)]
     if provider is not None and provider.status == State.REJECTED:
         lines += ["", _("Your last application was rejected: {reason}").format(reason=_e(provider.reason or "—"))]
     return "\n".join(lines)

@@ -17,12 +17,17 @@ from services.ledger import SALES
 from services.marketplace import Application, Refused, Review, parse_price
 from services.orders import Status
 from services.plans import FREE
+from services.signals import SignalIn
 from tests.conftest import ADMIN_ID, make_settings
 from tests.support.harness import Harness
 
 APPLICANT, OTHER, SUBSCRIBER, BYSTANDER = 401, 402, 403, 404
 SIGNAL = {"id": "s-1", "ecosystem": "crypto", "symbol": "SOL/USDT", "side": "long", "entry": "100",
           "take_profits": ["110", "120"], "stop_loss": "95"}
+
+
+def validate_signal(body: dict) -> SignalIn:
+    return SignalIn.model_validate(body)
 
 
 def texts(h, chat_id):
@@ -54,7 +59,7 @@ async def paid_order(h, buyer: int, provider_id: int, paid_at: datetime | None =
 async def test_application_in_the_bot_refuses_a_price_out_of_range_and_the_admin_approves(harness):
     h, user = harness, harness.user(APPLICANT, first_name="Pat")
     await h.send(user, "/provider")
-    assert "Become a signal provider" in texts(h, APPLICANT)[-1] and "80 %" in texts(h, APPLICANT)[-1]
+    assert "Become a signal provider" in texts(h, APPLICANT)[-1] and "you get 80% of" in texts(h, APPLICANT)[-1]
     await h.press(user, "prv:apply")
     for answer in ("Alpha Calls", "Swing trades on SOL and ETH, two a week", "crypto, forex"):
         await h.send(user, answer)
@@ -277,3 +282,37 @@ async def test_a_paid_subscription_stacks_a_month_and_a_refund_takes_back_the_un
     assert timedelta(days=29) < until - datetime.now(UTC) <= timedelta(days=30)
     assert await h.app.products.fulfillers["provider_sub"].revoke(first) is not None  # the rest of the time
     assert await h.app.marketplace.subscribed_until(SUBSCRIBER, provider) is None
+
+
+async def test_a_subscribers_own_filters_apply_to_a_providers_signals(harness):
+    h = harness
+    provider = await approved_provider(h, APPLICANT, "Alpha")
+    for user_id in (SUBSCRIBER, BYSTANDER):
+        await h.users.seen(user_id, username=None, first_name="U", language_code="en")
+        await paid_order(h, user_id, provider)
+    await h.app.signals.toggle_filter(BYSTANDER, "ecosystem", "forex")  # subscribed, but only to forex
+    result = await h.app.signals.ingest(validate_signal(SIGNAL), provider_id=provider)
+    async with h.db.session() as session:
+        recipients = list(await session.scalars(select(Outbox.user_id).where(
+            Outbox.kind == "signal", Outbox.item_id == result.signal_id)))
+    assert recipients == [SUBSCRIBER]
+    await h.app.signals.toggle_filter(SUBSCRIBER, "symbol", "SOL/USDT")
+    result = await h.app.signals.ingest(validate_signal({**SIGNAL, "id": "s-2"}), provider_id=provider)
+    assert result.recipients == 1
+
+
+async def test_market_and_provider_screens_in_russian(harness):
+    h = harness
+    provider = await approved_provider(h, APPLICANT, "Alpha", price_cents=1999)
+    russian = h.user(SUBSCRIBER, language_code="ru")
+    await h.send(russian, "/market")
+    market = texts(h, SUBSCRIBER)[-1]
+    assert "Маркетплейс сигналов" in market and "Сигналы проекта" in market
+    labels = [b.text for row in h.session.of("SendMessage")[-1].reply_markup.inline_keyboard for b in row]
+    assert "Alpha · 19,99\xa0$/мес · подписчиков: 0" in labels
+    await h.press(russian, f"mkt:{provider}")
+    assert "Подписаться · 19,99\xa0$ в месяц" in [b.text for row in h.session.of("EditMessageText")[-1]
+                                               .reply_markup.inline_keyboard for b in row]
+    await h.send(h.user(BYSTANDER, language_code="ru"), "/provider")
+    intro = texts(h, BYSTANDER)[-1]
+    assert "Станьте провайдером сигналов" in intro and "вам достаётся 80\xa0%" in intro
