@@ -319,6 +319,54 @@ async def test_a_late_renewal_does_not_take_back_outbox_rows_taken_over(h):
     assert {r.claim for r in await outbox(h)} == {taken[0].claim} and not stalled._held
 
 
+async def test_a_slow_webhook_receiver_keeps_the_batch_with_its_worker_and_gets_each_delivery_once(database_url):
+    from aiohttp import web
+
+    from db.models_webhooks import ApiWebhookDelivery
+    from processing.webhook_delivery import WebhookWorker
+
+    answered, release, posted = asyncio.Event(), asyncio.Event(), []
+
+    async def slow_receiver(request: web.Request) -> web.Response:
+        posted.append(request.headers["X-Webhook-Id"])
+        answered.set()
+        await release.wait()
+        return web.Response(text="ok")
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", slow_receiver)
+    runner = web.AppRunner(receiver)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    h = await Harness(make_settings(database_url=database_url, api_webhook_allow_private=True)).start()
+    first = WebhookWorker(h.db, h.app.webhooks, h.app.notifier, lease=SHORT)
+    second = WebhookWorker(h.db, h.app.webhooks, h.app.notifier, lease=SHORT)
+    try:
+        await h.users.seen(31, username=None, first_name="Dev", language_code="en")
+        await h.app.subscriptions.add_time(31, "pro", 30, source="test")
+        await h.app.webhooks.register(31, f"http://127.0.0.1:{runner.addresses[0][1]}/hook")
+        await h.app.signals.ingest(validate(SignalIn, {
+            "id": "hook-1", "ecosystem": "crypto", "symbol": "SOL/USDT", "side": "long", "entry": "142.5",
+            "take_profits": ["150"], "stop_loss": "136"}))
+        running = asyncio.create_task(first.run_once())
+        await asyncio.wait_for(answered.wait(), 5)
+        deadline = time.monotonic() + 2.5 * SHORT.total_seconds()
+        while time.monotonic() < deadline:
+            assert await second.run_once() == 0  # renewed: not taken over while the receiver thinks
+            await asyncio.sleep(0.1)
+        release.set()
+        assert await running == 1
+        async with h.db.session() as session:
+            statuses = list(await session.scalars(select(ApiWebhookDelivery.status)))
+        assert statuses == ["delivered"] and len(posted) == 1
+    finally:
+        release.set()
+        await first.close()
+        await second.close()
+        await h.close()
+        await runner.cleanup()
+
+
 # -- refunds ----------------------------------------------------------------------------------------------------
 
 
@@ -370,3 +418,38 @@ async def test_a_plan_notice_claim_is_renewed_taken_over_only_once_it_lapsed_and
     assert taken == clock()
     assert await notices.renew(item, held) is None  # the old sender's late beat takes nothing back
     assert await notices.renew(item, taken) == taken
+
+
+# -- whale alerts -----------------------------------------------------------------------------------------------
+
+
+async def test_whale_alerts_claimed_by_a_worker_are_renewed_and_a_late_renewal_takes_nothing_back(database):
+    from decimal import Decimal
+
+    from db.models_whales import WhaleAlert, WhaleFollow, WhaleTrade, WhaleWallet
+    from services.whales import WhaleService
+
+    await UserService(database).seen(9, username=None, first_name="Cy", language_code="en")
+    now = utcnow()
+    async with database.transaction() as session:
+        wallet = WhaleWallet(address="0xabc", chain="eth")
+        session.add(wallet)
+        await session.flush()
+        trade = WhaleTrade(external_id="t1", wallet_id=wallet.id, symbol="ETH", side="buy",
+                           usd_value=Decimal("250000"), usd_cents=25_000_000, ts=now)
+        follow = WhaleFollow(user_id=9, wallet_id=wallet.id, threshold_cents=0, created_at=now)
+        session.add_all([trade, follow])
+        await session.flush()
+        session.add(WhaleAlert(follow_id=follow.id, user_id=9, trade_id=trade.id, queued_at=now))
+    whales = WhaleService(database)
+    [(alert, _trade, _wallet)] = await whales.claim_alerts(9, utcnow(), SHORT)
+    held = alert.lease_until
+    renewed = utcnow() + SHORT
+    assert await whales.renew_alerts([alert.id], held, renewed)  # the sender's heartbeat
+    assert await whales.claim_alerts(9, utcnow(), SHORT) == []  # live: not claimable
+
+    later = renewed + timedelta(seconds=1)  # the sender stalled past its lease: another worker claims
+    [(taken, _trade, _wallet)] = await whales.claim_alerts(9, later, SHORT)
+    assert not await whales.renew_alerts([alert.id], renewed, later + timedelta(minutes=5))
+    async with database.session() as session:
+        assert await session.scalar(select(WhaleAlert.lease_until)) == taken.lease_until == later + SHORT
