@@ -31,7 +31,17 @@ MENU_SECTIONS = ("whales", "orders", "settings", "help")
 
 
 def main_menu(products: Iterable[MenuEntry] = ()) -> InlineKeyboardMarkup:
-    """The products' entries (in catalog order), then the rest."""
+    """The products' entries (in catalog order), then the rest. One markup per language and list of entries,
+    built once (every /start shows it; it is only serialised, never changed)."""
+    products = tuple(products)
+    key = (get_i18n().current_locale, tuple(entry.section for entry in products))
+    markup = _MENUS.get(key)
+    if markup is None:
+        markup = _MENUS[key] = _build_main_menu(products)
+    return markup
+
+
+def _build_main_menu(products: tuple[MenuEntry, ...]) -> InlineKeyboardMarkup:
     labels = {
         "whales": _("🐋 Whale leaderboard"),
         "orders": _("🧾 My orders"),
@@ -59,6 +69,7 @@ def back_to_menu() -> InlineKeyboardMarkup:
 
 
 _BACK: dict[str, InlineKeyboardMarkup] = {}
+_MENUS: dict[tuple[str, tuple[str, ...]], InlineKeyboardMarkup] = {}
 
 
 def languages(current: str) -> InlineKeyboardMarkup:
