@@ -18,5 +18,6 @@ i18n-update: i18n-extract
 i18n-compile:
 	$(PY) -m babel.messages.frontend compile -d $(LOCALES) -D messages
 
+# The replicas benchmark needs PostgreSQL and Redis: both are started for the run (the others ignore them).
 bench:
-	$(PY) -m benchmarks
+	bash scripts/with-postgres bash scripts/with-redis $(PY) -m benchmarks

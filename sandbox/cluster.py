@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
+from sqlalchemy import insert
 
 from config.settings import Settings
 from sandbox.pages import LocalServer
 from sandbox.runner import Sandbox
+from sandbox.telegram import TelegramStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Headers a proxy does not pass on (hop-by-hop, or recomputed by aiohttp).
@@ -68,6 +71,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def limited_calls(telegram: TelegramStandIn, since: int = 0) -> list[float]:
+    """When each request that counts against Telegram's limit arrived (all but getUpdates), from call ``since``."""
+    return [c.time for c in telegram.calls[since:] if c.method.lower() != "getupdates"]
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most requests in any half-open 1-second window [t, t + 1)."""
+    times, most, first = sorted(times), 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= 1.0:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 def socket_inodes(port: int) -> set[str]:
@@ -255,6 +273,34 @@ class Cluster:
             if replica.alive and inodes & process_sockets(replica.process.pid):
                 return replica
         return None
+
+    async def subscribe(self, users: range, plan: str = "pro") -> None:
+        """Paid subscribers written straight to the database (a month of ``plan``), known to Telegram: the
+        audience of a fan-out."""
+        from db.engine import Database
+        from db.models import User
+        from db.models_subscriptions import Subscription
+
+        now = datetime.now(UTC)
+        db = Database(self.settings.database_url)
+        try:
+            async with db.transaction() as session:
+                await session.execute(insert(User), [dict(id=u, language="en", first_seen=now, last_seen=now,
+                                                          is_blocked=False) for u in users])
+                await session.execute(insert(Subscription), [
+                    dict(user_id=u, plan=plan, starts_at=now, ends_at=now + timedelta(days=30), source="grant",
+                         created_at=now) for u in users])
+        finally:
+            await db.close()
+        for user in users:
+            self.sandbox.telegram.add_user(user)
+
+    async def post_signal(self, signal: dict[str, Any]) -> dict[str, Any]:
+        """Post ``signal`` to ingest through the balancer, signed as a provider signs it."""
+        status, answer = await self.sandbox.operator.post("/api/signals", signal)
+        if status != 202:
+            raise RuntimeError(f"ingest answered {status}: {answer}")
+        return answer
 
     def drop(self, replica: Replica) -> None:
         """Take a dead replica out of the balancer (what a health-checking proxy does)."""
