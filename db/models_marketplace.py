@@ -23,7 +23,7 @@ class Provider(Base):
     description: Mapped[str] = mapped_column(Text)
     ecosystems: Mapped[list] = mapped_column(JSON, default=list)
     price_cents: Mapped[int] = mapped_column(Integer)  # a month, USD cents
-    payout_method: Mapped[str] = mapped_column(String(16))  # "cryptopay" (their Telegram account) / "address"
+    payout_method: Mapped[str] = mapped_column(String(16))  # "telegram" (their Telegram account) / "address"
     payout_address: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     reason: Mapped[str | None] = mapped_column(String(300))  # of a rejection or suspension

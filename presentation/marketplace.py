@@ -122,7 +122,8 @@ def ask_address() -> str:
 
 
 def payout_label(method: str) -> str:
-    return _("Crypto Pay (this Telegram account)") if method == "cryptopay" else _("An address (manual payout)")
+    return _("To this Telegram account (its crypto wallet)") if method == "telegram" else \
+        _("An address (manual payout)")
 
 
 def problem(found: Problem, low: Decimal, high: Decimal) -> str:

@@ -86,7 +86,7 @@ class Application:
     description: str
     ecosystems: tuple[str, ...]
     price_cents: int
-    payout_method: str  # "cryptopay" or "address"
+    payout_method: str  # "telegram" (a transfer to their Telegram account) or "address"
     payout_address: str | None = None
 
 

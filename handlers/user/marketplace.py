@@ -41,7 +41,7 @@ class MarketBuy(CallbackData, prefix="mkb"):
 
 
 class ProviderDo(CallbackData, prefix="prv"):
-    do: str  # "apply", "cryptopay", "address", "submit", "cancel"
+    do: str  # "apply", "telegram", "address", "submit", "cancel"
 
 
 class ProviderFlow(StatesGroup):
@@ -142,7 +142,7 @@ async def provider_action(query: CallbackQuery, callback_data: ProviderDo, servi
     elif do == "cancel":
         await state.clear()
         await show(query, _("Cancelled."))
-    elif do in ("cryptopay", "address") and await state.get_state() == ProviderFlow.payout:
+    elif do in ("telegram", "address") and await state.get_state() == ProviderFlow.payout:
         await state.update_data(method=do, address=None)
         if do == "address":
             await state.set_state(ProviderFlow.address)
@@ -181,7 +181,7 @@ async def _step(message: Message, state: FSMContext, services: Services) -> None
             await state.update_data(price_cents=parse_price(text, (low, high)))
             await state.set_state(ProviderFlow.payout)
             builder = InlineKeyboardBuilder()
-            for method in ("cryptopay", "address"):
+            for method in ("telegram", "address"):
                 builder.button(text=words.payout_label(method), callback_data=ProviderDo(do=method))
             builder.button(text=_("Cancel"), callback_data=ProviderDo(do="cancel"))
             builder.adjust(1)

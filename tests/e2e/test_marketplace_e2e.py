@@ -65,7 +65,7 @@ async def test_apply_approve_publish_and_only_the_subscriber_paying_with_stars_r
     await tg.wait_for(newest(sb, PROVIDER, "The price must be from $5.00 to $500.00"))  # out of range
     tg.send_text(PROVIDER, "20")
     await tg.wait_for(newest(sb, PROVIDER, "How should we pay you?"))
-    tg.press_button(PROVIDER, "Crypto Pay (this Telegram account)")
+    tg.press_button(PROVIDER, "To this Telegram account")
     await tg.wait_for(newest(sb, PROVIDER, "Check your application"))
     tg.press_button(PROVIDER, "📨 Submit")
     await tg.wait_for(newest(sb, PROVIDER, "Application sent"))

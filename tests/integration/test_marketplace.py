@@ -38,7 +38,7 @@ async def approved_provider(h, user_id: int, name: str, price_cents: int = 2500)
     await h.users.seen(user_id, username=None, first_name=name, language_code="en")
     provider = await h.app.marketplace.apply(user_id, Application(
         name=name, description="Swing trades on majors", ecosystems=("crypto",), price_cents=price_cents,
-        payout_method="cryptopay"))
+        payout_method="telegram"))
     await h.app.marketplace.review(provider.id, Review.APPROVE, ADMIN_ID)
     return provider.id
 
@@ -107,7 +107,7 @@ async def test_a_rejected_applicant_is_told_why_and_may_apply_again(harness):
     h = harness
     await h.users.seen(OTHER, username=None, first_name="Oli", language_code="en")
     application = Application(name="Oli", description="Scalps on BTC", ecosystems=("crypto",), price_cents=900,
-                              payout_method="cryptopay")
+                              payout_method="telegram")
     provider = await h.app.marketplace.apply(OTHER, application)
     with pytest.raises(Refused):  # pending: nothing to apply for
         await h.app.marketplace.apply(OTHER, application)
