@@ -101,6 +101,12 @@ async def test_application_in_the_bot_refuses_a_price_out_of_range_and_the_admin
     assert any(e.action == "provider_approve" for e in entries)
     await h.send(user, "/provider")
     assert "Publishing is closed: late closing prices" in texts(h, APPLICANT)[-1]
+    await h.press(ADMIN_ID, f"apv:{provider.id}")
+    assert "♻️ Reinstate" in [b.text for row in h.session.of("EditMessageText")[-1].reply_markup.inline_keyboard
+                              for b in row]
+    await h.press(ADMIN_ID, f"apr:{provider.id}:reinstate")
+    assert "is reinstated: publishing is open again" in texts(h, APPLICANT)[-1]
+    assert (await h.app.marketplace.publisher(APPLICANT)).reason is None
 
 
 async def test_a_rejected_applicant_is_told_why_and_may_apply_again(harness):
