@@ -61,7 +61,8 @@ async def snapshot(h: Harness) -> dict:
 
 async def seed(h: Harness) -> None:
     for user_id in (USER, ADMIN_ID, OWNER):
-        await h.users.seen(user_id, username=None, first_name="U", language_code="en")
+        # the name every tap is sent with (Harness.user): a tap records the sender's current profile
+        await h.users.seen(user_id, username=None, first_name="Alice", language_code="en")
         await h.users.accept_terms(user_id)
     await h.app.orders.create(user_id=OWNER, product="ai_tokens", product_ref="m", title="5,000 tokens",
                               amount_cents=999, ttl=timedelta(minutes=30), details={"base_usd": "1"})
