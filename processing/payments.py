@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -213,31 +213,37 @@ class PaymentProcessor:
         """Money for an order already paid is owed back: it becomes an excess refund of just that
         payment at once (sent by the provider where it pays back, else the buyer is asked for an
         address), through the same exactly-once refund flow as an admin's."""
-        extra = later(amount_text, report.amount, asset_name(report.asset))
-        oid, was = outcome.order_id, outcome.from_status
+        oid = outcome.order_id
         result = None
         if self.refunds is not None and outcome.payment_id is not None:
             result = await self.refunds.refund(oid, admin_id=None, kind=EXCESS, only=frozenset({outcome.payment_id}))
         if result is not None and result.ok:
             requests = result.requests
-            await self.notifier.send(outcome.user_id, lambda: _(
+            await self._tell_extra(report, outcome, lambda: _(
                 "💸 We received another payment of {amount} for order #{id}, which is already {status}. "
-                "It is not lost: it goes back to you (see the refund message above).").format(
-                amount=extra, id=oid, status=status_label(was)))
-            await self.notifier.alert_admins(lambda: _(
+                "It is not lost: it goes back to you (see the refund message above)."), lambda: _(
                 "⚠️ Extra payment for order #{id} (already {status}): {amount} via {provider}, user "
-                "<code>{user}</code>. It is being returned through the refund flow:").format(
-                id=oid, status=status_label(was), amount=extra, provider=report.provider, user=outcome.user_id)
-                + "\n" + "\n".join(admin_request_line(r) for r in requests))
+                "<code>{user}</code>. It is being returned through the refund flow:"),
+                below=lambda: "\n" + "\n".join(admin_request_line(r) for r in requests))
             return
-        await self.notifier.send(outcome.user_id, lambda: _(
+        await self._tell_extra(report, outcome, lambda: _(
             "💸 We received another payment of {amount} for order #{id}, which is already {status}. "
-            "It is not lost: an admin will return it to you, and we'll message you when it is sent.").format(
-            amount=extra, id=oid, status=status_label(was)))
-        await self.notifier.alert_admins(lambda: _(
+            "It is not lost: an admin will return it to you, and we'll message you when it is sent."), lambda: _(
             "⚠️ Extra payment for order #{id} (already {status}): {amount} via {provider}. "
-            "Refund it to the user <code>{user}</code>; they were told an admin will return it.").format(
-            id=oid, status=status_label(was), amount=extra, provider=report.provider, user=outcome.user_id))
+            "Refund it to the user <code>{user}</code>; they were told an admin will return it."))
+
+    async def _tell_extra(self, report: PaymentReport, outcome: PaymentOutcome, buyer: Callable[[], str],
+                          admins: Callable[[], str], below: Callable[[], str] = str) -> None:
+        """An extra payment told to the buyer and to the admins, both texts filled with the same values in
+        each reader's language (the admins' may have lines `below` it)."""
+        extra = later(amount_text, report.amount, asset_name(report.asset))
+
+        def told(text: Callable[[], str]) -> str:
+            return text().format(id=outcome.order_id, status=status_label(outcome.from_status), amount=extra,
+                                 provider=report.provider, user=outcome.user_id)
+
+        await self.notifier.send(outcome.user_id, lambda: told(buyer))
+        await self.notifier.alert_admins(lambda: told(admins) + below())
 
     async def _sale_notice(self, report: PaymentReport, outcome: PaymentOutcome) -> None:
         """One notice per sale to each admin who has not switched them off (admin panel)."""
