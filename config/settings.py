@@ -14,6 +14,7 @@ import re
 from datetime import time
 from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -39,6 +40,7 @@ DEFAULT_API_LIMITS: dict[str, dict[str, int | None]] = {
 DEFAULT_API_PRICES: dict[str, Decimal] = {
     "signals": Decimal("0.01"), "whales": Decimal("0.02"), "analytics": Decimal("0.03"), "datasets": Decimal("0.50"),
 }
+S3_PARTS = ("endpoint_url", "bucket", "access_key_id", "secret_access_key", "region")
 ASYNC_DRIVERS = ("aiosqlite", "asyncpg", "psycopg", "aiomysql", "asyncmy")
 
 StrList = Annotated[list[str], NoDecode]
@@ -166,6 +168,12 @@ class Settings(BaseSettings):
     marketplace_price_range_usd: Annotated[tuple[Decimal, Decimal], NoDecode] = (Decimal("5"), Decimal("500"))
     #: Days after payment before a provider's share becomes payable (the refund window).
     payout_hold_days: int = Field(7, ge=0, le=365)
+    #: An S3-compatible store for bought datasets (all five or none): buyers get presigned URLs to it.
+    datasets_s3_endpoint_url: str | None = None
+    datasets_s3_bucket: str | None = None
+    datasets_s3_access_key_id: SecretStr | None = None
+    datasets_s3_secret_access_key: SecretStr | None = None
+    datasets_s3_region: str | None = None
     log_level: str = "INFO"
 
     @field_validator(
@@ -378,6 +386,52 @@ class Settings(BaseSettings):
             # Without it anyone who finds the URL can post updates as any user, admins included.
             raise ValueError(f"TELEGRAM_WEBHOOK_SECRET: required with TELEGRAM_WEBHOOK_URL; {WEBHOOK_SECRET_RULE}")
         return self
+
+    @field_validator("datasets_s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("expected an http(s) URL such as https://s3.eu-central-1.amazonaws.com")
+        return value.strip().rstrip("/")
+
+    @field_validator("datasets_s3_bucket")
+    @classmethod
+    def _s3_bucket(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value.strip()):
+            raise ValueError("not an S3 bucket name (3-63 characters of a-z, 0-9, '.' and '-')")
+        return value.strip()
+
+    @field_validator("datasets_s3_region")
+    @classmethod
+    def _s3_region(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.fullmatch(r"[a-z0-9-]{1,32}", value.strip()):
+            raise ValueError("not a region name (e.g. us-east-1)")
+        return value.strip()
+
+    @field_validator("datasets_s3_access_key_id", "datasets_s3_secret_access_key")
+    @classmethod
+    def _s3_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None or not value.get_secret_value().strip() else value
+
+    @model_validator(mode="after")
+    def _s3_all_or_none(self) -> Settings:
+        named = {f"DATASETS_S3_{name.upper()}": getattr(self, f"datasets_s3_{name}") for name in S3_PARTS}
+        missing = [name for name, value in named.items() if value is None]
+        if missing and len(missing) < len(named):
+            raise ValueError(f"{missing[0]}: required with the other DATASETS_S3_* settings (set all five or none)")
+        return self
+
+    @property
+    def datasets_s3(self) -> bool:
+        """An object store for datasets is configured."""
+        return self.datasets_s3_bucket is not None
 
     @field_validator("telegram_bot_token")
     @classmethod

@@ -97,6 +97,9 @@ def test_missing_token_is_named():
         ("MARKETPLACE_PRICE_RANGE_USD", "500,5", "min <= max"),
         ("MARKETPLACE_PRICE_RANGE_USD", "five", "min,max"),
         ("PAYOUT_HOLD_DAYS", "-1", "greater than or equal to 0"),
+        ("DATASETS_S3_ENDPOINT_URL", "s3.example.com", "http(s) URL"),
+        ("DATASETS_S3_BUCKET", "My_Bucket", "bucket name"),
+        ("DATASETS_S3_REGION", "EU Central", "region"),
     ],
 )
 def test_each_malformed_setting_is_named(monkeypatch, name, value, words):
@@ -106,3 +109,18 @@ def test_each_malformed_setting_is_named(monkeypatch, name, value, words):
     line = str(err.value)
     assert line.startswith(f"Invalid setting {name}:"), line
     assert words in line and "\n" not in line
+
+
+def test_dataset_object_store_is_all_five_settings_or_none(monkeypatch):
+    parts = {"DATASETS_S3_ENDPOINT_URL": "http://127.0.0.1:9000/", "DATASETS_S3_BUCKET": "datasets",
+             "DATASETS_S3_ACCESS_KEY_ID": "AKIAEXAMPLE", "DATASETS_S3_SECRET_ACCESS_KEY": "secret",
+             "DATASETS_S3_REGION": "us-east-1"}
+    assert not load_settings(require_token=False).datasets_s3
+    for name, value in parts.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(require_token=False)
+    assert settings.datasets_s3 and settings.datasets_s3_endpoint_url == "http://127.0.0.1:9000"
+    monkeypatch.delenv("DATASETS_S3_SECRET_ACCESS_KEY")
+    with pytest.raises(SettingsInvalid) as err:
+        load_settings(require_token=False)
+    assert str(err.value).startswith("Invalid setting DATASETS_S3_SECRET_ACCESS_KEY: required with the other")
