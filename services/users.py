@@ -78,6 +78,9 @@ class UserService:
         changes.watch(User, "id", self._forget, database=database)
         self._batches: GroupCommit[_Sighting, UserInfo] = GroupCommit(self._record, limit=BATCH_LIMIT,
                                                                       name="users.seen")
+        # a fan-out meets blocked users one 403 at a time: their marks go together too
+        self._blocks: GroupCommit[int, None] = GroupCommit(self._mark_blocked, limit=BATCH_LIMIT,
+                                                           name="users.blocked")
 
     async def seen(
         self, user_id: int, *, username: str | None, first_name: str | None, language_code: str | None
@@ -198,10 +201,14 @@ class UserService:
                                   .values(terms_accepted_at=self.clock()))
 
     async def mark_blocked(self, user_id: int) -> None:
-        async with self.db.transaction() as session:
-            await session.execute(update(User).where(User.id == user_id).values(is_blocked=True))
+        await self._blocks.submit(user_id)
         if cached := self._cache.get(user_id):
             self._cache[user_id] = replace(cached, is_blocked=True)
+
+    async def _mark_blocked(self, user_ids: list[int]) -> list[None]:
+        async with self.db.transaction() as session:
+            await session.execute(update(User).where(User.id.in_(user_ids)).values(is_blocked=True))
+        return [None] * len(user_ids)
 
     def _forget(self, user_ids: set | None) -> None:
         if user_ids is None:
