@@ -90,6 +90,10 @@ def secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
+#: Outbox rows a replica claims at a time (one process claims 1,000).
+REPLICA_BATCH = 200
+
+
 def create_bot(token: str, api_url: str, gate: OutgoingGate, session: BaseSession | None = None) -> Bot:
     """A bot whose every request passes the gate; `session` replaces the network (tests)."""
     session = session or AiohttpSession(api=TelegramAPIServer.from_base(api_url))
@@ -231,7 +235,8 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
         payments=payments, deepseek=deepseek, content=content,
         publisher=ContentPublisher(bot, content, notifier, settings),
         whales=whales, signals=signals, broadcasts=broadcasts,
-        signal_delivery=SignalDelivery(db, bot, i18n),
+        # replicas claim smaller batches, so the end of a fan-out is shared by all of them, not left to one
+        signal_delivery=SignalDelivery(db, bot, i18n, batch=REPLICA_BATCH if settings.redis_url else 1000),
         broadcast_progress=BroadcastProgress(broadcasts, notifier),
         whale_alerts=WhaleAlerts(whales, notifier, subscriptions, settings.tz),
         whale_post=WeeklyWhalePost(db, whales, bot, i18n, settings),
