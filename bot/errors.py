@@ -9,6 +9,7 @@ from aiogram import Bot
 from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import gettext as _
 
+from bot.screens import acknowledge
 from db.engine import is_busy
 from transport import metrics
 
@@ -28,7 +29,7 @@ async def on_error(event: ErrorEvent, bot: Bot) -> bool:
     update = event.update
     try:
         if update.callback_query is not None:
-            await update.callback_query.answer()
+            await acknowledge(update.callback_query)
             if update.callback_query.message is not None:
                 await bot.send_message(update.callback_query.message.chat.id, text)
         elif update.message is not None:

@@ -16,6 +16,7 @@ from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 from aiogram.utils.i18n import gettext as _
 from prometheus_client import Counter
 
+from bot.screens import acknowledge
 from db.engine import is_busy
 from services.users import UserInfo, UserService
 from transport import metrics
@@ -145,4 +146,4 @@ class ThrottleMiddleware(BaseMiddleware):
         if isinstance(event, Message):
             await event.answer(text)
         elif isinstance(event, CallbackQuery):
-            await event.answer(text, show_alert=False)
+            await acknowledge(event, text)

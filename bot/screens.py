@@ -1,5 +1,9 @@
 """One screen, reached by a command or by a button: a command gets it as a new message, a tapped button's
-message becomes it. The tap is answered here, so a handler serves both and never forgets the spinner."""
+message becomes it. The tap is answered here, so a handler serves both and never forgets the spinner.
+
+Every answer to a tap (callback query) is made in this module: `show`, `refuse` and `reply_target` answer
+it as part of their work; `acknowledge` (a toast, or just the spinner stopped) and `alert` (a box the user
+closes) for a handler whose tap changes something other than the tapped message."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ async def show(event: Message | CallbackQuery, text: str, markup: InlineKeyboard
         await event.answer(text, reply_markup=markup)
         return
     await edit_or_keep(event.message, text, markup)
-    await event.answer(note)
+    await acknowledge(event, note)
 
 
 async def refuse(event: Message | CallbackQuery, text: str) -> None:
@@ -24,13 +28,23 @@ async def refuse(event: Message | CallbackQuery, text: str) -> None:
     if isinstance(event, Message):
         await event.answer(text)
     else:
-        await event.answer(text, show_alert=True)
+        await alert(event, text)
 
 
 async def reply_target(event: Message | CallbackQuery) -> Message:
     """The message new messages go below: the command, or the tapped one (the tap is answered first, so
     its spinner stops before slow work)."""
     if isinstance(event, CallbackQuery):
-        await event.answer()
+        await acknowledge(event)
         return event.message
     return event
+
+
+async def acknowledge(query: CallbackQuery, note: str | None = None) -> None:
+    """Answer a tap: its spinner stops, and `note` (if any) shows briefly as a toast."""
+    await query.answer(note)
+
+
+async def alert(query: CallbackQuery, text: str) -> None:
+    """Answer a tap with `text` in a box the user closes (news they should not miss)."""
+    await query.answer(text, show_alert=True)

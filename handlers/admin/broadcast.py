@@ -16,7 +16,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from babel.dates import format_timedelta
 
-from bot.screens import refuse, reply_target, show
+from bot.screens import acknowledge, refuse, reply_target, show
 from bot.wiring import Services
 from handlers.admin.panel import AdminMenu
 from presentation.broadcasts import progress_text
@@ -152,7 +152,7 @@ async def cancel_running(query: CallbackQuery, callback_data: BroadcastCancel, s
     progress = await services.broadcasts.progress(callback_data.id)
     if progress is not None:
         await services.broadcast_progress.show(progress)
-    await query.answer(_("Broadcast cancelled.") if cancelled else _("This broadcast has already finished."))
+    await acknowledge(query, _("Broadcast cancelled.") if cancelled else _("This broadcast has already finished."))
 
 
 def build_router() -> Router:

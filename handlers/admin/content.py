@@ -13,7 +13,7 @@ from aiogram.utils.i18n import lazy_gettext as __
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
-from bot.screens import refuse, show
+from bot.screens import acknowledge, refuse, show
 from bot.wiring import Services
 from config.settings import Settings
 from handlers.admin.panel import AdminMenu, panel_keyboard
@@ -150,17 +150,17 @@ async def draft_button(query: CallbackQuery, callback_data: DraftAction, service
         await refuse(query, _("This draft is no longer available. Make a new one with /preview."))
         return
     if callback_data.action == "drop":
-        await query.answer(_("Discarded."))
+        await acknowledge(query, _("Discarded."))
         await query.message.edit_reply_markup(reply_markup=None)
         return
     if callback_data.action == "regen":
-        await query.answer(_("✍️ Writing a new draft…"))
+        await acknowledge(query, _("✍️ Writing a new draft…"))
         fresh = await content.generate(draft.kind, draft.topic)
         fresh_id = await content.save_draft(query.from_user.id, fresh)
         await query.message.edit_text(draft_text(fresh), reply_markup=draft_keyboard(fresh_id),
                                       disable_web_page_preview=True)
         return
-    await query.answer(_("Publishing…"))
+    await acknowledge(query, _("Publishing…"))
     await query.message.edit_reply_markup(reply_markup=None)
     result = await services.publisher.publish_draft(draft.id, draft.kind, draft.topic, draft.text, draft.generation_id)
     await query.message.answer(result_text(result))

@@ -6,14 +6,15 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery
 from aiogram.utils.i18n import gettext as _
 
+from bot.screens import alert
 from bot.wiring import Services
 from handlers.admin.panel import AdminMenu
 
 
 async def toggle_sale_notices(query: CallbackQuery, services: Services) -> None:
     on = await services.admin_prefs.toggle_sale_notices(query.from_user.id)
-    await query.answer(_("🔔 You'll get a notice for every sale.") if on else
-                       _("🔕 Sale notices are off for you. Tap again to turn them back on."), show_alert=True)
+    await alert(query, _("🔔 You'll get a notice for every sale.") if on else
+                _("🔕 Sale notices are off for you. Tap again to turn them back on."))
 
 
 def build_router() -> Router:

@@ -16,7 +16,7 @@ from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index, RowId, TelegramId
-from bot.screens import refuse, reply_target, show
+from bot.screens import acknowledge, refuse, reply_target, show
 from bot.wiring import Services
 from db.base import utcnow
 from db.models import User
@@ -201,7 +201,7 @@ async def revoke_key(query: CallbackQuery, callback_data: UserKey, services: Ser
     await services.notifier.send(key.user_id, lambda: api_admin.revoked_notice(key))
     user = await services.users.get(key.user_id)
     if user is None:
-        await query.answer(api_admin.revoked_note())
+        await acknowledge(query, api_admin.revoked_note())
         return
     text, markup = await card(user, services)
     await show(query, text, markup, note=api_admin.revoked_note())

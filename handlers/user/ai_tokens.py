@@ -13,7 +13,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Count, Index
 from bot.keyboards import Menu
-from bot.screens import refuse, show
+from bot.screens import acknowledge, refuse, show
 from bot.wiring import Services
 from handlers.user.checkout import offer_payment
 from presentation.ai_tokens import per_million
@@ -129,7 +129,7 @@ async def buy_package(query: CallbackQuery, callback_data: TokBuy, services: Ser
     if problem:
         await refuse(query, problem_text(problem, services.ai_tokens))
     else:
-        await query.answer()
+        await acknowledge(query)
 
 
 async def ask_amount(query: CallbackQuery, callback_data: TokCustom, services: Services, state: FSMContext) -> None:

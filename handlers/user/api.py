@@ -16,7 +16,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Count, Index, RowId
 from bot.keyboards import Menu
-from bot.screens import refuse, show
+from bot.screens import acknowledge, refuse, show
 from bot.wiring import Services
 from db.models_api import ApiKey
 from handlers.user.checkout import offer_payment
@@ -198,7 +198,7 @@ async def buy(query: CallbackQuery, callback_data: ApiBuy, services: Services) -
     if placed.problem:
         await refuse(query, words.amount_problem(placed.problem))
         return
-    await query.answer()
+    await acknowledge(query)
     await offer_payment(query.message, placed.order, services.checkout, edit=True)
 
 

@@ -12,7 +12,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
 from bot.edits import edit_or_keep
-from bot.screens import refuse, show
+from bot.screens import acknowledge, refuse, show
 from bot.wiring import Services
 from config.settings import Settings
 from db.models import Invoice, Order
@@ -137,7 +137,7 @@ async def issue_invoice(query: CallbackQuery, order_id: int, method: str, servic
     checkout = services.checkout
     result = await checkout.start(order_id, query.from_user.id, method)
     if result.problem == "busy":  # a second tap while the first one's invoice is being made
-        await query.answer(_("Your invoice is on its way — one moment."))
+        await acknowledge(query, _("Your invoice is on its way — one moment."))
         return
     if result.problem:
         await refuse(query, PROBLEMS[result.problem]())
@@ -147,7 +147,7 @@ async def issue_invoice(query: CallbackQuery, order_id: int, method: str, servic
     if result.reused and own_message:
         await refuse(query, _("Your invoice is already in this chat: tap its Pay button."))
         return
-    await query.answer()
+    await acknowledge(query)
     if own_message:
         await edit_or_keep(query.message, order_summary(result.order) + "\n\n" + _("⭐ Invoice sent below."))
         return
@@ -193,7 +193,7 @@ async def check_payment(query: CallbackQuery, callback_data: CheckPay, services:
         return
     result = await services.payments.check_now(order.id)
     if result.state == "too_soon":
-        await query.answer(_("Checked a moment ago — please wait a few seconds."))
+        await acknowledge(query, _("Checked a moment ago — please wait a few seconds."))
     elif result.state == "unavailable":
         await refuse(query, _("The provider isn't answering; we keep checking automatically."))
     elif result.status == "pending":

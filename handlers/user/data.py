@@ -11,7 +11,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Index
 from bot.keyboards import Menu
-from bot.screens import refuse, show
+from bot.screens import acknowledge, refuse, show
 from bot.wiring import Services
 from handlers.user.checkout import offer_payment
 from presentation import datasets as words
@@ -77,7 +77,7 @@ async def buy(query: CallbackQuery, callback_data: DataBuy, services: Services) 
         await refuse(query, words.problem(problem or "unknown_dataset"))
         return
     await offer_payment(query.message, order, services.checkout, edit=True)
-    await query.answer()
+    await acknowledge(query)
 
 
 async def my_datasets(query: CallbackQuery, services: Services) -> None:

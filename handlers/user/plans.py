@@ -13,7 +13,7 @@ from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.keyboards import Menu, link_button
-from bot.screens import refuse, show
+from bot.screens import acknowledge, refuse, show
 from bot.wiring import Services
 from config.settings import Settings
 from db.models import Order
@@ -112,7 +112,7 @@ async def buy(query: CallbackQuery, callback_data: PlanBuy, services: Services) 
         return
     await offer_payment(query.message, placed.order, services.checkout, edit=True,
                         note=change_note(placed.order, services.settings))
-    await query.answer()
+    await acknowledge(query)
 
 
 async def invite(query: CallbackQuery, services: Services) -> None:
@@ -131,7 +131,7 @@ async def invite(query: CallbackQuery, services: Services) -> None:
         return
     await query.message.answer(_("🔑 Your private channel invite (one person, one use): {link}").format(link=link),
                                reply_markup=link_button(join_label(), link))
-    await query.answer()
+    await acknowledge(query)
 
 
 def build_router() -> Router:

@@ -16,7 +16,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callbacks import Index, RowId
 from bot.edits import edit_or_keep
 from bot.keyboards import Menu
-from bot.screens import refuse, show
+from bot.screens import acknowledge, refuse, show
 from bot.wiring import Services
 from config.settings import Settings
 from presentation.formatting import month_day, number, usd, usd_whole
@@ -252,7 +252,7 @@ async def show_card(query: CallbackQuery, services: Services, wallet_id: int, no
     """The wallet's card again after a change (`note` says what changed)."""
     screen = await card_screen(services, query.from_user.id, WCard(w=wallet_id, p=DEFAULT[0], m=DEFAULT[1]))
     if screen is None:
-        await query.answer(note)
+        await acknowledge(query, note)
         return
     await show(query, *screen, note=note)
 
