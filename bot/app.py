@@ -88,6 +88,8 @@ def schedule_jobs(scheduler: JobScheduler, services: Services) -> None:
     scheduler.add_job(s.update_dedup.prune, "interval", hours=1, id="update_dedup_prune")
     scheduler.add_job(s.earnings.release_due, "interval", hours=1, id="seller_earnings",
                       next_run_time=datetime.now(UTC))  # shares past PAYOUT_HOLD_DAYS become payable
+    scheduler.add_job(s.payout_job.monthly, "cron", day=1, hour=9, id="payout_run")  # settings.tz: the scheduler's
+    scheduler.add_job(s.payout_job.resume, "interval", hours=1, id="payout_resume")  # transfers a run left open
     s.whale_post.schedule(scheduler)
     if settings.telegram_content_enabled:
         s.publisher.schedule(scheduler)

@@ -52,6 +52,8 @@ TAIL = (
     Command("audit", howto=__("/audit — who did what"), admin=True),
     Command("providers", __("Signal providers: review"),
             howto=__("/providers — provider applications: approve, reject, suspend, reinstate"), admin=True),
+    Command("payouts", __("Seller payouts"),
+            howto=__("/payouts — pay sellers their payable balance; record manual payouts"), admin=True),
 )
 
 

@@ -26,6 +26,7 @@ from db.models_marketplace import Provider, ProviderSubscription
 from services.earnings import EarningsService, Reversed
 from services.money import cents_to_decimal
 from services.orders import OrderService
+from services.payouts import Payee
 from services.products import Delivery, FulfilmentFailed, TakenBack
 from services.text import strip_invisible_or_none
 
@@ -238,6 +239,17 @@ class MarketplaceService:
             rows = list(await session.scalars(select(Provider).where(Provider.status == State.APPROVED.value)))
         found = [Listing(p, counts.get(p.id, 0)) for p in rows]
         return sorted(found, key=lambda item: (-item.subscribers, item.provider.name.lower(), item.provider.id))
+
+    async def payee(self, seller: str) -> Payee | None:
+        """Where a provider is paid (services.payouts): its Telegram account, or its address by hand; held while
+        suspended."""
+        provider_id = seller.removeprefix("provider:")
+        provider = await self.get(int(provider_id)) if provider_id.isdigit() else None
+        if provider is None:
+            return None
+        return Payee(name=provider.name, user_id=provider.user_id,
+                     address=provider.payout_address if provider.payout_method == "address" else None,
+                     held=provider.status != State.APPROVED.value)
 
     async def subscribers(self, provider_id: int) -> int:
         now = self.clock()

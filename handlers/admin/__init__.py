@@ -7,6 +7,7 @@ from aiogram.filters import Filter
 from aiogram.types import CallbackQuery, Message
 
 from handlers.admin import audit, broadcast, content, grant, orders, panel, providers, sales, stats, support, users
+from handlers.admin import payouts as payout_admin
 from handlers.admin import signals as signal_admin
 from handlers.admin import whales as whale_admin
 from handlers.admin.audit import AuditMiddleware
@@ -36,4 +37,5 @@ def build_router(admin_ids: list[int]) -> Router:
     router.include_routers(whale_admin.build_router())
     router.include_routers(sales.build_router())
     router.include_routers(providers.build_router())
+    router.include_routers(payout_admin.build_router())
     return router

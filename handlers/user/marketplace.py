@@ -18,6 +18,8 @@ from bot.screens import refuse, show
 from bot.wiring import Services
 from handlers.user.checkout import offer_payment
 from presentation import marketplace as words
+from presentation import payouts as payout_words
+from services.earnings import seller_account
 from services.marketplace import (
     Application,
     Problem,
@@ -41,7 +43,7 @@ class MarketBuy(CallbackData, prefix="mkb"):
 
 
 class ProviderDo(CallbackData, prefix="prv"):
-    do: str  # "apply", "telegram", "address", "submit", "cancel"
+    do: str  # "apply", "telegram", "address", "submit", "cancel", "payouts", "home"
 
 
 class ProviderFlow(StatesGroup):
@@ -120,7 +122,24 @@ async def show_provider(event: Message | CallbackQuery, services: Services, stat
         await show(event, words.pending(provider))
         return
     balance = await services.earnings.balance(seller_of(provider.id))
-    await show(event, words.dashboard(provider, await market.subscribers(provider.id), balance, settings.tz))
+    builder.button(text=_("💸 Payouts and statement"), callback_data=ProviderDo(do="payouts"))
+    await show(event, words.dashboard(provider, await market.subscribers(provider.id), balance, settings.tz),
+               builder.as_markup())
+
+
+async def show_statement(query: CallbackQuery, services: Services) -> None:
+    """A provider's payouts and the latest movements of its balance."""
+    provider = await services.marketplace.mine(query.from_user.id)
+    if provider is None or provider.status in (ProviderState.PENDING, ProviderState.REJECTED):
+        await refuse(query, _("This button is no longer active."))
+        return
+    seller = seller_of(provider.id)
+    balance = await services.earnings.balance(seller)
+    history = await services.ledger.account_history(seller_account(seller, "payable"), 20)
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("⬅️ Back"), callback_data=ProviderDo(do="home"))
+    await show(query, payout_words.statement(balance, await services.payouts.of_seller(seller), history,
+                                             services.settings.tz), builder.as_markup())
 
 
 def _cancel_markup():
@@ -142,6 +161,10 @@ async def provider_action(query: CallbackQuery, callback_data: ProviderDo, servi
     elif do == "cancel":
         await state.clear()
         await show(query, _("Cancelled."))
+    elif do == "payouts":
+        await show_statement(query, services)
+    elif do == "home":
+        await show_provider(query, services, state)
     elif do in ("telegram", "address") and await state.get_state() == ProviderFlow.payout:
         await state.update_data(method=do, address=None)
         if do == "address":

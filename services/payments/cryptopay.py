@@ -294,6 +294,17 @@ class CryptoPayProvider:
                                        comment=comment)
         return f"transfer {transfer['transfer_id']}"
 
+    # ------------------------------------------------------------------ paying out (services.payouts)
+
+    #: The dollar asset sellers are paid in (one unit is one USD; six decimals hold every micro-dollar).
+    payout_asset = "USDT"
+
+    async def pay_out(self, *, user_id: int, amount_usd: Decimal, spend_id: str, comment: str) -> str:
+        """A seller's payout: a transfer of `amount_usd` in USDT to their @CryptoBot wallet, once per spend id."""
+        transfer = await self.transfer(user_id=user_id, asset=self.payout_asset, amount=amount_usd,
+                                       spend_id=spend_id, comment=comment)
+        return f"transfer {transfer['transfer_id']}"
+
     async def close(self) -> None:
         await self._http.close()
 

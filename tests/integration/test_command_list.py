@@ -44,6 +44,6 @@ def test_command_menus_users_and_admins(harness):
     admins = command_list(commands, harness.app.i18n, "ru", admin=True)
     assert [c.command for c in admins][:len(users)] == users
     assert {"admin", "stats", "broadcast", "post_now", "preview", "schedule", "refund", "grant", "signal",
-            "providers"} == \
+            "providers", "payouts"} == \
         {c.command for c in admins[len(users):]}
     assert dict((c.command, c.description) for c in admins)["tokens"] == "Купить AI-токены"
