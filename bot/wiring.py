@@ -23,6 +23,7 @@ from db.engine import Database
 from db.models import Order
 from presentation.ai_tokens import ai_tokens_product
 from presentation.api import api_credit_product
+from presentation.content import ChannelPosts
 from presentation.datasets import datasets_product
 from presentation.formatting import order_title
 from presentation.marketplace import marketplace_product
@@ -34,7 +35,6 @@ from processing.delivery import BotDeliverer
 from processing.fulfilment import FulfilmentWorker
 from processing.notify import Notifier
 from processing.payments import PaymentProcessor
-from processing.payouts import PayoutJob
 from processing.referrals import RewardingDeliverer
 from processing.refunds import RefundService
 from processing.signal_delivery import SignalDelivery
@@ -67,7 +67,6 @@ from services.openrouter import OpenRouterClient
 from services.orders import OrderService
 from services.payments import registry as payment_registry
 from services.payments.base import PaymentProvider
-from services.payouts import PayoutService
 from services.plan_notices import PlanNotices
 from services.plan_sales import PlanShop
 from services.products import Catalog, ProductBuilder, ProductParts, build_catalog
@@ -157,8 +156,6 @@ class Services:
     webhook_delivery: WebhookWorker
     marketplace: MarketplaceService  # signal providers: applications, review, subscriptions to a provider
     earnings: EarningsService  # sellers' shares of their orders in the ledger (held, payable, refunded)
-    payouts: PayoutService  # payout runs: every seller's payable balance paid once (transfer or by hand)
-    payout_job: PayoutJob  # runs them (admin, monthly, hourly resume) and tells the payees
 
 
 def build_services(settings: Settings, *, session: BaseSession | None = None) -> Services:
@@ -220,13 +217,12 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
                                 refunds=refunds)
     deepseek = DeepSeekClient(settings.deepseek_api_url, secret(settings.deepseek_key), settings.deepseek_model,
                               attempts=settings.telegram_content_max_retries)
-    content = ContentService(db, deepseek, settings)
+    content = ContentService(db, deepseek, settings, ChannelPosts())
     whales = WhaleService(db, ranking_ttl=WHALE_RANKING_TTL)
     signals = SignalService(db, tz=settings.tz, channel_map=settings.telegram_channel_map)
     content.feeders.update(track_record=track_record_fact(signals), top_whale=top_whale_fact(whales))
     broadcasts = BroadcastService(db)
     datasets = DatasetService.from_settings(settings, db, ledger)
-    payouts = PayoutService(db, ledger, earnings, providers, {"provider": marketplace.payee})
     webhooks = WebhookService(db, subscriptions, material=secret(settings.telegram_bot_token),
                               allow_private=settings.api_webhook_allow_private)
     return Services(
@@ -253,5 +249,5 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
                            storage=storage_for(settings.redis_url)),
         api_data=ApiData(db, signals, whales),
         webhooks=webhooks, webhook_delivery=WebhookWorker(db, webhooks, notifier),
-        marketplace=marketplace, earnings=earnings, payouts=payouts, payout_job=PayoutJob(payouts, notifier),
+        marketplace=marketplace, earnings=earnings,
     )

@@ -23,8 +23,9 @@ from apscheduler.triggers.cron import CronTrigger
 
 from config.settings import Settings
 from db.base import utcnow
+from presentation.content import with_header
 from processing.notify import Notifier
-from services.content import Claim, ContentService, Draft, with_header
+from services.content import Claim, ContentService, Draft
 from transport import metrics
 
 log = logging.getLogger(__name__)

@@ -1,26 +1,26 @@
-"""Channel content: what to post next, how to ask the model, how to make its answer safe, and the logs.
+"""Channel content: what to post next, how to ask the model, and the logs.
 
 * Kinds rotate through `TELEGRAM_CONTENT_ROTATION` in order, counted over the post log; each kind takes the
   topic of `TELEGRAM_CONTENT_TOPICS` it used least recently, so every kind meets every topic.
 * Prompts carry our own live data: `feeders` maps a fact's name to an async callable that returns one line
   of text, or None when it has nothing (plan prices are built in; the track record and the week's top
   whale are plugged in by their features). A feeder that fails is skipped.
-* The model's answer is sanitised: HTML escaped except an allow-list of Telegram tags, nesting balanced,
-  at most 4,096 characters (UTF-16 units, as Telegram counts), never blank. When every attempt fails, or
-  no key is set, a template per kind is posted instead. Every generation is logged.
+* The post itself is written by a `PostFormat` (presentation.content.ChannelPosts: Telegram HTML): the
+  model's answer made safe, at most 4,096 characters (UTF-16 units, as Telegram counts), never blank; when
+  every attempt fails, or no key is set, its template per kind; then the promo links this service chooses.
+  Every generation is logged.
 * The post log has one row per slot with a unique key, inserted *before* anything is generated or sent, so a
   slot posts once however many processes try. Preview drafts are rows an admin's buttons act on.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -68,150 +68,36 @@ SYSTEM_PROMPT = (
     "end. Be useful and concrete. Never promise profits or give personal financial advice. Use only the "
     "facts you are given; do not invent numbers."
 )
-TEMPLATES = {
-    "market": "📊 <b>Market update: {Topic}</b>\n\n{facts}Keep an eye on {topic} today: let price come to "
-              "your levels, size positions so one stop costs little, and write the plan down before you "
-              "click.\n\n#market",
-    "tip": "💡 <b>Trading tip: {Topic}</b>\n\nDecide where you are wrong before you enter. With {topic}, set "
-           "the invalidation level first, then size the position so that being wrong costs no more than 1% "
-           "of your account.\n\n#tip",
-    "promo": "🚀 <b>Signals, whales and AI tools in one bot</b>\n\n{facts}Get {topic} setups and alerts right "
-             "in Telegram. Open the bot with /start to see the plans.\n\n#promo",
-    "community": "💬 <b>Community question: {Topic}</b>\n\nWhat is one rule about {topic} that saved you "
-                 "money? Share it below; the best answers get featured.\n\n#community",
-}
 
 
-# --------------------------------------------------------------------------- sanitising
-
-ALLOWED_TAGS = frozenset({"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "code", "pre",
-                          "blockquote", "tg-spoiler", "a"})
-#: Tags whose content Telegram takes literally: nothing nests inside.
-LITERAL_TAGS = frozenset({"code", "pre"})
-_TAG_RE = re.compile(r"<(/?)([a-zA-Z][\w-]*)(\s[^<>]*)?>")
-_HREF_RE = re.compile(r"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.I)
-_SAFE_URL_RE = re.compile(r"(?:https?|tg)://[^\s<>\"']+", re.I)
-_MD_BOLD_RE = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*", re.S)
-_BLANK_LINES_RE = re.compile(r"\n{3,}")
-ELLIPSIS = "…"
-
+# --------------------------------------------------------------------------- writing
 
 def u16(text: str) -> int:
     """Length as Telegram counts it (UTF-16 code units)."""
     return len(text.encode("utf-16-le")) // 2
 
 
-def sanitize(raw: str, limit: int = MAX_POST_CHARS) -> str:
-    """Telegram-safe HTML: allowed tags kept (links only to http(s)/tg), everything else escaped, every tag
-    closed in order, at most `limit` UTF-16 units (cut at a word with an ellipsis). May return ''."""
-    raw = _MD_BOLD_RE.sub(r"<b>\1</b>", raw.replace("\r\n", "\n").replace("\x00", ""))
-    tokens: list[tuple[str, str, str]] = []  # ("text", text, "") | ("open", name, tag) | ("close", name, "")
-    stack: list[str] = []
-
-    def text(piece: str) -> None:
-        if piece:
-            tokens.append(("text", html.unescape(piece), ""))
-
-    def close_to(name: str) -> None:
-        while stack:
-            top = stack.pop()
-            tokens.append(("close", top, ""))
-            if top == name:
-                return
-
-    pos = 0
-    for match in _TAG_RE.finditer(raw):
-        text(raw[pos:match.start()])
-        pos = match.end()
-        closing, name, attrs = match.group(1) == "/", match.group(2).lower(), match.group(3) or ""
-        literal = bool(stack) and stack[-1] in LITERAL_TAGS and not (closing and name == stack[-1])
-        if literal or name not in ALLOWED_TAGS:
-            text(match.group())
-        elif closing:
-            if name in stack:
-                close_to(name)
-        elif name not in stack:  # a tag inside itself (a link in a link) is dropped
-            if name == "a":
-                href = _href(attrs)
-                if href is None:
-                    continue
-                tag = f'<a href="{html.escape(href)}">'
-            else:
-                tag = f"<{name}>"
-            stack.append(name)
-            tokens.append(("open", name, tag))
-    text(raw[pos:])
-    while stack:
-        tokens.append(("close", stack.pop(), ""))
-    return _render(tokens, limit)
+@dataclass(frozen=True, slots=True)
+class Link:
+    url: str
+    label: str
 
 
-def _href(attrs: str) -> str | None:
-    match = _HREF_RE.search(attrs)
-    if not match:
-        return None
-    url = html.unescape(next(g for g in match.groups() if g is not None)).strip()
-    return url if _SAFE_URL_RE.fullmatch(url) else None
+class PostFormat(Protocol):
+    """How posts are written out (presentation.content.ChannelPosts: Telegram HTML). Lengths are UTF-16
+    units, as Telegram counts them."""
 
+    def clean(self, answer: str, limit: int) -> str:
+        """The model's answer made safe to post, at most `limit` long; '' when nothing readable is left."""
+        ...
 
-def _render(tokens: list[tuple[str, str, str]], limit: int) -> str:
-    out: list[str] = []
-    open_: list[str] = []
-    budget = limit - len(ELLIPSIS)  # always keep room to mark a cut
-    used = 0  # UTF-16 units written so far plus the closing tags still owed
+    def template(self, kind: str, topic: str, facts: list[str], limit: int) -> str:
+        """The kind's own post on `topic` with `facts`, for when the model gives none; at most `limit`."""
+        ...
 
-    truncated = False
-    for kind, value, tag in tokens:
-        if kind == "open":
-            closer = len(f"</{value}>")
-            if used + u16(tag) + closer > budget:
-                truncated = True
-                break
-            out.append(tag)
-            open_.append(value)
-            used += u16(tag) + closer
-        elif kind == "close":
-            out.append(f"</{value}>")  # already counted when opened
-            open_.pop()
-        else:
-            value = _BLANK_LINES_RE.sub("\n\n", value)
-            escaped = html.escape(value, quote=False)
-            if used + u16(escaped) <= budget:
-                out.append(escaped)
-                used += u16(escaped)
-                continue
-            out.append(html.escape(_cut(value, budget - used), quote=False))
-            truncated = True
-            break
-    result = "".join(out)
-    if truncated:
-        result = result.rstrip() + ELLIPSIS + "".join(f"</{n}>" for n in reversed(open_))
-    return result.strip()
-
-
-def _cut(value: str, room: int) -> str:
-    """The longest prefix whose escaped form fits `room`, backed off to a word boundary when one is near."""
-    low, high = 0, len(value)
-    while low < high:
-        mid = (low + high + 1) // 2
-        if u16(html.escape(value[:mid], quote=False)) <= room:
-            low = mid
-        else:
-            high = mid - 1
-    prefix = value[:low]
-    space = max(prefix.rfind(" "), prefix.rfind("\n"))
-    return prefix[:space] if space > low * 0.6 else prefix
-
-
-def visible_text(post: str) -> str:
-    """What a reader sees: tags removed, entities decoded."""
-    return html.unescape(_TAG_RE.sub("", post)).strip()
-
-
-def with_header(header: str, post: str) -> str:
-    """`header` above the post when both fit in one message; the post alone otherwise."""
-    combined = f"{header}\n\n{post}"
-    return combined if u16(combined) <= MAX_POST_CHARS else post
+    def links(self, links: list[Link]) -> str:
+        """The block that ends a post with `links` ('' for none)."""
+        ...
 
 
 # --------------------------------------------------------------------------- data feeders
@@ -246,9 +132,9 @@ class Claim:
 
 
 class ContentService:
-    def __init__(self, db: Database, client: DeepSeekClient, settings: Settings, *,
+    def __init__(self, db: Database, client: DeepSeekClient, settings: Settings, posts: PostFormat, *,
                  clock: Callable[[], datetime] = utcnow, feeders: dict[str, Feeder] | None = None) -> None:
-        self.db, self.client, self.settings, self.clock = db, client, settings, clock
+        self.db, self.client, self.settings, self.posts, self.clock = db, client, settings, posts, clock
         #: name -> async callable returning one line of live data or None. Features add theirs here.
         self.feeders: dict[str, Feeder] = {"plans": plan_prices, **(feeders or {})}
 
@@ -302,25 +188,20 @@ class ContentService:
         return [{"role": "system", "content": SYSTEM_PROMPT.format(chars=TARGET_CHARS)},
                 {"role": "user", "content": user}]
 
-    def links(self, kind: str) -> str:
-        """The promo links block (we add it ourselves, so it is always there and always right)."""
+    def promo_links(self, kind: str) -> list[Link]:
+        """The links a post of `kind` ends with (we add them ourselves, so they are always there and always
+        right): a promo's are the operator's GMGN and forex community links."""
         if kind != "promo":
-            return ""
+            return []
         s = self.settings
-        links = [f'<a href="{html.escape(url)}">{label}</a>' for url, label in
-                 ((s.gmgn_promo_link, "Trade on GMGN"), (s.forex_community_link, "Forex community")) if url]
-        return "\n\n🔗 " + " · ".join(links) if links else ""
-
-    def template(self, kind: str, topic: str, facts: list[str]) -> str:
-        block = "".join(f"• {html.escape(fact)}\n" for fact in facts)
-        return TEMPLATES[kind].format(topic=html.escape(topic), Topic=html.escape(topic[:1].upper() + topic[1:]),
-                                      facts=f"{block}\n" if block else "")
+        return [Link(url, label) for url, label in
+                ((s.gmgn_promo_link, "Trade on GMGN"), (s.forex_community_link, "Forex community")) if url]
 
     async def generate(self, kind: str, topic: str) -> Draft:
         """A post for `kind` and `topic`: the model's, sanitised, or the template. Always logged."""
         facts = await self.facts(kind)
         messages = self.prompt(kind, topic, facts)
-        links = self.links(kind)
+        links = self.posts.links(self.promo_links(kind))
         budget = MAX_POST_CHARS - u16(links)
         row = ContentGeneration(kind=kind, topic=topic, prompt=json.dumps(messages, ensure_ascii=False),
                                 model=self.client.model, attempts=0, fallback_used=False)
@@ -333,12 +214,12 @@ class ContentService:
             row.output, row.model, row.attempts = completion.text, completion.model, completion.attempts
             row.prompt_tokens, row.completion_tokens = completion.prompt_tokens, completion.completion_tokens
             row.total_tokens, row.latency_ms = completion.total_tokens, completion.latency_ms
-            text = sanitize(completion.text, budget)
-            if not visible_text(text):
+            text = self.posts.clean(completion.text, budget)
+            if not text:
                 row.error, text = "nothing left of the model's post after cleaning", ""
         if not text:
             row.fallback_used = True
-            text = sanitize(self.template(kind, topic, facts), budget)
+            text = self.posts.template(kind, topic, facts, budget)
             log.warning("content: %s post on %r uses the template (%s)", kind, topic, row.error)
         row.text = text + links
         async with self.db.transaction() as session:

@@ -17,9 +17,10 @@ from bot.screens import acknowledge, refuse, show
 from bot.wiring import Services
 from config.settings import Settings
 from handlers.admin.panel import AdminMenu, panel_keyboard
+from presentation.content import with_header
 from presentation.formatting import month_day, weekday_time
 from processing.content import PostResult, PostStatus
-from services.content import KINDS, ContentService, Draft, with_header
+from services.content import KINDS, ContentService, Draft
 
 
 class DraftAction(CallbackData, prefix="cdraft"):

@@ -16,11 +16,12 @@ from sqlalchemy import select
 from bot.i18n import build_i18n
 from db.engine import Database
 from db.models_content import ContentGeneration, ContentPost
+from presentation.content import TEMPLATES, ChannelPosts
 from processing.content import ContentPublisher
 from processing.notify import Notifier
 from sandbox.deepseek import DeepSeekStandIn
 from sandbox.telegram import parse_text
-from services.content import MAX_POST_CHARS, TEMPLATES, ContentService, u16
+from services.content import MAX_POST_CHARS, ContentService, u16
 from services.content_facts import top_whale_fact, track_record_fact
 from services.deepseek import DeepSeekClient
 from services.signals import EventIn, SignalIn, SignalService
@@ -58,7 +59,7 @@ class Rig:
         self.client = DeepSeekClient(s.deepseek_api_url, s.deepseek_key.get_secret_value() if s.deepseek_key else None,
                                      s.deepseek_model, attempts=s.telegram_content_max_retries, timeout=0.3,
                                      backoff=0)
-        self.content = ContentService(db, self.client, s, clock=clock)
+        self.content = ContentService(db, self.client, s, ChannelPosts(), clock=clock)
         notifier = Notifier(self.bot, UserService(db), build_i18n(), s.admin_ids)
         self.publisher = ContentPublisher(self.bot, self.content, notifier, s, clock=clock)
 

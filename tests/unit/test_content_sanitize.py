@@ -7,9 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from presentation.content import sanitize, visible_text, with_header
 from sandbox.deepseek import _hostile_post
 from sandbox.telegram import parse_text, utf16_len
-from services.content import MAX_POST_CHARS, sanitize, u16, visible_text, with_header
+from services.content import MAX_POST_CHARS, u16
 
 
 def telegram_accepts(post: str) -> str:
