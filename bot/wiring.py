@@ -35,6 +35,7 @@ from processing.delivery import BotDeliverer
 from processing.fulfilment import FulfilmentWorker
 from processing.notify import Notifier
 from processing.payments import PaymentProcessor
+from processing.payouts import PayoutJob
 from processing.referrals import RewardingDeliverer
 from processing.refunds import RefundService
 from processing.signal_delivery import SignalDelivery
@@ -67,6 +68,7 @@ from services.openrouter import OpenRouterClient
 from services.orders import OrderService
 from services.payments import registry as payment_registry
 from services.payments.base import PaymentProvider
+from services.payouts import PayoutService
 from services.plan_notices import PlanNotices
 from services.plan_sales import PlanShop
 from services.products import Catalog, ProductBuilder, ProductParts, build_catalog
@@ -156,6 +158,8 @@ class Services:
     webhook_delivery: WebhookWorker
     marketplace: MarketplaceService  # signal providers: applications, review, subscriptions to a provider
     earnings: EarningsService  # sellers' shares of their orders in the ledger (held, payable, refunded)
+    payouts: PayoutService  # payout runs: every seller's payable balance paid once (transfer or by hand)
+    payout_job: PayoutJob  # runs them (admin, monthly, hourly resume) and tells the payees
 
 
 def build_services(settings: Settings, *, session: BaseSession | None = None) -> Services:
@@ -223,6 +227,7 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
     content.feeders.update(track_record=track_record_fact(signals), top_whale=top_whale_fact(whales))
     broadcasts = BroadcastService(db)
     datasets = DatasetService.from_settings(settings, db, ledger)
+    payouts = PayoutService(db, ledger, earnings, providers, {"provider": marketplace.payee})
     webhooks = WebhookService(db, subscriptions, material=secret(settings.telegram_bot_token),
                               allow_private=settings.api_webhook_allow_private)
     return Services(
@@ -249,5 +254,5 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
                            storage=storage_for(settings.redis_url)),
         api_data=ApiData(db, signals, whales),
         webhooks=webhooks, webhook_delivery=WebhookWorker(db, webhooks, notifier),
-        marketplace=marketplace, earnings=earnings,
+        marketplace=marketplace, earnings=earnings, payouts=payouts, payout_job=PayoutJob(payouts, notifier),
     )
