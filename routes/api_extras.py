@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from routes.api_v1 import Call, Endpoint, Params, Problem
 from services.api_schema import UsdText, Wire, usd_text
 from services.api_webhooks import Refusal, WebhookRefused, WebhookService
+from services.dataset_store import StoreUnavailable
 from services.datasets import FORMATS, DatasetService
 
 
@@ -91,7 +92,8 @@ class DatasetPurchase(Wire):
     ends_at: datetime
     rows: int
     price_usd: UsdText
-    links: dict[str, str] = Field(description="download links by format, signed, valid for 24 hours")
+    links: dict[str, str] = Field(description="download links by format, valid for 24 hours: signed links to "
+                                              "this API's host, or presigned object-storage URLs")
     links_expire_at: datetime
 
 
@@ -162,8 +164,14 @@ def dataset_endpoints(datasets: DatasetService) -> list[Endpoint]:
                                                   price_usd=q.price, formats=list(FORMATS))
                                      for q in await datasets.catalogue()])
 
-    def receipt(purchase) -> DatasetPurchase:
-        return DatasetPurchase.model_validate(datasets.receipt(purchase))
+    async def receipt(purchase) -> DatasetPurchase:
+        try:
+            return DatasetPurchase.model_validate(await datasets.receipt(purchase))
+        except StoreUnavailable:  # the purchase stands: the same idempotency_key again gives its links
+            raise Problem(503, "storage-unavailable", "Download storage unavailable",
+                          "the dataset is bought but its files could not be stored yet: send the same request "
+                          "again (nothing is charged twice) or list GET /api/v1/datasets/purchases",
+                          headers={"Retry-After": "30"}) from None
 
     async def buy(call: Call) -> DatasetPurchase:
         body: PurchaseIn = call.body
@@ -181,17 +189,17 @@ def dataset_endpoints(datasets: DatasetService) -> list[Endpoint]:
             raise Problem(402, "credit-too-low", "Not enough API credit",
                           f"this dataset costs {usd_text(price)} USD; add credit with /api in the bot",
                           price_usd=usd_text(price))
-        return receipt(bought.purchase)
+        return await receipt(bought.purchase)
 
     async def purchases(call: Call) -> DatasetPurchases:
-        return DatasetPurchases(purchases=[receipt(p) for p in await datasets.purchases(call.caller.user_id)])
+        return DatasetPurchases(purchases=[await receipt(p) for p in await datasets.purchases(call.caller.user_id)])
 
     tags, group = ("datasets",), "dataset_catalog"  # counted; a purchase is charged its own price, not per call
     return [
         Endpoint("GET", "/datasets", "listDatasets", "Datasets for sale, priced by size and freshness", listing,
                  DatasetList, group=group, tags=tags),
         Endpoint("POST", "/datasets/{id}/purchases", "buyDataset", "Buy a dataset with API credit", buy,
-                 DatasetPurchase, group=group, path_params=DatasetPath, body=PurchaseIn, errors=(402, 404, 409),
+                 DatasetPurchase, group=group, path_params=DatasetPath, body=PurchaseIn, errors=(402, 404, 409, 503),
                  tags=tags,
                  description="Charged the dataset's price from your API credit, once per idempotency_key. "
                              "The purchase fixes the content: its links always give the same file."),

@@ -31,6 +31,8 @@ PROBLEMS = {
     "credit-too-low": "402: the API credit does not cover a dataset's price (`price_usd`).",
     "empty": "409: the dataset has no rows at that cut yet.",
     "key-reused": "409: the idempotency key was used for another dataset or cut.",
+    "storage-unavailable": "503: the dataset is bought but the object store could not take its files yet; "
+                           "send the same request again after `Retry-After` (nothing is charged twice).",
     "rate-limited": "429: over the plan's calls per minute; retry after `Retry-After` seconds.",
     "quota-exhausted": "429: today's quota is used and the API credit does not cover the call's price; "
                        "`Retry-After` is the seconds to the next UTC day.",
@@ -87,6 +89,7 @@ ERRORS = {
     413: "The body is too large",
     422: "A parameter is not valid",
     429: "Over the limit, or the quota is used and the credit is short",
+    503: "Bought, but the download storage could not take the files yet: send the same request again",
 }
 
 

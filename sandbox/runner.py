@@ -38,6 +38,7 @@ from sandbox.deepseek import DeepSeekStandIn
 from sandbox.kryptoexpress import KryptoExpressStandIn
 from sandbox.openrouter import OpenRouterStandIn
 from sandbox.operator_panel import OperatorPanel
+from sandbox.s3 import S3StandIn
 from sandbox.telegram import TelegramStandIn
 from sandbox.webchat import WebChat
 
@@ -60,13 +61,18 @@ KRYPTO_EXPRESS_CALLBACK_SECRET = "sandbox-kryptoexpress-callback-secret"
 CRYPTOBOT_ID = 1559501630
 #: Users waiting in the web chat's list (the admin is added too).
 DEMO_USERS = ((1001, "Alice", "en"), (1002, "Борис", "ru"))
+#: DATASETS_S3_BUCKET when the sandbox runs the S3 stand-in (``Sandbox(s3=True)``).
+SANDBOX_S3_BUCKET = "sandbox-datasets"
 
 
 class Sandbox:
     """Every stand-in plus the web chat. :meth:`start` returns the bot's settings."""
 
-    def __init__(self, *, rate_limit: float | None = 30.0) -> None:
+    def __init__(self, *, rate_limit: float | None = 30.0, s3: bool = False) -> None:
         self.telegram = TelegramStandIn(rate_limit=rate_limit)
+        #: An S3-compatible store for bought datasets (sandbox/s3.py), only when asked for: without it the
+        #: buyer's links point at the bot's own GET /data/{token}.
+        self.s3: S3StandIn | None = S3StandIn() if s3 else None
         self.webchat = WebChat(self.telegram, admin_id=SANDBOX_ADMIN_ID)  # routes before start()
         self.cryptopay = CryptoPayStandIn()
         self.kryptoexpress = KryptoExpressStandIn(callback_secret=KRYPTO_EXPRESS_CALLBACK_SECRET)
@@ -95,6 +101,9 @@ class Sandbox:
             await self.kryptoexpress.start(host)
             await self.openrouter.start(host)
             await self.deepseek.start(host)
+            if self.s3 is not None:
+                await self.s3.start(host)
+                self.s3.create_bucket(SANDBOX_S3_BUCKET)
         except BaseException:
             await self.stop()
             raise
@@ -134,6 +143,11 @@ class Sandbox:
             "deepseek_api_url": self.deepseek.base_url,
             "signal_webhook_secret": secret,
         }
+        if self.s3 is not None:
+            overrides.update(datasets_s3_endpoint_url=self.s3.base_url, datasets_s3_bucket=SANDBOX_S3_BUCKET,
+                             datasets_s3_access_key_id=SecretStr(self.s3.access_key_id),
+                             datasets_s3_secret_access_key=SecretStr(self.s3.secret_access_key),
+                             datasets_s3_region=self.s3.region)
         if database_url:
             overrides["database_url"] = database_url
         elif "DATABASE_URL" not in os.environ:  # a fresh database each time, unless told otherwise
@@ -172,7 +186,9 @@ class Sandbox:
 
     async def stop(self) -> None:
         """Stop every stand-in (each is stopped even if another fails)."""
-        for stand_in in (self.deepseek, self.openrouter, self.kryptoexpress, self.cryptopay, self.telegram):
+        for stand_in in (self.s3, self.deepseek, self.openrouter, self.kryptoexpress, self.cryptopay, self.telegram):
+            if stand_in is None:
+                continue
             try:
                 await stand_in.stop()
             except Exception:
@@ -182,14 +198,15 @@ class Sandbox:
 @contextlib.asynccontextmanager
 async def running_sandbox(
     data_dir: Path | str | None = None, *, port: int = 0, rate_limit: float | None = None,
-    pre_checkout_timeout: float | None = None, **overrides: Any,
+    pre_checkout_timeout: float | None = None, s3: bool = False, **overrides: Any,
 ) -> AsyncIterator[Sandbox]:
     """Start the sandbox and the real bot against it; yield the :class:`Sandbox` (``.app`` is the
     started ``bot.app.App``, ``.settings`` its settings).
 
     The database is a fresh SQLite file in ``data_dir`` (a temporary directory if None) unless
     ``database_url`` is given. ``overrides`` are further settings (e.g. ``admin_ids=[9001]``);
-    the bot's HTTP app listens on a free port unless ``web_port`` is given.
+    the bot's HTTP app listens on a free port unless ``web_port`` is given; ``s3`` runs the S3 stand-in
+    (``sb.s3``) and points DATASETS_S3_* at it.
     """
     from bot.app import App  # the bot pulls in aiogram, the database, ...; only when needed
 
@@ -199,7 +216,7 @@ async def running_sandbox(
         database_url = overrides.pop("database_url", None) or \
             f"sqlite+aiosqlite:///{Path(data_dir) / 'sandbox.db'}"
         base = Settings(_env_file=None, **{"web_port": 0, **overrides})
-        sandbox = Sandbox(rate_limit=rate_limit)
+        sandbox = Sandbox(rate_limit=rate_limit, s3=s3)
         if pre_checkout_timeout is not None:
             sandbox.telegram.pre_checkout_timeout = pre_checkout_timeout
         settings = await sandbox.start(base, port=port, database_url=database_url, announce=False)

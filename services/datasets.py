@@ -17,8 +17,10 @@ whale rankings (7d / 30d / all), as CSV or Parquet.
   below zero).
 * **Delivery**: a link signed with HMAC-SHA256 over (purchase id, format, expiry), valid `LINK_TTL`
   (24 h). The key is HMAC-SHA256(TELEGRAM_BOT_TOKEN, "datasets"): every replica derives the same key and
-  links outlive restarts; a new bot token voids the links (a fresh one is a tap in /data). Object storage
-  (presigned S3 URLs) is not built yet.
+  links outlive restarts; a new bot token voids the links (a fresh one is a tap in /data). With an
+  S3-compatible store (DATASETS_S3_*; services.dataset_store) the links are presigned GET URLs instead,
+  valid LINK_TTL: each format's export is uploaded once under `object_key` (fixed by the purchase) before
+  its first link is given, and a refund deletes the objects (S3 cannot revoke a single presigned URL).
 * **Export** never blocks the event loop: rows are read in batches (`BATCH` rows) and encoded in a worker
   thread; CSV streams batch by batch, Parquet is written to a spooled temporary file (one row group per
   batch) and then streamed. Decimal amounts are exported as their exact text.
@@ -54,6 +56,7 @@ from db.models import Order
 from db.models_datasets import DatasetPurchase
 from db.models_signals import Signal, SignalEvent
 from db.models_whales import WhaleTrade, WhaleWallet
+from services.dataset_store import DatasetStore
 from services.ledger import Cause, LedgerService
 from services.orders import OrderService, Status
 from services.products import Command, Delivery, MenuEntry, Product, TakenBack, Text, text
@@ -427,9 +430,9 @@ class DatasetService:
 
     def __init__(self, db: Database, ledger: LedgerService, *, base_price: Decimal, link_key: bytes,
                  public_url: Callable[[str], str], clock: Callable[[], datetime] = utcnow,
-                 sources: Mapping[str, Source] | None = None) -> None:
+                 sources: Mapping[str, Source] | None = None, store: DatasetStore | None = None) -> None:
         self.db, self.ledger, self.base_price, self.clock = db, ledger, base_price, clock
-        self.public_url = public_url
+        self.public_url, self.store = public_url, store
         self.sources = dict(SOURCES if sources is None else sources)
         self.signer = LinkSigner(link_key, clock=clock)
         self._listing: tuple[float, list[Quote]] | None = None
@@ -437,11 +440,12 @@ class DatasetService:
     @classmethod
     def from_settings(cls, settings: Settings, db: Database, ledger: LedgerService) -> DatasetService:
         """Priced at API_PRICES["datasets"], links signed with the key derived from the bot token and made
-        absolute with PUBLIC_BASE_URL (without it: this machine's WEB_PORT)."""
+        absolute with PUBLIC_BASE_URL (without it: this machine's WEB_PORT); presigned URLs to the object
+        store instead when DATASETS_S3_* name one."""
         base = settings.http_base_url or "http://127.0.0.1"
         token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else ""
         return cls(db, ledger, base_price=settings.api_prices["datasets"], link_key=link_key(token),
-                   public_url=lambda path: f"{base}{path}")
+                   public_url=lambda path: f"{base}{path}", store=DatasetStore.from_settings(settings))
 
     def source(self, dataset: str) -> Source | None:
         return self.sources.get(dataset)
@@ -537,17 +541,33 @@ class DatasetService:
                 select(DatasetPurchase).where(DatasetPurchase.user_id == user_id, DatasetPurchase.revoked_at.is_(None))
                 .order_by(DatasetPurchase.id.desc()).limit(limit))).all())
 
-    def links(self, purchase: DatasetPurchase) -> dict[str, str]:
-        """Signed download links of the purchase, one per format, valid LINK_TTL from now."""
-        expires = self.clock() + LINK_TTL
-        return {fmt: self.public_url(f"/data/{self.signer.token(purchase.id, fmt, expires)}") for fmt in FORMATS}
+    async def links(self, purchase: DatasetPurchase) -> dict[str, str]:
+        """Download links of the purchase, one per format, valid LINK_TTL from now: signed links to
+        GET /data/{token}, or with an object store presigned URLs to its uploaded exports (uploaded here the
+        first time; StoreUnavailable when the store cannot be reached)."""
+        if self.store is None:
+            expires = self.clock() + LINK_TTL
+            return {fmt: self.public_url(f"/data/{self.signer.token(purchase.id, fmt, expires)}") for fmt in FORMATS}
+        source = self.sources.get(purchase.dataset)
+        links = {}
+        for fmt, content_type in FORMATS.items():
+            key = self.object_key(purchase, fmt)
+            if source is not None:
+                await self.store.put_once(key, self.export(purchase, fmt, source), content_type)
+            links[fmt] = self.store.presign(key, self.filename(purchase, fmt), LINK_TTL)
+        return links
 
-    def receipt(self, purchase: DatasetPurchase) -> dict[str, Any]:
+    @classmethod
+    def object_key(cls, purchase: DatasetPurchase, fmt: str) -> str:
+        """Where a purchase's export lives in the object store: one key per purchase (its cut) and format."""
+        return f"datasets/{cls.filename(purchase, fmt)}"
+
+    async def receipt(self, purchase: DatasetPurchase) -> dict[str, Any]:
         """A purchase as JSON values with fresh links (for the API's answer to a credit purchase)."""
         return {"purchase_id": purchase.id, "id": purchase.dataset, "cut": purchase.cut,
                 "ends_at": purchase.cutoff_at.isoformat(), "rows": purchase.rows,
                 "price_usd": str(purchase.price.quantize(CENT)),
-                "links": self.links(purchase), "links_expire_at": (self.clock() + LINK_TTL).isoformat()}
+                "links": await self.links(purchase), "links_expire_at": (self.clock() + LINK_TTL).isoformat()}
 
     async def open(self, token: str) -> tuple[DatasetPurchase, str, Source]:
         """What a link serves: (purchase, format, source); LinkRefused for a bad, expired or refunded one."""
@@ -578,13 +598,17 @@ class DatasetService:
         return purchase
 
     async def revoke_order(self, order_id: int) -> bool:
-        """Switch off the downloads of an order's purchase; True if it exists (revoked now or before)."""
+        """Switch off the downloads of an order's purchase; True if it exists (revoked now or before). With
+        an object store its objects are deleted too (after the commit; StoreUnavailable makes the refund's
+        take-back retry, and deleting again is harmless)."""
         async with self.db.transaction() as session:
             await session.execute(update(DatasetPurchase).where(
                 DatasetPurchase.order_id == order_id, DatasetPurchase.revoked_at.is_(None)
             ).values(revoked_at=self.clock()))
-            return await session.scalar(select(DatasetPurchase.id).where(DatasetPurchase.order_id == order_id)
-                                        ) is not None
+            purchase = await session.scalar(select(DatasetPurchase).where(DatasetPurchase.order_id == order_id))
+        if purchase is not None and self.store is not None:
+            await self.store.delete([self.object_key(purchase, fmt) for fmt in FORMATS])
+        return purchase is not None
 
 
 class _NoCredit(Exception):
@@ -641,7 +665,7 @@ class DatasetFulfiller:
 
     async def fulfil(self, order: Order) -> Delivery:
         purchase = await self.datasets.from_order(order)
-        links = self.datasets.links(purchase)
+        links = await self.datasets.links(purchase)  # an unreachable store fails the job: fulfilment retries
         return Delivery(text=lambda: self.wording.delivered(purchase, links),
                         record={"purchase_id": purchase.id, "rows": purchase.rows},
                         link=lambda: (self.wording.link_label(), links["csv"]))

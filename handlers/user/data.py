@@ -89,7 +89,7 @@ async def my_datasets(query: CallbackQuery, services: Services) -> None:
     lines = []
     for purchase in purchases:
         lines.append(words.purchase_line(purchase, texts.title(purchase.dataset), services.settings.tz))
-        for fmt, url in service.links(purchase).items():
+        for fmt, url in (await service.links(purchase)).items():
             builder.button(text=f"{words.format_label(fmt)} · #{purchase.id}", url=url)
     builder.button(text=_("⬅️ Datasets"), callback_data=Menu(section="data"))
     builder.adjust(*([len(FORMATS)] * len(purchases)), 1)

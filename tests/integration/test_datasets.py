@@ -199,9 +199,9 @@ async def test_the_download_route_serves_the_file_and_refuses_bad_links_with_a_p
     await credit(ledger, "5")
     await signals.ingest(signal(1))
     purchase = (await service.buy_with_credit(BUYER, "signals", "live", "dl")).purchase
-    links = service.links(purchase)
+    links = await service.links(purchase)
     assert set(links) == {"csv", "parquet"} and links["csv"].startswith("https://bot.example/data/")
-    receipt = service.receipt(purchase)
+    receipt = await service.receipt(purchase)
     assert (receipt["id"], receipt["cut"], receipt["rows"], receipt["price_usd"]) == ("signals", "live", 1, "1.00")
     assert receipt["links_expire_at"] == "2026-11-22T12:00:00+00:00" and receipt["links"]["csv"].startswith("https://")
     app = web.Application()
@@ -223,7 +223,7 @@ async def test_the_download_route_serves_the_file_and_refuses_bad_links_with_a_p
         clock.advance(hours=25)
         answer = await client.get(path)
         assert answer.status == 410 and (await answer.json())["status"] == 410
-        fresh = service.links(purchase)["csv"].removeprefix("https://bot.example")  # /data gives a new one
+        fresh = (await service.links(purchase))["csv"].removeprefix("https://bot.example")  # /data gives a new one
         assert (await client.get(fresh)).status == 200
 
 
