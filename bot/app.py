@@ -18,7 +18,7 @@ from bot.factory import create_dispatcher
 from bot.middlewares import ThrottleMiddleware
 from bot.replicas import SharedThrottle, conversation_storage
 from bot.tasks import spawn, supervise
-from bot.wiring import WHALE_RANKING_TTL, Services, build_services, secret
+from bot.wiring import MARKET_BOARD_TTL, WHALE_RANKING_TTL, Services, build_services, secret
 from config.settings import Settings
 from db import migrate
 from processing.ingest_auth import IngestAuth
@@ -85,6 +85,7 @@ def schedule_jobs(scheduler: JobScheduler, services: Services) -> None:
     scheduler.add_job(s.whale_alerts.tick, "interval", seconds=WHALE_ALERT_TICK_SECONDS, id="whale_alerts")
     scheduler.add_job(s.whales.refresh_rankings, "interval", seconds=WHALE_RANKING_TTL * 2 // 3,
                       id="whale_rankings")
+    scheduler.add_job(s.market_board.refresh, "interval", seconds=MARKET_BOARD_TTL * 2 // 3, id="market_board")
     scheduler.add_job(s.update_dedup.prune, "interval", hours=1, id="update_dedup_prune")
     scheduler.add_job(s.earnings.release_due, "interval", hours=1, id="seller_earnings",
                       next_run_time=datetime.now(UTC))  # shares past PAYOUT_HOLD_DAYS become payable

@@ -64,6 +64,7 @@ from services.invalidations import SharedInvalidations
 from services.leader import Leadership, build_leadership
 from services.ledger import LedgerService
 from services.marketplace import MarketplaceService
+from services.marketplace_board import MarketBoard
 from services.openrouter import OpenRouterClient
 from services.orders import OrderService
 from services.payments import registry as payment_registry
@@ -83,6 +84,7 @@ from transport.gate import OutgoingGate
 from transport.redis_budget import RedisBudget
 
 WHALE_RANKING_TTL = 30  # seconds a computed leaderboard is served before it is recomputed
+MARKET_BOARD_TTL = 60  # seconds the computed /market board is served before it is recomputed
 BUILT_IN_PRODUCTS: tuple[ProductBuilder, ...] = (ai_tokens_product, plan_product, api_credit_product,
                                                   datasets_product, marketplace_product)
 """The built-in products (told in presentation/'s words), in menu and command order; registered ones
@@ -158,6 +160,7 @@ class Services:
     webhook_delivery: WebhookWorker
     marketplace: MarketplaceService  # signal providers: applications, review, subscriptions to a provider
     earnings: EarningsService  # sellers' shares of their orders in the ledger (held, payable, refunded)
+    market_board: MarketBoard  # /market's ranking of providers and their cards' figures (cached)
     payouts: PayoutService  # payout runs: every seller's payable balance paid once (transfer or by hand)
     payout_job: PayoutJob  # runs them (admin, monthly, hourly resume) and tells the payees
 
@@ -254,5 +257,6 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
                            storage=storage_for(settings.redis_url)),
         api_data=ApiData(db, signals, whales),
         webhooks=webhooks, webhook_delivery=WebhookWorker(db, webhooks, notifier),
+        market_board=MarketBoard(db, ttl=MARKET_BOARD_TTL),
         marketplace=marketplace, earnings=earnings, payouts=payouts, payout_job=PayoutJob(payouts, notifier),
     )

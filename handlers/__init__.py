@@ -13,6 +13,7 @@ from handlers.user import (
     api,
     checkout,
     help,
+    market_board,
     marketplace,
     orders,
     plans,
@@ -46,6 +47,7 @@ def build_routers(admin_ids: list[int], products: Sequence[Router] = ()) -> list
         ai_tokens.build_router(),  # after the commands: its custom-amount state takes stray text
         api.build_router(),  # after the commands too: its key-name and amount states take stray text
         datasets.build_router(),
+        market_board.build_router(),
         marketplace.build_router(),  # after the commands: its application states take stray text
         *products,
         fallback.build_router(),  # last: takes only what nobody else did

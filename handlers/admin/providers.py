@@ -1,5 +1,6 @@
 """Admins: /providers — the marketplace's review queue (applications first, then approved and suspended
-providers): a provider's card with approve, reject (with a reason), suspend (with a reason) and reinstate. Each
+providers, ⚠️ on those with integrity flags): a provider's card with its flags and their reasons
+(services.marketplace_integrity), approve, reject (with a reason), suspend (with a reason) and reinstate. Each
 decision is a conditional state change, recorded in the audit log with its before and after, and the provider
 is told."""
 
@@ -17,7 +18,9 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callbacks import RowId
 from bot.screens import refuse, show
 from bot.wiring import Services
+from presentation import market_board as board_words
 from presentation import marketplace as words
+from presentation import suspension as suspension_words
 from services.marketplace import MAX_REASON, NEEDS_REASON, TRANSITIONS, Review
 
 
@@ -36,10 +39,12 @@ class ReasonAsk(StatesGroup):
 
 async def show_queue(event: Message | CallbackQuery, services: Services, state: FSMContext) -> None:
     await state.clear()
-    providers = await services.marketplace.queue()
+    providers = (await services.marketplace.queue())[:40]
+    flags = await services.market_board.flags([p.id for p in providers])
     builder = InlineKeyboardBuilder()
-    for provider in providers[:40]:
-        builder.button(text=words.queue_label(provider), callback_data=ProviderCard(id=provider.id))
+    for provider in providers:
+        builder.button(text=words.queue_label(provider) + board_words.flag_mark(flags[provider.id]),
+                       callback_data=ProviderCard(id=provider.id))
     builder.adjust(1)
     await show(event, words.queue(providers), builder.as_markup())
 
@@ -61,7 +66,11 @@ async def show_card(query: CallbackQuery, callback_data: ProviderCard, services:
     builder.button(text=_("⬅️ Providers"), callback_data=ProviderCard(id=0))
     builder.adjust(2, 1)
     subscribers = await services.marketplace.subscribers(provider.id)
-    await show(query, words.admin_card(provider, subscribers, services.settings.tz), builder.as_markup())
+    text = words.admin_card(provider, subscribers, services.settings.tz)
+    flags = (await services.market_board.flags([provider.id]))[provider.id]
+    if flags:  # integrity flags for review (services.marketplace_integrity)
+        text += "\n\n" + "\n".join(board_words.flag_line(flag) for flag in flags)
+    await show(query, text, builder.as_markup())
 
 
 async def review_tap(query: CallbackQuery, callback_data: ProviderReview, services: Services,
@@ -100,6 +109,10 @@ async def decide(event: Message | CallbackQuery, services: Services, provider_id
     builder = InlineKeyboardBuilder()
     builder.button(text=_("⬅️ Providers"), callback_data=ProviderCard(id=0))
     await show(event, words.reviewed(review, provider), builder.as_markup())
+    if review is Review.SUSPEND:  # its subscribers told, their unused time refunded (processing.suspension)
+        refunded = await services.suspension.settle(provider.id, admin_id)
+        if refunded:
+            await services.notifier.send(admin_id, lambda: suspension_words.admin_refunded(provider.name, refunded))
 
 
 def build_router() -> Router:

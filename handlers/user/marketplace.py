@@ -17,6 +17,7 @@ from bot.keyboards import Menu
 from bot.screens import refuse, show
 from bot.wiring import Services
 from handlers.user.checkout import offer_payment
+from handlers.user.market_board import MarketOpen, add_chart_button, card_figures, show_board
 from presentation import marketplace as words
 from presentation import payouts as payout_words
 from services.earnings import seller_account
@@ -32,10 +33,7 @@ from services.marketplace import (
     seller_of,
 )
 from services.marketplace import State as ProviderState
-
-
-class MarketOpen(CallbackData, prefix="mkt"):
-    id: RowId  # 0: the list
+from services.marketplace_board import View
 
 
 class MarketBuy(CallbackData, prefix="mkb"):
@@ -63,15 +61,9 @@ def _back(builder: InlineKeyboardBuilder) -> None:
 # ------------------------------------------------------------------------------------------ /market
 
 async def show_market(event: Message | CallbackQuery, services: Services, state: FSMContext) -> None:
-    """/market and its menu button: the approved providers, most subscribed first."""
+    """/market and its menu button: the approved providers ranked by score (handlers.user.market_board)."""
     await state.clear()
-    listings = await services.marketplace.listing()
-    builder = InlineKeyboardBuilder()
-    for item in listings[:30]:
-        builder.button(text=words.listing_label(item), callback_data=MarketOpen(id=item.provider.id))
-    _back(builder)
-    builder.adjust(1)
-    await show(event, words.market(listings), builder.as_markup())
+    await show_board(event, services, View())
 
 
 async def open_provider(query: CallbackQuery, callback_data: MarketOpen, services: Services,
@@ -88,10 +80,12 @@ async def open_provider(query: CallbackQuery, callback_data: MarketOpen, service
     builder = InlineKeyboardBuilder()
     if provider.user_id != query.from_user.id:
         builder.button(text=words.subscribe_label(provider), callback_data=MarketBuy(id=provider.id))
+    add_chart_button(builder, provider.id)
     builder.button(text=_("⬅️ Signal marketplace"), callback_data=MarketOpen(id=0))
     builder.adjust(1)
-    await show(query, words.card(provider, await market.subscribers(provider.id), until, services.settings.tz),
-               builder.as_markup())
+    figures, card = await card_figures(services, provider.id)
+    text = words.card(provider, card.subscribers, until, services.settings.tz)
+    await show(query, f"{text}\n\n{figures}", builder.as_markup())
 
 
 async def buy(query: CallbackQuery, callback_data: MarketBuy, services: Services) -> None:

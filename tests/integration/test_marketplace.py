@@ -315,7 +315,7 @@ async def test_market_and_provider_screens_in_russian(harness):
     market = texts(h, SUBSCRIBER)[-1]
     assert "Маркетплейс сигналов" in market and "Сигналы проекта" in market
     labels = [b.text for row in h.session.of("SendMessage")[-1].reply_markup.inline_keyboard for b in row]
-    assert "Alpha · 19,99\xa0$/мес · подписчиков: 0" in labels
+    assert "1. Alpha · новый" in labels
     await h.press(russian, f"mkt:{provider}")
     assert "Подписаться · 19,99\xa0$ в месяц" in [b.text for row in h.session.of("EditMessageText")[-1]
                                                .reply_markup.inline_keyboard for b in row]

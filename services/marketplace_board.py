@@ -1,0 +1,272 @@
+"""/market's board and a provider's card, from the stored signals and events (the platform's arrival times):
+the ranking (services.marketplace_ranking) of every approved provider, sorted and filtered, and a provider's
+figures for 30 / 90 days / all time with its equity curve and integrity flags (services.marketplace_integrity).
+
+The board is computed for all providers at once (one read of the closed signals) and served from memory for
+`ttl` seconds, like the whale boards (services.whale_rankings): a scheduler job recomputes it before it
+expires, and views meanwhile are served the previous one; sorted orders are kept per sort key, so a page is a
+filter and a slice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from db.base import utcnow
+from db.engine import Database
+from db.models_marketplace import Provider, ProviderSubscription
+from db.models_signals import Signal, SignalEvent
+from services import marketplace_integrity, marketplace_ranking, track_record
+from services.marketplace import State
+from services.marketplace_ranking import Closed, PeriodFigures, Score
+
+SORTS = ("score", "price", "winrate", "drawdown")
+PRICE_CAPS: tuple[int | None, ...] = (None, 1000, 2500, 5000, 10000)  # cents a month
+WIN_FLOORS: tuple[Decimal | None, ...] = (None, Decimal("0.5"), Decimal("0.6"), Decimal("0.7"))
+DRAWDOWN_CAPS: tuple[Decimal | None, ...] = (None, Decimal("0.1"), Decimal("0.2"), Decimal("0.3"))
+PAGE_SIZE = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A provider on the board: all-time figures and its score (None while not ranked). `ecosystems`: the
+    markets it declared and those of the signals it published."""
+
+    provider_id: int
+    name: str
+    price_cents: int
+    ecosystems: tuple[str, ...]
+    subscribers: int
+    score: Score
+    closed: int
+    win_rate: Decimal | None
+    max_drawdown: Decimal
+    cumulative_return: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What the reader chose: indexes into SORTS, PRICE_CAPS, WIN_FLOORS, DRAWDOWN_CAPS; "" for any market."""
+
+    sort: int = 0
+    ecosystem: str = ""
+    price: int = 0
+    win: int = 0
+    drawdown: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    entries: list[Entry]
+    total: int  # matching the filters
+    offset: int
+    ecosystems: list[str]  # every approved provider's markets, for the filter
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    figures: dict[str, PeriodFigures]  # "30d", "90d", "all"
+    equity: tuple[Decimal, ...]
+    score: Score
+    subscribers: int
+
+
+def _ranked(e: Entry) -> tuple:
+    return e.score.score is None, -(e.score.score or 0)
+
+
+def _sort_key(name: str) -> Callable[[Entry], tuple]:
+    """Best first; within equal values, the better score, then the name."""
+    ranked = _ranked
+    keys: dict[str, Callable[[Entry], tuple]] = {
+        "score": lambda e: (*ranked(e), e.name.lower(), e.provider_id),
+        "price": lambda e: (e.price_cents, *ranked(e), e.provider_id),
+        "winrate": lambda e: (e.win_rate is None, -(e.win_rate or 0), *ranked(e), e.provider_id),
+        "drawdown": lambda e: (e.closed == 0, e.max_drawdown, *ranked(e), e.provider_id),
+    }
+    return keys[name]
+
+
+def matches(entry: Entry, view: View) -> bool:
+    cap, floor, worst = PRICE_CAPS[view.price], WIN_FLOORS[view.win], DRAWDOWN_CAPS[view.drawdown]
+    return ((not view.ecosystem or view.ecosystem in entry.ecosystems)
+            and (cap is None or entry.price_cents <= cap)
+            and (floor is None or (entry.win_rate is not None and entry.win_rate >= floor))
+            and (worst is None or (entry.closed > 0 and entry.max_drawdown <= worst)))
+
+
+def closed_of(signals: Sequence, events: Sequence) -> list[Closed]:
+    """A chain's closed signals (track_record's rule), with the time each arrived."""
+    by_signal: dict[int, list] = defaultdict(list)
+    for event in events:
+        by_signal[event.signal_id].append(event)
+    found = []
+    for signal in signals:
+        trade = track_record.outcome(signal, by_signal.get(signal.id, ()))
+        if trade is not None:
+            found.append(Closed(signal.received_at, trade.closed_at, trade.ret, trade.r_multiple))
+    return found
+
+
+def _closed(row, exit_price: Decimal, closed_at: datetime) -> Closed:
+    """track_record.trade's return and R multiple, from a plain row."""
+    sign = Decimal(1) if row.side == "long" else Decimal(-1)
+    risk = sign * (row.entry - row.stop_loss)
+    move = sign * (exit_price - row.entry)
+    return Closed(row.received_at, closed_at, move / row.entry, move / risk if risk > 0 else None)
+
+
+class MarketBoard:
+    def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow, ttl: float = 0) -> None:
+        self.db, self.clock, self.ttl = database, clock, ttl
+        self._board: tuple[datetime, list[Entry]] | None = None
+        self._sorted: dict[str, list[Entry]] = {}
+
+    # -- the board --------------------------------------------------------------------------------------
+
+    async def _entries(self, *, force: bool = False) -> list[Entry]:
+        now = self.clock()
+        if (not force and self._board is not None and self.ttl > 0
+                and (now - self._board[0]).total_seconds() < self.ttl):
+            return self._board[1]
+        entries = await self._compute(now)
+        self._board, self._sorted = (now, entries), {}
+        return entries
+
+    async def _compute(self, now: datetime) -> list[Entry]:
+        """Every approved provider's entry, from one read of the providers' signals and closing events."""
+        closing = (SignalEvent.type.in_(track_record.CLOSING)) | (SignalEvent.type == "tp_hit")
+        async with self.db.session() as session:
+            providers = (await session.execute(
+                select(Provider.id, Provider.name, Provider.price_cents, Provider.ecosystems)
+                .where(Provider.status == State.APPROVED.value))).all()
+            approved = {row.id for row in providers}
+            signals = (await session.execute(
+                select(Signal.id, Signal.provider_id, Signal.ecosystem, Signal.side, Signal.entry, Signal.stop_loss,
+                       func.json_array_length(Signal.take_profits).label("targets"), Signal.received_at)
+                .where(Signal.provider_id.is_not(None)))).all()
+            events = (await session.execute(
+                select(SignalEvent.signal_id, SignalEvent.type, SignalEvent.level, SignalEvent.price,
+                       SignalEvent.received_at)
+                .where(SignalEvent.provider_id.is_not(None), closing)
+                .order_by(SignalEvent.received_at, SignalEvent.id))).all()
+            starts = (await session.execute(
+                select(ProviderSubscription.provider_id, func.min(ProviderSubscription.starts_at))
+                .where(ProviderSubscription.ends_at > ProviderSubscription.starts_at,
+                       ProviderSubscription.starts_at <= now)
+                .group_by(ProviderSubscription.provider_id, ProviderSubscription.user_id))).all()
+            counts = dict((await session.execute(
+                select(ProviderSubscription.provider_id, func.count(func.distinct(ProviderSubscription.user_id)))
+                .where(ProviderSubscription.starts_at <= now, ProviderSubscription.ends_at > now)
+                .group_by(ProviderSubscription.provider_id))).all())
+        exit_of: dict[int, tuple] = {}
+        targets = {row.id: row.targets for row in signals}
+        for event in events:  # in arrival order: the first closing event of each signal closes it
+            if event.signal_id not in exit_of and (
+                    event.type != "tp_hit" or event.level >= (targets.get(event.signal_id) or 0)):
+                exit_of[event.signal_id] = (event.price, event.received_at)
+        closed: dict[int, list[Closed]] = defaultdict(list)
+        first: dict[int, datetime] = {}
+        markets: dict[int, set[str]] = defaultdict(set)
+        last: dict[int, datetime] = {}
+        for row in signals:
+            pid = row.provider_id
+            if pid not in approved:
+                continue
+            first[pid] = min(first.get(pid, row.received_at), row.received_at)
+            markets[pid].add(row.ecosystem)
+            last[pid] = max(last.get(pid, row.received_at), row.received_at)
+            found = exit_of.get(row.id)
+            if found is not None:
+                closed[pid].append(_closed(row, *found))
+        subscriber_starts: dict[int, list[datetime]] = defaultdict(list)
+        for pid, start in starts:
+            subscriber_starts[pid].append(start)
+        entries = []
+        for row in providers:
+            mine = closed.get(row.id, [])
+            score = marketplace_ranking.score(mine, first_signal_at=first.get(row.id),
+                                              last_signal_at=last.get(row.id),
+                                              subscriber_starts=subscriber_starts.get(row.id, []), now=now)
+            figures = track_record.figures([track_record.Trade(i, "", "", t.closed_at, t.ret, t.r_multiple)
+                                            for i, t in enumerate(mine)])
+            ecosystems = tuple(sorted(set(row.ecosystems or ()) | markets[row.id]))
+            entries.append(Entry(row.id, row.name, row.price_cents, ecosystems,
+                                 counts.get(row.id, 0), score, figures.trades, figures.win_rate,
+                                 figures.max_drawdown, figures.cumulative_return))
+        return entries
+
+    async def page(self, view: View, *, offset: int = 0, limit: int = PAGE_SIZE) -> Page:
+        entries = await self._entries()
+        sort = SORTS[view.sort]
+        ordered = self._sorted.get(sort)
+        if ordered is None:
+            ordered = self._sorted[sort] = sorted(entries, key=_sort_key(sort))
+        chosen = [e for e in ordered if matches(e, view)]
+        ecosystems = sorted({name for e in entries for name in e.ecosystems})
+        return Page(chosen[offset:offset + limit], len(chosen), offset, ecosystems)
+
+    async def refresh(self) -> bool:
+        """Recompute the board if someone has looked at it (a scheduler job, so views rarely pay for it); the
+        old board is served until the new one is ready."""
+        if self._board is None:
+            return False
+        await self._entries(force=True)
+        return True
+
+    def forget(self) -> None:
+        self._board, self._sorted = None, {}
+
+    # -- a provider --------------------------------------------------------------------------------------
+
+    async def _history(self, provider_id: int) -> tuple[list[Signal], list[SignalEvent]]:
+        async with self.db.session() as session:
+            signals = list(await session.scalars(select(Signal).where(Signal.provider_id == provider_id)
+                                                 .order_by(Signal.id)))
+            events = list(await session.scalars(select(SignalEvent).where(SignalEvent.provider_id == provider_id)
+                                                .order_by(SignalEvent.id)))
+        return signals, events
+
+    async def card(self, provider_id: int) -> Card:
+        """A provider's figures for 30 / 90 days / all time, its equity curve (all time) and its score."""
+        now = self.clock()
+        signals, events = await self._history(provider_id)
+        closed = closed_of(signals, events)
+        async with self.db.session() as session:
+            starts = list(await session.scalars(
+                select(func.min(ProviderSubscription.starts_at))
+                .where(ProviderSubscription.provider_id == provider_id,
+                       ProviderSubscription.ends_at > ProviderSubscription.starts_at,
+                       ProviderSubscription.starts_at <= now)
+                .group_by(ProviderSubscription.user_id)))
+            subscribers = await session.scalar(
+                select(func.count(func.distinct(ProviderSubscription.user_id))).where(
+                    ProviderSubscription.provider_id == provider_id, ProviderSubscription.starts_at <= now,
+                    ProviderSubscription.ends_at > now)) or 0
+        times = [s.received_at for s in signals]
+        figures = marketplace_ranking.card_figures(closed, times, now)
+        score = marketplace_ranking.score(closed, first_signal_at=min(times, default=None),
+                                          last_signal_at=max(times, default=None), subscriber_starts=starts, now=now)
+        return Card(figures, figures["all"].figures.equity, score, subscribers)
+
+    async def flags(self, provider_ids: Sequence[int]) -> dict[int, list[marketplace_integrity.Flag]]:
+        """Integrity flags of these providers (the admins' /providers), from one read of their records."""
+        if not provider_ids:
+            return {}
+        async with self.db.session() as session:
+            signals = list(await session.scalars(select(Signal).where(Signal.provider_id.in_(provider_ids))))
+            events = list(await session.scalars(select(SignalEvent)
+                                                .where(SignalEvent.provider_id.in_(provider_ids))))
+        by_signals: dict[int, list] = defaultdict(list)
+        by_events: dict[int, list] = defaultdict(list)
+        for signal in signals:
+            by_signals[signal.provider_id].append(signal)
+        for event in events:
+            by_events[event.provider_id].append(event)
+        return {pid: marketplace_integrity.flags(by_signals[pid], by_events[pid]) for pid in provider_ids}
