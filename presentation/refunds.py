@@ -20,12 +20,21 @@ def owed_text(amount: Decimal, asset: str) -> str:
     return amount_text(amount, asset)
 
 
+def reference_text(reference: str | None) -> str:
+    """A refund's reference as the reader reads it: Crypto Pay's "transfer 501" in their words; a Stars charge
+    id or a transaction hash as it is."""
+    kind, _sep, number = (reference or "").partition(" ")
+    if kind == "transfer" and number.isdigit():
+        return _("transfer {id}").format(id=number)
+    return html.escape(reference or "")
+
+
 def money_line(request: RefundRequest) -> str:
     """One payment's refund as the buyer reads it (never "sent" before it was)."""
     amount = owed_text(request.amount, request.asset)
     if request.state == RequestState.SENT:
-        return _("💸 {amount} sent back ({reference}).").format(
-            amount=amount, reference=html.escape(request.reference or ""))
+        return _("💸 {amount} sent back ({reference}).").format(amount=amount,
+                                                               reference=reference_text(request.reference))
     if request.state == RequestState.AWAITING_ADDRESS:
         return _("📮 To send {amount} back on the {network} network we need your wallet address: tap the "
                  "button below and send it.").format(amount=amount, network=html.escape(network_of(request.asset)))
@@ -49,7 +58,7 @@ def admin_request_line(request: RefundRequest) -> str:
     amount = owed_text(request.amount, request.asset)
     if request.state == RequestState.SENT:
         return _("✅ {amount} sent back ({reference}).").format(amount=amount,
-                                                               reference=html.escape(request.reference or ""))
+                                                               reference=reference_text(request.reference))
     if request.state == RequestState.AWAITING_ADDRESS:
         return _("📮 {amount} on-chain: the buyer is asked for an address; you'll then get exactly what to "
                  "send.").format(amount=amount)
