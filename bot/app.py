@@ -91,6 +91,7 @@ def schedule_jobs(scheduler: JobScheduler, services: Services) -> None:
                       next_run_time=datetime.now(UTC))  # shares past PAYOUT_HOLD_DAYS become payable
     scheduler.add_job(s.payout_job.monthly, "cron", day=1, hour=9, id="payout_run")  # settings.tz: the scheduler's
     scheduler.add_job(s.payout_job.resume, "interval", hours=1, id="payout_resume")  # transfers a run left open
+    scheduler.add_job(s.suspension.sweep, "interval", minutes=5, id="suspension_refunds")  # finish interrupted ones
     s.whale_post.schedule(scheduler)
     if settings.telegram_content_enabled:
         s.publisher.schedule(scheduler)

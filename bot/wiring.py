@@ -40,6 +40,7 @@ from processing.referrals import RewardingDeliverer
 from processing.refunds import RefundService
 from processing.signal_delivery import SignalDelivery
 from processing.subscriptions import SubscriptionLifecycle
+from processing.suspension import SuspensionRefunds
 from processing.webhook_delivery import WebhookWorker
 from processing.whale_alerts import WhaleAlerts
 from processing.whale_post import WeeklyWhalePost
@@ -163,6 +164,7 @@ class Services:
     market_board: MarketBoard  # /market's ranking of providers and their cards' figures (cached)
     payouts: PayoutService  # payout runs: every seller's payable balance paid once (transfer or by hand)
     payout_job: PayoutJob  # runs them (admin, monthly, hourly resume) and tells the payees
+    suspension: SuspensionRefunds  # a suspended provider's subscribers told and their unused time refunded
 
 
 def build_services(settings: Settings, *, session: BaseSession | None = None) -> Services:
@@ -259,4 +261,5 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
         webhooks=webhooks, webhook_delivery=WebhookWorker(db, webhooks, notifier),
         market_board=MarketBoard(db, ttl=MARKET_BOARD_TTL),
         marketplace=marketplace, earnings=earnings, payouts=payouts, payout_job=PayoutJob(payouts, notifier),
+        suspension=SuspensionRefunds(marketplace, refunds, notifier),
     )

@@ -25,7 +25,7 @@ from db.models import Order
 from db.models_marketplace import Provider, ProviderSubscription
 from services.earnings import EarningsService, Reversed
 from services.money import cents_to_decimal
-from services.orders import OrderService
+from services.orders import MONEY_IN, OrderService
 from services.payouts import Payee
 from services.products import Delivery, FulfilmentFailed, TakenBack
 from services.text import strip_invisible_or_none
@@ -294,6 +294,21 @@ class MarketplaceService:
                                        ends_at=start + timedelta(days=days), order_id=order_id, created_at=now)
             session.add(row)
         return row
+
+    async def unused_of_suspended(self, provider_id: int | None = None) -> list[tuple[int, int, int]]:
+        """(provider, order, user) of every paid period with time left of a suspended provider (of one, or
+        all): what its suspension refunds."""
+        now = self.clock()
+        query = (select(ProviderSubscription.provider_id, ProviderSubscription.order_id, ProviderSubscription.user_id)
+                 .join(Provider, Provider.id == ProviderSubscription.provider_id)
+                 .join(Order, Order.id == ProviderSubscription.order_id)
+                 .where(Provider.status == State.SUSPENDED.value, ProviderSubscription.ends_at > now,
+                        Order.status.in_([s.value for s in MONEY_IN]))
+                 .order_by(ProviderSubscription.user_id, ProviderSubscription.id))
+        if provider_id is not None:
+            query = query.where(ProviderSubscription.provider_id == provider_id)
+        async with self.db.session() as session:
+            return [tuple(row) for row in await session.execute(query)]
 
     async def take_back_time(self, order_id: int) -> timedelta:
         """A refunded order's unused time (all of it if it has not started): its period ends now. Idempotent."""

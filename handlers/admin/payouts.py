@@ -19,7 +19,7 @@ from presentation import payouts as words
 from services.payouts import MANUAL, PayoutRefused
 
 
-class PayoutDo(CallbackData, prefix="pay"):
+class PayoutDo(CallbackData, prefix="pout"):
     do: str  # "home", "run", "record"
     id: RowId = 0
 

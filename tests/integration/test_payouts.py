@@ -105,14 +105,14 @@ async def test_admin_runs_payouts_records_a_manual_one_and_the_provider_sees_its
 
     await h.send(ADMIN_ID, "/payouts")
     assert "Sellers with a payable balance: 2, $28.00 in all." in texts(h, ADMIN_ID)[-1]
-    await h.press(ADMIN_ID, "pay:run:0")
+    await h.press(ADMIN_ID, "pout:run:0")
     report = texts(h, ADMIN_ID)[-1]
     assert "✅ Paid (1, $20.00)" in report and "Prov 0: $20.00 · transfer 501" in report
     assert "✍️ To send by hand (1, $8.00)" in report and "TRC20:TQn9Y2" in report
     assert [t["user_id"] for t in cp.transfers.values()] == [telegram_user]
     item = (await h.app.payouts.open_manual())[0]
 
-    await h.press(ADMIN_ID, f"pay:record:{item.id}")
+    await h.press(ADMIN_ID, f"pout:record:{item.id}")
     assert "then reply with the transaction's reference" in texts(h, ADMIN_ID)[-1]
     await h.send(ADMIN_ID, "x")
     assert "does not look like a reference" in texts(h, ADMIN_ID)[-1]
@@ -120,7 +120,7 @@ async def test_admin_runs_payouts_records_a_manual_one_and_the_provider_sees_its
     assert f"Recorded: #{item.id}, $8.00, reference 0xabc123def456." in texts(h, ADMIN_ID)[-1]
     assert any("Payout sent: $8.00 to TRC20:TQn9Y2khEsLJW1ChVWFMSMeRDow5KcbLSE (reference 0xabc123def456)" in t
                for t in texts(h, address_user))
-    await h.press(ADMIN_ID, f"pay:record:{item.id}")  # a second record of the same payout: refused
+    await h.press(ADMIN_ID, f"pout:record:{item.id}")  # a second record of the same payout: refused
     assert await h.app.ledger.balance(seller_account(f"provider:{address_provider}", "paid")) == Decimal("8.00")
 
     await h.send(telegram_user, "/provider")
