@@ -372,6 +372,12 @@ def add_api_routes(app: web.Application, api: ApiV1) -> None:
     add_docs_routes(app, api.endpoints)
 
     async def unknown(request: web.Request) -> web.Response:
-        return problem_response(Problem(404, "not-found", "Not Found", f"no endpoint {request.method} {request.path}"))
+        raw = presented_key(request)
+        caller = await api.keys.authenticate(raw) if raw else None
+        headers = None  # a valid key's answers all carry the rate-limit headers, this one too (not counted)
+        if caller is not None:
+            headers = rate_limit_headers(await api.meter.windows(caller.user_id, caller.current.plan.code))
+        return problem_response(Problem(404, "not-found", "Not Found", f"no endpoint {request.method} {request.path}"),
+                                headers)
 
     app.router.add_route("*", PREFIX + "/{tail:.*}", unknown)
