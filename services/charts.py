@@ -46,6 +46,11 @@ def _png(fig: Figure, **options) -> bytes:
 
 def revenue_chart(days: list[tuple[date, int]], title: str) -> bytes:
     """Bars of daily revenue in USD (cents converted for drawing only)."""
+    return _png(revenue_figure(days, title))
+
+
+def revenue_figure(days: list[tuple[date, int]], title: str) -> Figure:
+    """The revenue chart before it is drawn (its texts can be read: tests render it to SVG)."""
     fig = Figure(figsize=(8, 3.2), dpi=100)
     ax = fig.add_subplot()
     ax.bar([d for d, _ in days], [cents / 100 for _, cents in days], color="#2f80ed", width=0.8)
@@ -54,15 +59,21 @@ def revenue_chart(days: list[tuple[date, int]], title: str) -> bytes:
     locale = _locale()
     ax.yaxis.set_major_formatter(_numbers(locale))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: format_date(num2date(x), "d MMM", locale=locale)))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True, min_n_ticks=1))  # whole days: no "28 Nov" twice
     ax.grid(axis="y", alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     fig.autofmt_xdate()
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
 def equity_chart(series: dict[str, Sequence[Decimal]], title: str) -> bytes:
     """Equity curves, one line per name."""
+    return _png(equity_figure(series, title), bbox_inches="tight")
+
+
+def equity_figure(series: dict[str, Sequence[Decimal]], title: str) -> Figure:
+    """The equity chart before it is drawn (its texts can be read: tests render it to SVG)."""
     fig = Figure(figsize=(8, 4.5), dpi=100)
     ax = fig.add_subplot()
     for name, values in series.items():
@@ -76,4 +87,4 @@ def equity_chart(series: dict[str, Sequence[Decimal]], title: str) -> bytes:
     ax.grid(alpha=0.3)
     if len(series) > 1:
         ax.legend(loc="best")
-    return _png(fig, bbox_inches="tight")
+    return fig
