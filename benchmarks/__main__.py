@@ -4,7 +4,7 @@ import asyncio
 import importlib
 import sys
 
-BENCHMARKS = ["start_rate", "payments", "stats", "fanout", "whales", "mixed_load", "api", "replicas"]
+BENCHMARKS = ["start_rate", "payments", "stats", "fanout", "whales", "mixed_load", "api", "replicas", "marketplace"]
 
 
 def main() -> None:

@@ -194,8 +194,7 @@ class MarketBoard:
             score = marketplace_ranking.score(mine, first_signal_at=first.get(row.id),
                                               last_signal_at=last.get(row.id),
                                               subscriber_starts=subscriber_starts.get(row.id, []), now=now)
-            figures = track_record.figures([track_record.Trade(i, "", "", t.closed_at, t.ret, t.r_multiple)
-                                            for i, t in enumerate(mine)])
+            figures = score.figures
             ecosystems = tuple(sorted(set(row.ecosystems or ()) | markets[row.id]))
             entries.append(Entry(row.id, row.name, row.price_cents, ecosystems,
                                  counts.get(row.id, 0), score, figures.trades, figures.win_rate,

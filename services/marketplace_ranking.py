@@ -68,6 +68,7 @@ class Score:
     parts: dict[str, Decimal]  # each 0..1, by WEIGHTS' names
     monthly_return: Decimal
     subscribers_return: Decimal | None  # the mean monthly return subscribers got; None without subscribers
+    figures: track_record.Figures  # all time (win rate, drawdown, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +141,7 @@ def score(closed: Sequence[Closed], *, first_signal_at: datetime | None, last_si
     if unranked is None:
         value = (100 * sum((WEIGHTS[name] * part for name, part in parts.items()), Decimal(0))).quantize(
             Decimal("0.01"), ROUND_HALF_UP)
-    return Score(value, unranked, parts, monthly, subscribers_return)
+    return Score(value, unranked, parts, monthly, subscribers_return, figures)
 
 
 def card_figures(closed: Sequence[Closed], signal_times: Sequence[datetime], now: datetime

@@ -88,7 +88,7 @@ async def test_apply_approve_publish_and_only_the_subscriber_paying_with_stars_r
 
     tg.send_text(SUBSCRIBER, "/market")
     await tg.wait_for(newest(sb, SUBSCRIBER, "Signal marketplace"))
-    tg.press_button(SUBSCRIBER, "Alpha Calls · $20.00/mo · 0 subscribers")
+    tg.press_button(SUBSCRIBER, "1. Alpha Calls · new")  # not ranked yet: no closed signals
     await tg.wait_for(newest(sb, SUBSCRIBER, "Verified since"))
     tg.press_button(SUBSCRIBER, "Subscribe · $20.00 / month")
     await pay_first_order_with_stars(sb, SUBSCRIBER)
