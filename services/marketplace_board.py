@@ -10,6 +10,7 @@ filter and a slice.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -122,11 +123,53 @@ def _closed(row, exit_price: Decimal, closed_at: datetime) -> Closed:
     return Closed(row.received_at, closed_at, move / row.entry, move / risk if risk > 0 else None)
 
 
+def _rank(providers: Sequence, signals: Sequence, events: Sequence, starts: Sequence, counts: dict[int, int],
+      now: datetime) -> list[Entry]:
+    """The board's entries from the rows _compute read."""
+    approved = {row.id for row in providers}
+    exit_of: dict[int, tuple] = {}
+    targets = {row.id: row.targets for row in signals}
+    for event in events:  # in arrival order: the first closing event of each signal closes it
+        if event.signal_id not in exit_of and (
+                event.type != "tp_hit" or event.level >= (targets.get(event.signal_id) or 0)):
+            exit_of[event.signal_id] = (event.price, event.received_at)
+    closed: dict[int, list[Closed]] = defaultdict(list)
+    first: dict[int, datetime] = {}
+    markets: dict[int, set[str]] = defaultdict(set)
+    last: dict[int, datetime] = {}
+    for row in signals:
+        pid = row.provider_id
+        if pid not in approved:
+            continue
+        first[pid] = min(first.get(pid, row.received_at), row.received_at)
+        markets[pid].add(row.ecosystem)
+        last[pid] = max(last.get(pid, row.received_at), row.received_at)
+        found = exit_of.get(row.id)
+        if found is not None:
+            closed[pid].append(_closed(row, *found))
+    subscriber_starts: dict[int, list[datetime]] = defaultdict(list)
+    for pid, start in starts:
+        subscriber_starts[pid].append(start)
+    entries = []
+    for row in providers:
+        mine = closed.get(row.id, [])
+        score = marketplace_ranking.score(mine, first_signal_at=first.get(row.id),
+                                          last_signal_at=last.get(row.id),
+                                          subscriber_starts=subscriber_starts.get(row.id, []), now=now)
+        figures = score.figures
+        ecosystems = tuple(sorted(set(row.ecosystems or ()) | markets[row.id]))
+        entries.append(Entry(row.id, row.name, row.price_cents, ecosystems,
+                             counts.get(row.id, 0), score, figures.trades, figures.win_rate,
+                             figures.max_drawdown, figures.cumulative_return))
+    return entries
+
+
 class MarketBoard:
     def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow, ttl: float = 0) -> None:
         self.db, self.clock, self.ttl = database, clock, ttl
         self._board: tuple[datetime, list[Entry]] | None = None
         self._sorted: dict[str, list[Entry]] = {}
+        self._computing = asyncio.Lock()
 
     # -- the board --------------------------------------------------------------------------------------
 
@@ -135,8 +178,13 @@ class MarketBoard:
         if (not force and self._board is not None and self.ttl > 0
                 and (now - self._board[0]).total_seconds() < self.ttl):
             return self._board[1]
-        entries = await self._compute(now)
-        self._board, self._sorted = (now, entries), {}
+        if self._computing.locked() and self._board is not None and not force:
+            return self._board[1]  # being recomputed: the previous board meanwhile
+        async with self._computing:  # one computation at a time; who waited for it takes its result
+            if not force and self._board is not None and self._board[0] >= now:
+                return self._board[1]
+            entries = await self._compute(now)
+            self._board, self._sorted = (now, entries), {}
         return entries
 
     async def _compute(self, now: datetime) -> list[Entry]:
@@ -146,7 +194,6 @@ class MarketBoard:
             providers = (await session.execute(
                 select(Provider.id, Provider.name, Provider.price_cents, Provider.ecosystems)
                 .where(Provider.status == State.APPROVED.value))).all()
-            approved = {row.id for row in providers}
             signals = (await session.execute(
                 select(Signal.id, Signal.provider_id, Signal.ecosystem, Signal.side, Signal.entry, Signal.stop_loss,
                        func.json_array_length(Signal.take_profits).label("targets"), Signal.received_at)
@@ -165,41 +212,9 @@ class MarketBoard:
                 select(ProviderSubscription.provider_id, func.count(func.distinct(ProviderSubscription.user_id)))
                 .where(ProviderSubscription.starts_at <= now, ProviderSubscription.ends_at > now)
                 .group_by(ProviderSubscription.provider_id))).all())
-        exit_of: dict[int, tuple] = {}
-        targets = {row.id: row.targets for row in signals}
-        for event in events:  # in arrival order: the first closing event of each signal closes it
-            if event.signal_id not in exit_of and (
-                    event.type != "tp_hit" or event.level >= (targets.get(event.signal_id) or 0)):
-                exit_of[event.signal_id] = (event.price, event.received_at)
-        closed: dict[int, list[Closed]] = defaultdict(list)
-        first: dict[int, datetime] = {}
-        markets: dict[int, set[str]] = defaultdict(set)
-        last: dict[int, datetime] = {}
-        for row in signals:
-            pid = row.provider_id
-            if pid not in approved:
-                continue
-            first[pid] = min(first.get(pid, row.received_at), row.received_at)
-            markets[pid].add(row.ecosystem)
-            last[pid] = max(last.get(pid, row.received_at), row.received_at)
-            found = exit_of.get(row.id)
-            if found is not None:
-                closed[pid].append(_closed(row, *found))
-        subscriber_starts: dict[int, list[datetime]] = defaultdict(list)
-        for pid, start in starts:
-            subscriber_starts[pid].append(start)
-        entries = []
-        for row in providers:
-            mine = closed.get(row.id, [])
-            score = marketplace_ranking.score(mine, first_signal_at=first.get(row.id),
-                                              last_signal_at=last.get(row.id),
-                                              subscriber_starts=subscriber_starts.get(row.id, []), now=now)
-            figures = score.figures
-            ecosystems = tuple(sorted(set(row.ecosystems or ()) | markets[row.id]))
-            entries.append(Entry(row.id, row.name, row.price_cents, ecosystems,
-                                 counts.get(row.id, 0), score, figures.trades, figures.win_rate,
-                                 figures.max_drawdown, figures.cumulative_return))
-        return entries
+        # the arithmetic in a worker thread: the event loop keeps serving while a large board is ranked
+        return await asyncio.to_thread(_rank, providers, signals, events, starts, counts, now)
+
 
     async def page(self, view: View, *, offset: int = 0, limit: int = PAGE_SIZE) -> Page:
         entries = await self._entries()

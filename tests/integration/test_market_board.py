@@ -124,3 +124,17 @@ async def test_providers_shows_an_integrity_flag_and_its_reason(harness):
             in last_text(h, ADMIN_ID))
     await h.press(admin, f"apv:{honest}")
     assert "⚠️" not in last_text(h, ADMIN_ID)
+
+
+async def test_the_board_is_kept_and_the_refresh_brings_a_new_provider(harness):
+    h = harness
+    await approved_provider(h, ALPHA, "Alpha")
+    reader = h.user(READER)
+    await h.send(reader, "/market")
+    assert "1. <b>Alpha</b>" in last_text(h, READER)
+    await approved_provider(h, BETA, "Beta")
+    await h.send(reader, "/market")
+    assert "Beta" not in last_text(h, READER)  # the board computed a moment ago is served
+    assert await h.app.market_board.refresh()  # the scheduler's job
+    await h.send(reader, "/market")
+    assert "<b>Beta</b>" in last_text(h, READER)
