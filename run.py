@@ -24,10 +24,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--replicas", type=int, default=0, metavar="N",
                         help="with --sandbox: N bot processes behind a round-robin balancer, in webhook mode on "
                              "DATABASE_URL (PostgreSQL) and REDIS_URL (see deploy/README.md)")
+    parser.add_argument("--sandbox-s3", action="store_true",
+                        help="with --sandbox: bought datasets are uploaded to a local S3 stand-in and delivered as "
+                             "presigned URLs (DATASETS_S3_* pointed at it)")
     return parser.parse_args(argv)
 
 
-async def serve(settings: Settings, *, sandbox_port: int | None = None) -> None:
+async def serve(settings: Settings, *, sandbox_port: int | None = None, sandbox_s3: bool = False) -> None:
     from bot.app import App
 
     stop = asyncio.Event()
@@ -39,7 +42,7 @@ async def serve(settings: Settings, *, sandbox_port: int | None = None) -> None:
     if sandbox_port is not None:
         from sandbox.runner import Sandbox
 
-        sandbox = Sandbox()
+        sandbox = Sandbox(s3=sandbox_s3)
         settings = await sandbox.start(settings, port=sandbox_port)
     app = App(settings)
     try:
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     from bot.startup import StartupError
 
     try:
-        asyncio.run(serve(settings, sandbox_port=args.sandbox_port if args.sandbox else None))
+        asyncio.run(serve(settings, sandbox_port=args.sandbox_port if args.sandbox else None,
+                          sandbox_s3=args.sandbox_s3))
     except StartupError as exc:  # a setting that is well-formed but does not work here
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -74,6 +74,7 @@ from services.payouts import PayoutService
 from services.plan_notices import PlanNotices
 from services.plan_sales import PlanShop
 from services.products import Catalog, ProductBuilder, ProductParts, build_catalog
+from services.ratings import RatingService
 from services.referrals import ReferralService
 from services.signals import SignalService
 from services.subscriptions import SubscriptionService
@@ -165,6 +166,7 @@ class Services:
     payouts: PayoutService  # payout runs: every seller's payable balance paid once (transfer or by hand)
     payout_job: PayoutJob  # runs them (admin, monthly, hourly resume) and tells the payees
     suspension: SuspensionRefunds  # a suspended provider's subscribers told and their unused time refunded
+    ratings: RatingService  # providers' ratings: stars and a review per subscriber, the provider's reply
 
 
 def build_services(settings: Settings, *, session: BaseSession | None = None) -> Services:
@@ -262,4 +264,5 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
         market_board=MarketBoard(db, ttl=MARKET_BOARD_TTL),
         marketplace=marketplace, earnings=earnings, payouts=payouts, payout_job=PayoutJob(payouts, notifier),
         suspension=SuspensionRefunds(marketplace, refunds, notifier),
+        ratings=RatingService(db),
     )

@@ -17,6 +17,7 @@ from handlers.user import (
     marketplace,
     orders,
     plans,
+    ratings,
     refunds,
     settings,
     signals,
@@ -49,6 +50,7 @@ def build_routers(admin_ids: list[int], products: Sequence[Router] = ()) -> list
         datasets.build_router(),
         market_board.build_router(),
         marketplace.build_router(),  # after the commands: its application states take stray text
+        ratings.build_router(),  # its review and reply states take stray text
         *products,
         fallback.build_router(),  # last: takes only what nobody else did
     ]

@@ -18,8 +18,10 @@ from bot.screens import refuse, show
 from bot.wiring import Services
 from handlers.user.checkout import offer_payment
 from handlers.user.market_board import MarketOpen, add_chart_button, card_figures, show_board
+from handlers.user.ratings import RateOpen, RatingsList
 from presentation import marketplace as words
 from presentation import payouts as payout_words
+from presentation import ratings as rating_words
 from services.earnings import seller_account
 from services.marketplace import (
     Application,
@@ -81,11 +83,14 @@ async def open_provider(query: CallbackQuery, callback_data: MarketOpen, service
     if provider.user_id != query.from_user.id:
         builder.button(text=words.subscribe_label(provider), callback_data=MarketBuy(id=provider.id))
     add_chart_button(builder, provider.id)
+    if provider.user_id != query.from_user.id:
+        builder.button(text=rating_words.rate_label(), callback_data=RateOpen(id=provider.id))
     builder.button(text=_("⬅️ Signal marketplace"), callback_data=MarketOpen(id=0))
     builder.adjust(1)
     figures, card = await card_figures(services, provider.id)
     text = words.card(provider, card.subscribers, until, services.settings.tz)
-    await show(query, f"{text}\n\n{figures}", builder.as_markup())
+    rated = rating_words.card_block(await services.ratings.summary(provider.id))
+    await show(query, f"{text}\n\n{figures}\n\n{rated}", builder.as_markup())
 
 
 async def buy(query: CallbackQuery, callback_data: MarketBuy, services: Services) -> None:
@@ -117,6 +122,8 @@ async def show_provider(event: Message | CallbackQuery, services: Services, stat
         return
     balance = await services.earnings.balance(seller_of(provider.id))
     builder.button(text=_("💸 Payouts and statement"), callback_data=ProviderDo(do="payouts"))
+    builder.button(text=rating_words.ratings_label(), callback_data=RatingsList())
+    builder.adjust(1)
     await show(event, words.dashboard(provider, await market.subscribers(provider.id), balance, settings.tz),
                builder.as_markup())
 
