@@ -2,7 +2,8 @@
 which checks Signature V4 and expiry as S3 does), a dataset bought with Telegram Stars and one bought with API
 credit come with presigned URLs that download the same bytes as the export, uploaded once; the URLs are
 refused (403 AccessDenied, "Request has expired") once their 24 hours are over and when tampered with, and a
-refund deletes the objects, so the refunded buyer's URL serves nothing."""
+refund deletes the objects, so the refunded buyer's URL serves nothing. A store that refuses the upload leaves an
+API purchase bought (503, Retry-After) and the same idempotency key then gives its links, charged once."""
 
 import csv
 import io
@@ -155,6 +156,20 @@ async def test_a_dataset_bought_with_api_credit_downloads_from_the_store_and_a_r
         assert await sb.app.ledger.credit(DEV) == Decimal("4")  # charged once
         key = urlsplit(url).path.split(f"/{SANDBOX_S3_BUCKET}/", 1)[1]
         assert sb.s3.puts(key) == 1
+
+        real_secret, sb.s3.secret_access_key = sb.s3.secret_access_key, "rotated"  # the store refuses us
+        async with http.post(f"{api}/datasets/signals/purchases", headers=auth,
+                             json={"cut": "live", "idempotency_key": "s3-2"}) as refused:
+            problem = await refused.json()
+            assert refused.status == 503 and problem["type"].endswith("#problem-storage-unavailable")
+            assert int(refused.headers["Retry-After"]) > 0
+        assert await sb.app.ledger.credit(DEV) == Decimal("3")  # bought: the same key later gives its links
+        sb.s3.secret_access_key = real_secret
+        async with http.post(f"{api}/datasets/signals/purchases", headers=auth,
+                             json={"cut": "live", "idempotency_key": "s3-2"}) as retried:
+            assert retried.status == 200
+            assert (await get(http, (await retried.json())["links"]["parquet"]))[0] == 200
+        assert await sb.app.ledger.credit(DEV) == Decimal("3")  # not charged again
 
         sb.s3.advance(timedelta(hours=24, seconds=1))
         status, error, _ = await get(http, url)
