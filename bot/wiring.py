@@ -86,7 +86,7 @@ from transport.gate import OutgoingGate
 from transport.redis_budget import RedisBudget
 
 WHALE_RANKING_TTL = 30  # seconds a computed leaderboard is served before it is recomputed
-MARKET_BOARD_TTL = 60  # seconds the computed /market board is served before it is recomputed
+MARKET_BOARD_TTL = 300  # seconds the computed /market board is served (a job recomputes it before then)
 BUILT_IN_PRODUCTS: tuple[ProductBuilder, ...] = (ai_tokens_product, plan_product, api_credit_product,
                                                   datasets_product, marketplace_product)
 """The built-in products (told in presentation/'s words), in menu and command order; registered ones
