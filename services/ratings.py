@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from db.base import utcnow
 from db.engine import Database
@@ -82,6 +83,14 @@ class RatingService:
         if not 1 <= stars <= 5:
             raise RatingRefused(Problem.STARS)
         await self.check(user_id, provider_id)
+        for _attempt in range(2):  # a concurrent first rating by the same user: the second try edits it
+            try:
+                return await self._rate(user_id, provider_id, stars)
+            except IntegrityError:
+                continue
+        return await self._rate(user_id, provider_id, stars)
+
+    async def _rate(self, user_id: int, provider_id: int, stars: int) -> tuple[ProviderRating, bool]:
         now = self.clock()
         async with self.db.transaction() as session:
             done = await session.execute(update(ProviderRating).where(

@@ -159,3 +159,11 @@ async def test_a_suspended_provider_is_not_paid_until_reinstated(market):
     await h.app.marketplace.review(provider_id, Review.REINSTATE, ADMIN_ID)
     report = await h.app.payouts.run(ADMIN_ID)
     assert len(report.paid) == 1 and [t["user_id"] for t in cp.transfers.values()] == [user_id]
+
+
+async def test_two_runs_at_once_pay_each_seller_once(market):
+    h, cp = market, market.cryptopay
+    made = await sellers_with_sales(h, 4)
+    first, second = await asyncio.gather(h.app.payouts.run(ADMIN_ID), h.app.payouts.run(None))
+    assert len(first.paid) + len(second.paid) == 4
+    assert {user: len(found) for user, found in transfers_by_user(cp).items()} == dict.fromkeys(made, 1)
