@@ -5,7 +5,7 @@ figures for 30 / 90 days / all time with its equity curve and integrity flags (s
 The board is computed for all providers at once (one read of the closed signals) and served from memory for
 `ttl` seconds, like the whale boards (services.whale_rankings): a scheduler job recomputes it before it
 expires, and views meanwhile are served the previous one; sorted orders are kept per sort key, so a page is a
-filter and a slice.
+filter and a slice. A change to a provider's row (a review, a new price) drops the board at once.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
+from db import changes
 from db.base import utcnow
 from db.engine import Database
 from db.models_marketplace import Provider, ProviderSubscription
@@ -170,6 +171,12 @@ class MarketBoard:
         self._board: tuple[datetime, list[Entry]] | None = None
         self._sorted: dict[str, list[Entry]] = {}
         self._computing = asyncio.Lock()
+        # a provider approved, suspended, reinstated or repriced (here or, with REDIS_URL, on another replica:
+        # services/invalidations.py): the next view recomputes, so the board never shows a stale line-up
+        changes.watch(Provider, "id", self._provider_changed, database=database)
+
+    def _provider_changed(self, _ids: set | None) -> None:
+        self.forget()
 
     # -- the board --------------------------------------------------------------------------------------
 

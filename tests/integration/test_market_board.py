@@ -126,15 +126,18 @@ async def test_providers_shows_an_integrity_flag_and_its_reason(harness):
     assert "⚠️" not in last_text(h, ADMIN_ID)
 
 
-async def test_the_board_is_kept_and_the_refresh_brings_a_new_provider(harness):
+async def test_the_board_is_kept_until_the_refresh_and_a_review_shows_at_once(harness):
     h = harness
-    await approved_provider(h, ALPHA, "Alpha")
+    alpha = await approved_provider(h, ALPHA, "Alpha")
     reader = h.user(READER)
     await h.send(reader, "/market")
-    assert "1. <b>Alpha</b>" in last_text(h, READER)
-    await approved_provider(h, BETA, "Beta")
+    assert "1. <b>Alpha</b> · score new" in last_text(h, READER) and "no closed signals yet" in last_text(h, READER)
+    await seed(h, alpha, "WWLWWWLWWWWLWWWLWWWW")
     await h.send(reader, "/market")
-    assert "Beta" not in last_text(h, READER)  # the board computed a moment ago is served
+    assert "no closed signals yet" in last_text(h, READER)  # the board computed a moment ago is served
     assert await h.app.market_board.refresh()  # the scheduler's job
     await h.send(reader, "/market")
-    assert "<b>Beta</b>" in last_text(h, READER)
+    assert "win rate 80.0%" in last_text(h, READER)
+    await approved_provider(h, BETA, "Beta")  # a review changes the line-up at once
+    await h.send(reader, "/market")
+    assert "2. <b>Beta</b>" in last_text(h, READER)
