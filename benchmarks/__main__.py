@@ -4,7 +4,8 @@ import asyncio
 import importlib
 import sys
 
-BENCHMARKS = ["start_rate", "payments", "stats", "fanout", "whales", "mixed_load", "api", "replicas", "marketplace"]
+BENCHMARKS = ["start_rate", "payments", "stats", "fanout", "whales", "mixed_load", "api", "replicas", "marketplace",
+              "payouts"]
 
 
 def main() -> None:

@@ -55,9 +55,11 @@ class PaysOut(Protocol):
 
     name: str
 
-    async def pay_out(self, *, user_id: int, amount_usd: Decimal, spend_id: str, comment: str) -> str:
+    async def pay_out(self, *, user_id: int, amount_usd: Decimal, spend_id: str, comment: str,
+                      retry: bool = True) -> str:
         """Send `amount_usd` (in the provider's dollar asset); returns a reference. Exactly once per
-        `spend_id` (a retry returns the first transfer's reference). Raises ProviderError."""
+        `spend_id` (a retry returns the first transfer's reference; `retry` False: this spend id was never
+        sent before, so nothing needs looking up first). Raises ProviderError."""
         ...
 
 
@@ -217,7 +219,8 @@ class PayoutService:
             if payer is None:
                 raise ProviderError(f"{item.via} cannot pay out now")
             reference = await payer.pay_out(user_id=item.user_id, amount_usd=amount_of(item),
-                                            spend_id=item.spend_id, comment=f"Payout #{item.id}")
+                                            spend_id=item.spend_id, comment=f"Payout #{item.id}",
+                                            retry=item.attempts > 1)
         except ProviderError as exc:
             return await self._failed(item, str(exc)[:300], for_good=not exc.retryable)
         async with self.db.transaction() as session:

@@ -248,12 +248,13 @@ class CryptoPayProvider:
     # ------------------------------------------------------------------ paying back (refunds)
 
     async def transfer(self, *, user_id: int, asset: str, amount: Decimal, spend_id: str,
-                       comment: str | None = None) -> dict[str, Any]:
+                       comment: str | None = None, look_first: bool = True) -> dict[str, Any]:
         """``transfer`` coins from the app's balance to a Telegram user's @CryptoBot wallet.
 
         Exactly once per ``spend_id`` (Crypto Pay accepts a spend id once): a retry first looks the
-        spend id up with ``getTransfers`` and returns the transfer already made."""
-        done = await self.find_transfer(spend_id)
+        spend id up with ``getTransfers`` and returns the transfer already made (``look_first`` False: the
+        caller knows no earlier attempt was sent; a refused or unanswered call is still looked up)."""
+        done = await self.find_transfer(spend_id) if look_first else None
         if done is not None:
             return done
         params: dict[str, Any] = {"user_id": user_id, "asset": asset, "amount": format(amount.normalize(), "f"),
@@ -299,10 +300,12 @@ class CryptoPayProvider:
     #: The dollar asset sellers are paid in (one unit is one USD; six decimals hold every micro-dollar).
     payout_asset = "USDT"
 
-    async def pay_out(self, *, user_id: int, amount_usd: Decimal, spend_id: str, comment: str) -> str:
-        """A seller's payout: a transfer of `amount_usd` in USDT to their @CryptoBot wallet, once per spend id."""
+    async def pay_out(self, *, user_id: int, amount_usd: Decimal, spend_id: str, comment: str,
+                      retry: bool = True) -> str:
+        """A seller's payout: a transfer of `amount_usd` in USDT to their @CryptoBot wallet, once per spend id
+        (`retry` False: the first attempt, nothing to look up first)."""
         transfer = await self.transfer(user_id=user_id, asset=self.payout_asset, amount=amount_usd,
-                                       spend_id=spend_id, comment=comment)
+                                       spend_id=spend_id, comment=comment, look_first=retry)
         return f"transfer {transfer['transfer_id']}"
 
     async def close(self) -> None:
