@@ -130,10 +130,12 @@ def _rank(providers: Sequence, signals: Sequence, events: Sequence, starts: Sequ
     approved = {row.id for row in providers}
     exit_of: dict[int, tuple] = {}
     targets = {row.id: row.targets for row in signals}
-    for event in events:  # in arrival order: the first closing event of each signal closes it
-        if event.signal_id not in exit_of and (
-                event.type != "tp_hit" or event.level >= (targets.get(event.signal_id) or 0)):
-            exit_of[event.signal_id] = (event.price, event.received_at)
+    for event in events:  # the first closing event of each signal (in arrival order) closes it
+        if event.type == "tp_hit" and event.level < (targets.get(event.signal_id) or 0):
+            continue
+        known = exit_of.get(event.signal_id)
+        if known is None or (event.received_at, event.id) < known[2]:
+            exit_of[event.signal_id] = (event.price, event.received_at, (event.received_at, event.id))
     closed: dict[int, list[Closed]] = defaultdict(list)
     first: dict[int, datetime] = {}
     markets: dict[int, set[str]] = defaultdict(set)
@@ -147,7 +149,7 @@ def _rank(providers: Sequence, signals: Sequence, events: Sequence, starts: Sequ
         last[pid] = max(last.get(pid, row.received_at), row.received_at)
         found = exit_of.get(row.id)
         if found is not None:
-            closed[pid].append(_closed(row, *found))
+            closed[pid].append(_closed(row, found[0], found[1]))
     subscriber_starts: dict[int, list[datetime]] = defaultdict(list)
     for pid, start in starts:
         subscriber_starts[pid].append(start)
@@ -198,24 +200,24 @@ class MarketBoard:
         """Every approved provider's entry, from one read of the providers' signals and closing events."""
         closing = (SignalEvent.type.in_(track_record.CLOSING)) | (SignalEvent.type == "tp_hit")
         async with self.db.session() as session:
-            providers = (await session.execute(
+            conn = await session.connection()  # Core rows: no ORM loading for half a million of them
+            providers = (await conn.execute(
                 select(Provider.id, Provider.name, Provider.price_cents, Provider.ecosystems)
                 .where(Provider.status == State.APPROVED.value))).all()
-            signals = (await session.execute(
+            signals = (await conn.execute(
                 select(Signal.id, Signal.provider_id, Signal.ecosystem, Signal.side, Signal.entry, Signal.stop_loss,
                        func.json_array_length(Signal.take_profits).label("targets"), Signal.received_at)
                 .where(Signal.provider_id.is_not(None)))).all()
-            events = (await session.execute(
-                select(SignalEvent.signal_id, SignalEvent.type, SignalEvent.level, SignalEvent.price,
-                       SignalEvent.received_at)
-                .where(SignalEvent.provider_id.is_not(None), closing)
-                .order_by(SignalEvent.received_at, SignalEvent.id))).all()
-            starts = (await session.execute(
+            events = (await conn.execute(
+                select(SignalEvent.id, SignalEvent.signal_id, SignalEvent.type, SignalEvent.level,
+                       SignalEvent.price, SignalEvent.received_at)
+                .where(SignalEvent.provider_id.is_not(None), closing))).all()
+            starts = (await conn.execute(
                 select(ProviderSubscription.provider_id, func.min(ProviderSubscription.starts_at))
                 .where(ProviderSubscription.ends_at > ProviderSubscription.starts_at,
                        ProviderSubscription.starts_at <= now)
                 .group_by(ProviderSubscription.provider_id, ProviderSubscription.user_id))).all()
-            counts = dict((await session.execute(
+            counts = dict((await conn.execute(
                 select(ProviderSubscription.provider_id, func.count(func.distinct(ProviderSubscription.user_id)))
                 .where(ProviderSubscription.starts_at <= now, ProviderSubscription.ends_at > now)
                 .group_by(ProviderSubscription.provider_id))).all())
