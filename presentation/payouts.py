@@ -21,6 +21,16 @@ def _e(value: str | None) -> str:
     return html.escape(value or "", quote=False)
 
 
+#: Sellers listed per section of a run's report (a message holds 4,096 characters); the rest are counted.
+LISTED = 15
+
+
+def _listed(lines: list[str]) -> list[str]:
+    if len(lines) <= LISTED:
+        return lines
+    return [*lines[:LISTED], _("… and {count} more").format(count=len(lines) - LISTED)]
+
+
 def state_name(state: str) -> str:
     return {SENDING: _("being sent"), MANUAL: _("to be sent by hand"), PAID: _("paid"),
             FAILED: _("refused, back in the balance")}.get(state, state)
@@ -39,7 +49,7 @@ def overview(last: PayoutRun | None, due: int, total: Decimal, manual: list[Payo
                    "send by hand to their address. It runs by itself on the 1st of each month."))
     if manual:
         lines += ["", _("<b>To send by hand</b> (tap one to record its reference):")]
-        lines += [manual_line(item, names) for item in manual]
+        lines += _listed([manual_line(item, names) for item in manual])
     return "\n".join(lines)
 
 
@@ -64,23 +74,23 @@ def report(done: RunReport) -> str:
     if done.paid:
         lines += ["", _("✅ Paid ({count}, {amount}):").format(count=len(done.paid),
                                                             amount=money_text(done.total(done.paid)))]
-        lines += [line(i, f" · {_e(i.reference)}") for i in done.paid]
+        lines += _listed([line(i, f" · {_e(i.reference)}") for i in done.paid])
     if done.manual:
         lines += ["", _("✍️ To send by hand ({count}, {amount}):").format(
             count=len(done.manual), amount=money_text(done.total(done.manual)))]
-        lines += [line(i, f" → <code>{_e(i.address)}</code>") for i in done.manual]
+        lines += _listed([line(i, f" → <code>{_e(i.address)}</code>") for i in done.manual])
     if done.waiting:
         lines += ["", _("⏳ Not answered yet, retried within the hour ({count}):").format(count=len(done.waiting))]
-        lines += [line(i) for i in done.waiting]
+        lines += _listed([line(i) for i in done.waiting])
     if done.failed:
         lines += ["", _("⚠️ Refused, the amount is back in their balance ({count}):").format(count=len(done.failed))]
-        lines += [line(i, f" · {_e(i.error)}") for i in done.failed]
+        lines += _listed([line(i, f" · {_e(i.error)}") for i in done.failed])
     if done.held:
         lines += ["", _("⏸ Not paid while suspended: {names}").format(
-            names=", ".join(_e(done.names.get(s, s)) for s in done.held))]
+            names=", ".join(_e(done.names.get(s, s)) for s in done.held[:LISTED]))]
     if done.unpayable:
         lines += ["", _("❗ No payment provider can transfer to a Telegram account now: {names}").format(
-            names=", ".join(_e(done.names.get(s, s)) for s in done.unpayable))]
+            names=", ".join(_e(done.names.get(s, s)) for s in done.unpayable[:LISTED]))]
     return "\n".join(lines)
 
 

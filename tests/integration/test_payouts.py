@@ -11,6 +11,7 @@ import pytest
 
 from db.base import utcnow
 from db.models_payouts import PayoutItem
+from presentation.payouts import LISTED
 from sandbox.cryptopay import CryptoPayStandIn
 from services.earnings import seller_account
 from services.marketplace import Application, Review
@@ -167,3 +168,11 @@ async def test_two_runs_at_once_pay_each_seller_once(market):
     first, second = await asyncio.gather(h.app.payouts.run(ADMIN_ID), h.app.payouts.run(None))
     assert len(first.paid) + len(second.paid) == 4
     assert {user: len(found) for user, found in transfers_by_user(cp).items()} == dict.fromkeys(made, 1)
+
+
+async def test_a_run_paying_many_sellers_reports_in_one_message(market):
+    h = market
+    await sellers_with_sales(h, LISTED + 2)
+    await h.press(ADMIN_ID, "pout:run:0")
+    report = texts(h, ADMIN_ID)[-1]
+    assert f"✅ Paid ({LISTED + 2}," in report and "… and 2 more" in report and len(report) < 4096
