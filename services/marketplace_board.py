@@ -5,12 +5,14 @@ figures for 30 / 90 days / all time with its equity curve and integrity flags (s
 The board is computed for all providers at once (one read of the closed signals) and served from memory for
 `ttl` seconds, like the whale boards (services.whale_rankings): a scheduler job recomputes it before it
 expires, and views meanwhile are served the previous one; sorted orders are kept per sort key, so a page is a
-filter and a slice. A change to a provider's row (a review, a new price) drops the board at once.
+filter and a slice. A change to a provider's row (a review, a new price) marks the board stale: the next view
+recomputes it (waiting at most WAIT_FOR_FRESH seconds, else served the previous board meanwhile).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +35,8 @@ PRICE_CAPS: tuple[int | None, ...] = (None, 1000, 2500, 5000, 10000)  # cents a 
 WIN_FLOORS: tuple[Decimal | None, ...] = (None, Decimal("0.5"), Decimal("0.6"), Decimal("0.7"))
 DRAWDOWN_CAPS: tuple[Decimal | None, ...] = (None, Decimal("0.1"), Decimal("0.2"), Decimal("0.3"))
 PAGE_SIZE = 10
+log = logging.getLogger(__name__)
+WAIT_FOR_FRESH = 2.0  # seconds a view waits for a board being recomputed before it gets the previous one
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,34 +171,59 @@ def _rank(providers: Sequence, signals: Sequence, events: Sequence, starts: Sequ
     return entries
 
 
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("recomputing the /market board failed", exc_info=task.exception())
+
+
 class MarketBoard:
     def __init__(self, database: Database, *, clock: Callable[[], datetime] = utcnow, ttl: float = 0) -> None:
         self.db, self.clock, self.ttl = database, clock, ttl
         self._board: tuple[datetime, list[Entry]] | None = None
         self._sorted: dict[str, list[Entry]] = {}
         self._computing = asyncio.Lock()
+        self._stale = False
+        self._task: asyncio.Task | None = None
         # a provider approved, suspended, reinstated or repriced (here or, with REDIS_URL, on another replica:
         # services/invalidations.py): the next view recomputes, so the board never shows a stale line-up
         changes.watch(Provider, "id", self._provider_changed, database=database)
 
     def _provider_changed(self, _ids: set | None) -> None:
-        self.forget()
+        self._stale = True
 
     # -- the board --------------------------------------------------------------------------------------
 
     async def _entries(self, *, force: bool = False) -> list[Entry]:
-        now = self.clock()
-        if (not force and self._board is not None and self.ttl > 0
-                and (now - self._board[0]).total_seconds() < self.ttl):
-            return self._board[1]
-        if self._computing.locked() and self._board is not None and not force:
-            return self._board[1]  # being recomputed: the previous board meanwhile
+        """The board: kept for `ttl` seconds. Expired or stale (a provider changed) with a board in hand, a view
+        waits up to WAIT_FOR_FRESH seconds for the recomputation (started once, whoever asks) and is otherwise
+        served the previous board while it finishes."""
+        now, board = self.clock(), self._board
+        if (not force and board is not None and not self._stale and self.ttl > 0
+                and (now - board[0]).total_seconds() < self.ttl):
+            return board[1]
+        if force or board is None or self.ttl <= 0:
+            return await self._recompute(now)
+        task = self._task
+        if task is None or task.done():
+            task = self._task = asyncio.get_running_loop().create_task(self._recompute(now))
+            task.add_done_callback(_log_failure)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), WAIT_FOR_FRESH)
+        except TimeoutError:
+            return board[1]
+
+    async def _recompute(self, asked_at: datetime) -> list[Entry]:
         async with self._computing:  # one computation at a time; who waited for it takes its result
-            if not force and self._board is not None and self._board[0] >= now:
+            if self._board is not None and self._board[0] >= asked_at and not self._stale:
                 return self._board[1]
-            entries = await self._compute(now)
+            now, self._stale = self.clock(), False
+            try:
+                entries = await self._compute(now)
+            except BaseException:
+                self._stale = True
+                raise
             self._board, self._sorted = (now, entries), {}
-        return entries
+            return entries
 
     async def _compute(self, now: datetime) -> list[Entry]:
         """Every approved provider's entry, from one read of the providers' signals and closing events."""
@@ -244,7 +273,7 @@ class MarketBoard:
         return True
 
     def forget(self) -> None:
-        self._board, self._sorted = None, {}
+        self._board, self._sorted, self._stale = None, {}, False
 
     # -- a provider --------------------------------------------------------------------------------------
 
