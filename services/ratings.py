@@ -26,7 +26,7 @@ MAX_REVIEW = 300
 class Problem(StrEnum):
     TOO_SOON = "too_soon"  # subscribed for less than MIN_DAYS (days_left says how long)
     OWN = "own"  # a provider rating itself
-    STARS = "stars"  # not 1 to 5
+    STARS = "star_count"  # not 1 to 5
     TEXT = "text"  # empty, or longer than MAX_REVIEW
     NO_RATING = "no_rating"  # a review (or a reply) for a rating that does not exist
     REPLIED = "replied"  # the provider has replied to this rating already
