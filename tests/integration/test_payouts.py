@@ -176,3 +176,20 @@ async def test_a_run_paying_many_sellers_reports_in_one_message(market):
     await h.press(ADMIN_ID, "pout:run:0")
     report = texts(h, ADMIN_ID)[-1]
     assert f"✅ Paid ({LISTED + 2}," in report and "… and 2 more" in report and len(report) < 4096
+
+
+async def test_a_transfer_left_unanswered_is_finished_by_the_hourly_resume(market):
+    h, cp = market, market.cryptopay
+    [(user_id, provider_id)] = (await sellers_with_sales(h, 1)).items()
+    cp.down = True  # Crypto Pay unreachable during the run
+    report = await h.app.payout_job.run(ADMIN_ID)
+    assert len(report.waiting) == 1 and not cp.transfers
+    assert await h.app.ledger.balance(seller_account(f"provider:{provider_id}", "payable")) == 0  # set aside
+    again = await h.app.payouts.run(ADMIN_ID)  # a second run does not open a second payout for the seller
+    assert again.paid == [] and len(again.waiting) == 1
+    cp.down = False
+    await h.app.payout_job.resume()
+    assert [t["user_id"] for t in cp.transfers.values()] == [user_id]
+    assert any("💸 Payout sent: $20.00" in t for t in texts(h, user_id))
+    await h.app.payout_job.resume()
+    assert len(cp.transfers) == 1
