@@ -4,8 +4,12 @@ in the middle and run again pays nobody twice and skips nobody, a refused transf
 balance, and the provider sees its payouts and statement in /provider."""
 
 import asyncio
+import os
+import signal
+import sys
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +24,7 @@ from tests.integration.test_marketplace import approved_provider, paid_order
 from tests.support.harness import Harness
 
 SUBSCRIBER = 500
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -193,3 +198,39 @@ async def test_a_transfer_left_unanswered_is_finished_by_the_hourly_resume(marke
     assert any("💸 Payout sent: $20.00" in t for t in texts(h, user_id))
     await h.app.payout_job.resume()
     assert len(cp.transfers) == 1
+
+
+CHILD = """
+import asyncio, sys
+from tests.conftest import make_settings
+from bot.wiring import build_services
+
+async def main():
+    services = build_services(make_settings(database_url=sys.argv[1], crypto_pay_token=sys.argv[2],
+                                            crypto_pay_api_url=sys.argv[3], payout_hold_days=0))
+    await services.payouts.run(None)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_payout_process_killed_mid_run_and_run_again_pays_nobody_twice(market, database_url):
+    """kill -9 of the process paying (a real second process), right after its third transfer was made."""
+    h, cp = market, market.cryptopay
+    made = await sellers_with_sales(h, 6)
+    await h.app.earnings.release_due()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD, database_url, cp.token, cp.base_url, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    cp.on_transfer.append(lambda _t: child.kill() if len(cp.transfers) == 3 else None)
+    try:
+        assert await asyncio.wait_for(child.wait(), 60) == -signal.SIGKILL
+    finally:
+        if child.returncode is None:
+            child.kill()
+    assert len(cp.transfers) == 3
+    h.app.payouts.clock = lambda: utcnow() + timedelta(minutes=5)  # the dead process's claim has run out
+    report = await h.app.payouts.run(ADMIN_ID)
+    assert len(report.paid) == 4  # the dead process's last transfer found by its spend id, and the rest
+    assert {user: len(found) for user, found in transfers_by_user(cp).items()} == dict.fromkeys(made, 1)
