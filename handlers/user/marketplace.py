@@ -70,6 +70,7 @@ async def show_market(event: Message | CallbackQuery, services: Services, state:
 
 async def open_provider(query: CallbackQuery, callback_data: MarketOpen, services: Services,
                         state: FSMContext) -> None:
+    await state.clear()  # e.g. a review that was offered and not written
     if callback_data.id == 0:
         await show_market(query, services, state)
         return

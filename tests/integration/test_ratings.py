@@ -53,6 +53,9 @@ async def test_rate_after_seven_days_edit_it_and_the_provider_replies_once(harne
     summary = await h.app.ratings.summary(provider_id)
     assert (summary.count, str(summary.average)) == (2, "3.5")
 
+    await h.press(ALICE, f"mkt:{provider_id}")  # ✅ Done: back to the card, no review offered any more
+    await h.send(ALICE, "just chatting")
+    assert (await h.app.ratings.mine(ALICE, provider_id)).review == "Solid calls, clear stops"
     await h.press(ALICE, f"mkt:{provider_id}")
     card = shown(h, ALICE)
     assert "⭐ 3.5 of 5 · 2 ratings" in card and "★★★★★ Solid calls, clear stops" in card and "★★☆☆☆" in card
