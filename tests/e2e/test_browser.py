@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from sandbox.runner import running_sandbox
+from sandbox.runner import SANDBOX_CHANNEL_ID, running_sandbox
 from tests.support.russian import problems
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -194,6 +194,7 @@ async def test_invoice_shows_pay_and_the_outcome(tmp_path):
 
 async def click(driver: Any, bubble: Any, label: str) -> None:
     button = next(b for b in bubble.find_elements("css selector", ".kb-btn") if label in b.text)
+    await asyncio.to_thread(driver.execute_script, "arguments[0].scrollIntoView({block: 'center'})", button)
     await asyncio.to_thread(button.click)
 
 
@@ -315,7 +316,7 @@ ADMIN = 1000  # the sandbox admin
 #: Latin words the Russian page may show: names of products, services, tickers and the sandbox's own data.
 NAMES = {"AI", "API", "Admin", "Alice", "Bot", "BTC", "Crypto", "Pay", "CryptoBot", "KryptoExpress", "Sandbox",
          "Channel", "VIP", "private", "Signals", "sandbox_bot", "sandbox_channel", "sandbox_crypto_signals", "SOL",
-         "USDT", "TRC20", "USD", "TON", "UTC", "Shop", "Pro", "EN", "RU", "id", "http", "HTTP",
+         "USDT", "TRC20", "TRC", "USD", "TON", "UTC", "Shop", "Pro", "EN", "RU", "id", "http", "HTTP",
          "SIGNAL_WEBHOOK_SECRET", "Stars", "Telegram"}
 
 
@@ -338,7 +339,8 @@ RECORDED = re.compile(r"\{.*\}")
 #:   handlers/admin/orders.py (_owed_line) prints ``payment.provider``, not its name; reported to the lead.
 KNOWN_GAPS = ("(cryptopay)",)
 #: - the sandbox's own data: the names its users, channels, AI models (OpenRouter's names) and sample whales
-#:   have, the chains and tickers of the sample trades (see :func:`sandbox_names`).
+#:   have, the chains and tickers of the sample trades, the operator's channel post topics (TELEGRAM_CONTENT_TOPICS,
+#:   in the channel's language) (see :func:`sandbox_names`).
 SANDBOX_WORDS = {"Admin", "Sandbox", "Channel", "VIP", "private", "Signals", "Crypto", "base", "bsc", "BNB"}
 
 
@@ -349,6 +351,7 @@ def sandbox_names(sb: Any) -> tuple[list[str], set[str]]:
 
     names = [m["name"] for m in sb.openrouter.models] + [label for _a, _c, label, _s in WHALES]
     names += ["Sandbox VIP (private)", "Sandbox Crypto Signals", "Sandbox Channel"]
+    names += [f"«{topic}»" for topic in sb.settings.telegram_content_topics]  # written in the channel's language
     words = set(SANDBOX_WORDS) | {chain for _a, chain, _l, _s in WHALES}
     words |= {s for symbols in SYMBOLS.values() for s in symbols}
     words |= {w for m in sb.openrouter.models for w in re.findall(r"[A-Za-z][A-Za-z0-9_\-]*", m["name"])}
@@ -421,12 +424,26 @@ async def test_the_tour_in_russian_meets_no_english_and_no_dead_end(tmp_path):
                 await send(driver, "/start")
                 await tap("Привет, Борис", label)
 
+            async def admin(label: str) -> None:
+                """/admin, then a button of the panel it sends (not of an older one)."""
+                before = len([m for m in bot_bubbles(driver) if "Панель администратора" in m.text])
+                await send(driver, "/admin")
+                panels = await until(driver, lambda d: len(found := [m for m in bot_bubbles(d)
+                                                                     if "Панель администратора" in m.text]) > before
+                                     and found, what="the admin panel")
+                assert len(panels[-1].find_elements("css selector", ".kb-btn")) >= 6
+                await click(driver, panels[-1], label)
+
             async def pay_stars(what: str, timeout: float = 20) -> Any:  # noqa: ASYNC109
                 before = len(css(driver, "#messages .kb-btn.pay"))
+                note = css(driver, "#toast")[0].get_attribute("textContent")  # shown 3.2 s: read even when hidden
                 pay = await until(driver, lambda d: len(found := css(d, "#messages .kb-btn.pay")) > before and found,
                                   what="the Stars invoice")
                 assert pay[-1].text.startswith("Оплатить ⭐️")
                 await asyncio.to_thread(pay[-1].click)
+                paid = await until(driver, lambda d: "Оплачено" in (t := css(d, "#toast")[0].get_attribute(
+                    "textContent")) and t != note and t, what="the page's payment note")
+                assert english_words(re.sub(r"stx\w+", " ", paid)) == [], paid  # the charge id aside
                 return await until(driver, bubble_with(what), timeout=timeout, what=what)
 
             def page_words(d: Any) -> list[str]:
@@ -496,8 +513,24 @@ async def test_the_tour_in_russian_meets_no_english_and_no_dead_end(tmp_path):
             active = await until(driver, bubble_with("Тариф Pro активен"), timeout=20, what="the plan")
             invite = next(a for a in active.find_elements("css selector", ".text a") if "t.me/+" in a.text)
             await asyncio.to_thread(invite.click)
-            await until(driver, lambda d: "вступает в канал Sandbox VIP" in css(d, "#toast")[0].text,
+            await until(driver, lambda d: "вступает в канал Sandbox VIP" in css(d, "#toast")[0].get_attribute(
+                "textContent"),
                         what="Борис joining the private channel")
+
+            # 3 (continued). Paying on-chain: the exact amount, the address, and the KryptoExpress page in Russian.
+            await send(driver, "/plans")
+            await tap("Тарифы", "Basic · месяц")
+            await tap("Выберите способ оплаты", "USDT TRC20")
+            await until(driver, bubble_with("Отправьте ровно"), what="the on-chain invoice")
+            await until(driver, lambda d: (link := css(d, '#op-invoices a[data-provider="kryptoexpress"]')) and (
+                link[0].click() or True), what="the KryptoExpress page opened from the panel")  # the list renews
+            await until(driver, lambda d: len(d.window_handles) == 2, what="the pay page's window")
+            await asyncio.to_thread(driver.switch_to.window, next(h for h in driver.window_handles if h != chat_window))
+            pay_page = await until(driver, lambda d: "USDT" in (t := page_text(d)) and t, what="the KryptoExpress page")
+            coded = re.sub(r"\bT[1-9A-HJ-NP-Za-km-z]{33}\b|\bUSDT_TRC20\b", " ", pay_page)  # address, its code
+            assert english_words(coded) == [], pay_page
+            await asyncio.to_thread(driver.close)
+            await asyncio.to_thread(driver.switch_to.window, chat_window)
 
             # 4. A signal and its events from the operator panel, as a Russian reader types the prices.
             await asyncio.to_thread(css(driver, "#op-post-signal")[0].click)
@@ -568,15 +601,17 @@ async def test_the_tour_in_russian_meets_no_english_and_no_dead_end(tmp_path):
             await tap("Вернуть деньги за заказ", "Подтвердить возврат")
             await until(driver, bubble_with(f"Возврат по заказу #{order.id} оформлен"), what="the refund done")
             # 7. The admin panel answers with its buttons.
-            await send(driver, "/admin")
-            panel = await until(driver, lambda d: [m for m in bot_bubbles(d) if m.find_elements(
-                "css selector", ".kb-btn") and "📊" in m.text], what="the admin panel")
-            assert len(panel[-1].find_elements("css selector", ".kb-btn")) >= 6
-            await click(driver, panel[-1], "Статистика")
+            await admin("Статистика")
             await until(driver, bubble_with("📊 Статистика ("), what="the stats")
-            await send(driver, "/admin")
-            await tap("Панель администратора", "Журнал действий")
+            await admin("Журнал действий")
             await until(driver, bubble_with("Журнал действий — стр."), what="the audit log")
+            await admin("Найти пользователя")
+            await until(driver, bubble_with("Отправьте ID пользователя"), what="the user lookup")
+            await send(driver, str(BORIS))
+            await until(driver, bubble_with("Борис"), what="Борис's card")
+            await send(driver, "/post_now")
+            await sb.telegram.wait_for(lambda: sb.telegram.chat_messages(SANDBOX_CHANNEL_ID, bot_only=True),
+                                       timeout=20)  # the DeepSeek stand-in's post in Sandbox Channel
             assert page_words(driver) == []
 
             await asyncio.to_thread(css(driver, f'#user-list [data-user-id="{BORIS}"]')[0].click)
