@@ -21,7 +21,7 @@ def owed_text(amount: Decimal, asset: str) -> str:
 
 
 def reference_text(reference: str | None) -> str:
-    """A refund's reference as the reader reads it: Crypto Pay's "transfer 501" in their words; a Stars charge
+    """A refund's reference as the reader reads it: a payment provider's "transfer 501" in their words; a charge
     id or a transaction hash as it is."""
     kind, _sep, number = (reference or "").partition(" ")
     if kind == "transfer" and number.isdigit():
