@@ -10,7 +10,8 @@ import re
 # abbreviations Russian-speaking traders write in Latin.
 ALLOWED = {
     "AI", "API", "ID", "CSV", "QR", "URL", "UTC", "USD", "USDT", "TON", "BTC", "ETH", "SOL", "TRC20", "ERC20",
-    "TRC", "ERC", "Stars", "Telegram", "OpenRouter", "Crypto", "Pay", "CryptoBot", "KryptoExpress", "PnL", "ROI", "MRR", "R",
+    "TRC", "ERC", "Stars", "Telegram", "OpenRouter", "Crypto", "Pay", "CryptoBot", "KryptoExpress", "PnL", "ROI",
+    "MRR", "R",
     "Parquet", "JSON", "HMAC-SHA256",  # a file format, a data format and a signature algorithm: written in Latin
     "Free", "Basic", "Pro", "VIP", "Elite", "Premium", "username", "Bearer", "Authorization", "solana",
     "ethereum", "crypto", "GMGN", "HTML", "lt", "gt", "amp", "X", "Twitter", "Ton", "Solana", "Enterprise",
