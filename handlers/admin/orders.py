@@ -20,7 +20,7 @@ from bot.wiring import Services
 from handlers.user.orders import orders_text
 from presentation.formatting import order_title, usd
 from presentation.refunds import admin_request_line, owed_text
-from presentation.texts import status_label
+from presentation.texts import provider_name, status_label
 from processing.refunds import HandRefundProblem, Owed, Preview, RefundAct, RefundProblem, RefundResult, SentCb
 from services.refunds import RefundKind, RequestState
 
@@ -68,9 +68,10 @@ def _owed_line(item: Owed) -> str:
     amount = owed_text(item.amount, item.asset)
     if item.automatic:
         return _("• {amount} will be sent back automatically ({provider})").format(
-            amount=amount, provider=html.escape(item.payment.provider))
+            amount=amount, provider=html.escape(provider_name(item.payment.provider)))
     return _("• {amount} on-chain ({provider}): the buyer is asked for an address, then you send it by hand "
-             "and record the transaction").format(amount=amount, provider=html.escape(item.payment.provider))
+             "and record the transaction").format(amount=amount,
+                                                  provider=html.escape(provider_name(item.payment.provider)))
 
 
 def preview_text(preview: Preview) -> str:

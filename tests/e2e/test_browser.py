@@ -335,9 +335,6 @@ CORNIX_LINE = re.compile(r"^(<b>#\S+</b> (Long|Short)|Entry: [\d.]+|Take-Profit 
 #: - a timeframe as the operator sent it ("4h"), and recorded data: the audit log's JSON (one line each);
 TIMEFRAME = re.compile(r"\b\d+[mhdw]\b")
 RECORDED = re.compile(r"\{.*\}")
-#: - for now, the payment provider's code in the admin's refund question ("… automatically (cryptopay)"):
-#:   handlers/admin/orders.py (_owed_line) prints ``payment.provider``, not its name; reported to the lead.
-KNOWN_GAPS = ("(cryptopay)",)
 #: - the sandbox's own data: the names its users, channels, AI models (OpenRouter's names) and sample whales
 #:   have, the chains and tickers of the sample trades, the operator's channel post topics (TELEGRAM_CONTENT_TOPICS,
 #:   in the channel's language) (see :func:`sandbox_names`).
@@ -385,8 +382,6 @@ def russian_problems(text: str, names: list[str], words: set[str]) -> list[str]:
     """English words and English-style numbers in ``text`` outside the tour's allow-list above."""
     for name in names:
         text = text.replace(name, " ")
-    for gap in KNOWN_GAPS:
-        text = text.replace(gap, " ")
     if "Take-Profit Targets:" in text:
         text = CORNIX_LINE.sub(" ", text)
     text = RECORDED.sub(" ", TIMEFRAME.sub(" ", text))
