@@ -43,6 +43,8 @@ BODY_LIMITS: dict[str, int] = {
     "/telegram/webhook": 256 * KIB,  # one Telegram update
     "/api/v1/webhook/secret": 4 * KIB,  # no body (the developer API reads at most its endpoint's own cap)
     "/api/v1/datasets/{id}/purchases": 4 * KIB,  # {"cut", "idempotency_key"}
+    "/api/v1/provider/signals": 16 * KIB,  # a marketplace provider's signal: as /api/signals
+    "/api/v1/provider/signals/{id}/events": 4 * KIB,  # as /api/signals/{id}/events
 }
 #: Any other POST route.
 DEFAULT_BODY_LIMIT = 64 * KIB

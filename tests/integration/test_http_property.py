@@ -53,6 +53,7 @@ SHAPES = {
     "/telegram/webhook": near(UPDATE),
     "/api/v1/webhook/secret": st.just({}),
     "/api/v1/datasets/{id}/purchases": near({"cut": "live", "idempotency_key": "k-1"}),
+    "/api/v1/provider/signals": near(SIGNAL), "/api/v1/provider/signals/{id}/events": near(EVENT),
 }
 
 
@@ -68,9 +69,9 @@ def requests(draw):
         st.integers(1, 2000).map(lambda n: b"[" * n + b"]" * n),
         st.integers(1, 2000).map(lambda n: b'{"a":' * n + b"1" + b"}" * n)))
     path = ENDPOINTS[route]
-    if route == "/api/signals/{id}/events":
+    if route.endswith("/signals/{id}/events"):
         ref = draw(st.one_of(st.sampled_from([*WEIRD, "p-1"]), st.text(min_size=1, max_size=40)))
-        path = "/api/signals/" + quote(ref, safe="") + "/events"
+        path = route.replace("{id}", quote(ref, safe=""))
     headers = draw(st.dictionaries(st.sampled_from(["X-Timestamp", "X-Signature", "X-Signature-Version",
                                                     "crypto-pay-api-signature", "Content-Type"]),
                                    st.one_of(st.sampled_from(HEADER_VALUES),
@@ -115,6 +116,9 @@ def test_any_request_to_any_endpoint_is_answered_cleanly(tmp_path):
         @example(request=("/api/signals/{id}/events", "/api/signals/%C2%B2/events", dumps(EVENT), True, {}))
         @example(request=("/api/signals/{id}/events", "/api/signals/" + "1" * 30 + "/events", dumps(EVENT), True, {}))
         @example(request=("/api/signals", "/api/signals", b"[" * 100_000 + b"]" * 100_000, True, {}))
+        @example(request=("/api/v1/provider/signals", "/api/v1/provider/signals", dumps(SIGNAL), True, {}))
+        @example(request=("/api/v1/provider/signals/{id}/events", "/api/v1/provider/signals/%C2%B2/events",
+                          dumps(EVENT), True, {}))
         @example(request=("/api/signals", "/api/signals", dumps({**SIGNAL, "entry": "١٢٣"}), True, {}))
         @example(request=("/webhooks/kryptoexpress", "/webhooks/kryptoexpress", b"[" * 400, False, {}))
         @example(request=("/webhooks/cryptopay", "/webhooks/cryptopay",

@@ -24,6 +24,7 @@ from processing.ingest_auth import signed_headers
 from sandbox.cryptopay import CryptoPayStandIn
 from sandbox.kryptoexpress import KryptoExpressStandIn
 from services.api_keys import key_hash, new_key
+from services.marketplace import Application, Review
 from tests.conftest import make_settings
 from tests.support.harness import Harness
 
@@ -43,8 +44,10 @@ ENDPOINTS = {
     "/telegram/webhook": "/telegram/webhook",
     "/api/v1/webhook/secret": "/api/v1/webhook/secret",
     "/api/v1/datasets/{id}/purchases": "/api/v1/datasets/signals/purchases",
+    "/api/v1/provider/signals": "/api/v1/provider/signals",
+    "/api/v1/provider/signals/{id}/events": "/api/v1/provider/signals/ext-1/events",
 }
-API_KEY = new_key()  # a developer-API key of API_USER, stored by http_app
+API_KEY = new_key()  # a developer-API key of API_USER (an approved marketplace provider), stored by http_app
 API_USER = 4242
 
 
@@ -123,6 +126,10 @@ async def http_app(database_url: str, **overrides) -> AsyncIterator[Endpoints]:
             async with h.db.transaction() as session:
                 session.add(ApiKey(user_id=API_USER, name="hardening", key_hash=key_hash(API_KEY),
                                    prefix=API_KEY[:8], permissions=[]))
+            provider = await h.app.marketplace.apply(API_USER, Application(  # so its key may publish
+                name="Hardening", description="d", ecosystems=("crypto",), price_cents=1000,
+                payout_method="telegram"))
+            await h.app.marketplace.review(provider.id, Review.APPROVE, admin_id=1)
             async with TestClient(TestServer(h.app.web)) as client:
                 yield Endpoints(h, client, cryptopay, kryptoexpress)
         finally:
