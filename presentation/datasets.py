@@ -13,7 +13,7 @@ from aiogram.utils.i18n import ngettext
 from db.models_datasets import DatasetPurchase
 from presentation.formatting import cut_name, datetime_text, money_text, number
 from services import datasets
-from services.datasets import DELAY, LINK_TTL, ROWS_PER_BLOCK, DatasetService, Quote, Source
+from services.datasets import DELAY, LINK_TTL, ROWS_PER_BLOCK, DatasetProblem, DatasetService, Quote, Source
 from services.products import Product, ProductParts, text
 
 
@@ -56,9 +56,11 @@ def dataset_screen(source: Source, quotes: list[Quote]) -> str:
     return "\n".join(lines)
 
 
-def problem(code: str) -> str:
-    return {"empty": _("This dataset has no data in that cut yet."),
-            "unknown_dataset": _("This dataset is not available. See /data.")}.get(code, code)
+def problem(code: DatasetProblem) -> str:
+    """Why the shop did not sell (buying in the bot meets only these two)."""
+    if code is DatasetProblem.EMPTY:
+        return _("This dataset has no data in that cut yet.")
+    return _("This dataset is not available. See /data.")
 
 
 def purchase_line(purchase: DatasetPurchase, title: str, tz: ZoneInfo) -> str:

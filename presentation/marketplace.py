@@ -19,7 +19,6 @@ from presentation.formatting import date_text, money_text, percent, usd
 from services.earnings import Balance, Reversed
 from services.marketplace import (
     PRODUCT,
-    Listing,
     Problem,
     ProviderSubscriptionFulfiller,
     Review,
@@ -44,22 +43,6 @@ def state_name(state: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ /market
-
-def market(listings: list[Listing]) -> str:
-    lines = [_("🏪 <b>Signal marketplace</b>"), "",
-             _("🏠 <b>House signals</b> — the operator's own: subscribe with /plans, track record in /performance.")]
-    if listings:
-        lines += ["", _("Signal providers (tap one for its card):")]
-    else:
-        lines += ["", _("No signal providers yet. Trade well? Apply with /provider.")]
-    return "\n".join(lines)
-
-
-def listing_label(item: Listing) -> str:
-    """A provider's button (plain text)."""
-    return _("{name} · {price}/mo · {count} subscribers").format(
-        name=item.provider.name, price=usd(item.provider.price_cents), count=item.subscribers)
-
 
 def card(provider: Provider, subscribers: int, until, tz: ZoneInfo) -> str:
     lines = [f"📡 <b>{_e(provider.name)}</b>", "", _e(provider.description), "",

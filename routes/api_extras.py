@@ -15,7 +15,7 @@ from routes.api_v1 import Call, Endpoint, Params, Problem
 from services.api_schema import UsdText, Wire, usd_text
 from services.api_webhooks import Refusal, WebhookRefused, WebhookService
 from services.dataset_store import StoreUnavailable
-from services.datasets import FORMATS, DatasetService
+from services.datasets import FORMATS, DatasetProblem, DatasetService
 
 
 class WebhookIn(BaseModel):
@@ -176,15 +176,15 @@ def dataset_endpoints(datasets: DatasetService) -> list[Endpoint]:
     async def buy(call: Call) -> DatasetPurchase:
         body: PurchaseIn = call.body
         bought = await datasets.buy_with_credit(call.caller.user_id, call.path.id, body.cut, body.idempotency_key)
-        if bought.problem == "unknown_dataset":
+        if bought.problem is DatasetProblem.UNKNOWN:
             raise Problem(404, "not-found", "Not Found", f"no dataset {call.path.id!r}: see GET /api/v1/datasets")
-        if bought.problem == "key_reused":
+        if bought.problem is DatasetProblem.KEY_REUSED:
             raise Problem(409, "key-reused", "Idempotency key already used",
                           "this idempotency_key bought another dataset or cut: use a new key for a new purchase",
                           invalid_params=[{"name": "idempotency_key", "in": "body", "reason": "already used"}])
-        if bought.problem == "empty":
+        if bought.problem is DatasetProblem.EMPTY:
             raise Problem(409, "empty", "Nothing to sell", "this dataset has no rows at that cut yet")
-        if bought.problem == "insufficient_credit":
+        if bought.problem is DatasetProblem.INSUFFICIENT_CREDIT:
             price = bought.price or Decimal(0)
             raise Problem(402, "credit-too-low", "Not enough API credit",
                           f"this dataset costs {usd_text(price)} USD; add credit with /api in the bot",

@@ -41,6 +41,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
@@ -415,12 +416,21 @@ class Quote:
                 "price_usd": str(self.price), "formats": list(FORMATS)}
 
 
+class DatasetProblem(StrEnum):
+    """Why a dataset was not sold."""
+
+    UNKNOWN = "unknown_dataset"
+    EMPTY = "empty"
+    INSUFFICIENT_CREDIT = "insufficient_credit"
+    KEY_REUSED = "key_reused"  # the idempotency key bought another dataset or cut
+
+
 @dataclass(frozen=True, slots=True)
 class CreditPurchase:
     """The answer to buying with API credit: the purchase (None when refused) and why not."""
 
     purchase: DatasetPurchase | None = None
-    problem: str | None = None  # "unknown_dataset", "empty", "insufficient_credit", "key_reused"
+    problem: DatasetProblem | None = None
     charged: bool = False  # False: the same ref was bought before (nothing charged again)
     price: Decimal | None = None  # what it costs (also when the credit did not cover it)
 
@@ -507,9 +517,9 @@ class DatasetService:
         if existing is not None:
             return self._again(existing, dataset, cut)
         if quote is None:
-            return CreditPurchase(problem="unknown_dataset")
+            return CreditPurchase(problem=DatasetProblem.UNKNOWN)
         if quote.rows == 0:
-            return CreditPurchase(problem="empty")
+            return CreditPurchase(problem=DatasetProblem.EMPTY)
         try:
             async with self.db.transaction() as session:
                 purchase, inserted = await self._record(
@@ -520,14 +530,14 @@ class DatasetService:
                 if not await self.ledger.charge_in(session, user_id, quote.price, Cause("dataset", ref)):
                     raise _NoCredit
         except _NoCredit:
-            return CreditPurchase(problem="insufficient_credit", price=quote.price)
+            return CreditPurchase(problem=DatasetProblem.INSUFFICIENT_CREDIT, price=quote.price)
         return CreditPurchase(purchase, charged=True, price=quote.price)
 
     @staticmethod
     def _again(purchase: DatasetPurchase, dataset: str, cut: str) -> CreditPurchase:
         """A key used before: its purchase when it named the same dataset and cut, else refused."""
         if (purchase.dataset, purchase.cut) != (dataset, cut):
-            return CreditPurchase(problem="key_reused")
+            return CreditPurchase(problem=DatasetProblem.KEY_REUSED)
         return CreditPurchase(purchase, price=purchase.price)
 
     async def purchase(self, purchase_id: int) -> DatasetPurchase | None:
@@ -622,14 +632,14 @@ class DatasetShop:
     def __init__(self, datasets: DatasetService, orders: OrderService, *, ttl: timedelta) -> None:
         self.datasets, self.orders, self.ttl = datasets, orders, ttl
 
-    async def place(self, user_id: int, dataset: str, cut: str) -> tuple[Order | None, str | None]:
+    async def place(self, user_id: int, dataset: str, cut: str) -> tuple[Order | None, DatasetProblem | None]:
         """The pending order for `dataset` at `cut`, priced and cut now; or why not ("unknown_dataset",
         "empty")."""
         quote = await self.datasets.quote(dataset, cut)
         if quote is None:
-            return None, "unknown_dataset"
+            return None, DatasetProblem.UNKNOWN
         if quote.rows == 0:
-            return None, "empty"
+            return None, DatasetProblem.EMPTY
         order = await self.orders.create(
             user_id=user_id, product=PRODUCT, product_ref=f"{dataset}:{cut}", ttl=self.ttl,
             amount_cents=int(quote.price * 100), title=f"{text(self.datasets.sources[dataset].title)} · {cut}",

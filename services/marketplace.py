@@ -91,14 +91,6 @@ class Application:
     payout_address: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Listing:
-    """A provider on sale: its row and how many people subscribe now."""
-
-    provider: Provider
-    subscribers: int
-
-
 def _one_line(value: str | None) -> str:
     return " ".join((strip_invisible_or_none(value) or "").split())
 
@@ -227,18 +219,6 @@ class MarketplaceService:
         """The approved provider this user is (the `provider` permission of their API keys); None if not."""
         provider = await self.mine(user_id)
         return provider if provider is not None and provider.status == State.APPROVED.value else None
-
-    async def listing(self) -> list[Listing]:
-        """Approved providers, most subscribed first."""
-        now = self.clock()
-        async with self.db.session() as session:
-            counts = dict((await session.execute(
-                select(ProviderSubscription.provider_id, func.count(func.distinct(ProviderSubscription.user_id)))
-                .where(ProviderSubscription.starts_at <= now, ProviderSubscription.ends_at > now)
-                .group_by(ProviderSubscription.provider_id))).all())
-            rows = list(await session.scalars(select(Provider).where(Provider.status == State.APPROVED.value)))
-        found = [Listing(p, counts.get(p.id, 0)) for p in rows]
-        return sorted(found, key=lambda item: (-item.subscribers, item.provider.name.lower(), item.provider.id))
 
     async def payee(self, seller: str) -> Payee | None:
         """Where a provider is paid (services.payouts): its Telegram account, or its address by hand; held while

@@ -13,7 +13,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
-from bot.screens import refuse, show
+from bot.screens import acknowledge, refuse, show
 from bot.wiring import Services
 from presentation import payouts as words
 from services.payouts import MANUAL, PayoutRefused
@@ -54,7 +54,7 @@ async def payout_tap(query: CallbackQuery, callback_data: PayoutDo, services: Se
     if callback_data.do == "home":
         await show_payouts(query, services, state)
     elif callback_data.do == "run":
-        await query.answer(_("Paying…"))
+        await acknowledge(query, _("Paying…"))
         report = await services.payout_job.run(query.from_user.id)
         await services.audit.record(query.from_user.id, "payout_run", f"payout_run:{report.run_id}", before={},
                                     after={"paid": len(report.paid), "manual": len(report.manual),

@@ -15,7 +15,7 @@ from bot.screens import acknowledge, refuse, show
 from bot.wiring import Services
 from handlers.user.checkout import offer_payment
 from presentation import datasets as words
-from services.datasets import CUTS, FORMATS
+from services.datasets import CUTS, FORMATS, DatasetProblem
 from services.products import text
 
 
@@ -53,7 +53,7 @@ async def show_catalogue(event: Message | CallbackQuery, services: Services) -> 
 async def open_dataset(query: CallbackQuery, callback_data: DataOpen, services: Services) -> None:
     ids = dataset_ids(services)
     if not 0 <= callback_data.d < len(ids):
-        await refuse(query, words.problem("unknown_dataset"))
+        await refuse(query, words.problem(DatasetProblem.UNKNOWN))
         return
     source = services.datasets.sources[ids[callback_data.d]]
     quotes = [q for q in await services.datasets.catalogue() if q.dataset == source.id]
@@ -70,11 +70,11 @@ async def buy(query: CallbackQuery, callback_data: DataBuy, services: Services) 
     """A cut's button: the order, priced and cut now, offered for payment."""
     ids = dataset_ids(services)
     if not 0 <= callback_data.d < len(ids) or callback_data.cut not in CUTS:
-        await refuse(query, words.problem("unknown_dataset"))
+        await refuse(query, words.problem(DatasetProblem.UNKNOWN))
         return
     order, problem = await services.dataset_shop.place(query.from_user.id, ids[callback_data.d], callback_data.cut)
     if order is None:
-        await refuse(query, words.problem(problem or "unknown_dataset"))
+        await refuse(query, words.problem(problem or DatasetProblem.UNKNOWN))
         return
     await offer_payment(query.message, order, services.checkout, edit=True)
     await acknowledge(query)

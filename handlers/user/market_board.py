@@ -15,7 +15,7 @@ from pydantic import Field
 
 from bot.callbacks import RowId
 from bot.keyboards import Menu
-from bot.screens import refuse, show
+from bot.screens import acknowledge, refuse, show
 from bot.wiring import Services
 from presentation import market_board as words
 from presentation import marketplace as market_words
@@ -127,7 +127,7 @@ async def send_chart(query: CallbackQuery, callback_data: MarketChart, services:
         await refuse(query, words.no_chart())
         return
     png = await asyncio.to_thread(equity_chart, {provider.name: card.equity}, words.chart_title())
-    await query.answer()
+    await acknowledge(query)
     await query.message.answer_photo(BufferedInputFile(png, "equity.png"), caption=words.chart_caption(provider.name))
 
 

@@ -14,7 +14,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import RowId
 from bot.keyboards import Menu
-from bot.screens import refuse, show
+from bot.screens import acknowledge, refuse, show
 from bot.wiring import Services
 from handlers.user.checkout import offer_payment
 from handlers.user.market_board import MarketOpen, add_chart_button, card_figures, show_board
@@ -99,7 +99,7 @@ async def buy(query: CallbackQuery, callback_data: MarketBuy, services: Services
     if order is None:
         await refuse(query, words.not_on_sale())
         return
-    await query.answer()
+    await acknowledge(query)
     await offer_payment(query.message, order, services.checkout, edit=True)
 
 

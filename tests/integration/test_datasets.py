@@ -19,7 +19,7 @@ from db.models_datasets import DatasetPurchase
 from db.models_ledger import LedgerMovement
 from handlers.user.data import DataBuy, DataMine, DataOpen
 from routes.downloads import add_routes
-from services.datasets import DatasetService, LinkRefused, LinkSigner, link_key, price_of
+from services.datasets import DatasetProblem, DatasetService, LinkRefused, LinkSigner, link_key, price_of
 from services.ledger import Cause, LedgerService
 from services.signals import EventIn, SignalIn, SignalService
 from services.users import UserService
@@ -160,7 +160,7 @@ async def test_credit_buys_once_per_key_and_never_below_zero_under_concurrent_ca
     assert await ledger.credit(BUYER) == Decimal("0.50")
 
     others = await asyncio.gather(*(service.buy_with_credit(BUYER, "signals", "live", f"k{i}") for i in range(6)))
-    assert all(r.problem == "insufficient_credit" and r.purchase is None for r in others)
+    assert all(r.problem is DatasetProblem.INSUFFICIENT_CREDIT and r.purchase is None for r in others)
     assert await ledger.credit(BUYER) == Decimal("0.50")
     async with database.session() as session:
         assert await session.scalar(select(func.count()).select_from(DatasetPurchase)) == 1
@@ -169,11 +169,12 @@ async def test_credit_buys_once_per_key_and_never_below_zero_under_concurrent_ca
 
     await credit(ledger, "2.50")  # $3.00: exactly three more, whoever wins the race
     racing = await asyncio.gather(*(service.buy_with_credit(BUYER, "signals", "live", f"r{i}") for i in range(7)))
-    assert sum(r.charged for r in racing) == 3 and sum(r.problem == "insufficient_credit" for r in racing) == 4
+    assert sum(r.charged for r in racing) == 3
+    assert sum(r.problem is DatasetProblem.INSUFFICIENT_CREDIT for r in racing) == 4
     assert await ledger.credit(BUYER) == Decimal("0")
 
-    assert (await service.buy_with_credit(BUYER, "nope", "live", "x")).problem == "unknown_dataset"
-    assert (await service.buy_with_credit(BUYER, "whale_trades", "live", "y")).problem == "empty"
+    assert (await service.buy_with_credit(BUYER, "nope", "live", "x")).problem is DatasetProblem.UNKNOWN
+    assert (await service.buy_with_credit(BUYER, "whale_trades", "live", "y")).problem is DatasetProblem.EMPTY
 
 
 def test_a_link_is_refused_when_tampered_with_or_expired(clock):

@@ -64,3 +64,36 @@ def test_a_wrong_way_import_is_caught(tmp_path):
         "presentation/c.py imports processing.notify",
         "processing/d.py imports bot.texts",
     ]
+
+
+def direct_answers(root: Path) -> list[str]:
+    """Calls of `.answer(...)` on a parameter annotated `CallbackQuery`, outside bot/screens.py (which answers
+    every tap, so none is answered twice or forgotten)."""
+    found = []
+    for path in sorted([*(root / "handlers").rglob("*.py"), *(root / "bot").rglob("*.py")]):
+        if path == root / "bot" / "screens.py":
+            continue
+        for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            queries = {arg.arg for arg in function.args.args + function.args.kwonlyargs
+                       if arg.annotation is not None and ast.unparse(arg.annotation) == "CallbackQuery"}
+            for node in ast.walk(function):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "answer"
+                        and isinstance(node.func.value, ast.Name) and node.func.value.id in queries):
+                    found.append(f"{path.relative_to(root)}:{node.lineno} {function.name}")
+    return found
+
+
+def test_taps_are_answered_only_in_bot_screens():
+    assert direct_answers(ROOT) == []
+
+
+def test_a_direct_answer_is_caught(tmp_path):
+    (tmp_path / "handlers").mkdir()
+    (tmp_path / "bot").mkdir()
+    (tmp_path / "handlers" / "a.py").write_text(
+        "async def tap(query: CallbackQuery, state):\n    await query.answer('hi')\n\n"
+        "async def pay(query: PreCheckoutQuery):\n    await query.answer(ok=True)\n")
+    (tmp_path / "bot" / "screens.py").write_text("async def alert(query: CallbackQuery):\n    await query.answer()\n")
+    assert direct_answers(tmp_path) == ["handlers/a.py:2 tap"]
