@@ -43,7 +43,9 @@ class Signal(Base):
 
 
 class SignalEvent(Base):
-    """A later event of a signal (tp_hit with its level, sl_hit, closed), chained like signals."""
+    """A later event of a signal (tp_hit with its level, sl_hit, closed), chained like signals. `claimed_at`: when
+    the sender says the price was reached (optional `at`); never used for figures, only for the late-events flag
+    (services.marketplace_integrity), and hashed only when present, so older rows verify unchanged."""
 
     __tablename__ = "signal_events"
 
@@ -53,6 +55,7 @@ class SignalEvent(Base):
     level: Mapped[int] = mapped_column(Integer, default=0)  # tp level; 0 for sl_hit / closed
     price: Mapped[Decimal] = mapped_column(ExactDecimal)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     provider_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("providers.id"), index=True)  # its signal's
