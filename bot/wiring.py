@@ -223,7 +223,7 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
                               RewardingDeliverer(BotDeliverer(notifier, orders), referrals, notifier))
     admin_prefs = AdminPrefService(db)
     audit = AuditService(db)
-    refunds = RefundService(db, orders, notifier, providers, products.fulfillers, audit)
+    refunds = RefundService(db, orders, notifier, providers, products.fulfillers, audit, ledger=ledger)
     payments = PaymentProcessor(orders, providers, notifier, worker, tz=settings.tz, admin_prefs=admin_prefs,
                                 refunds=refunds)
     deepseek = DeepSeekClient(settings.deepseek_api_url, secret(settings.deepseek_key), settings.deepseek_model,

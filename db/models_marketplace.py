@@ -75,3 +75,22 @@ class SellerEarning(Base):
         UniqueConstraint("order_id"),
         Index("ix_seller_earnings_state_payable_at", "state", "payable_at"),
     )
+
+
+class ProviderNotice(Base):
+    """A renewal reminder ("remind_3d", "remind_1d") for a user's paid time with a provider that ends at
+    `ends_at`. Claimed by inserting the row (the unique key: once across runs and replicas); a renewal moves the
+    end, so the new end gets its own reminders."""
+
+    __tablename__ = "provider_notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    provider_id: Mapped[int] = mapped_column(Integer, ForeignKey("providers.id"))
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # claimed, sent, skipped
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("user_id", "provider_id", "ends_at", "kind"),)

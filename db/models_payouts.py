@@ -19,6 +19,11 @@ class PayoutRun(Base):
     started_by: Mapped[int | None] = mapped_column(BigInteger)  # an admin; None: the monthly schedule
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: An admin's run in the background: renewed while it runs (a second tap meanwhile is refused; a run whose
+    #: process died lets the next tap start another), and the message its progress is edited into.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class PayoutItem(Base):

@@ -25,8 +25,12 @@ class Refund(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[int] = mapped_column(Integer, ForeignKey("orders.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(8))  # full, excess
+    kind: Mapped[str] = mapped_column(String(8))  # full, excess, unused
     admin_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: An "unused" refund's part of the order (part_num / part_den, e.g. seconds left / seconds paid for),
+    #: decided once when it is recorded: the money back and the product's take-back both follow it.
+    part_num: Mapped[int | None] = mapped_column(BigInteger)
+    part_den: Mapped[int | None] = mapped_column(BigInteger)
     takeback: Mapped[str] = mapped_column(String(16), index=True)  # pending, done, none
     taken_back: Mapped[dict] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)

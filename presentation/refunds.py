@@ -29,9 +29,16 @@ def reference_text(reference: str | None) -> str:
     return html.escape(reference or "")
 
 
+#: A refund paid as API credit (processing.refunds.CREDIT_REFERENCE).
+CREDIT_REFERENCE = "api_credit"
+
+
 def money_line(request: RefundRequest) -> str:
     """One payment's refund as the buyer reads it (never "sent" before it was)."""
     amount = owed_text(request.amount, request.asset)
+    if request.state == RequestState.SENT and request.reference == CREDIT_REFERENCE:
+        return _("💳 {amount} added to your API credit (/api): Telegram returns Stars only as a whole "
+                 "payment.").format(amount=amount)
     if request.state == RequestState.SENT:
         return _("💸 {amount} sent back ({reference}).").format(amount=amount,
                                                                reference=reference_text(request.reference))
@@ -73,8 +80,12 @@ def admin_request_line(request: RefundRequest) -> str:
 
 
 def buyer_text(order_id: int, kind: str, taken: TakenBack | None, requests: list[RefundRequest]) -> str:
-    lines = [_("↩️ <b>Refund of order #{id}</b>").format(id=order_id) if kind == RefundKind.FULL else
-             _("↩️ <b>Refund of what you paid over the price of order #{id}</b>").format(id=order_id)]
+    if kind == RefundKind.FULL:
+        lines = [_("↩️ <b>Refund of order #{id}</b>").format(id=order_id)]
+    elif kind == RefundKind.UNUSED:
+        lines = [_("↩️ <b>Refund of order #{id}</b> for its unused part").format(id=order_id)]
+    else:
+        lines = [_("↩️ <b>Refund of what you paid over the price of order #{id}</b>").format(id=order_id)]
     if taken is not None:
         lines.append(taken.text())
     lines += [money_line(r) for r in requests]

@@ -7,7 +7,12 @@ off, the plan time ends), and providers that can pay back by API do it (`PaysBac
 or by a transfer to the payer's wallet keyed by the request's `spend_id`). Money
 paid on-chain is sent by a person: the buyer is asked for an address, the admin is shown exactly
 what to send, and records the transaction. The buyer is told what is pending and what was sent; never
-"refunded" before money moved. An "excess" refund returns only what was paid over the price.
+"refunded" before money moved. An "excess" refund returns only what was paid over the price. An
+"unused" refund (a suspended marketplace provider's subscribers) ends the order like a full one but
+returns only its unused part (`part`, decided once and stored with the refund): each payment's share
+rounded half-up to its smallest unit; the product takes back the time and reverses its split in the
+same proportion. Telegram returns Stars only as a whole charge, so the unused part of a Stars payment
+becomes the buyer's API credit in the ledger (its USD value, at once).
 
 Whatever fails half-way (a provider down, a crash) is picked up by `sweep()`: take-backs still
 pending and automatic payouts still requested are retried under a lease (30 s, renewed by a heartbeat while
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any, Protocol
 
 from aiogram.filters.callback_data import CallbackData
@@ -37,11 +43,20 @@ from db.base import utcnow
 from db.engine import Database
 from db.models import Invoice, Order, Payment
 from db.models_refunds import Refund, RefundRequest
-from presentation.refunds import admin_send_text, announced_text, buyer_text, failed_text, money_line, sent_text
+from presentation.refunds import (
+    CREDIT_REFERENCE,
+    admin_send_text,
+    announced_text,
+    buyer_text,
+    failed_text,
+    money_line,
+    sent_text,
+)
 from processing.notify import Notifier
 from services.audit import AuditService
 from services.leases import LEASE, heartbeat
-from services.money import plain
+from services.ledger import SALES, Cause, LedgerService, api_credit_account
+from services.money import cents_to_decimal, part_of, plain, smallest_unit
 from services.orders import MONEY_IN, OrderService, Status, TransitionRefused
 from services.payments.base import ProviderError
 from services.payments.registry import telegram_payments_provider
@@ -51,7 +66,7 @@ from services.refunds import RefundKind, RequestState, network_of
 
 log = logging.getLogger(__name__)
 
-FULL, EXCESS = RefundKind.FULL, RefundKind.EXCESS
+FULL, EXCESS, UNUSED = RefundKind.FULL, RefundKind.EXCESS, RefundKind.UNUSED
 REQUESTED, AWAITING_ADDRESS, AWAITING_ADMIN, SENT, FAILED = (
     RequestState.REQUESTED, RequestState.AWAITING_ADDRESS, RequestState.AWAITING_ADMIN, RequestState.SENT,
     RequestState.FAILED)
@@ -129,6 +144,7 @@ class Owed:
     asset: str  # what is sent back
     amount: Decimal
     automatic: bool  # the provider pays back by itself
+    credit: bool = False  # `amount` USD goes to the buyer's API credit instead (a part of a whole-only payment)
 
 
 class RefundProblem(StrEnum):
@@ -199,9 +215,11 @@ def sent_markup(request_id: int) -> InlineKeyboardMarkup:
 class RefundService:
     def __init__(self, database: Database, orders: OrderService, notifier: Notifier, providers: dict[str, Any],
                  fulfillers: dict[str, Fulfiller], audit: AuditService | None = None, *,
-                 clock: Callable[[], datetime] = utcnow, lease: timedelta = LEASE) -> None:
+                 ledger: LedgerService | None = None, clock: Callable[[], datetime] = utcnow,
+                 lease: timedelta = LEASE) -> None:
         self.db, self.orders, self.notifier, self.providers = database, orders, notifier, providers
         self.fulfillers, self.audit, self.clock, self.lease = fulfillers, audit, clock, lease
+        self.ledger = ledger
 
     # What a refund would do -------------------------------------------------------------
 
@@ -216,14 +234,26 @@ class RefundService:
         asset, amount = payer.payback_terms(payment, portion)
         return Owed(payment, portion, asset, amount, automatic=True)
 
-    async def preview(self, order_id: int, kind: str = FULL, *, only: frozenset[int] | None = None) -> Preview:
-        """With `only` (payment ids), an excess refund covers just those payments' excess."""
+    def _owe_part(self, order: Order, payment: Payment, available: Decimal, part: Fraction) -> Owed:
+        """An unused refund's share of one payment: `part` of what is left of it, rounded half-up to its
+        smallest unit; as API credit (its USD value) where the provider returns only whole payments."""
+        portion = part_of(available, part, smallest_unit(payment.amount, payment.asset))
+        if payment.asset == "XTR" and portion != payment.amount:  # Telegram returns only a whole Stars charge
+            value = part_of(cents_to_decimal(order.amount_cents), part * Fraction(available) / Fraction(
+                payment.amount), Decimal("0.01"))
+            return Owed(payment, portion, "USD", value, automatic=False, credit=True)
+        return self._owe(payment, portion)
+
+    async def preview(self, order_id: int, kind: str = FULL, *, only: frozenset[int] | None = None,
+                      part: Fraction | None = None) -> Preview:
+        """With `only` (payment ids), an excess refund covers just those payments' excess; `part` is an unused
+        refund's part of the order."""
         order = await self.orders.get(order_id)
         if order is None:
             return Preview(None, kind, refusal=RefundProblem.NOT_FOUND)
         if Status(order.status) not in MONEY_IN:
             return Preview(order, kind, refusal=RefundProblem.NO_MONEY)
-        if kind == FULL and (holder := await credited_into(self.db, order)) is not None:
+        if kind in (FULL, UNUSED) and (holder := await credited_into(self.db, order)) is not None:
             # refunding it would pay the credit twice
             return Preview(order, kind, refusal=RefundProblem.CREDITED, credited_to=holder)
         payments = await self.orders.payments(order_id)
@@ -241,9 +271,13 @@ class RefundService:
         for payment in payments:
             portion = payment.amount - excess_done.get(payment.id, Decimal(0))
             if payment.refunded_at is None and portion > 0:
-                owed.append(self._owe(payment, portion))
+                owed.append(self._owe(payment, portion) if kind != UNUSED else
+                            self._owe_part(order, payment, portion, part if part is not None else Fraction(1)))
+        owed = [item for item in owed if item.amount > 0]
         for item in owed:
-            if not item.automatic and item.payment.asset == "XTR":  # Stars can only go back through Telegram
+            if item.credit and self.ledger is None:
+                return Preview(order, kind, refusal=RefundProblem.PROVIDER_UNAVAILABLE)
+            if not item.automatic and not item.credit and item.payment.asset == "XTR":  # only Telegram returns Stars
                 return Preview(order, kind, refusal=RefundProblem.PROVIDER_UNAVAILABLE)
         fulfiller = self.fulfillers.get(order.product)
         takes_back = (lambda: fulfiller.takes_back(order)) if fulfiller is not None else None
@@ -252,10 +286,13 @@ class RefundService:
     # Doing it -----------------------------------------------------------------------------
 
     async def refund(self, order_id: int, *, admin_id: int | None, kind: str = FULL,
-                     only: frozenset[int] | None = None) -> RefundResult:
+                     only: frozenset[int] | None = None, part: Fraction | None = None) -> RefundResult:
         """Record the refund, take the product back, pay back what providers can; tell the buyer.
-        `admin_id` None: decided by the bot itself (money that arrived for an order already paid)."""
-        preview = await self.preview(order_id, kind, only=only)
+        `admin_id` None: decided by the bot itself (money that arrived for an order already paid). `part`: an
+        unused refund's part of the order (0 < part ≤ 1)."""
+        if kind == UNUSED:
+            part = min(Fraction(1), max(Fraction(0), part if part is not None else Fraction(1)))
+        preview = await self.preview(order_id, kind, only=only, part=part)
         if preview.refusal:
             return RefundResult(False, preview.refusal, order_id, kind, credited_to=preview.credited_to,
                                 order_status=preview.order and preview.order.status)
@@ -263,38 +300,46 @@ class RefundService:
         now = self.clock()
         try:
             async with self.db.transaction() as session:
-                if kind == FULL:
+                if kind in (FULL, UNUSED):
                     await self.orders.refund_in(session, order_id, cause="admin_refund", detail={
-                        "admin_id": admin_id, "owed": [f"{plain(o.amount)} {o.asset}" for o in preview.owed]})
+                        "admin_id": admin_id, "owed": [f"{plain(o.amount)} {o.asset}" for o in preview.owed],
+                        **({"part": f"{part.numerator}/{part.denominator}"} if kind == UNUSED else {})})
                 elif Status(await session.scalar(select(Order.status).where(Order.id == order_id))) not in MONEY_IN:
                     raise TransitionRefused(f"order {order_id} changed meanwhile")
                 refund = Refund(order_id=order_id, kind=kind, admin_id=admin_id,
-                                takeback="pending" if kind == FULL else "none", taken_back={},
+                                takeback="none" if kind == EXCESS else "pending", taken_back={},
+                                part_num=part.numerator if kind == UNUSED else None,
+                                part_den=part.denominator if kind == UNUSED else None,
                                 created_at=now, updated_at=now)
                 session.add(refund)
                 await session.flush()
                 refund_id = refund.id
                 for owed in preview.owed:
+                    spend_id = f"refund:{owed.payment.id}:{kind}"
+                    state = SENT if owed.credit else REQUESTED if owed.automatic else AWAITING_ADDRESS
                     session.add(RefundRequest(
                         refund_id=refund_id, order_id=order_id, payment_id=owed.payment.id, kind=kind,
                         user_id=order.user_id, provider=owed.payment.provider, asset=owed.asset, amount=owed.amount,
-                        portion=owed.portion, state=REQUESTED if owed.automatic else AWAITING_ADDRESS,
-                        spend_id=f"refund:{owed.payment.id}:{kind}", created_at=now, updated_at=now))
+                        portion=owed.portion, state=state, spend_id=spend_id, created_at=now, updated_at=now,
+                        reference=CREDIT_REFERENCE if owed.credit else None, sent_at=now if owed.credit else None))
+                    if owed.credit:  # the unused part of a whole-only payment: credit now, with the refund
+                        await self.ledger.post_in(session, Cause("refund_credit", spend_id), {
+                            api_credit_account(order.user_id): owed.amount, SALES: -owed.amount})
         except TransitionRefused as exc:
             return RefundResult(False, RefundProblem.CHANGED, order_id, kind, detail=str(exc))
         except IntegrityError:  # the same payment's refund recorded meanwhile (a second tap, another admin)
             return RefundResult(False, RefundProblem.ALREADY, order_id, kind)
         result = RefundResult(True, order_id=order_id, kind=kind)
-        if kind == FULL:
+        if kind != EXCESS:
             result.taken_back, result.takeback_error = await self._take_back(refund_id)
         for request in await self._requests(refund_id=refund_id):
             if request.state == REQUESTED:
                 await self._pay_back(request.id)
         result.requests = await self._requests(refund_id=refund_id)
         if self.audit is not None:
-            await self.audit.record(admin_id or 0, "refund" if kind == FULL else "refund_excess", f"order:{order_id}",
-                                    before={"status": order.status},
-                                    after={"status": Status.REFUNDED if kind == FULL else order.status,
+            await self.audit.record(admin_id or 0, {FULL: "refund", UNUSED: "refund_unused"}.get(
+                kind, "refund_excess"), f"order:{order_id}", before={"status": order.status},
+                                    after={"status": order.status if kind == EXCESS else Status.REFUNDED,
                                            "taken_back": result.taken_back.record if result.taken_back else
                                            (None if kind == EXCESS else {"error": result.takeback_error}),
                                            "money": [_money_record(r) for r in result.requests]})
@@ -342,9 +387,15 @@ class RefundService:
             refund = await session.get(Refund, refund_id)
             order = await session.get(Order, refund.order_id)
         fulfiller = self.fulfillers.get(order.product)
+        part = Fraction(refund.part_num, refund.part_den) if refund.part_num is not None and refund.part_den else None
         try:
             async with self._heartbeat(Refund, refund_id, held, Refund.takeback == "pending"):
-                taken = await fulfiller.revoke(order) if fulfiller is not None else None
+                if fulfiller is None:
+                    taken = None
+                elif part is not None:  # an unused refund: its product reverses the same part
+                    taken = await fulfiller.revoke(order, part=part)
+                else:
+                    taken = await fulfiller.revoke(order)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
             log.warning("refund of order %s: taking back failed (retried): %s", order.id, error)

@@ -2,10 +2,10 @@
 path (processing.refunds, as an admin's refund: the order's time taken back, its split reversed in the ledger
 by the product's fulfiller, the money sent back by the provider it came through).
 
-Each paid period with time left is refunded in full: a Stars payment can only be refunded whole, and a
-subscriber should not pay for the part of a month the platform stopped. Run when an admin suspends, and by a
-sweep on the leader, so a suspension interrupted by a crash is finished (a refunded order has no time left and
-is not found again)."""
+Each paid period with time left is refunded pro rata (processing.refunds' "unused" refund): only its unused
+part, to the second, goes back (a renewal not started yet: all of it), and the provider's share and the
+platform's fee are reversed in the same proportion. Run when an admin suspends, and by a sweep on the leader,
+so a suspension interrupted by a crash is finished (a refunded order is not found again)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from presentation import suspension as words
 from processing.notify import Notifier
 from processing.refunds import RefundService
 from services.marketplace import MarketplaceService
+from services.refunds import RefundKind
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,10 @@ class SuspensionRefunds:
         """Refund the unused time of a suspended provider's subscribers (of one, or all); how many orders."""
         refunded, told, providers = 0, set(), {}
         for owner, order_id, user_id in await self.market.unused_of_suspended(provider_id):
-            preview = await self.refunds.preview(order_id)
+            part = await self.market.unused_part(order_id)
+            if not part:
+                continue
+            preview = await self.refunds.preview(order_id, RefundKind.UNUSED, part=part)
             if preview.refusal:
                 log.warning("suspension of provider %s: order %s not refundable (%s)", owner, order_id,
                             preview.refusal)
@@ -39,7 +43,7 @@ class SuspensionRefunds:
                 told.add((owner, user_id))
                 await self.notifier.send(user_id, lambda p=provider: words.subscriber_notice(p.name, p.reason),
                                          skip_blocked=True)
-            result = await self.refunds.refund(order_id, admin_id=admin_id)
+            result = await self.refunds.refund(order_id, admin_id=admin_id, kind=RefundKind.UNUSED, part=part)
             refunded += result.ok
         return refunded
 

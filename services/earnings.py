@@ -11,9 +11,13 @@ Accounts of a seller `S` ("provider:7"): `seller:S:pending` (shares still inside
 * refund inside the hold:  S:pending −share, fees −fee, sales +price (the sale is undone);
 * refund after the hold:   (released first) S:payable −share, fees −fee, sales +price: the share comes out of
   the seller's balance, which may go below zero, a debt the next earnings pay back.
+* a pro-rata refund (a suspended provider's unused time) moves the same accounts by the refunded part of the
+  price only (rounded half-up to the cent), the share and the fee in the price's own proportion (the share
+  rounded half-up to the micro-dollar, the fee the rest); the order keeps the used part for good.
 
-So an order's movements sum to what was paid (or to nothing once refunded). Shares are exact: the price is
-whole cents and MARKETPLACE_PROVIDER_SHARE has at most 4 decimals, so every share is whole micro-dollars.
+So an order's movements sum to what was paid (or to nothing once refunded, or to the kept part). Shares are
+exact: the price is whole cents and MARKETPLACE_PROVIDER_SHARE has at most 4 decimals, so every share is whole
+micro-dollars.
 A seller_earnings row per order schedules the release; its state changes are conditional UPDATEs in the same
 transaction as the ledger movement, so a release and a refund racing each other do one thing or the other.
 """
@@ -24,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +37,7 @@ from db.base import utcnow
 from db.engine import Database
 from db.models_marketplace import SellerEarning
 from services.ledger import SALES, Cause, LedgerService, to_micros, to_usd
+from services.money import part_of
 
 FEES = "platform:seller_fees"
 
@@ -66,10 +72,23 @@ class Balance:
 @dataclass(frozen=True, slots=True)
 class Reversed:
     """What a refund did to the seller's share: `inside_hold` (taken from pending) or after it (taken from the
-    balance: a debt if the balance is short). `share` is zero when there was no sale to reverse."""
+    balance: a debt if the balance is short). `share` is zero when there was no sale to reverse; `price` is the
+    part of the price given back (all of it, or a pro-rata refund's part)."""
 
     share: Decimal
     inside_hold: bool
+    price: Decimal = Decimal(0)
+
+
+def reversal(price: Decimal, share: Decimal, part: Fraction | None) -> tuple[Decimal, Decimal]:
+    """(price back, share back) of a refund of `part` of an order (None: all of it): the price back rounded
+    half-up to the cent, the share back in the same proportion to the micro-dollar; never more than they were."""
+    if part is None or part >= 1:
+        return price, share
+    back = part_of(price, part, Decimal("0.01"))
+    if not price:
+        return back, Decimal(0)
+    return back, part_of(share, Fraction(back) / Fraction(price), Decimal("0.000001"))
 
 
 def split(price: Decimal, share_ratio: Decimal) -> Split:
@@ -122,9 +141,10 @@ class EarningsService:
             seller_account(earning.seller, "pending"): -share, seller_account(earning.seller, "payable"): share})
         return True
 
-    async def refund(self, order_id: int) -> Reversed:
-        """Undo an order's split (idempotent: a repeat returns what the first did). Inside the hold the share
-        leaves pending; after it, the seller's balance (below zero if need be: a debt)."""
+    async def refund(self, order_id: int, part: Fraction | None = None) -> Reversed:
+        """Undo an order's split, all of it or `part` of it (a pro-rata refund), once: a repeat returns what the
+        first did. Inside the hold the share leaves pending; after it, the seller's balance (below zero if need
+        be: a debt)."""
         now = self.clock()
         async with self.db.transaction() as session:
             earning = await session.scalar(select(SellerEarning).where(SellerEarning.order_id == order_id))
@@ -132,7 +152,7 @@ class EarningsService:
                 return Reversed(Decimal(0), True)
             share, price = to_usd(earning.share_micros), to_usd(earning.price_micros)
             if earning.state == "refunded":
-                return Reversed(share, (earning.note or "") == "inside hold")
+                return await self._reversed_before(session, earning)
             inside = earning.state == "pending" and earning.payable_at > now
             if not inside:  # its hold has passed: the share is the seller's already
                 await self._release(session, earning.id, now)
@@ -140,11 +160,28 @@ class EarningsService:
                 SellerEarning.id == earning.id, SellerEarning.state.in_(("pending", "payable")))
                 .values(state="refunded", refunded_at=now, note="inside hold" if inside else "after hold"))
             if done.rowcount != 1:
-                return Reversed(share, inside)
+                return Reversed(share, inside, price)
+            price_back, share_back = reversal(price, share, part)
             bucket = "pending" if inside else "payable"
-            await self.ledger.post_in(session, Cause("seller_refund", str(order_id)), {
-                seller_account(earning.seller, bucket): -share, FEES: -(price - share), SALES: price})
-            return Reversed(share, inside)
+            if part is not None and price_back < price:  # the used part stays the seller's: it becomes payable
+                kept = share - share_back
+                if inside and kept:
+                    await self.ledger.post_in(session, Cause("seller_release", str(order_id)), {
+                        seller_account(earning.seller, "pending"): -kept,
+                        seller_account(earning.seller, "payable"): kept})
+            if price_back:
+                await self.ledger.post_in(session, Cause("seller_refund", str(order_id)), {
+                    seller_account(earning.seller, bucket): -share_back, FEES: -(price_back - share_back),
+                    SALES: price_back})
+            return Reversed(share_back, inside, price_back)
+
+    async def _reversed_before(self, session: AsyncSession, earning: SellerEarning) -> Reversed:
+        inside = (earning.note or "") == "inside hold"
+        account = seller_account(earning.seller, "pending" if inside else "payable")
+        cause = Cause("seller_refund", str(earning.order_id))
+        share = await self.ledger.moved_in(session, account, cause)
+        sales = await self.ledger.moved_in(session, SALES, cause)
+        return Reversed(to_usd(-(share or 0)), inside, to_usd(sales or 0))
 
     async def record_payout(self, seller: str, amount: Decimal, reference: str) -> bool:
         """Money paid out to the seller (`reference`: the transfer's or manual payout's, once): from payable to

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from fractions import Fraction
 from typing import Protocol
 
 from sqlalchemy import func, select, update
@@ -290,6 +291,21 @@ class MarketplaceService:
         async with self.db.session() as session:
             return [tuple(row) for row in await session.execute(query)]
 
+    async def unused_part(self, order_id: int) -> Fraction | None:
+        """The part of an order's paid period not used yet, pro rata to the second (elapsed time counts in
+        whole seconds, rounded down, so the subscriber never pays for a part-second): 1 before it starts, 0
+        once it ended; None when the order bought no period."""
+        now = self.clock()
+        async with self.db.session() as session:
+            row = await session.scalar(select(ProviderSubscription).where(ProviderSubscription.order_id == order_id))
+        if row is None:
+            return None
+        total = int((row.ends_at - row.starts_at).total_seconds())
+        if total <= 0 or row.ends_at <= now:
+            return Fraction(0)
+        used = max(0, int((now - row.starts_at).total_seconds()))
+        return Fraction(total - min(used, total), total)
+
     async def take_back_time(self, order_id: int) -> timedelta:
         """A refunded order's unused time (all of it if it has not started): its period ends now. Idempotent."""
         now = self.clock()
@@ -354,9 +370,10 @@ class ProviderSubscriptionFulfiller:
     def takes_back(self, order: Order) -> str:
         return self.wording.takes_back(order)
 
-    async def revoke(self, order: Order) -> TakenBack:
+    async def revoke(self, order: Order, part: Fraction | None = None) -> TakenBack:
+        """`part`: a pro-rata refund's part of the order (its unused time): the split is reversed by it alone."""
         taken = await self.market.take_back_time(order.id)
-        reversed_ = await self.earnings.refund(order.id)
+        reversed_ = await self.earnings.refund(order.id, part)
         return TakenBack(lambda: self.wording.taken_back(taken, reversed_),
                          {"time_taken_s": int(taken.total_seconds()), "share_usd": str(reversed_.share),
-                          "inside_hold": reversed_.inside_hold})
+                          "price_usd": str(reversed_.price), "inside_hold": reversed_.inside_hold})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 
 def plain(amount: Decimal) -> str:
@@ -21,6 +22,23 @@ def money_text(amount: Decimal) -> str:
     text = plain(amount.quantize(Decimal("0.0001")))
     whole, _, frac = text.partition(".")
     return f"${whole}.{frac.ljust(2, '0')}"
+
+
+def part_of(amount: Decimal, part: Fraction, unit: Decimal) -> Decimal:
+    """`part` of `amount` (0 ≤ part ≤ 1), rounded half-up to `unit` (a cent, one Star, a satoshi) and never more
+    than `amount`: what a pro-rata refund gives back."""
+    exact = Fraction(amount) * part
+    whole, rest = divmod(exact / Fraction(unit), 1)
+    units = whole + (1 if rest * 2 >= 1 else 0)
+    return min(amount, (Decimal(int(units)) * unit).quantize(unit, rounding=ROUND_HALF_UP))
+
+
+def smallest_unit(amount: Decimal, asset: str) -> Decimal:
+    """The smallest unit a payment of `amount` in `asset` is counted in: one Star, a cent of a fiat amount, else
+    the paid amount's own last digit (a satoshi for "0.00041234 BTC")."""
+    if asset == "XTR":
+        return Decimal(1)
+    return Decimal(1).scaleb(min(amount.as_tuple().exponent, -2))
 
 
 def cents_to_decimal(cents: int) -> Decimal:

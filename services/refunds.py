@@ -9,6 +9,7 @@ from enum import StrEnum
 class RefundKind(StrEnum):
     FULL = "full"  # the order is refunded: its product taken back, every payment returned
     EXCESS = "excess"  # only what was paid over the price goes back
+    UNUSED = "unused"  # the order ends, and only its unused part goes back (pro rata: a suspended provider)
 
 
 class RequestState(StrEnum):

@@ -29,6 +29,7 @@ from aiogram.utils.i18n import gettext as _
 
 from config.settings import Settings
 from services import safe_json
+from services.money import smallest_unit
 from services.orders import PaymentReport
 from services.payments.base import (
     InvoiceDraft,
@@ -280,13 +281,15 @@ class CryptoPayProvider:
 
     def payback_terms(self, payment: Any, amount: Decimal) -> tuple[str, Decimal]:
         """What to send back for `amount` (in the payment's own unit, USD for our invoices): the
-        same share of the coins the payer actually paid."""
+        same share of the coins the payer actually paid, rounded half-up to their smallest unit (a cent at
+        least: "25" USDT paid, two thirds back is 16.67)."""
         raw = payment.raw or {}
         paid_asset, paid_amount = raw.get("paid_asset"), finite_decimal(raw.get("paid_amount"))
         if not paid_asset or paid_amount is None or not payment.amount:
             return payment.asset, amount
-        return str(paid_asset).upper(), (paid_amount * amount / payment.amount).quantize(
-            Decimal(1).scaleb(paid_amount.as_tuple().exponent))
+        asset = str(paid_asset).upper()
+        return asset, min(paid_amount, (paid_amount * amount / payment.amount).quantize(
+            smallest_unit(paid_amount, asset), rounding=ROUND_HALF_UP))
 
     async def pay_back(self, payment: Any, *, user_id: int, asset: str, amount: Decimal, spend_id: str,
                        comment: str) -> str:
