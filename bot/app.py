@@ -92,6 +92,8 @@ def schedule_jobs(scheduler: JobScheduler, services: Services) -> None:
     scheduler.add_job(s.payout_job.monthly, "cron", day=1, hour=9, id="payout_run")  # settings.tz: the scheduler's
     scheduler.add_job(s.payout_job.resume, "interval", hours=1, id="payout_resume")  # transfers a run left open
     scheduler.add_job(s.suspension.sweep, "interval", minutes=5, id="suspension_refunds")  # finish interrupted ones
+    scheduler.add_job(s.provider_reminders.run, "interval", minutes=5, id="provider_reminders",
+                      next_run_time=datetime.now(UTC))  # renewal reminders, 3 days and 1 day before the end
     s.whale_post.schedule(scheduler)
     if settings.telegram_content_enabled:
         s.publisher.schedule(scheduler)

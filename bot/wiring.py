@@ -36,6 +36,7 @@ from processing.fulfilment import FulfilmentWorker
 from processing.notify import Notifier
 from processing.payments import PaymentProcessor
 from processing.payouts import PayoutJob
+from processing.provider_reminders import ProviderReminders
 from processing.referrals import RewardingDeliverer
 from processing.refunds import RefundService
 from processing.signal_delivery import SignalDelivery
@@ -74,6 +75,7 @@ from services.payouts import PayoutService
 from services.plan_notices import PlanNotices
 from services.plan_sales import PlanShop
 from services.products import Catalog, ProductBuilder, ProductParts, build_catalog
+from services.provider_notices import ProviderNotices
 from services.ratings import RatingService
 from services.referrals import ReferralService
 from services.signals import SignalService
@@ -166,6 +168,7 @@ class Services:
     payouts: PayoutService  # payout runs: every seller's payable balance paid once (transfer or by hand)
     payout_job: PayoutJob  # runs them (admin, monthly, hourly resume) and tells the payees
     suspension: SuspensionRefunds  # a suspended provider's subscribers told and their unused time refunded
+    provider_reminders: ProviderReminders  # renewal reminders for provider subscriptions (3 days, 1 day before)
     ratings: RatingService  # providers' ratings: stars and a review per subscriber, the provider's reply
 
 
@@ -264,5 +267,6 @@ def build_services(settings: Settings, *, session: BaseSession | None = None) ->
         market_board=MarketBoard(db, ttl=MARKET_BOARD_TTL),
         marketplace=marketplace, earnings=earnings, payouts=payouts, payout_job=PayoutJob(payouts, notifier),
         suspension=SuspensionRefunds(marketplace, refunds, notifier),
+        provider_reminders=ProviderReminders(marketplace, ProviderNotices(db), notifier, settings.tz),
         ratings=RatingService(db),
     )
