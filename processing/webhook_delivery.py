@@ -11,7 +11,8 @@
 * Record: the status code and a short error (never the secret or the receiver's body); a failure is retried
   1 min, 2 min, 4 min ... at most an hour apart, for 24 h after it was queued. A hook whose deliveries have
   failed for a day with no success since is switched off, its queue cancelled, and its owner told in the bot.
-* Plan: a user whose plan no longer includes webhooks (Free) gets nothing: the row is `skipped`.
+* Plan: a user whose plan no longer includes webhooks (Free) gets nothing: the row is `skipped`; so does a
+  marketplace provider's signal or event for a user no longer subscribed to that provider.
 * Log: finished rows are the user's delivery log for `KEEP_LOG`, then pruned (by `run`, hourly).
 """
 
@@ -36,6 +37,7 @@ from sqlalchemy import case, delete, or_, select, update
 
 from db.base import utcnow
 from db.engine import Database
+from db.models_marketplace import ProviderSubscription
 from db.models_signals import Signal, SignalEvent
 from db.models_subscriptions import Subscription
 from db.models_webhooks import ApiWebhook, ApiWebhookDelivery
@@ -149,8 +151,8 @@ class WebhookWorker:
             return 0
         renew = functools.partial(self._renew, jobs[0].claim)
         async with heartbeat(renew, self.lease, what=f"webhook deliveries {jobs[0].claim}"):
-            hooks, paid, bodies = await self._load(jobs)
-            outcomes = await asyncio.gather(*(self._deliver(job, hooks, paid, bodies) for job in jobs))
+            hooks, paid, bodies, unsubscribed = await self._load(jobs)
+            outcomes = await asyncio.gather(*(self._deliver(job, hooks, paid, bodies, unsubscribed) for job in jobs))
             switched_off = await self._record(list(outcomes))
         for user_id, url in switched_off:
             await self.notifier.send(user_id, lambda url=url: words.webhook_disabled(url), skip_blocked=True)
@@ -192,9 +194,11 @@ class WebhookWorker:
                                             .values(lease_until=now + self.lease))
         return renewed.rowcount > 0
 
-    async def _load(self, jobs: list[Job]) -> tuple[dict[int, ApiWebhook], set[int], dict[tuple[str, int], bytes]]:
-        """The jobs' hooks, which of their users are on a paid plan now, and each item's part of the body
-        (`"data":...` and, for an event, `"event":...`), serialised once per item."""
+    async def _load(self, jobs: list[Job]) -> tuple[dict[int, ApiWebhook], set[int], dict[tuple[str, int], bytes],
+                                                     set[int]]:
+        """The jobs' hooks, which of their users are on a paid plan now, each item's part of the body
+        (`"data":...` and, for an event, `"event":...`), serialised once per item, and the jobs (ids) of a
+        provider's item whose user is no longer subscribed to that provider."""
         now = self.clock()
         paid_codes = [code for code, plan in PLANS.items() if plan.is_paid]
         async with self.db.session() as session:
@@ -211,6 +215,21 @@ class WebhookWorker:
             for event in await session.scalars(select(SignalEvent).where(
                     SignalEvent.signal_id.in_({e.signal_id for e in events.values()}))):
                 history.setdefault(event.signal_id, []).append(event)
+            users = {job.id: job.user_id for job in jobs}
+            owner: dict[int, int] = {}  # job id -> the provider whose signal or event it posts
+            for job in jobs:
+                event = events.get(job.item_id) if job.kind != SIGNAL_CREATED else None
+                signal = signals.get(job.item_id if job.kind == SIGNAL_CREATED else getattr(event, "signal_id", 0))
+                if signal is not None and signal.provider_id is not None:
+                    owner[job.id] = signal.provider_id
+            providers = set(owner.values())
+            subscribed = set() if not providers else set((await session.execute(
+                select(ProviderSubscription.user_id, ProviderSubscription.provider_id).distinct().where(
+                    ProviderSubscription.provider_id.in_(providers),
+                    ProviderSubscription.user_id.in_({j.user_id for j in jobs}),
+                    ProviderSubscription.starts_at <= now, ProviderSubscription.ends_at > now))).all())
+        unsubscribed = {job_id for job_id, provider_id in owner.items()
+                        if (users[job_id], provider_id) not in subscribed}
         data: dict[tuple[str, int], bytes] = {}
         for job in jobs:
             if job.kind == SIGNAL_CREATED and job.item_id in signals:
@@ -223,7 +242,7 @@ class WebhookWorker:
             else:
                 continue
             data[(job.kind, job.item_id)] = json.dumps(part, separators=(",", ":"))[1:-1].encode()
-        return hooks, paid, data
+        return hooks, paid, data, unsubscribed
 
     # -- post -----------------------------------------------------------------------------------------
 
@@ -242,12 +261,14 @@ class WebhookWorker:
         return head[:-1].encode() + b"," + part + b"}"
 
     async def _deliver(self, job: Job, hooks: dict[int, ApiWebhook], paid: set[int],
-                       bodies: dict[tuple[str, int], bytes]) -> Outcome:
+                       bodies: dict[tuple[str, int], bytes], unsubscribed: set[int]) -> Outcome:
         hook = hooks.get(job.webhook_id)
         if hook is None or not hook.enabled:
             return Outcome(job, "cancelled", error="the webhook was switched off")
         if job.user_id not in paid:
             return Outcome(job, "skipped", error="the plan does not include webhooks")
+        if job.id in unsubscribed:
+            return Outcome(job, "skipped", error="no longer subscribed to the provider")
         data = bodies.get((job.kind, job.item_id))
         if data is None:
             return Outcome(job, "skipped", error="the signal is gone")

@@ -83,5 +83,7 @@ def provider_endpoints(market: MarketplaceService, signals: SignalService,
                              "own hash chain and sent to your subscribers (their filters apply). Not counted."),
         Endpoint("POST", "/provider/signals/{id}/events", "publishSignalEvent", "Publish a signal's event",
                  event, Stored, body=EventIn, path_params=ProviderSignalPath, errors=(403, 404, 409), tags=tags,
-                 description="tp_hit (with level), sl_hit or closed, on one of your own signals. Not counted."),
+                 description="tp_hit (with level), sl_hit or closed, on one of your own signals, with an optional "
+                             "`at`: when the price was reached (events arriving over 5 min after it are flagged "
+                             "for review). Not counted."),
     ]

@@ -97,6 +97,9 @@ class SignalPath(Params):
 class PerformanceQuery(Params):
     ecosystem: str | None = Ecosystem
     period: Literal["7d", "30d", "all"] = "30d"
+    provider: int | None = Field(None, ge=1, le=2**31 - 1,
+                                 description="a marketplace provider's id (`provider.id` of its signals): its own "
+                                             "track record and hash chain; omitted: the house's")
 
 
 class RankingsQuery(Params):
@@ -241,13 +244,17 @@ class ApiV1:
                                  "plan includes it. Not counted."),
             Endpoint("GET", "/signals", "listSignals", "The latest signals the plan may see", self.signals, SignalList,
                      group="signals", query=SignalsQuery, tags=("signals",),
-                     description="Within the plan's history window; on Free, signals appear after the Free delay."),
+                     description="Within the plan's history window; on Free, signals appear after the Free delay. "
+                                 "Also the signals of the marketplace providers you are subscribed to, while "
+                                 "subscribed (within the same window, at once), marked with their `provider`."),
             Endpoint("GET", "/signals/{id}", "getSignal", "One signal with its events", self.signal, SignalOut,
-                     group="signals", path_params=SignalPath, errors=(403, 404), tags=("signals",)),
+                     group="signals", path_params=SignalPath, errors=(403, 404), tags=("signals",),
+                     description="A marketplace provider's signal is 404 unless you are subscribed to it now."),
             Endpoint("GET", "/performance", "getPerformance", "The verified track record", self.performance,
-                     Performance, group="analytics", query=PerformanceQuery, tags=("signals",),
+                     Performance, group="analytics", query=PerformanceQuery, errors=(404,), tags=("signals",),
                      description="Win rate, average R, return, drawdown and Sharpe of closed signals, and the "
-                                 "hash chain's head (anyone can recompute it)."),
+                                 "hash chain's head (anyone can recompute it). `?provider=` gives an approved "
+                                 "marketplace provider's (public, as its /market card); 404 for any other id."),
             Endpoint("GET", "/whales/rankings", "getWhaleRankings", "The whale leaderboard", self.rankings, WhaleBoard,
                      group="whales", query=RankingsQuery, tags=("whales",),
                      description="Free sees the board's top 5, as in the bot."),
@@ -343,13 +350,13 @@ class ApiV1:
     async def signals(self, call: Call) -> SignalList:
         q: SignalsQuery = call.query
         return await self.data.signal_list(call.current.plan, ecosystem=q.ecosystem, symbol=q.symbol, since=q.since,
-                                           limit=q.limit)
+                                           limit=q.limit, providers=await self.data.subscribed(call.caller.user_id))
 
     async def signal(self, call: Call) -> SignalOut | None:
-        return await self.data.signal(call.current.plan, call.path.id)
+        return await self.data.signal(call.current.plan, call.path.id, await self.data.subscribed(call.caller.user_id))
 
-    async def performance(self, call: Call) -> Performance:
-        return await self.data.performance(call.query.period, call.query.ecosystem)
+    async def performance(self, call: Call) -> Performance | None:
+        return await self.data.performance(call.query.period, call.query.ecosystem, call.query.provider)
 
     async def rankings(self, call: Call) -> WhaleBoard:
         q: RankingsQuery = call.query

@@ -2,7 +2,9 @@
 
 Authentication (timestamp window, HMAC over the raw body, IP allow-list) is processing.ingest_auth's;
 a refused or invalid request changes nothing. `{id}` in the events path is the sender's id (our own
-numeric id is accepted too when no sender's id matches).
+numeric id is accepted too when no sender's id matches). An event's optional `at` (ISO 8601 with a UTC offset:
+when the price was reached) is the same field as on a provider's events (services.signals.EventIn): stored and
+hashed with the event, refused with 422 naming `at` when ahead of our clock by over 60 s or before the signal.
 """
 
 from __future__ import annotations

@@ -1,6 +1,12 @@
 """What the developer API answers, read with the plan's rules exactly as the bot applies them: the signal
 history window and the Free delay, the Free whale board's top rows. Returns the wire models of
-services.api_schema; refusals are `NotEntitled` (the feature the plan lacks) or None (no such thing)."""
+services.api_schema; refusals are `NotEntitled` (the feature the plan lacks) or None (no such thing).
+
+Marketplace providers' signals are their subscribers': a caller sees the signals of the providers they are
+subscribed to now (paid time covering this moment), within the plan's history window like the house's, and at
+once (a provider's subscribers get its signals at once in the bot, on any plan); anyone else gets None (404)
+for one of them. A provider's track record (`performance(provider=)`) is public like its /market card, for
+approved providers."""
 
 from __future__ import annotations
 
@@ -10,10 +16,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from db.base import utcnow
 from db.engine import Database
+from db.models_marketplace import Provider, ProviderSubscription
 from db.models_signals import Signal, SignalEvent
 from db.models_whales import WhaleWallet
 from services import track_record
@@ -21,6 +28,7 @@ from services.api_schema import (
     ChainHead,
     Performance,
     PeriodFigures,
+    ProviderRef,
     SignalList,
     SignalOut,
     WalletCard,
@@ -30,6 +38,7 @@ from services.api_schema import (
     WhaleTradeOut,
     signal_out,
 )
+from services.marketplace import State
 from services.memo import Memo
 from services.plans import Plan
 from services.signals import SignalService, closed_trades
@@ -87,18 +96,31 @@ class ApiData:
         newest = now if plan.is_paid else now - self.signals.free_delay
         return now - timedelta(days=plan.history_days), newest
 
+    async def subscribed(self, user_id: int) -> frozenset[int]:
+        """The marketplace providers whose signals the user may read now: paid time covering this moment."""
+        now = self.clock()
+        async with self.db.session() as session:
+            return frozenset(await session.scalars(
+                select(ProviderSubscription.provider_id).distinct().where(
+                    ProviderSubscription.user_id == user_id, ProviderSubscription.starts_at <= now,
+                    ProviderSubscription.ends_at > now)))
+
     async def signal_list(self, plan: Plan, *, ecosystem: str | None = None, symbol: str | None = None,
-                          since: datetime | None = None, limit: int = 20) -> SignalList:
+                          since: datetime | None = None, limit: int = 20,
+                          providers: frozenset[int] = frozenset()) -> SignalList:
+        """The house's signals and those of `providers` (the caller's subscriptions), newest first."""
         key = (plan.is_paid, plan.history_days, ecosystem and ecosystem.lower(), symbol and symbol.upper(), since,
-               limit)
+               limit, tuple(sorted(providers)))
         return await self._lists.get(key, lambda: self._signal_list(plan, ecosystem=ecosystem, symbol=symbol,
-                                                                      since=since, limit=limit))
+                                                                      since=since, limit=limit, providers=providers))
 
     async def _signal_list(self, plan: Plan, *, ecosystem: str | None, symbol: str | None, since: datetime | None,
-                           limit: int) -> SignalList:
+                           limit: int, providers: frozenset[int]) -> SignalList:
         oldest, newest = self._window(plan)
-        query = select(Signal).where(Signal.received_at >= max(oldest, since or oldest),
-                                     Signal.received_at <= newest, Signal.provider_id.is_(None))  # the house's
+        visible = and_(Signal.provider_id.is_(None), Signal.received_at <= newest)  # the house's, after any delay
+        if providers:  # a subscribed provider's, at once
+            visible = or_(visible, and_(Signal.provider_id.in_(sorted(providers)), Signal.received_at <= self.clock()))
+        query = select(Signal).where(Signal.received_at >= max(oldest, since or oldest), visible)
         if ecosystem:
             query = query.where(Signal.ecosystem == ecosystem.lower())
         if symbol:
@@ -114,14 +136,15 @@ class ApiData:
         return SignalList(signals=[signal_out(row, events[row.id]) for row in rows], delayed_by_minutes=delay,
                           history_days=plan.history_days)
 
-    async def signal(self, plan: Plan, signal_id: int) -> SignalOut | None:
+    async def signal(self, plan: Plan, signal_id: int, providers: frozenset[int] = frozenset()) -> SignalOut | None:
+        """One signal: the house's, or a provider's in `providers` (the caller's subscriptions); else None."""
         async with self.db.session() as session:
             row = await session.get(Signal, signal_id)
-            if row is None or row.provider_id is not None:  # a provider's signals are its subscribers'
-                return None
+            if row is None or (row.provider_id is not None and row.provider_id not in providers):
+                return None  # a provider's signals are its subscribers'
             events = list(await session.scalars(select(SignalEvent).where(SignalEvent.signal_id == signal_id)))
         oldest, newest = self._window(plan)
-        if row.received_at > newest:
+        if row.provider_id is None and row.received_at > newest:
             minutes = int(self.signals.free_delay.total_seconds() // 60)
             raise NotEntitled("signals.realtime", f"the {plan.name} plan sees signals {minutes} minutes after they "
                                                   "are sent; paid plans see them at once")
@@ -130,25 +153,39 @@ class ApiData:
                                                  f"{plan.history_days} days")
         return signal_out(row, events)
 
-    async def performance(self, period: str, ecosystem: str | None) -> Performance:
+    async def performance(self, period: str, ecosystem: str | None, provider_id: int | None = None
+                          ) -> Performance | None:
+        """The house's track record, or an approved provider's (None for any other provider id)."""
         ecosystem = ecosystem.lower() if ecosystem else None
-        return await self._performance.get((period, ecosystem), lambda: self._track_record(period, ecosystem))
+        provider = None
+        if provider_id is not None:
+            async with self.db.session() as session:
+                provider = await session.get(Provider, provider_id)
+            if provider is None or provider.status != State.APPROVED.value:
+                return None
+            provider = ProviderRef(id=provider.id, name=provider.name)
+        return await self._performance.get((period, ecosystem, provider),
+                                           lambda: self._track_record(period, ecosystem, provider))
 
-    async def _track_record(self, period: str, ecosystem: str | None) -> Performance:
-        signals, events = await self.signals.history()
-        return await asyncio.to_thread(self._figures, signals, events, period, ecosystem)  # CPU: off the loop
+    async def _track_record(self, period: str, ecosystem: str | None, provider: ProviderRef | None) -> Performance:
+        provider_id = provider.id if provider is not None else None
+        signals, events = await self.signals.history(provider_id)
+        return await asyncio.to_thread(self._figures, signals, events, period, ecosystem, provider)  # CPU: off the loop
 
     def _figures(self, signals: list[Signal], events: list[SignalEvent], period: str,
-                 ecosystem: str | None) -> Performance:
-        check = track_record.verify_chain(signals, events)
+                 ecosystem: str | None, provider: ProviderRef | None = None) -> Performance:
+        provider_id = provider.id if provider is not None else None
+        check = track_record.verify_chain(signals, events, genesis=track_record.genesis(provider_id),
+                                          events_genesis=track_record.genesis(provider_id, events=True))
         figures = track_record.by_period(closed_trades(signals, events), self.clock(), ecosystem)[period]
         return Performance(
-            ecosystem=ecosystem, period=period,
+            provider=provider, ecosystem=ecosystem, period=period,
             figures=PeriodFigures(trades=figures.trades, wins=figures.wins, win_rate=_q(figures.win_rate),
                                   avg_r=_q(figures.avg_r), cumulative_return=_q(figures.cumulative_return),
                                   max_drawdown=_q(figures.max_drawdown), sharpe=_q(figures.sharpe)),
             chain=ChainHead(signals=len(signals), events=len(events), head=check.head,
-                            events_head=events[-1].hash if events else track_record.GENESIS, valid=check.ok))
+                            events_head=events[-1].hash if events else track_record.genesis(provider_id, events=True),
+                            valid=check.ok))
 
     # whales --------------------------------------------------------------------------------------
 

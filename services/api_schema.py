@@ -49,15 +49,26 @@ class SignalEventOut(Wire):
     type: Literal["tp_hit", "sl_hit", "closed"]
     level: int = Field(description="the take-profit level for tp_hit (1 = first); 0 otherwise")
     price: DecimalText
-    at: datetime
+    at: datetime = Field(description="when the event arrived (what every figure uses)")
+    claimed_at: datetime | None = Field(None, description="when the sender says the price was reached (the event's "
+                                                          "optional `at`); null when it did not say")
     hash: str = Field(description="this event's link in the track record's hash chain")
+
+
+class ProviderRef(Wire):
+    """The marketplace provider a signal is from (a provider you are subscribed to)."""
+
+    id: int = Field(description="the provider's id (its card in /market; `?provider=` of /api/v1/performance)")
+    name: str
 
 
 class SignalOut(Wire):
     """A trading signal as it was received, with what happened to it since."""
 
     id: int = Field(description="our id: use it in /api/v1/signals/{id}")
-    external_id: str = Field(description="the sender's id")
+    external_id: str = Field(description="the sender's id (a provider's own id for its signals)")
+    provider: ProviderRef | None = Field(None, description="the marketplace provider the signal is from; null for "
+                                                           "the house's (the operator's) signals")
     ecosystem: str
     symbol: str
     side: Literal["long", "short"]
@@ -74,7 +85,23 @@ class SignalOut(Wire):
 
 def event_out(event: SignalEvent) -> SignalEventOut:
     return SignalEventOut(type=event.type, level=event.level, price=event.price, at=event.received_at,
-                          hash=event.hash)
+                          claimed_at=event.claimed_at, hash=event.hash)
+
+
+def provider_ref(signal: Signal) -> ProviderRef | None:
+    """The signal's provider (None for the house's); its `provider` relationship is loaded with the signal."""
+    if signal.provider_id is None:
+        return None
+    provider = signal.provider
+    return ProviderRef(id=signal.provider_id, name=provider.name if provider is not None else "")
+
+
+def sender_id(signal: Signal) -> str:
+    """The id as its sender sent it (a provider's are stored as "p<provider>:<id>", services.signals.stored_id)."""
+    prefix = f"p{signal.provider_id}:"
+    if signal.provider_id is not None and signal.external_id.startswith(prefix):
+        return signal.external_id[len(prefix):]
+    return signal.external_id
 
 
 def signal_out(signal: Signal, events: list[SignalEvent]) -> SignalOut:
@@ -82,7 +109,8 @@ def signal_out(signal: Signal, events: list[SignalEvent]) -> SignalOut:
     ordered = sorted(events, key=lambda e: e.id)
     closed = any(e.type in ("sl_hit", "closed") for e in ordered)
     return SignalOut(
-        id=signal.id, external_id=signal.external_id, ecosystem=signal.ecosystem, symbol=signal.symbol,
+        id=signal.id, external_id=sender_id(signal), provider=provider_ref(signal), ecosystem=signal.ecosystem,
+        symbol=signal.symbol,
         side=signal.side, entry=signal.entry, take_profits=[Decimal(p) for p in signal.take_profits],
         stop_loss=signal.stop_loss, timeframe=signal.timeframe, note=signal.note, received_at=signal.received_at,
         status="closed" if closed else "open", hash=signal.hash, events=[event_out(e) for e in ordered])
@@ -118,8 +146,10 @@ class WhoAmI(Wire):
 
 
 class SignalList(Wire):
-    signals: list[SignalOut]
-    delayed_by_minutes: int = Field(description="the plan's delay: signals newer than this are not listed yet")
+    signals: list[SignalOut] = Field(description="newest first: the house's signals and those of the marketplace "
+                                                 "providers you are subscribed to (while subscribed)")
+    delayed_by_minutes: int = Field(description="the plan's delay: the house's signals newer than this are not listed "
+                                                "yet (a subscribed provider's are listed at once)")
     history_days: int = Field(description="how far back the plan's history window reaches")
 
 
@@ -142,6 +172,8 @@ class ChainHead(Wire):
 
 
 class Performance(Wire):
+    provider: ProviderRef | None = Field(None, description="the marketplace provider whose record this is "
+                                                           "(`?provider=`); null for the house's")
     ecosystem: str | None
     period: Literal["7d", "30d", "all"]
     figures: PeriodFigures

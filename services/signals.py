@@ -14,13 +14,13 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -37,6 +37,7 @@ from services.subscriptions import best_plans
 from services.text import strip_invisible_or_none
 
 FREE_DELAY = timedelta(minutes=30)
+CLAIM_SKEW = timedelta(seconds=60)  # an event's claimed time (`at`) may be this far ahead of our clock
 ACTIVE = ("queued", "sending", "sent")  # outbox states that count as "delivered or on its way"
 MAX_TARGETS = 10
 PRICE_RE = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
@@ -163,17 +164,46 @@ class SignalIn(BaseModel):
         return self
 
 
+def parse_claimed_at(value: Any) -> datetime | None:
+    """An event's optional `at`: ISO 8601 with a UTC offset ("2026-12-04T10:00:00Z"), as UTC. How it compares with
+    our clock and the signal is checked when the event is stored (`SignalService.add_event`)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.isascii() or not 10 <= len(value.strip()) <= 40:
+        raise ValueError("must be an ISO 8601 time with a UTC offset, such as \"2026-12-04T10:00:00Z\"")
+    try:
+        at = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError("must be an ISO 8601 time with a UTC offset, such as \"2026-12-04T10:00:00Z\"") from None
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("must carry a UTC offset (\"Z\" or \"+02:00\"), such as \"2026-12-04T10:00:00Z\"")
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None
+
+
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     type: Literal["tp_hit", "sl_hit", "closed"]
     level: int | None = None
     price: Decimal
+    at: datetime | None = Field(
+        None, description="optional: when the price was reached (ISO 8601 with a UTC offset). At most "
+                          f"{int(CLAIM_SKEW.total_seconds())} s ahead of our clock and not before the signal was "
+                          "received. Figures use our arrival time only; events arriving more than 5 minutes after "
+                          "the time they claim are flagged for review on a marketplace provider's record.")
 
     @field_validator("price", mode="before")
     @classmethod
     def _price(cls, value: Any) -> Decimal:
         return parse_price(value)
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at(cls, value: Any) -> datetime | None:
+        return parse_claimed_at(value)
 
     @model_validator(mode="after")
     def _level(self) -> EventIn:
@@ -225,6 +255,10 @@ def parse_command(text: str, *, external_id: str) -> SignalIn:
 
 def _p(value: Decimal | str) -> str:
     return plain(Decimal(value))
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ------------------------------------------------------------------------------------------ the service
@@ -352,6 +386,10 @@ class SignalService:
                 if provider is not None:  # a provider's subscribers only (no channel, no house caps)
                     recipients = await self._subscribers(session, row, now)
                     await outbox.enqueue(session, recipients)
+                    hooks = hooks if hooks is not None else await api_webhooks.enabled_hooks(session)
+                    if any(r["user_id"] in hooks for r in recipients):  # their webhooks too (paid plans' feature)
+                        paid = audience.paid if audience is not None else await best_plans(session, now)
+                        webhook_rows += api_webhooks.signal_rows(hooks, recipients, paid, row.id, now)
                     results.append(Ingested(True, row.id, len(recipients)))
                     continue
                 audience = audience or await self._audience(session, now)
@@ -422,6 +460,11 @@ class SignalService:
             return EventResult(EventOutcome.NOT_FOUND)
         if data.type == "tp_hit" and data.level > len(signal.take_profits):
             raise InvalidInput("level", f"this signal has {len(signal.take_profits)} targets")
+        if data.at is not None and data.at > now + CLAIM_SKEW:
+            raise InvalidInput("at", f"is in the future: it is when the price was reached (at most "
+                                     f"{int(CLAIM_SKEW.total_seconds())} s ahead of our clock, now {_iso(now)})")
+        if data.at is not None and data.at < signal.received_at - CLAIM_SKEW:
+            raise InvalidInput("at", f"is before the signal was received ({_iso(signal.received_at)})")
         async with self.db.transaction() as session:
             events = list(await session.scalars(select(SignalEvent).where(SignalEvent.signal_id == signal.id)))
             if any(e.type == data.type and e.level == data.level for e in events):
@@ -432,9 +475,9 @@ class SignalService:
                                         .order_by(SignalEvent.id.desc()).limit(1)) \
                 or track_record.genesis(provider_id, events=True)
             event = SignalEvent(signal_id=signal.id, type=data.type, level=data.level, price=data.price,
-                                received_at=now, prev_hash=head, provider_id=provider_id)
+                                received_at=now, claimed_at=data.at, prev_hash=head, provider_id=provider_id)
             event.hash = track_record.event_hash(head, signal_hash_=signal.hash, type_=event.type, level=event.level,
-                                                 price=event.price, received_at=now)
+                                                 price=event.price, received_at=now, claimed_at=data.at)
             session.add(event)
             await session.flush()
             parents = (await session.execute(select(Outbox.id, Outbox.chat, Outbox.user_id, Outbox.next_attempt_at)
@@ -443,10 +486,14 @@ class SignalService:
             await outbox.enqueue(session, [
                 outbox.row("event", event.id, chat, user_id, parent_id=parent_id, due=max(now, due), now=now)
                 for parent_id, chat, user_id, due in parents])
-            if provider_id is None:
+            users = [user_id for _, _, user_id, _ in parents if user_id is not None]
+            if provider_id is not None and users:  # a provider's event: to those still subscribed
+                users = list(await session.scalars(select(ProviderSubscription.user_id).distinct().where(
+                    ProviderSubscription.provider_id == provider_id, ProviderSubscription.user_id.in_(users),
+                    ProviderSubscription.starts_at <= now, ProviderSubscription.ends_at > now)))
+            if users:
                 await api_webhooks.enqueue(session, api_webhooks.event_rows(
-                    await api_webhooks.enabled_hooks(session), (user_id for _, _, user_id, _ in parents), event.id,
-                    now))
+                    await api_webhooks.enabled_hooks(session), users, event.id, now))
             return EventResult(EventOutcome.STORED, event.id, len(parents))
 
     # -- users -------------------------------------------------------------------------------------

@@ -52,9 +52,12 @@ def signal_hash(prev_hash: str, *, external_id: str, ecosystem: str, symbol: str
 
 
 def event_hash(prev_hash: str, *, signal_hash_: str, type_: str, level: int, price: Decimal,
-               received_at: datetime) -> str:
+               received_at: datetime, claimed_at: datetime | None = None) -> str:
+    """`claimed_at` (the sender's `at`) is hashed only when given, so events stored without it keep their hash."""
     content = {"signal": signal_hash_, "type": type_, "level": level, "price": _dec(price),
                "received_at": _utc(received_at)}
+    if claimed_at is not None:
+        content["claimed_at"] = _utc(claimed_at)
     return hashlib.sha256(prev_hash.encode() + b"|" + _canonical(content)).hexdigest()
 
 
@@ -99,7 +102,7 @@ def verify_chain(signals: Sequence, events: Sequence, *, genesis: str = GENESIS,
         parent = by_id.get(ev.signal_id)
         expected = None if parent is None else event_hash(
             ev.prev_hash, signal_hash_=parent.hash, type_=ev.type, level=ev.level, price=ev.price,
-            received_at=ev.received_at)
+            received_at=ev.received_at, claimed_at=getattr(ev, "claimed_at", None))
         if ev.prev_hash != prev or expected != ev.hash:
             return ChainCheck(False, head, len(signals), f"event {ev.id}")
         prev = ev.hash

@@ -93,6 +93,17 @@ def test_event_chain_catches_an_edited_price():
     assert track_record.verify_chain(signals, [event]).broken_at == "event 1"
 
 
+def test_an_events_claimed_time_is_hashed_only_when_given():
+    """Events stored before claimed times existed keep their hash (a value the earlier code computed)."""
+    fields = dict(signal_hash_="ab" * 32, type_="closed", level=0, price=Decimal("104.5"),
+                  received_at=datetime(2026, 11, 2, 10, 0, tzinfo=UTC))
+    old = "279491c6da11c5ebe00bd971570a1f1dd642725d8285c172e6e2283351a78b23"
+    assert track_record.event_hash(track_record.GENESIS, **fields) == old
+    assert track_record.event_hash(track_record.GENESIS, **fields, claimed_at=None) == old
+    at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    assert track_record.event_hash(track_record.GENESIS, **fields, claimed_at=at) != old
+
+
 def test_equity_chart_is_a_png():
     assert equity_chart({"All": [Decimal(1), Decimal("1.1")]}, "t").startswith(b"\x89PNG")
 
