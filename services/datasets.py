@@ -130,7 +130,8 @@ TS = pa.timestamp("us", tz="UTC")
 
 class SignalHistory:
     """Every signal and its events, one row each: a signal's row has event "signal" (its entry as price,
-    its receive time as time); its events (tp_hit with level, sl_hit, closed) follow it in time order."""
+    its receive time as time); its events (tp_hit with level, sl_hit, closed) follow it in time order, with the
+    time the sender claims the price was reached (`claimed_at`, empty when it did not say; hashed when given)."""
 
     id = "signals"
     title = __("Signal history with events")
@@ -140,7 +141,7 @@ class SignalHistory:
         ("signal_id", pa.int64()), ("external_id", pa.string()), ("ecosystem", pa.string()),
         ("symbol", pa.string()), ("side", pa.string()), ("entry", pa.string()), ("take_profits", pa.string()),
         ("stop_loss", pa.string()), ("timeframe", pa.string()), ("event", pa.string()), ("level", pa.int32()),
-        ("price", pa.string()), ("at", TS), ("hash", pa.string()))
+        ("price", pa.string()), ("at", TS), ("hash", pa.string()), ("claimed_at", TS))
 
     async def bounds(self, session: AsyncSession) -> dict[str, int]:
         return {"signals": await _max_id(session, Signal.id), "signal_events": await _max_id(session, SignalEvent.id)}
@@ -179,8 +180,8 @@ class SignalHistory:
             for s in signals:
                 head = (s.id, s.external_id, s.ecosystem, s.symbol, s.side, _text(s.entry),
                         ";".join(str(tp) for tp in s.take_profits), _text(s.stop_loss), s.timeframe)
-                batch.append((*head, "signal", 0, _text(s.entry), s.received_at, s.hash))
-                batch.extend((*head, e.type, e.level, _text(e.price), e.received_at, e.hash)
+                batch.append((*head, "signal", 0, _text(s.entry), s.received_at, s.hash, None))
+                batch.extend((*head, e.type, e.level, _text(e.price), e.received_at, e.hash, e.claimed_at)
                              for e in events.get(s.id, ()))
             yield batch
             after = signals[-1].id

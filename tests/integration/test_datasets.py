@@ -85,7 +85,7 @@ async def test_signal_history_export_is_the_purchase_s_cut_in_csv_and_parquet(pa
     service, ledger, signals, _whales = parts
     await credit(ledger, "10")
     await signals.ingest(signal(1))
-    await signals.add_event("s-1", EventIn(type="tp_hit", level=1, price="150"))
+    await signals.add_event("s-1", EventIn(type="tp_hit", level=1, price="150", at="2026-11-21T11:59:30Z"))
     clock.advance(hours=1)
     await signals.ingest(signal(2))
 
@@ -105,6 +105,7 @@ async def test_signal_history_export_is_the_purchase_s_cut_in_csv_and_parquet(pa
         ("s-1", "signal", "0", "142.5"), ("s-1", "tp_hit", "1", "150"), ("s-2", "signal", "0", "142.5")]
     assert rows[0]["take_profits"] == "150;158" and rows[0]["stop_loss"] == "136"
     assert rows[0]["at"] == "2026-11-21T12:00:00+00:00"
+    assert [r["claimed_at"] for r in rows] == ["", "2026-11-21T11:59:30+00:00", ""]  # the sender's `at`, if any
     table = parquet_rows(await read(service, purchase, "parquet"))
     assert [(r["external_id"], r["event"], r["level"], r["price"]) for r in table] == [
         ("s-1", "signal", 0, "142.5"), ("s-1", "tp_hit", 1, "150"), ("s-2", "signal", 0, "142.5")]
