@@ -94,6 +94,20 @@ def report(done: RunReport) -> str:
     return "\n".join(lines)
 
 
+def progress(run_id: int, done: int, total: int | None, paid: int = 0) -> str:
+    """A run's message while it goes on in the background (edited as transfers complete)."""
+    head = _("💸 <b>Payout run #{id}</b>").format(id=run_id)
+    if total is None:
+        return head + "\n" + _("⏳ Working out who is owed what…")
+    return head + "\n" + _("⏳ Transfers made: {done} of {total} ({paid} paid). This message shows the report "
+                           "when the run ends.").format(done=done, total=total, paid=paid)
+
+
+def already_going(run: PayoutRun) -> str:
+    return _("A payout run is already going (#{id}); its message shows its progress, and nobody is paid "
+             "twice.").format(id=run.id)
+
+
 def ask_reference(item: PayoutItem) -> str:
     return _("Send {amount} to <code>{address}</code>, then reply with the transaction's reference (its hash or "
              "id).").format(amount=money_text(amount_of(item)), address=_e(item.address))

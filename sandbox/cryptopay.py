@@ -31,6 +31,7 @@ app starts with :data:`STARTING_BALANCE_USD` worth of every asset; a transfer is
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import hmac
@@ -211,6 +212,8 @@ class CryptoPayStandIn(ProviderStandIn):
         self._transfer_ids = itertools.count(501)
         #: Called with each new transfer (as on the wire), e.g. to show it in the user's chat.
         self.on_transfer: list[Callable[[JSON], None]] = []
+        #: While an unset event, each ``transfer`` call waits for it before it is answered (a slow Crypto Pay).
+        self.hold_transfers: asyncio.Event | None = None
         self.app.router.add_route("*", "/api/{method}", self._handle)
         self.app.router.add_get("/pay/{hash}", self._page)
         self.app.router.add_post("/pay/{hash}", self._page_pay)
@@ -246,6 +249,8 @@ class CryptoPayStandIn(ProviderStandIn):
         call, early = self._gate(method, params)
         if early is not None:
             return early
+        if method.lower() == "transfer" and self.hold_transfers is not None:
+            await self.hold_transfers.wait()
         try:
             if bad_body is not None:
                 raise bad_body

@@ -17,10 +17,15 @@ Generic over who is paid: a seller ("provider:7"; indicator developers later) is
 
 A suspended seller is not paid while suspended (its balance waits: refunds of its subscribers may still
 take from it).
+
+A run holds a lease on its `payout_runs` row while it works (renewed by a heartbeat), so an admin's tap can
+see that a run is going anywhere (`begin` refuses a second one) and a run whose process died stops counting
+once its lease runs out. `progress` hears of each transfer as it completes (for the admin's progress message).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -29,13 +34,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, text, update
 
 from db.base import utcnow
 from db.engine import Database
 from db.models_marketplace import SellerEarning
 from db.models_payouts import PayoutItem, PayoutRun
 from services.earnings import EarningsService, seller_account
+from services.leader import advisory_key
+from services.leases import heartbeat
 from services.ledger import Cause, LedgerService, to_micros, to_usd
 from services.payments.base import ProviderError
 
@@ -94,6 +101,10 @@ class RunReport:
         return sum((to_usd(i.amount_micros) for i in items), Decimal(0))
 
 
+#: Told after each transfer of a run completes: the report so far and how many transfers the run makes.
+Progress = Callable[[RunReport, int], Awaitable[None]]
+
+
 def amount_of(item: PayoutItem) -> Decimal:
     return to_usd(item.amount_micros)
 
@@ -127,14 +138,58 @@ class PayoutService:
 
     # -- the run ---------------------------------------------------------------------------------
 
-    async def run(self, started_by: int | None = None) -> RunReport:
-        """Pay every seller with a payable balance (and finish what an earlier run left open)."""
-        await self.earnings.release_due()
+    async def begin(self, started_by: int, chat_id: int | None = None) -> tuple[int, PayoutRun | None]:
+        """Record a run an admin starts (to be made by `run(run_id=...)` in the background): (its id, None), or
+        (0, the run already going) while another run holds its lease, on any replica."""
+        now = self.clock()
         async with self.db.transaction() as session:
-            run = PayoutRun(started_by=started_by, started_at=self.clock())
+            if session.bind.dialect.name == "postgresql":  # two taps at once: one is first (SQLite: one writer)
+                await session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                      {"key": advisory_key("payout_run_start")})
+            going = await session.scalar(select(PayoutRun).where(
+                PayoutRun.finished_at.is_(None), PayoutRun.lease_until > now).order_by(PayoutRun.id).limit(1))
+            if going is not None:
+                return 0, going
+            run = PayoutRun(started_by=started_by, started_at=now, lease_until=now + self.lease, chat_id=chat_id)
             session.add(run)
             await session.flush()
-            run_id = run.id
+            return run.id, None
+
+    async def set_message(self, run_id: int, message_id: int) -> None:
+        """Where the run's progress is shown."""
+        async with self.db.transaction() as session:
+            await session.execute(update(PayoutRun).where(PayoutRun.id == run_id).values(message_id=message_id))
+
+    async def run_row(self, run_id: int) -> PayoutRun | None:
+        async with self.db.session() as session:
+            return await session.get(PayoutRun, run_id)
+
+    async def _renew_run(self, run_id: int) -> bool:
+        async with self.db.transaction() as session:
+            done = await session.execute(update(PayoutRun).where(
+                PayoutRun.id == run_id, PayoutRun.finished_at.is_(None)).values(lease_until=self.clock() + self.lease))
+        return done.rowcount == 1
+
+    async def run(self, started_by: int | None = None, *, run_id: int | None = None,
+                  progress: Progress | None = None) -> RunReport:
+        """Pay every seller with a payable balance (and finish what an earlier run left open). `run_id`: the
+        run `begin` recorded; `progress` hears of each transfer."""
+        await self.earnings.release_due()
+        if run_id is None:
+            now = self.clock()
+            async with self.db.transaction() as session:
+                run = PayoutRun(started_by=started_by, started_at=now, lease_until=now + self.lease)
+                session.add(run)
+                await session.flush()
+                run_id = run.id
+        async with heartbeat(functools.partial(self._renew_run, run_id), self.lease, what=f"payout run {run_id}"):
+            report = await self._run(run_id, progress)
+        async with self.db.transaction() as session:
+            await session.execute(update(PayoutRun).where(PayoutRun.id == run_id).values(
+                finished_at=self.clock(), lease_until=None))
+        return report
+
+    async def _run(self, run_id: int, progress: Progress | None) -> RunReport:
         report = RunReport(run_id)
         payer = self.payer()
         for seller in await self.sellers():
@@ -151,10 +206,7 @@ class PayoutService:
                     report.unpayable.append(seller)
                 continue
             await self._open_item(run_id, seller, payee, payer)
-        await self.resume(report)
-        async with self.db.transaction() as session:
-            await session.execute(update(PayoutRun).where(PayoutRun.id == run_id).values(finished_at=self.clock()))
-        return report
+        return await self.resume(report, progress)
 
     async def _open_item(self, run_id: int, seller: str, payee: Payee, payer: PaysOut | None) -> PayoutItem | None:
         """The seller's whole payable balance into a new item, with its ledger movement (one transaction);
@@ -181,7 +233,7 @@ class PayoutService:
                                       {payable: -amount, seller_account(seller, "paid"): amount})
             return item
 
-    async def resume(self, report: RunReport | None = None) -> RunReport:
+    async def resume(self, report: RunReport | None = None, progress: Progress | None = None) -> RunReport:
         """Transfer every open "sending" item whose lease is free (this run's, or one a dead run left)."""
         report = report or RunReport(0)
         now = self.clock()
@@ -197,6 +249,8 @@ class PayoutService:
             if item is None:
                 continue
             {PAID: report.paid, FAILED: report.failed}.get(item.state, report.waiting).append(item)
+            if progress is not None:
+                await progress(report, len(ids))
         for item in [*report.paid, *report.failed, *report.waiting, *report.manual]:
             if item.seller not in report.names:
                 payee = await self.payee(item.seller)

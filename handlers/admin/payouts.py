@@ -8,7 +8,7 @@ from aiogram.filters import Command, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -16,7 +16,7 @@ from bot.callbacks import RowId
 from bot.screens import acknowledge, refuse, show
 from bot.wiring import Services
 from presentation import payouts as words
-from services.payouts import MANUAL, PayoutRefused
+from services.payouts import MANUAL, PayoutRefused, RunReport
 
 
 class PayoutDo(CallbackData, prefix="pout"):
@@ -54,12 +54,7 @@ async def payout_tap(query: CallbackQuery, callback_data: PayoutDo, services: Se
     if callback_data.do == "home":
         await show_payouts(query, services, state)
     elif callback_data.do == "run":
-        await acknowledge(query, _("Paying…"))
-        report = await services.payout_job.run(query.from_user.id)
-        await services.audit.record(query.from_user.id, "payout_run", f"payout_run:{report.run_id}", before={},
-                                    after={"paid": len(report.paid), "manual": len(report.manual),
-                                           "failed": len(report.failed), "waiting": len(report.waiting)})
-        await query.message.answer(words.report(report), reply_markup=_markup(report.manual, extra=False))
+        await start_run(query, services)
     elif callback_data.do == "record":
         item = await services.payouts.get(callback_data.id)
         if item is None or item.state != MANUAL:
@@ -70,6 +65,24 @@ async def payout_tap(query: CallbackQuery, callback_data: PayoutDo, services: Se
         await show(query, words.ask_reference(item))
     else:
         await refuse(query, _("This button is no longer active."))
+
+
+async def start_run(query: CallbackQuery, services: Services) -> None:
+    """A payout run in the background: a progress message now, edited as transfers complete and finally into
+    the run's report; refused while a run is going (any admin's, on any replica)."""
+    admin_id = query.from_user.id
+
+    async def finished(report: RunReport) -> InlineKeyboardMarkup | None:
+        await services.audit.record(admin_id, "payout_run", f"payout_run:{report.run_id}", before={},
+                                    after={"paid": len(report.paid), "manual": len(report.manual),
+                                           "failed": len(report.failed), "waiting": len(report.waiting)})
+        return _markup(report.manual, extra=False) if report.manual else None
+
+    started = await services.payout_job.start(admin_id, query.message.chat.id, finished)
+    if started.going is not None:
+        await refuse(query, words.already_going(started.going))
+        return
+    await acknowledge(query, _("Paying in the background…"))
 
 
 async def reference_typed(message: Message, services: Services, state: FSMContext) -> None:

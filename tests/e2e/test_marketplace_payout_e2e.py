@@ -80,8 +80,10 @@ async def test_apply_approve_publish_subscribe_with_stars_and_the_payout_run_pay
     tg.send_text(ADMIN, "/payouts")
     await tg.wait_for(newest(sb, ADMIN, "Sellers with a payable balance: 1, $20.00 in all."))
     tg.press_button(ADMIN, "▶️ Run payouts now")
-    report = await tg.wait_for(newest(sb, ADMIN, "Payout run #"), timeout=10)
-    assert "✅ Paid (1, $20.00)" in report["text"] and "Alpha Calls: $20.00 · transfer" in report["text"]
+    await tg.wait_for(newest(sb, ADMIN, "Payout run #"), timeout=10)  # its progress, then (edited) its report
+    report = await tg.wait_for(newest(sb, ADMIN, "✅ Paid ("), timeout=10)
+    assert "Payout run #" in report["text"] and "✅ Paid (1, $20.00)" in report["text"]
+    assert "Alpha Calls: $20.00 · transfer" in report["text"]
     [transfer] = sb.cryptopay.transfers.values()
     assert (transfer["user_id"], transfer["asset"], Decimal(transfer["amount"])) == (PROVIDER, "USDT", Decimal(20))
     await tg.wait_for(lambda: next((m for m in tg.chat_messages(PROVIDER)

@@ -112,6 +112,7 @@ async def test_admin_runs_payouts_records_a_manual_one_and_the_provider_sees_its
     await h.send(ADMIN_ID, "/payouts")
     assert "Sellers with a payable balance: 2, $28.00 in all." in texts(h, ADMIN_ID)[-1]
     await h.press(ADMIN_ID, "pout:run:0")
+    await h.app.payout_job.background
     report = texts(h, ADMIN_ID)[-1]
     assert "✅ Paid (1, $20.00)" in report and "Prov 0: $20.00 · transfer 501" in report
     assert "✍️ To send by hand (1, $8.00)" in report and "TRC20:TQn9Y2" in report
@@ -179,8 +180,41 @@ async def test_a_run_paying_many_sellers_reports_in_one_message(market):
     h = market
     await sellers_with_sales(h, LISTED + 2)
     await h.press(ADMIN_ID, "pout:run:0")
+    await h.app.payout_job.background
     report = texts(h, ADMIN_ID)[-1]
     assert f"✅ Paid ({LISTED + 2}," in report and "… and 2 more" in report and len(report) < 4096
+
+
+async def test_an_admins_run_goes_on_in_the_background_its_message_edited_to_the_report(market):
+    h, cp = market, market.cryptopay
+    made = await sellers_with_sales(h, 4)
+    cp.hold_transfers = asyncio.Event()  # Crypto Pay answers transfers slowly
+    await h.press(ADMIN_ID, "pout:run:0")
+    run = h.app.payout_job.background
+    assert not run.done()  # the tap is answered; the run goes on without it
+    [answer] = [m for m in h.session.of("AnswerCallbackQuery")]
+    assert answer.text == "Paying in the background…"
+    [progress] = [m for m in h.session.of("SendMessage") if m.chat_id == ADMIN_ID]
+    assert "Payout run #" in progress.text and "Working out who is owed what" in progress.text
+
+    h.session.clear()
+    await h.press(ADMIN_ID, "pout:run:0")  # a second tap while the run is going
+    [refused] = h.session.of("AnswerCallbackQuery")
+    assert refused.show_alert and "A payout run is already going" in refused.text
+    assert h.session.of("SendMessage") == []  # no second run, no second message
+
+    cp.hold_transfers.set()
+    report = await run
+    edits = [m for m in h.session.of("EditMessageText") if m.chat_id == ADMIN_ID]
+    assert any("Transfers made: 4 of 4 (4 paid)" in m.text for m in edits)  # the last progress, always shown
+    final = edits[-1].text  # the same message, now the run's report
+    assert f"💸 <b>Payout run #{report.run_id}</b>" in final and "✅ Paid (4, $84.80)" in final
+    assert {user: len(found) for user, found in transfers_by_user(cp).items()} == dict.fromkeys(made, 1)
+
+    h.session.clear()
+    await h.press(ADMIN_ID, "pout:run:0")  # after it ended, a new run may start (nothing left to pay)
+    await h.app.payout_job.background
+    assert "Nobody has a payable balance" in texts(h, ADMIN_ID)[-1] and len(cp.transfers) == 4
 
 
 async def test_a_transfer_left_unanswered_is_finished_by_the_hourly_resume(market):
