@@ -37,8 +37,6 @@ TAIL = (
             admin=True),
     Command("refund", __("Refund an order"), howto=__("/refund ORDER_ID — refund an order"), admin=True),
     Command("refund_done", admin=True),
-    Command("signal", __("Post a signal by hand"),
-            howto=__("/signal ecosystem PAIR side entry targets stop [timeframe] [note] — post a signal"), admin=True),
     Command("broadcast", __("Message all users"),
             howto=__("/broadcast — message everyone, paying users, a plan or lapsed users"), admin=True),
     Command("post_now", __("Publish a channel post now"),

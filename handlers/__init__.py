@@ -17,6 +17,7 @@ from handlers.user import (
     marketplace,
     orders,
     plans,
+    provider_signals,
     ratings,
     refunds,
     settings,
@@ -50,6 +51,7 @@ def build_routers(admin_ids: list[int], products: Sequence[Router] = ()) -> list
         datasets.build_router(),
         market_board.build_router(),
         marketplace.build_router(),  # after the commands: its application states take stray text
+        provider_signals.build_router(),  # /signal's form for providers (an admin's /signal is the admin one)
         ratings.build_router(),  # its review and reply states take stray text
         *products,
         fallback.build_router(),  # last: takes only what nobody else did

@@ -278,4 +278,9 @@ def marketplace_product(parts: ProductParts) -> Product:
         menu=MenuEntry("market", __("🏪 Signal marketplace")),
         commands=(Command("market", __("Signal providers"), help=__("/market — signal providers: subscribe to one")),
                   Command("provider", __("Become a signal provider"),
-                          help=__("/provider — apply as a signal provider; your provider dashboard"))))
+                          help=__("/provider — apply as a signal provider; your provider dashboard")),
+                  # an admin's /signal is the one-line house signal (handlers/admin/signals.py runs first)
+                  Command("signal", __("Publish a signal (providers)"),
+                          help=__("/signal — providers: publish a signal step by step, report its targets"),
+                          howto=__("/signal ecosystem PAIR side entry targets stop [timeframe] [note] — post a "
+                                   "signal"))))

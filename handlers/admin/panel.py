@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from aiogram import F, Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
@@ -12,6 +14,8 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.commands import all_commands
 from bot.screens import show
+from bot.wiring import Services
+from services.products import Command as Declared
 from services.products import text
 
 
@@ -31,9 +35,9 @@ def panel_keyboard() -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def howto_text() -> str:
-    """The commands that take arguments, so every admin action is one tap or one line away."""
-    lines = [text(c.howto) for c in all_commands() if c.howto is not None]
+def howto_text(product_commands: Iterable[Declared] = ()) -> str:
+    """The commands that take arguments (the products' too), so every admin action is one tap or one line away."""
+    lines = [text(c.howto) for c in all_commands(product_commands) if c.howto is not None]
     return _("🧭 <b>Admin commands</b>") + "\n\n" + "\n".join(lines)
 
 
@@ -41,8 +45,8 @@ async def admin_panel(message: Message) -> None:
     await message.answer(_("🛠 <b>Admin panel</b>"), reply_markup=panel_keyboard())
 
 
-async def howto(query: CallbackQuery) -> None:
-    await show(query, howto_text(), panel_keyboard())
+async def howto(query: CallbackQuery, services: Services) -> None:
+    await show(query, howto_text(services.products.commands), panel_keyboard())
 
 
 def build_router() -> Router:

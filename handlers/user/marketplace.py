@@ -18,6 +18,7 @@ from bot.screens import acknowledge, refuse, show
 from bot.wiring import Services
 from handlers.user.checkout import offer_payment
 from handlers.user.market_board import MarketOpen, add_chart_button, card_figures, show_board
+from handlers.user.provider_signals import SignalDo
 from handlers.user.ratings import RateOpen, RatingsList
 from presentation import marketplace as words
 from presentation import payouts as payout_words
@@ -122,6 +123,8 @@ async def show_provider(event: Message | CallbackQuery, services: Services, stat
         await show(event, words.pending(provider))
         return
     balance = await services.earnings.balance(seller_of(provider.id))
+    if provider.status == ProviderState.APPROVED:
+        builder.button(text=_("📈 Publish a signal"), callback_data=SignalDo(do="home"))
     builder.button(text=_("💸 Payouts and statement"), callback_data=ProviderDo(do="payouts"))
     builder.button(text=rating_words.ratings_label(), callback_data=RatingsList())
     builder.adjust(1)

@@ -15,7 +15,7 @@ async def test_help_has_one_line_per_command_in_the_users_language(harness):
     await harness.send(2, "/help")
     lines = harness.session.of("SendMessage")[-1].text.splitlines()[2:]
     assert [line.split()[0] for line in lines] == ["/tokens", "/plans", "/signals", "/api", "/data", "/market",
-                                                    "/provider", "/whales",
+                                                    "/provider", "/signal", "/whales",
                                                     "/performance", "/orders", "/settings", "/terms", "/paysupport",
                                                     "/cancel"]
 
@@ -38,12 +38,12 @@ async def test_admin_howto_and_refusal_read_the_same_list(harness):
 def test_command_menus_users_and_admins(harness):
     commands = all_commands(harness.app.products.commands)
     users = [c.command for c in command_list(commands, harness.app.i18n, "en", admin=False)]
-    assert users == ["start", "tokens", "plans", "signals", "api", "data", "market", "provider", "whales",
+    assert users == ["start", "tokens", "plans", "signals", "api", "data", "market", "provider", "signal", "whales",
                      "performance", "orders",
                      "settings", "help", "terms", "paysupport"]
     admins = command_list(commands, harness.app.i18n, "ru", admin=True)
     assert [c.command for c in admins][:len(users)] == users
-    assert {"admin", "stats", "broadcast", "post_now", "preview", "schedule", "refund", "grant", "signal",
+    assert {"admin", "stats", "broadcast", "post_now", "preview", "schedule", "refund", "grant",
             "providers", "payouts"} == \
         {c.command for c in admins[len(users):]}
     assert dict((c.command, c.description) for c in admins)["tokens"] == "Купить AI-токены"

@@ -185,3 +185,54 @@ async def test_a_worker_message_is_formatted_for_each_recipient(harness):
         await harness.app.services.notifier.send(user_id, lambda: f"{amount} · {due}")
     ru, en = [m.text for m in harness.session.of("SendMessage")[-2:]]
     assert ru.replace("\u00a0", " ") == "1234,5 USDT · 1 234,56 $" and en == "1234.5 USDT · $1,234.56"
+
+
+async def test_a_provider_publishes_and_reports_by_the_form_in_russian(harness):
+    """/signal read in Russian: decimal commas typed and shown, a refused answer, the preview, a target and a
+    close; no English left."""
+    from handlers.user.provider_signals import SignalDo
+    from services.marketplace import Application, Review
+
+    h, user = harness, harness.user(IVAN, first_name="Иван", language_code="ru")
+    await h.users.seen(IVAN, username="ivan", first_name="Иван", language_code="ru")
+    provider = await h.app.marketplace.apply(IVAN, Application(
+        name="Иван", description="Свинг-сделки по SOL", ecosystems=("crypto",), price_cents=1999,
+        payout_method="telegram"))
+    await h.app.marketplace.review(provider.id, Review.APPROVE, ADMIN_ID)
+
+    def pressed(label: str) -> str:
+        for call in reversed(h.session.calls):
+            rows = getattr(getattr(call.method, "reply_markup", None), "inline_keyboard", None)
+            if rows:
+                return next(b.callback_data for row in rows for b in row if label in b.text)
+        raise AssertionError(label)
+
+    await h.send(user, "/provider")
+    await h.press(user, pressed("Опубликовать сигнал"))
+    await h.press(user, SignalDo(do="new").pack())
+    await h.press(user, pressed("crypto"))
+    await h.send(user, "sol/usdt")
+    await h.press(user, pressed("Лонг"))
+    await h.send(user, "сто")
+    assert "❌" in h.session.texts_to(IVAN)[-1]
+    for answer in ("142,5", "150 158,5", "136"):
+        await h.send(user, answer)
+    await h.press(user, SignalDo(do="tf", arg="4h").pack())
+    await h.send(user, "пробой уровня")
+    preview = h.session.texts_to(IVAN)[-1]
+    assert "142,5" in preview and "150 · 158,5" in preview and "4 ч" in preview
+    await h.press(user, pressed("Опубликовать"))
+    await h.send(user, "/signal")
+    await h.press(user, pressed("SOL/USDT"))
+    await h.press(user, pressed("Цель 1"))
+    await h.press(user, pressed("Подтвердить"))
+    await h.send(user, "/signal")
+    await h.press(user, pressed("SOL/USDT"))
+    await h.press(user, pressed("Закрыть"))
+    await h.send(user, "147,2")
+    assert "147,2" in h.session.texts_to(IVAN)[-1]
+    await h.press(user, pressed("Подтвердить"))
+    _signals, events = await h.app.signals.history(provider.id)
+    assert [(e.type, str(e.price)) for e in events] == [("tp_hit", "150"), ("closed", "147.2")]
+    found = {t[:80]: p for t in shown_texts(h) if (p := problems(t))}
+    assert not found, "English left in the Russian /signal form:\n" + "\n".join(f"{k!r}: {v}" for k, v in found.items())
