@@ -158,6 +158,7 @@ def dashboard(provider: Provider, subscribers: int, balance: Balance, tz: ZoneIn
         pending_line += " " + _("(next payable {date})").format(date=date_text(balance.next_release, tz))
     lines += [pending_line, _("✅ Paid: {amount}").format(amount=money_text(balance.paid)), ""]
     if provider.status == State.APPROVED:
+        lines.append(_("📈 Publish step by step with /signal (or the button below)."))
         lines.append(_("Publish with your API keys (/api): <code>POST /api/v1/provider/signals</code> and "
                        "<code>POST /api/v1/provider/signals/{{id}}/events</code>. Your signals go only to your "
                        "subscribers.").format())
@@ -170,8 +171,8 @@ def told(review: Review, provider: Provider) -> str:
     """What the applicant is told of an admin's decision."""
     name, reason = _e(provider.name), _e(provider.reason or "—")
     return {
-        Review.APPROVE: _("✅ Your provider application <b>{name}</b> is approved. Your API keys (/api) may now "
-                          "publish; see /provider.").format(name=name),
+        Review.APPROVE: _("✅ Your provider application <b>{name}</b> is approved. Publish step by step with "
+                          "/signal, or with your API keys (/api); see /provider.").format(name=name),
         Review.REJECT: _("Your provider application <b>{name}</b> was rejected: {reason}. You may apply again "
                          "with /provider.").format(name=name, reason=reason),
         Review.SUSPEND: _("⛔ Your provider <b>{name}</b> is suspended: {reason}. Publishing is closed.").format(
