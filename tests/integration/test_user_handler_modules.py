@@ -6,9 +6,23 @@ import inspect
 
 from aiogram import Router
 
-from handlers.user import ai_tokens, checkout, help, orders, plans, refunds, settings, signals, start, support, whales
+from handlers.user import (
+    ai_tokens,
+    checkout,
+    help,
+    orders,
+    plans,
+    provider_signals,
+    refunds,
+    settings,
+    signals,
+    start,
+    support,
+    whales,
+)
 
-MODULES = (ai_tokens, checkout, help, orders, plans, refunds, settings, signals, start, support, whales)
+MODULES = (ai_tokens, checkout, help, orders, plans, provider_signals, refunds, settings, signals, start, support,
+           whales)
 #: The services' old one-by-one names: no user handler asks for them any more.
 OLD_NAMES = {"users", "i18n", "db", "orders", "checkout", "payments", "refunds", "notifier", "ai_tokens", "audit",
              "alerts", "content", "publisher", "signals", "broadcasts", "signal_delivery", "broadcast_progress",
@@ -32,7 +46,8 @@ def test_a_command_and_its_menu_button_share_one_handler():
     for module, handler in ((help, help.show_help), (settings, settings.show_settings),
                             (orders, orders.show_orders), (plans, plans.show_plans),
                             (ai_tokens, ai_tokens.show_models), (signals, signals.show_signals),
-                            (signals, signals.performance), (whales, whales.show_whales)):
+                            (signals, signals.performance), (whales, whales.show_whales),
+                            (provider_signals, provider_signals.show_home)):
         router = module.build_router()
         assert any(h.callback is handler for h in router.message.handlers), handler
         assert any(h.callback is handler for h in router.callback_query.handlers), handler
