@@ -191,7 +191,7 @@ async def form_action(query: CallbackQuery, callback_data: SignalDo, services: S
         await state.set_data({"form": new_form_id()})
         await state.set_state(SignalForm.ecosystem)
         await show(query, *_question("ecosystem", {}, provider))
-    elif do == "eco" and current == SignalForm.ecosystem and arg.isdigit() \
+    elif do == "eco" and current == SignalForm.ecosystem and arg.isascii() and arg.isdigit() \
             and int(arg) < len(provider.ecosystems):
         await _advance(query, state, services, provider, "ecosystem", provider.ecosystems[int(arg)])
     elif do == "side" and current == SignalForm.side and arg in ("long", "short"):

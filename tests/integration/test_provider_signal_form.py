@@ -71,6 +71,9 @@ async def test_a_provider_publishes_by_the_form_once_and_only_subscribers_get_it
     await h.send(user, "/signal")
     await h.press(user, SignalDo(do="new").pack())
     assert "Step 1 of 8. Which market is it for?" in last(h, PROVIDER) and "crypto" in labels(h)
+    for forged in ("²", "7", "-1"):  # a market the provider does not have: nothing changes
+        await h.press(user, SignalDo(do="eco", arg=forged).pack())
+        assert alert(h) == "This form is no longer open: start again with /signal."
     await h.press(user, labels(h)["crypto"])
     await h.send(user, "sol-usdt")
     assert "Step 3 of 8. Long or short?" in last(h, PROVIDER)
