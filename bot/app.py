@@ -243,8 +243,10 @@ class App:
         self.services.worker.stop()  # the job in hand finishes; an unfinished one is resumed after restart
         self.services.signal_delivery.stop()  # sends in hand finish; the rest stay queued for the next start
         self.services.webhook_delivery.stop()  # posts in hand finish; the rest stay queued for later
+        payout_run = self.services.payout_job.background  # an admin's run in the background gets the same grace;
+        tasks = [*self._tasks, *([payout_run] if payout_run is not None else [])]  # the hourly resume ends it
         try:
-            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), SHUTDOWN_GRACE_SECONDS)
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), SHUTDOWN_GRACE_SECONDS)
         except TimeoutError:
             log.warning("background work did not finish in time; it resumes at the next start")
 
