@@ -13,7 +13,8 @@ Accounts of a seller `S` ("provider:7"): `seller:S:pending` (shares still inside
   the seller's balance, which may go below zero, a debt the next earnings pay back.
 * a pro-rata refund (a suspended provider's unused time) moves the same accounts by the refunded part of the
   price only (rounded half-up to the cent), the share and the fee in the price's own proportion (the share
-  rounded half-up to the micro-dollar, the fee the rest); the order keeps the used part for good.
+  rounded half-up to the micro-dollar, the fee the rest); the order keeps the used part for good, so its share
+  is released at once (a refunded order cannot be refunded again: nothing is left to hold it for).
 
 So an order's movements sum to what was paid (or to nothing once refunded, or to the kept part). Shares are
 exact: the price is whole cents and MARKETPLACE_PROVIDER_SHARE has at most 4 decimals, so every share is whole
