@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 
 from aiogram import F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -33,6 +34,8 @@ def usage() -> str:
 
 async def post_signal(message: Message, command: CommandObject, services: Services) -> None:
     if not command.args:
+        if await services.marketplace.publisher(message.from_user.id) is not None:
+            raise SkipHandler  # an admin who is also a marketplace provider: the providers' form (provider_signals)
         await message.answer(usage())
         return
     await post_line(message, command.args, services)

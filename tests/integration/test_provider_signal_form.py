@@ -258,3 +258,17 @@ async def test_with_redis_the_form_is_shared_by_replicas(database_url, redis_url
     finally:
         await first.close()
         await second.close()
+
+
+async def test_an_admin_who_is_a_provider_gets_the_form_and_keeps_the_one_line_house_signal(harness):
+    h = harness
+    await h.send(ADMIN_ID, "/signal")  # an admin alone: the one-line usage
+    assert "Post a signal by hand, in one line" in last(h, ADMIN_ID)
+    admin_provider = await approved_provider(h, ADMIN_ID, "Boss")
+    await h.send(ADMIN_ID, "/signal")
+    assert "Publish as Boss" in last(h, ADMIN_ID)
+    await h.send(ADMIN_ID, "/signal crypto SOL/USDT long 142.5 150 136")
+    assert "Signal #" in last(h, ADMIN_ID) and "stored" in last(h, ADMIN_ID)
+    _trades, house = await h.app.signals.track_record()
+    _trades, own = await h.app.signals.track_record(admin_provider)
+    assert (house.length, own.length) == (1, 0)  # the one line is the house's signal
