@@ -5,7 +5,8 @@ An admin's run goes on in the background (`start`): the tap only records it (ref
 going, on any replica: services.payouts.PayoutService.begin) and sends a progress message, which a task
 edits as transfers complete (at most every `PROGRESS_EVERY` seconds, so the edits stay well inside the
 outgoing gate's budget) and finally into the run's report. A process that dies mid-run leaves its transfers
-open for the hourly resume (and its lease lapses, so the next tap may start a run)."""
+open for the hourly resume on the leader, which finishes them and edits the run's message into its report
+(and its lease lapses, so the next tap may start a run)."""
 
 from __future__ import annotations
 
@@ -96,8 +97,16 @@ class PayoutJob:
         await self.notifier.alert_admins(lambda: words.report(report))
 
     async def resume(self) -> None:
-        """Finish transfers a failed or dead run left open, and tell their payees."""
+        """Finish transfers a failed or dead run left open, show a dead admin's run's report in its message
+        (its progress stopped when its process died), and tell the payees."""
         await self.payouts.resume()
+        for run in await self.payouts.abandoned():
+            report = await self.payouts.close(run.id)
+            if report is None or run.chat_id is None:
+                continue
+            render = lambda r=report: words.report(r)  # noqa: E731
+            if run.message_id is None or not await self.notifier.edit(run.chat_id, run.message_id, render):
+                await self.notifier.send(run.chat_id, render)
         await self.tell_payees()
 
     async def tell_payees(self) -> None:

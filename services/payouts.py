@@ -189,6 +189,34 @@ class PayoutService:
                 finished_at=self.clock(), lease_until=None))
         return report
 
+    async def abandoned(self) -> list[PayoutRun]:
+        """Runs whose process died mid-run (unfinished, their lease run out): `close` them after a resume."""
+        now = self.clock()
+        async with self.db.session() as session:
+            return list(await session.scalars(select(PayoutRun).where(
+                PayoutRun.finished_at.is_(None), PayoutRun.lease_until <= now).order_by(PayoutRun.id)))
+
+    async def close(self, run_id: int) -> RunReport | None:
+        """Mark an abandoned run finished (once: None if it was not abandoned) and report its payouts as they
+        stand now."""
+        now = self.clock()
+        async with self.db.transaction() as session:
+            done = await session.execute(update(PayoutRun).where(
+                PayoutRun.id == run_id, PayoutRun.finished_at.is_(None), PayoutRun.lease_until <= now)
+                .values(finished_at=now, lease_until=None))
+            if done.rowcount != 1:
+                return None
+            items = list(await session.scalars(select(PayoutItem).where(PayoutItem.run_id == run_id)
+                                               .order_by(PayoutItem.id)))
+        report = RunReport(run_id)
+        for item in items:
+            {PAID: report.paid, FAILED: report.failed, MANUAL: report.manual}.get(item.state, report.waiting).append(
+                item)
+            if item.seller not in report.names:
+                payee = await self.payee(item.seller)
+                report.names[item.seller] = payee.name if payee else item.seller
+        return report
+
     async def _run(self, run_id: int, progress: Progress | None) -> RunReport:
         report = RunReport(run_id)
         payer = self.payer()

@@ -217,6 +217,33 @@ async def test_an_admins_run_goes_on_in_the_background_its_message_edited_to_the
     assert "Nobody has a payable balance" in texts(h, ADMIN_ID)[-1] and len(cp.transfers) == 4
 
 
+async def test_an_admins_run_whose_process_died_is_finished_and_reported_by_the_resume(market):
+    h, cp = market, market.cryptopay
+    made = await sellers_with_sales(h, 3)
+    cp.hold_transfers = asyncio.Event()
+    await h.press(ADMIN_ID, "pout:run:0")
+    run = h.app.payout_job.background
+    for _ in range(500):  # until the run waits on its first transfer
+        if any(call.method == "transfer" for call in cp.calls):
+            break
+        await asyncio.sleep(0.01)
+    run.cancel()  # its process dies
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    h.session.clear()
+    await h.press(ADMIN_ID, "pout:run:0")  # its lease has not run out yet: still "going"
+    assert "A payout run is already going" in h.session.of("AnswerCallbackQuery")[0].text
+
+    cp.hold_transfers.set()
+    h.app.payouts.clock = lambda: utcnow() + timedelta(minutes=5)  # its lease ran out
+    await h.app.payout_job.resume()  # the hourly job on the leader
+    assert {user: len(found) for user, found in transfers_by_user(cp).items()} == dict.fromkeys(made, 1)
+    report = [m for m in h.session.of("EditMessageText") if m.chat_id == ADMIN_ID][-1].text
+    assert "Payout run #1" in report and "✅ Paid (3, $62.40)" in report  # its message, now its report
+    await h.app.payout_job.resume()
+    assert len([m for m in h.session.of("EditMessageText") if "✅ Paid (3" in m.text]) == 1  # reported once
+
+
 async def test_a_transfer_left_unanswered_is_finished_by_the_hourly_resume(market):
     h, cp = market, market.cryptopay
     [(user_id, provider_id)] = (await sellers_with_sales(h, 1)).items()
