@@ -150,17 +150,22 @@ async def test_a_repeated_suspension_refunds_nothing_twice(market):
     assert await h.app.ledger.balance(seller_account(f"provider:{provider_id}", "payable")) == Decimal(20)
 
 
-async def test_a_stars_payment_gets_its_unused_part_as_api_credit(market):
+async def test_a_stars_payment_gets_its_unused_part_as_api_credit_and_a_month_not_begun_its_stars_back(market):
     h = market
     provider_id = await approved_provider(h, PROVIDER_USER, "Alpha", price_cents=2500)
     order = await buy_month_with_stars(h, ALICE, provider_id)
+    later = await buy_month_with_stars(h, ALICE, provider_id)  # stacked: starts when the first ends
     days_later(h, 10)
     await h.app.marketplace.review(provider_id, Review.SUSPEND, ADMIN_ID, "checking")
-    assert await h.app.suspension.settle(provider_id) == 1
-    assert h.session.of("RefundStarPayment") == []  # Telegram returns only whole charges
+    assert await h.app.suspension.settle(provider_id) == 2
+    # Telegram returns only whole charges: the month begun becomes API credit, the month not begun goes back whole
+    [refund] = h.session.of("RefundStarPayment")
+    assert refund.telegram_payment_charge_id == f"charge-{later.id}"
     assert await h.app.ledger.credit(ALICE) == Decimal("16.67")
-    assert (await h.app.orders.get(order.id)).status == Status.REFUNDED
+    for each in (order, later):
+        assert (await h.app.orders.get(each.id)).status == Status.REFUNDED
     assert any("$16.67 added to your API credit (/api)" in t for t in h.session.texts_to(ALICE))
     assert await h.app.ledger.balance(seller_account(f"provider:{provider_id}", "payable")) == \
         (Decimal(25) - Decimal("16.67")) * Decimal("0.8")
     assert await h.app.suspension.settle() == 0 and await h.app.ledger.credit(ALICE) == Decimal("16.67")
+    assert len(h.session.of("RefundStarPayment")) == 1
