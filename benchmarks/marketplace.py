@@ -1,14 +1,17 @@
 """Marketplace page (/market's board) with 1,000 providers and 500,000 signals: p95 as served and cold.
 
 Seeds a SQLite file (as the whale benchmark does) with approved providers, their signals over 180 days and
-the events that closed about 90 % of them, plus some subscribers. Then times, in one process:
+the events that closed about 90 % of them, plus some subscribers. The rows are bulk-inserted around the
+services, so the providers' records (services.marketplace_rollups) are then recomputed from the signals, as
+after the upgrade that added them: the backfill, timed. Then times, in one process:
 * baseline: one indexed row by primary key (`Provider` by id), the unit the other figures are given in;
 * served: a page of the board as the app serves it (`MarketBoard` with the app's MARKET_BOARD_TTL: the
   ranking computed once, then kept; random sorts, filters and pages), text rendered;
-* cold: the same page with nothing kept (the whole ranking recomputed from the signals: what the scheduler's
-  refresh pays, and the first view after a start);
+* cold: the same page with nothing kept in memory (a new board each time, as the first view after a start:
+  the ranking computed from the kept records, a row per provider and per subscriber);
+* refresh: the scheduler's recompute of a board in hand;
 * card: a provider's card figures (its own signals read and computed each time).
-Target: served p95 < 100 ms. Sizes: BENCH_MARKET_PROVIDERS, BENCH_MARKET_SIGNALS.
+Target: served and cold p95 < 100 ms. Sizes: BENCH_MARKET_PROVIDERS, BENCH_MARKET_SIGNALS.
 """
 
 from __future__ import annotations
@@ -32,12 +35,13 @@ from db.models import User
 from db.models_marketplace import Provider, ProviderSubscription
 from db.models_signals import Signal, SignalEvent
 from presentation import market_board as words
+from services import marketplace_rollups
 from services.marketplace_board import DRAWDOWN_CAPS, PRICE_CAPS, SORTS, WIN_FLOORS, MarketBoard, View
 
 PROVIDERS = int(os.environ.get("BENCH_MARKET_PROVIDERS", "1000"))
 SIGNALS = int(os.environ.get("BENCH_MARKET_SIGNALS", "500000"))
 PAGES = int(os.environ.get("BENCH_MARKET_PAGES", "300"))
-COLD_RUNS = int(os.environ.get("BENCH_MARKET_COLD_RUNS", "5"))
+COLD_RUNS = int(os.environ.get("BENCH_MARKET_COLD_RUNS", "50"))
 ECOSYSTEMS = ("crypto", "forex", "stocks", "commodities")
 CHUNK = 20_000
 LOCALES = Path(__file__).resolve().parent.parent / "bot" / "locales"
@@ -115,6 +119,12 @@ async def run() -> None:
             events = await session.scalar(select(SignalEvent.id).order_by(SignalEvent.id.desc()).limit(1))
         print(f"seeded {PROVIDERS:,} providers, {SIGNALS:,} signals, {events:,} closing events "
               f"in {time.perf_counter() - t0:.1f} s (SQLite file)")
+        async with db.transaction() as session:
+            await marketplace_rollups.mark_stale(session, range(1, PROVIDERS + 1))
+        t0 = time.perf_counter()
+        rebuilt = await marketplace_rollups.rebuild_stale(db)
+        print(f"backfill: {rebuilt:,} provider records recomputed from the signals in "
+              f"{time.perf_counter() - t0:.1f} s (once, after the upgrade)")
         rng = random.Random(5)
 
         baseline = []
@@ -137,13 +147,17 @@ async def run() -> None:
             await _page(served, view, page)
             timings.append(time.perf_counter() - t0)
 
-        cold_board = MarketBoard(db, ttl=0)
         cold = []
         for _ in range(COLD_RUNS):
             view, page = _views(rng)
             t0 = time.perf_counter()
-            await _page(cold_board, view, page)
+            await _page(MarketBoard(db, ttl=MARKET_BOARD_TTL), view, page)  # nothing kept: as after a start
             cold.append(time.perf_counter() - t0)
+        refreshes = []
+        for _ in range(COLD_RUNS):
+            t0 = time.perf_counter()
+            await served.refresh()
+            refreshes.append(time.perf_counter() - t0)
 
         cards = []
         for _ in range(50):
@@ -161,7 +175,9 @@ async def run() -> None:
           f"{first_view * 1000:.0f} ms")
     print(line("baseline (row by id)", baseline))
     print(line(f"page as served ({MARKET_BOARD_TTL} s kept)", timings))
-    print(line("page cold (recomputed)", cold))
+    print(line("page cold (nothing kept)", cold))
+    print(line("scheduled refresh", refreshes))
     print(line("provider card figures", cards))
-    verdict = "met" if _p(timings, 95) < 0.1 else "NOT met"
-    print(f"target: served p95 < 100 ms: {verdict}")
+    for name, values in (("served", timings), ("cold", cold)):
+        verdict = "met" if _p(values, 95) < 0.1 else "NOT met"
+        print(f"target: {name} p95 < 100 ms: {verdict} ({_p(values, 95) * 1000:.1f} ms)")

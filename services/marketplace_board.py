@@ -2,7 +2,9 @@
 the ranking (services.marketplace_ranking) of every approved provider, sorted and filtered, and a provider's
 figures for 30 / 90 days / all time with its equity curve and integrity flags (services.marketplace_integrity).
 
-The board is computed for all providers at once (one read of the closed signals) and served from memory for
+The board is computed for all providers at once from each one's kept record (services.marketplace_rollups: a
+row per provider, kept in step as its signals arrive and close, and at most two day rows per subscriber), so
+even a first view after a start reads a few thousand rows, not every signal; it is served from memory for
 `ttl` seconds, like the whale boards (services.whale_rankings): a scheduler job recomputes it before it
 expires, and views meanwhile are served the previous one; sorted orders are kept per sort key, so a page is a
 filter and a slice. A change to a provider's row (a review, a new price) marks the board stale: the next view
@@ -26,7 +28,7 @@ from db.base import utcnow
 from db.engine import Database
 from db.models_marketplace import Provider, ProviderSubscription
 from db.models_signals import Signal, SignalEvent
-from services import marketplace_integrity, marketplace_ranking, track_record
+from services import marketplace_integrity, marketplace_ranking, marketplace_rollups, track_record
 from services.marketplace import State
 from services.marketplace_ranking import Closed, PeriodFigures, Score
 
@@ -120,55 +122,21 @@ def closed_of(signals: Sequence, events: Sequence) -> list[Closed]:
     return found
 
 
-def _closed(row, exit_price: Decimal, closed_at: datetime) -> Closed:
-    """track_record.trade's return and R multiple, from a plain row."""
-    sign = Decimal(1) if row.side == "long" else Decimal(-1)
-    risk = sign * (row.entry - row.stop_loss)
-    move = sign * (exit_price - row.entry)
-    return Closed(row.received_at, closed_at, move / row.entry, move / risk if risk > 0 else None)
+def _entry(row, score: Score, markets: Sequence[str], subscribers: int) -> Entry:
+    figures = score.figures
+    return Entry(row.id, row.name, row.price_cents, tuple(sorted(set(row.ecosystems or ()) | set(markets))),
+                 subscribers, score, figures.trades, figures.win_rate, figures.max_drawdown,
+                 figures.cumulative_return)
 
 
-def _rank(providers: Sequence, signals: Sequence, events: Sequence, starts: Sequence, counts: dict[int, int],
-      now: datetime) -> list[Entry]:
-    """The board's entries from the rows _compute read."""
-    approved = {row.id for row in providers}
-    exit_of: dict[int, tuple] = {}
-    targets = {row.id: row.targets for row in signals}
-    for event in events:  # the first closing event of each signal (in arrival order) closes it
-        if event.type == "tp_hit" and event.level < (targets.get(event.signal_id) or 0):
-            continue
-        known = exit_of.get(event.signal_id)
-        if known is None or (event.received_at, event.id) < known[2]:
-            exit_of[event.signal_id] = (event.price, event.received_at, (event.received_at, event.id))
-    closed: dict[int, list[Closed]] = defaultdict(list)
-    first: dict[int, datetime] = {}
-    markets: dict[int, set[str]] = defaultdict(set)
-    last: dict[int, datetime] = {}
-    for row in signals:
-        pid = row.provider_id
-        if pid not in approved:
-            continue
-        first[pid] = min(first.get(pid, row.received_at), row.received_at)
-        markets[pid].add(row.ecosystem)
-        last[pid] = max(last.get(pid, row.received_at), row.received_at)
-        found = exit_of.get(row.id)
-        if found is not None:
-            closed[pid].append(_closed(row, found[0], found[1]))
-    subscriber_starts: dict[int, list[datetime]] = defaultdict(list)
-    for pid, start in starts:
-        subscriber_starts[pid].append(start)
-    entries = []
-    for row in providers:
-        mine = closed.get(row.id, [])
-        score = marketplace_ranking.score(mine, first_signal_at=first.get(row.id),
-                                          last_signal_at=last.get(row.id),
-                                          subscriber_starts=subscriber_starts.get(row.id, []), now=now)
-        figures = score.figures
-        ecosystems = tuple(sorted(set(row.ecosystems or ()) | markets[row.id]))
-        entries.append(Entry(row.id, row.name, row.price_cents, ecosystems,
-                             counts.get(row.id, 0), score, figures.trades, figures.win_rate,
-                             figures.max_drawdown, figures.cumulative_return))
-    return entries
+async def _read_records(session, kept: dict, starts: Sequence, now: datetime) -> tuple[dict, dict, dict]:
+    """The records, the providers whose last close is later than `now` (ranked from their signals: their
+    history), and what each subscriber got from the others' day rows."""
+    late = {pid for pid, record in kept.items() if record.last_closed_at is not None and record.last_closed_at > now}
+    sums = await marketplace_rollups.subscriber_sums(
+        session, kept, [(pid, start) for pid, start in starts if pid in kept and pid not in late])
+    raw = await marketplace_rollups.histories(session, sorted(late)) if late else {}
+    return kept, sums, raw
 
 
 def _log_failure(task: asyncio.Task) -> None:
@@ -226,21 +194,14 @@ class MarketBoard:
             return entries
 
     async def _compute(self, now: datetime) -> list[Entry]:
-        """Every approved provider's entry, from one read of the providers' signals and closing events."""
-        closing = (SignalEvent.type.in_(track_record.CLOSING)) | (SignalEvent.type == "tp_hit")
+        """Every approved provider's entry, from its kept record (services.marketplace_rollups): a row per
+        provider and at most two per subscriber, not the signals. Stale records are recomputed first; a provider
+        whose last close is later than `now` (another replica's clock) is ranked from its signals."""
         async with self.db.session() as session:
-            conn = await session.connection()  # Core rows: no ORM loading for half a million of them
+            conn = await session.connection()
             providers = (await conn.execute(
                 select(Provider.id, Provider.name, Provider.price_cents, Provider.ecosystems)
                 .where(Provider.status == State.APPROVED.value))).all()
-            signals = (await conn.execute(
-                select(Signal.id, Signal.provider_id, Signal.ecosystem, Signal.side, Signal.entry, Signal.stop_loss,
-                       func.json_array_length(Signal.take_profits).label("targets"), Signal.received_at)
-                .where(Signal.provider_id.is_not(None)))).all()
-            events = (await conn.execute(
-                select(SignalEvent.id, SignalEvent.signal_id, SignalEvent.type, SignalEvent.level,
-                       SignalEvent.price, SignalEvent.received_at)
-                .where(SignalEvent.provider_id.is_not(None), closing))).all()
             starts = (await conn.execute(
                 select(ProviderSubscription.provider_id, func.min(ProviderSubscription.starts_at))
                 .where(ProviderSubscription.ends_at > ProviderSubscription.starts_at,
@@ -250,9 +211,38 @@ class MarketBoard:
                 select(ProviderSubscription.provider_id, func.count(func.distinct(ProviderSubscription.user_id)))
                 .where(ProviderSubscription.starts_at <= now, ProviderSubscription.ends_at > now)
                 .group_by(ProviderSubscription.provider_id))).all())
-        # the arithmetic in a worker thread: the event loop keeps serving while a large board is ranked
-        return await asyncio.to_thread(_rank, providers, signals, events, starts, counts, now)
-
+            kept = await marketplace_rollups.records(session, [row.id for row in providers])
+            stale = [pid for pid, record in kept.items() if record.stale]
+            if not stale:
+                kept, sums, raw = await _read_records(session, kept, starts, now)
+        if stale:  # after the upgrade that added the records (once), or a close that came out of order
+            await marketplace_rollups.rebuild_stale(self.db, stale)
+            async with self.db.session() as session:
+                kept = await marketplace_rollups.records(session, [row.id for row in providers])
+                kept, sums, raw = await _read_records(session, kept, starts, now)
+        by_provider: dict[int, list[datetime]] = defaultdict(list)
+        for pid, start in starts:
+            by_provider[pid].append(start)
+        entries = []
+        for row in providers:
+            mine = by_provider.get(row.id, [])
+            if row.id in raw:
+                history = raw[row.id]
+                closed = [trade for _id, trade in history.closed]
+                score = marketplace_ranking.score(closed, first_signal_at=history.first_signal_at,
+                                                  last_signal_at=history.last_signal_at, subscriber_starts=mine,
+                                                  now=now)
+                entries.append(_entry(row, score, history.markets, counts.get(row.id, 0)))
+                continue
+            record = kept.get(row.id)
+            standing = marketplace_rollups.standing_of(record if record is not None
+                                                       else marketplace_rollups.new_record(row.id))
+            score = marketplace_ranking.rate(standing.figures, standing.consistency,
+                                             [(start, sums.get((row.id, start), Decimal(0))) for start in mine],
+                                             first_signal_at=standing.first_signal_at,
+                                             last_signal_at=standing.last_signal_at, now=now)
+            entries.append(_entry(row, score, standing.markets, counts.get(row.id, 0)))
+        return entries
 
     async def page(self, view: View, *, offset: int = 0, limit: int = PAGE_SIZE) -> Page:
         entries = await self._entries()

@@ -19,6 +19,10 @@ record only (not on who else is listed):
     arrived from that moment and have closed, at equal size: their sum per 30 days subscribed (at least 30),
     mapped like the return; the part is the mean over subscribers. With no subscribers yet, the return part
     stands in for it (a subscriber from the first signal would have got exactly the record).
+
+A week's and a subscriber's sums are exact (EXACT, then rounded once), so they come out the same whichever
+order the signals are added in: from the signals here, or from the per-day sums services.marketplace_rollups
+keeps. `rate` is the score from those parts; `score` computes them from a provider's closed signals.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from enum import StrEnum
 
 from services import track_record
@@ -41,6 +45,7 @@ RETURN_SCALE = Decimal("0.10")  # a month's return that scores ¾
 DRAWDOWN_FLOOR = Decimal("0.50")  # a drawdown that scores 0
 CARD_PERIODS = (("30d", 30), ("90d", 90), ("all", None))
 _HALF, _MONTH = Decimal("0.5"), Decimal(30)
+EXACT = Context(prec=2000)  # enough digits that adding returns never rounds (prices have at most 36 digits)
 
 
 class Unranked(StrEnum):
@@ -78,10 +83,10 @@ class PeriodFigures:
     active_days: int  # days (UTC) on which the provider published a signal
 
 
-def eligibility(closed: Sequence[Closed], first_signal_at: datetime | None, last_signal_at: datetime | None,
+def eligibility(closed: Sequence[Closed] | int, first_signal_at: datetime | None, last_signal_at: datetime | None,
                 now: datetime) -> Unranked | None:
-    """None when the provider may be ranked; else the first rule it fails."""
-    if len(closed) < MIN_CLOSED:
+    """None when the provider may be ranked; else the first rule it fails (`closed`: the signals or their count)."""
+    if (closed if isinstance(closed, int) else len(closed)) < MIN_CLOSED:
         return Unranked.FEW_SIGNALS
     if first_signal_at is None or now - first_signal_at < timedelta(days=MIN_HISTORY_DAYS):
         return Unranked.SHORT_HISTORY
@@ -109,34 +114,61 @@ def drawdown_part(max_drawdown: Decimal) -> Decimal:
     return 1 - min(max_drawdown, DRAWDOWN_FLOOR) / DRAWDOWN_FLOOR
 
 
+def exact_sum(values: Iterable[Decimal]) -> Decimal:
+    total = Decimal(0)
+    for value in values:
+        total = EXACT.add(total, value)
+    return total
+
+
+def week_of(at: datetime) -> int:
+    """The ISO week (UTC) as year × 100 + week."""
+    year, week, _day = at.isocalendar()
+    return year * 100 + week
+
+
 def consistency(closed: Iterable[Closed]) -> Decimal:
     """Weeks with closed signals whose returns sum above 0, over all weeks with closed signals."""
-    weeks: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    weeks: dict[int, Decimal] = defaultdict(Decimal)
     for trade in closed:
-        year, week, _day = trade.closed_at.isocalendar()
-        weeks[(year, week)] += trade.ret
-    if not weeks:
-        return Decimal(0)
-    return Decimal(sum(1 for total in weeks.values() if total > 0)) / len(weeks)
+        weeks[week_of(trade.closed_at)] = EXACT.add(weeks[week_of(trade.closed_at)], trade.ret)
+    return consistency_of(sum(1 for total in weeks.values() if total > 0), len(weeks))
+
+
+def consistency_of(positive_weeks: int, weeks: int) -> Decimal:
+    return Decimal(positive_weeks) / weeks if weeks else Decimal(0)
+
+
+def got_since(closed: Iterable[Closed], start: datetime, now: datetime) -> Decimal:
+    """The exact sum of the returns of the signals that arrived from `start` and closed by `now`."""
+    return exact_sum(t.ret for t in closed if t.opened_at >= start and t.closed_at <= now)
 
 
 def subscriber_return(closed: Iterable[Closed], start: datetime, now: datetime) -> Decimal:
     """What one subscriber got: the signals that arrived from their start and closed, equal size, per 30 days."""
-    return per_month(sum((t.ret for t in closed if t.opened_at >= start and t.closed_at <= now), Decimal(0)),
-                     start, now)
+    return per_month(+got_since(closed, start, now), start, now)
 
 
 def score(closed: Sequence[Closed], *, first_signal_at: datetime | None, last_signal_at: datetime | None,
           subscriber_starts: Sequence[datetime], now: datetime) -> Score:
     trades = [track_record.Trade(i, "", "", t.closed_at, t.ret, t.r_multiple) for i, t in enumerate(closed)]
-    figures = track_record.figures(trades)
+    return rate(track_record.figures(trades), consistency(closed),
+                [(start, got_since(closed, start, now)) for start in subscriber_starts],
+                first_signal_at=first_signal_at, last_signal_at=last_signal_at, now=now)
+
+
+def rate(figures: track_record.Figures, consistent: Decimal, got: Sequence[tuple[datetime, Decimal]], *,
+         first_signal_at: datetime | None, last_signal_at: datetime | None, now: datetime) -> Score:
+    """The score from its parts: the all-time figures, the consistency part, and for each subscriber their start
+    and the exact sum of the returns they got (got_since)."""
     monthly = per_month(figures.cumulative_return, first_signal_at, now) if first_signal_at else Decimal(0)
-    got = [subscriber_return(closed, start, now) for start in subscriber_starts]
+    got = [per_month(+total, start, now) for start, total in got]
     parts = {"return": squash(monthly), "drawdown": drawdown_part(figures.max_drawdown),
-             "consistency": consistency(closed)}
-    parts["subscribers"] = sum((squash(g) for g in got), Decimal(0)) / len(got) if got else parts["return"]
-    subscribers_return = sum(got, Decimal(0)) / len(got) if got else None
-    unranked = eligibility(closed, first_signal_at, last_signal_at, now)
+             "consistency": consistent}
+    # means over subscribers summed exactly: the same in whatever order the subscribers are read
+    parts["subscribers"] = +exact_sum(squash(g) for g in got) / len(got) if got else parts["return"]
+    subscribers_return = +exact_sum(got) / len(got) if got else None
+    unranked = eligibility(figures.trades, first_signal_at, last_signal_at, now)
     value = None
     if unranked is None:
         value = (100 * sum((WEIGHTS[name] * part for name, part in parts.items()), Decimal(0))).quantize(

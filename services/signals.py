@@ -29,7 +29,7 @@ from db.engine import Database
 from db.models import User
 from db.models_marketplace import ProviderSubscription
 from db.models_signals import Outbox, Signal, SignalEvent, SignalFilter
-from services import api_webhooks, outbox, track_record
+from services import api_webhooks, marketplace_rollups, outbox, track_record
 from services.group_commit import GroupCommit
 from services.money import plain
 from services.plans import FREE, Plan
@@ -384,6 +384,7 @@ class SignalService:
                 await session.flush()  # one at a time: ids follow the chain's order
                 known[(provider, external)] = row.id
                 if provider is not None:  # a provider's subscribers only (no channel, no house caps)
+                    await marketplace_rollups.record_signal(session, provider, now, row.ecosystem)
                     recipients = await self._subscribers(session, row, now)
                     await outbox.enqueue(session, recipients)
                     hooks = hooks if hooks is not None else await api_webhooks.enabled_hooks(session)
@@ -480,6 +481,8 @@ class SignalService:
                                                  price=event.price, received_at=now, claimed_at=data.at)
             session.add(event)
             await session.flush()
+            if provider_id is not None and (trade := track_record.outcome(signal, [*events, event])) is not None:
+                await marketplace_rollups.record_close(session, signal, trade)  # the /market record, with the event
             parents = (await session.execute(select(Outbox.id, Outbox.chat, Outbox.user_id, Outbox.next_attempt_at)
                                              .where(Outbox.kind == "signal", Outbox.item_id == signal.id,
                                                     Outbox.status.in_(ACTIVE)))).all()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from db.models_signals import Signal, SignalEvent
+from services import marketplace_rollups
 from tests.conftest import ADMIN_ID
 from tests.integration.test_marketplace import approved_provider
 
@@ -32,6 +33,7 @@ async def seed(h, provider_id: int, outcomes: str, *, ecosystem: str = "crypto",
                                     price=Decimal(110 if won else 95), received_at=at + close_after,
                                     prev_hash=secrets.token_hex(32), hash=secrets.token_hex(32),
                                     provider_id=provider_id))
+        await marketplace_rollups.mark_stale(session, [provider_id])  # written around the services: recomputed
 
 
 def last_markup(h):
