@@ -77,8 +77,9 @@ class ProviderRecordWeek(Base):
 
 class ProviderRecordDay(Base):
     """Closed signals by the day (UTC, date ordinal) they arrived: `total`, the exact sum of their returns;
-    `before`, the exact sum for the days before; `trades`, [arrival time, return] of each. Rows run without
-    gaps from the first such day to the last, so what a subscriber since any moment got is one row away."""
+    `before`, the exact sum for the days before; `trades`, [arrival (µs since 1970, UTC), return] of each. Rows
+    run without gaps from the first such day to the last, so what a subscriber since any moment got is one row
+    away."""
 
     __tablename__ = "provider_record_days"
 

@@ -21,7 +21,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Row, delete, func, insert, or_, select
@@ -35,6 +35,7 @@ from services.marketplace_ranking import EXACT, Closed, consistency_of, exact_su
 
 REBUILD_CHUNK = 20  # providers recomputed per transaction (on SQLite, writers wait for each)
 LOOKUP_CHUNK = 5000  # day rows per query
+EPOCH, MICROSECOND = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +101,13 @@ def standing_of(record: ProviderRecord | Row) -> Standing:
                     record.first_signal_at, record.last_signal_at, tuple(record.markets or ()))
 
 
-def _entry(trade: Closed) -> list[str]:
-    return [trade.opened_at.isoformat(), str(trade.ret)]
+def micros(at: datetime) -> int:
+    """Microseconds since 1970 (UTC): how a day row keeps each signal's arrival, cheap to read and compare."""
+    return (at - EPOCH) // MICROSECOND
+
+
+def _entry(trade: Closed) -> list:
+    return [micros(trade.opened_at), str(trade.ret)]
 
 
 def add_to_days(rows: Sequence, trade: Closed, make: Callable[[int, Decimal, Decimal, list], object]) -> list:
@@ -362,15 +368,15 @@ async def subscriber_sums(session: AsyncSession, kept: dict[int, Row],
     return sums
 
 
-def _arrived_before(row: Row, start: datetime, parsed: dict[int, tuple[list[datetime], list[Decimal]]]) -> Decimal:
-    """The exact sum of the day row's returns of signals that arrived before `start` (the row read once)."""
+def _arrived_before(row: Row, start: datetime, parsed: dict[int, tuple[list[int], list[Decimal]]]) -> Decimal:
+    """The exact sum of the day row's returns of signals that arrived before `start` (each row read once)."""
     found = parsed.get(row.slot)
     if found is None:
         times, totals, total = [], [Decimal(0)], Decimal(0)
-        for at, ret in sorted((datetime.fromisoformat(at), Decimal(ret)) for at, ret in row.trades):
-            total = EXACT.add(total, ret)
+        for at, ret in sorted(row.trades):
+            total = EXACT.add(total, Decimal(ret))
             times.append(at)
             totals.append(total)
         found = parsed[row.slot] = (times, totals)
     times, totals = found
-    return totals[bisect_left(times, start)]
+    return totals[bisect_left(times, micros(start))]
