@@ -91,3 +91,16 @@ class ProviderRecordDay(Base):
     before: Mapped[Decimal] = mapped_column(Figure)
     total: Mapped[Decimal] = mapped_column(Figure)
     trades: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class MarketBoardSnapshot(Base):
+    """/market's last computed board (one row), so a process that starts serves it at once: taken while younger
+    than the board's keeping time and while the approved providers' line-up (`line_up`: id, name, price and
+    declared markets of each) is unchanged; written by whoever computes the board (the leader's refresh job)."""
+
+    __tablename__ = "market_board_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    line_up: Mapped[list] = mapped_column(JSON)
+    entries: Mapped[list] = mapped_column(JSON)

@@ -3,12 +3,14 @@ the ranking (services.marketplace_ranking) of every approved provider, sorted an
 figures for 30 / 90 days / all time with its equity curve and integrity flags (services.marketplace_integrity).
 
 The board is computed for all providers at once from each one's kept record (services.marketplace_rollups: a
-row per provider, kept in step as its signals arrive and close, and at most two day rows per subscriber), so
-even a first view after a start reads a few thousand rows, not every signal; it is served from memory for
-`ttl` seconds, like the whale boards (services.whale_rankings): a scheduler job recomputes it before it
-expires, and views meanwhile are served the previous one; sorted orders are kept per sort key, so a page is a
-filter and a slice. A change to a provider's row (a review, a new price) marks the board stale: the next view
-recomputes it (waiting at most WAIT_FOR_FRESH seconds, else served the previous board meanwhile).
+row per provider, kept in step as its signals arrive and close, and one day row per subscriber at most), so
+a recompute reads a few thousand rows, not every signal. Each computed board is also kept in the database
+(MarketBoardSnapshot), so a process that has just started serves the leader's board while it is younger than
+`ttl` and the approved providers' line-up is unchanged. It is served from memory for `ttl` seconds, like
+the whale boards (services.whale_rankings): a scheduler job recomputes it before it expires, and views
+meanwhile are served the previous one; sorted orders are kept per sort key, so a page is a filter and a slice.
+A change to a provider's row (a review, a new price) marks the board stale: the next view recomputes it
+(waiting at most WAIT_FOR_FRESH seconds, else served the previous board meanwhile).
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from db import changes
 from db.base import utcnow
 from db.engine import Database
 from db.models_marketplace import Provider, ProviderSubscription
+from db.models_provider_records import MarketBoardSnapshot
 from db.models_signals import Signal, SignalEvent
 from services import marketplace_integrity, marketplace_ranking, marketplace_rollups, track_record
 from services.marketplace import State
 from services.marketplace_ranking import Closed, PeriodFigures, Score
+from services.whale_follows import dialect_insert
 
 SORTS = ("score", "price", "winrate", "drawdown")
 PRICE_CAPS: tuple[int | None, ...] = (None, 1000, 2500, 5000, 10000)  # cents a month
@@ -139,6 +143,48 @@ async def _read_records(session, kept: dict, starts: Sequence, now: datetime) ->
     return kept, sums, raw
 
 
+_APPROVED = (select(Provider.id, Provider.name, Provider.price_cents, Provider.ecosystems)
+             .where(Provider.status == State.APPROVED.value).order_by(Provider.id))
+
+
+def _line_up(providers: Sequence) -> list[list]:
+    return [[row.id, row.name, row.price_cents, list(row.ecosystems or ())] for row in providers]
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _number(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _dump(entry: Entry) -> dict:
+    """An entry as JSON, every Decimal as its exact text (the equity curve, which the board does not show, left
+    out)."""
+    score, figures = entry.score, entry.score.figures
+    return dict(
+        provider_id=entry.provider_id, name=entry.name, price_cents=entry.price_cents,
+        ecosystems=list(entry.ecosystems), subscribers=entry.subscribers, score=_text(score.score),
+        unranked=score.unranked.value if score.unranked else None,
+        parts={name: str(part) for name, part in score.parts.items()}, monthly_return=str(score.monthly_return),
+        subscribers_return=_text(score.subscribers_return),
+        figures=[figures.trades, figures.wins, _text(figures.win_rate), _text(figures.avg_r),
+                 str(figures.cumulative_return), str(figures.max_drawdown), _text(figures.sharpe)])
+
+
+def _load(data: dict) -> Entry:
+    trades, wins, win_rate, avg_r, cumulative, drawdown, sharpe = data["figures"]
+    figures = track_record.Figures(trades, wins, _number(win_rate), _number(avg_r), Decimal(cumulative),
+                                   Decimal(drawdown), _number(sharpe), ())
+    score = Score(_number(data["score"]), marketplace_ranking.Unranked(data["unranked"]) if data["unranked"] else None,
+                  {name: Decimal(part) for name, part in data["parts"].items()}, Decimal(data["monthly_return"]),
+                  _number(data["subscribers_return"]), figures)
+    return Entry(data["provider_id"], data["name"], data["price_cents"], tuple(data["ecosystems"]),
+                 data["subscribers"], score, figures.trades, figures.win_rate, figures.max_drawdown,
+                 figures.cumulative_return)
+
+
 def _log_failure(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("recomputing the /market board failed", exc_info=task.exception())
@@ -166,6 +212,8 @@ class MarketBoard:
         waits up to WAIT_FOR_FRESH seconds for the recomputation (started once, whoever asks) and is otherwise
         served the previous board while it finishes."""
         now, board = self.clock(), self._board
+        if board is None and not force and self.ttl > 0:  # just started: the board another process computed
+            board = await self._restore(now)
         if (not force and board is not None and not self._stale and self.ttl > 0
                 and (now - board[0]).total_seconds() < self.ttl):
             return board[1]
@@ -199,9 +247,7 @@ class MarketBoard:
         whose last close is later than `now` (another replica's clock) is ranked from its signals."""
         async with self.db.session() as session:
             conn = await session.connection()
-            providers = (await conn.execute(
-                select(Provider.id, Provider.name, Provider.price_cents, Provider.ecosystems)
-                .where(Provider.status == State.APPROVED.value))).all()
+            providers = (await conn.execute(_APPROVED)).all()
             starts = (await conn.execute(
                 select(ProviderSubscription.provider_id, func.min(ProviderSubscription.starts_at))
                 .where(ProviderSubscription.ends_at > ProviderSubscription.starts_at,
@@ -242,6 +288,8 @@ class MarketBoard:
                                              first_signal_at=standing.first_signal_at,
                                              last_signal_at=standing.last_signal_at, now=now)
             entries.append(_entry(row, score, standing.markets, counts.get(row.id, 0)))
+        if self.ttl > 0:
+            await self._save(now, providers, entries)
         return entries
 
     async def page(self, view: View, *, offset: int = 0, limit: int = PAGE_SIZE) -> Page:
@@ -255,12 +303,34 @@ class MarketBoard:
         return Page(chosen[offset:offset + limit], len(chosen), offset, ecosystems)
 
     async def refresh(self) -> bool:
-        """Recompute the board if someone has looked at it (a scheduler job, so views rarely pay for it); the
-        old board is served until the new one is ready."""
-        if self._board is None:
-            return False
+        """Recompute the board (the leader's scheduler job, so views rarely pay for it) and keep it in the
+        database for processes that start meanwhile; the old board is served until the new one is ready."""
         await self._entries(force=True)
         return True
+
+    async def _save(self, now: datetime, providers: Sequence, entries: list[Entry]) -> None:
+        """Keep the board computed at `now` for processes that start (unless a later one is kept already)."""
+        values = dict(computed_at=now, line_up=_line_up(providers), entries=[_dump(e) for e in entries])
+        table = MarketBoardSnapshot.__table__
+        try:
+            async with self.db.transaction() as session:
+                await session.execute(dialect_insert(self.db, table).values(id=1, **values).on_conflict_do_update(
+                    index_elements=["id"], set_=values, where=table.c.computed_at < now))
+        except Exception:  # a view still gets its board; the next computation keeps one
+            log.exception("keeping the /market board failed")
+
+    async def _restore(self, now: datetime) -> tuple[datetime, list[Entry]] | None:
+        """The kept board, if younger than `ttl` and computed for the approved providers as they are now."""
+        async with self.db.session() as session:
+            kept = await session.get(MarketBoardSnapshot, 1)
+            if kept is None or not 0 <= (now - kept.computed_at).total_seconds() < self.ttl:
+                return None
+            providers = (await (await session.connection()).execute(_APPROVED)).all()
+        if kept.line_up != _line_up(providers):
+            return None
+        if self._board is None:
+            self._board, self._sorted = (kept.computed_at, [_load(e) for e in kept.entries]), {}
+        return self._board
 
     def forget(self) -> None:
         self._board, self._sorted, self._stale = None, {}, False

@@ -1,9 +1,11 @@
 """/market's ranking from the kept provider records equals a full recomputation from the stored signals, on random
 histories written through the real signal service: awkward prices, a provider closing many signals in one day
 (some at the very same instant), a retried event, a clock that steps back (another replica's), subscribers from
-any moment; and the records kept event by event equal the records recomputed from scratch."""
+any moment; and the records kept event by event equal the records recomputed from scratch. A process that starts
+serves the board another computed while it is fresh and the providers are as they were."""
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -15,7 +17,7 @@ from db.models import User
 from db.models_marketplace import Provider, ProviderSubscription
 from db.models_provider_records import ProviderRecord, ProviderRecordDay, ProviderRecordWeek
 from services import marketplace_ranking, marketplace_rollups
-from services.marketplace_board import MarketBoard, closed_of
+from services.marketplace_board import MarketBoard, View, closed_of
 from services.signals import EventIn, EventOutcome, SignalIn, SignalService
 
 T0 = datetime(2026, 6, 1, 9, 30, tzinfo=UTC)
@@ -207,3 +209,28 @@ async def test_a_close_is_counted_once_and_the_board_follows_it(database):
     [entry] = await board._entries()
     assert (entry.closed, entry.win_rate, entry.cumulative_return, entry.ecosystems) == (
         1, Decimal(1), Decimal("0.1"), ("crypto", "forex"))
+
+
+async def test_a_process_that_starts_serves_the_kept_board_until_it_expires_or_the_line_up_changes(database):
+    rng, clock = random.Random(7), Clock(T0)
+    await write_history(database, rng, clock)
+    await subscribe(database, rng, clock)
+    now = clock.at + timedelta(hours=1)
+    leader = MarketBoard(database, clock=lambda: now, ttl=300)
+    assert await leader.refresh()  # the leader's job computes the board and keeps it
+    computed = await leader._entries()
+    started = MarketBoard(database, clock=lambda: now + timedelta(seconds=299), ttl=300)  # another process
+    assert await started._entries() == [replace(e, score=replace(e.score, figures=replace(e.score.figures, equity=())))
+                                        for e in computed]
+    assert started._board[0] == now  # the leader's board, expiring when the leader's does
+
+    async with database.transaction() as session:  # a signal closes after the leader computed
+        await marketplace_rollups.mark_stale(session, [PROVIDERS[0]])
+        (await session.get(Provider, PROVIDERS[1])).price_cents = 900  # and a provider changes its price
+    restarted = MarketBoard(database, clock=lambda: now + timedelta(seconds=10), ttl=300)
+    page = await restarted.page(View(sort=1))
+    assert restarted._board[0] == now + timedelta(seconds=10)  # the line-up changed: computed afresh
+    assert page.entries[0].provider_id == PROVIDERS[1] and page.entries[0].price_cents == 900
+    late = MarketBoard(database, clock=lambda: now + timedelta(seconds=400), ttl=300)
+    await late.page(View())
+    assert late._board[0] == now + timedelta(seconds=400)  # older than the keeping time: computed afresh
