@@ -337,20 +337,12 @@ class MarketBoard:
 
     # -- a provider --------------------------------------------------------------------------------------
 
-    async def _history(self, provider_id: int) -> tuple[list[Signal], list[SignalEvent]]:
-        async with self.db.session() as session:
-            signals = list(await session.scalars(select(Signal).where(Signal.provider_id == provider_id)
-                                                 .order_by(Signal.id)))
-            events = list(await session.scalars(select(SignalEvent).where(SignalEvent.provider_id == provider_id)
-                                                .order_by(SignalEvent.id)))
-        return signals, events
-
     async def card(self, provider_id: int) -> Card:
-        """A provider's figures for 30 / 90 days / all time, its equity curve (all time) and its score."""
+        """A provider's figures for 30 / 90 days / all time, its equity curve (all time) and its score, from its
+        signals read as plain rows."""
         now = self.clock()
-        signals, events = await self._history(provider_id)
-        closed = closed_of(signals, events)
         async with self.db.session() as session:
+            history = (await marketplace_rollups.histories(session, [provider_id]))[provider_id]
             starts = list(await session.scalars(
                 select(func.min(ProviderSubscription.starts_at))
                 .where(ProviderSubscription.provider_id == provider_id,
@@ -361,10 +353,10 @@ class MarketBoard:
                 select(func.count(func.distinct(ProviderSubscription.user_id))).where(
                     ProviderSubscription.provider_id == provider_id, ProviderSubscription.starts_at <= now,
                     ProviderSubscription.ends_at > now)) or 0
-        times = [s.received_at for s in signals]
-        figures = marketplace_ranking.card_figures(closed, times, now)
-        score = marketplace_ranking.score(closed, first_signal_at=min(times, default=None),
-                                          last_signal_at=max(times, default=None), subscriber_starts=starts, now=now)
+        closed = [trade for _id, trade in history.closed]
+        figures = marketplace_ranking.card_figures(closed, history.times, now)
+        score = marketplace_ranking.score(closed, first_signal_at=history.first_signal_at,
+                                          last_signal_at=history.last_signal_at, subscriber_starts=starts, now=now)
         return Card(figures, figures["all"].figures.equity, score, subscribers)
 
     async def flags(self, provider_ids: Sequence[int]) -> dict[int, list[marketplace_integrity.Flag]]:

@@ -41,12 +41,13 @@ EPOCH, MICROSECOND = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
 @dataclass(frozen=True, slots=True)
 class History:
     """A provider's stored signals, reduced: its closed signals in signal-id order (with their ids), its first and
-    last arrival and its markets."""
+    last arrival, its markets and every arrival."""
 
     closed: list[tuple[int, Closed]]
     first_signal_at: datetime | None
     last_signal_at: datetime | None
     markets: tuple[str, ...]
+    times: list[datetime]  # every signal's arrival, in id order
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +253,7 @@ async def histories(session: AsyncSession, provider_ids: Sequence[int]) -> dict[
                   if row.id in exit_of]
         times = [row.received_at for row in rows]
         result[provider_id] = History(closed, min(times, default=None), max(times, default=None),
-                                      tuple(sorted({row.ecosystem for row in rows})))
+                                      tuple(sorted({row.ecosystem for row in rows})), times)
     return result
 
 

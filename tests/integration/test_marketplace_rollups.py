@@ -168,6 +168,7 @@ async def test_the_kept_records_rank_exactly_as_the_signals_do(database, seed):
     assert any(e.score.score is not None for e in entries.values())  # some are ranked, with every part
     for pid in PROVIDERS:
         same(entries[pid].score, want[pid])
+        same((await board.card(pid)).score, want[pid])  # the card, from its signals read as plain rows
         history, _events = await signals.history(pid)
         assert entries[pid].ecosystems == tuple(sorted({"crypto", *(s.ecosystem for s in history)}))
 
