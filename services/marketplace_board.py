@@ -185,6 +185,34 @@ def _load(data: dict) -> Entry:
                  figures.cumulative_return)
 
 
+def _rank(providers: Sequence, kept: dict, starts: Sequence, sums: dict, raw: dict, counts: dict[int, int],
+          now: datetime) -> list[Entry]:
+    """The board's entries: from the records, or from the signals (`raw`) for a provider closed after `now`."""
+    by_provider: dict[int, list[datetime]] = defaultdict(list)
+    for pid, start in starts:
+        by_provider[pid].append(start)
+    entries = []
+    for row in providers:
+        mine = by_provider.get(row.id, [])
+        if row.id in raw:
+            history = raw[row.id]
+            closed = [trade for _id, trade in history.closed]
+            score = marketplace_ranking.score(closed, first_signal_at=history.first_signal_at,
+                                              last_signal_at=history.last_signal_at, subscriber_starts=mine,
+                                              now=now)
+            entries.append(_entry(row, score, history.markets, counts.get(row.id, 0)))
+            continue
+        record = kept.get(row.id)
+        standing = marketplace_rollups.standing_of(record if record is not None
+                                                   else marketplace_rollups.new_record(row.id))
+        score = marketplace_ranking.rate(standing.figures, standing.consistency,
+                                         [(start, sums.get((row.id, start), Decimal(0))) for start in mine],
+                                         first_signal_at=standing.first_signal_at,
+                                         last_signal_at=standing.last_signal_at, now=now)
+        entries.append(_entry(row, score, standing.markets, counts.get(row.id, 0)))
+    return entries
+
+
 def _log_failure(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("recomputing the /market board failed", exc_info=task.exception())
@@ -266,28 +294,8 @@ class MarketBoard:
             async with self.db.session() as session:
                 kept = await marketplace_rollups.records(session, [row.id for row in providers])
                 kept, sums, raw = await _read_records(session, kept, starts, now)
-        by_provider: dict[int, list[datetime]] = defaultdict(list)
-        for pid, start in starts:
-            by_provider[pid].append(start)
-        entries = []
-        for row in providers:
-            mine = by_provider.get(row.id, [])
-            if row.id in raw:
-                history = raw[row.id]
-                closed = [trade for _id, trade in history.closed]
-                score = marketplace_ranking.score(closed, first_signal_at=history.first_signal_at,
-                                                  last_signal_at=history.last_signal_at, subscriber_starts=mine,
-                                                  now=now)
-                entries.append(_entry(row, score, history.markets, counts.get(row.id, 0)))
-                continue
-            record = kept.get(row.id)
-            standing = marketplace_rollups.standing_of(record if record is not None
-                                                       else marketplace_rollups.new_record(row.id))
-            score = marketplace_ranking.rate(standing.figures, standing.consistency,
-                                             [(start, sums.get((row.id, start), Decimal(0))) for start in mine],
-                                             first_signal_at=standing.first_signal_at,
-                                             last_signal_at=standing.last_signal_at, now=now)
-            entries.append(_entry(row, score, standing.markets, counts.get(row.id, 0)))
+        # the arithmetic in a worker thread: the event loop keeps serving meanwhile
+        entries = await asyncio.to_thread(_rank, providers, kept, starts, sums, raw, counts, now)
         if self.ttl > 0:
             await self._save(now, providers, entries)
         return entries
