@@ -154,8 +154,8 @@ async def test_a_product_registered_in_a_test_is_listed_sold_through_every_provi
     commands = [c for c in sb.telegram.calls_of("setMyCommands") if "scope" not in c.params
                 or c.params["scope"].get("type") == "default"]
     names = [c["command"] for c in commands[-1].params["commands"]]
-    assert names[:8] == ["start", "tokens", "plans", "signals", "api", "data", "market", "provider"]
-    assert names[8] == "report"
+    assert names[:9] == ["start", "tokens", "plans", "signals", "api", "data", "market", "provider", "signal"]
+    assert names[9] == "report"
     assert dict((c["command"], c["description"]) for c in commands[-1].params["commands"])["report"] == \
         "Weekly whale report"
 
