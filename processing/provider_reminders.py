@@ -6,8 +6,6 @@ Safe to run twice or from two processes: each reminder is claimed once in the da
 
 from __future__ import annotations
 
-import functools
-import logging
 from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -15,13 +13,11 @@ from zoneinfo import ZoneInfo
 from db.base import utcnow
 from presentation.plans import format_end
 from presentation.provider_reminders import reminder_text, renew_markup
+from processing.due_notices import handle_due
 from processing.notify import Notifier
-from services.leases import heartbeat
 from services.marketplace import MarketplaceService, State
 from services.plan_notices import CLAIM_LEASE
 from services.provider_notices import DueReminder, ProviderNotices
-
-log = logging.getLogger(__name__)
 
 
 class ProviderReminders:
@@ -31,29 +27,7 @@ class ProviderReminders:
 
     async def run(self) -> int:
         """Send every due reminder once; returns how many were acted on."""
-        done = 0
-        for item in await self.notices.due():
-            held = await self.notices.claim(item)
-            if held is None:
-                continue
-            try:
-                async with heartbeat(functools.partial(self._renew, item, [held]), CLAIM_LEASE,
-                                     what=f"provider reminder {item.kind} of {item.user_id}"):
-                    status = await self._handle(item)
-            except Exception:
-                log.exception("provider reminder %s for user %s failed; retried at a later run", item.kind,
-                              item.user_id)
-                continue
-            await self.notices.finish(item, status)
-            done += 1
-        return done
-
-    async def _renew(self, item: DueReminder, held: list[datetime]) -> bool:
-        renewed = await self.notices.renew(item, held[0])
-        if renewed is None:
-            return False
-        held[0] = renewed
-        return True
+        return await handle_due(self.notices, self._handle, "provider reminder", lease=CLAIM_LEASE)
 
     async def _handle(self, item: DueReminder) -> str:
         provider = await self.market.get(item.provider_id)

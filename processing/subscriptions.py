@@ -7,7 +7,6 @@ Safe to run twice or from two processes: each notice is claimed once in the data
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -17,9 +16,9 @@ from aiogram.utils.i18n import gettext as _
 
 from db.base import utcnow
 from presentation.plans import format_end
+from processing.due_notices import handle_due
 from processing.notify import Notifier
 from services.channel import PrivateChannel
-from services.leases import heartbeat
 from services.plan_notices import CLAIM_LEASE, EXPIRED, REMIND_1D, Due, PlanNotices
 from services.plans import PLANS
 from services.subscriptions import SubscriptionService
@@ -56,29 +55,7 @@ class SubscriptionLifecycle:
         revoked = await self.subscriptions.revoke_refunded()
         if revoked:
             log.info("refunded plan time taken back from users %s", revoked)
-        done = 0
-        for item in await self.notices.due():
-            held = await self.notices.claim(item)
-            if held is None:
-                continue
-            try:
-                async with heartbeat(functools.partial(self._renew, item, [held]), CLAIM_LEASE,
-                                     what=f"plan notice {item.kind} of {item.user_id}"):
-                    status = await self._handle(item)
-            except Exception:
-                log.exception("plan notice %s for user %s failed; retried at a later run", item.kind,
-                              item.user_id)
-                continue
-            await self.notices.finish(item, status)
-            done += 1
-        return done
-
-    async def _renew(self, item: Due, held: list[datetime]) -> bool:
-        renewed = await self.notices.renew(item, held[0])
-        if renewed is None:
-            return False
-        held[0] = renewed
-        return True
+        return await handle_due(self.notices, self._handle, "plan notice", lease=CLAIM_LEASE)
 
     async def _handle(self, item: Due) -> str:
         plan_name = PLANS[item.plan_code].name if item.plan_code in PLANS else item.plan_code
