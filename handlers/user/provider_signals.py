@@ -27,6 +27,7 @@ from services.provider_signals import (
     OPEN_SHOWN,
     STEPS,
     TIMEFRAMES,
+    OpenSignal,
     check_answers,
     new_form_id,
     open_signals,
@@ -261,18 +262,26 @@ async def not_text(message: Message) -> None:
 
 # ------------------------------------------------------------------------------------------ events
 
+async def _open_signal(query: CallbackQuery, services: Services, signal_id: int) -> OpenSignal | None:
+    """The tapping provider's own open signal; None (the tap answered with why) otherwise."""
+    provider = await _publisher(query, services)
+    if provider is None:
+        return None
+    found = await own_signal(services.signals, provider.id, signal_id)
+    if found is None:
+        await refuse(query, words.not_yours())
+        return None
+    if found.closed:
+        await refuse(query, words.event_closed())
+        return None
+    return found
+
+
 async def pick(query: CallbackQuery, callback_data: SignalPick, services: Services, state: FSMContext) -> None:
     """One of the provider's open signals: a button per target not yet hit, the stop, a close at a price."""
     await state.clear()
-    provider = await _publisher(query, services)
-    if provider is None:
-        return
-    found = await own_signal(services.signals, provider.id, callback_data.id)
+    found = await _open_signal(query, services, callback_data.id)
     if found is None:
-        await refuse(query, words.not_yours())
-        return
-    if found.closed:
-        await refuse(query, words.event_closed())
         return
     signal, builder = found.signal, InlineKeyboardBuilder()
     for level, price in enumerate(signal.take_profits, 1):
@@ -297,15 +306,8 @@ def _confirm_markup(signal_id: int, type_: str, level: int) -> InlineKeyboardMar
 
 async def mark(query: CallbackQuery, callback_data: SignalMark, services: Services, state: FSMContext) -> None:
     """A target hit, the stop or a close: asked to confirm, then the API's add_event on the provider's chain."""
-    provider = await _publisher(query, services)
-    if provider is None:
-        return
-    found = await own_signal(services.signals, provider.id, callback_data.id)
+    found = await _open_signal(query, services, callback_data.id)
     if found is None:
-        await refuse(query, words.not_yours())
-        return
-    if found.closed:
-        await refuse(query, words.event_closed())
         return
     signal, type_, level = found.signal, callback_data.type, callback_data.level
     if type_ not in EVENT_TYPES:
@@ -333,7 +335,7 @@ async def mark(query: CallbackQuery, callback_data: SignalMark, services: Servic
     body = {"type": type_, "price": str(price), **({"level": level} if type_ == "tp_hit" else {})}
     try:
         result = await services.signals.add_event(sender_ref(signal), validate(EventIn, body),
-                                                  provider_id=provider.id)
+                                                  provider_id=signal.provider_id)
     except InvalidInput as exc:
         await refuse(query, words.wrong(exc.field, exc.message))
         return
