@@ -104,3 +104,17 @@ class MarketBoardSnapshot(Base):
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     line_up: Mapped[list] = mapped_column(JSON)
     entries: Mapped[list] = mapped_column(JSON)
+
+
+class ProviderSubscriberGains(Base):
+    """What a provider's subscribers got (services.marketplace_rollups.subscriber_sums), kept by the ranking that
+    worked it out so the next one (in any process) reads a row per provider instead of a day row per subscriber:
+    `gains` maps a subscriber's start (µs since 1970, UTC) to the exact sum of the returns of the closed signals
+    that arrived from it. Valid while the provider's record is at `version` (marketplace_rollups.version_of)."""
+
+    __tablename__ = "provider_subscriber_gains"
+
+    provider_id: Mapped[int] = mapped_column(Integer, ForeignKey("providers.id"), primary_key=True,
+                                             autoincrement=False)
+    version: Mapped[str] = mapped_column(Text)
+    gains: Mapped[dict] = mapped_column(JSON, default=dict)

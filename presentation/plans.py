@@ -10,6 +10,7 @@ from aiogram.utils.i18n import gettext as _
 
 from presentation.formatting import datetime_text
 from services import plan_sales
+from services.plan_notices import REMIND_1D
 from services.plan_sales import PlanActivated
 from services.products import Product, ProductParts
 from services.subscriptions import CreditBack, PlanTakenBack
@@ -76,3 +77,20 @@ class PlanTexts:
 def plan_product(parts: ProductParts) -> Product:
     """The plans product (services.plan_sales.plan_product) told in these words, dates in `settings.tz`."""
     return plan_sales.plan_product(parts, PlanTexts(parts.settings.tz))
+
+
+def reminder_text(kind: str, plan_name: str, ends: str) -> str:
+    if kind == REMIND_1D:
+        text = _("⏰ Your <b>{plan}</b> plan ends within a day, on {ends}.")
+    else:
+        text = _("⏰ Your <b>{plan}</b> plan ends in 3 days, on {ends}.")
+    return text.format(plan=plan_name, ends=ends) + "\n" + _(
+        "Renew in /plans to keep your signals: the new time is added to what's left.")
+
+
+def expired_text(plan_name: str, removed: bool) -> str:
+    lines = [_("Your <b>{plan}</b> plan has ended, so you're on the Free plan now.").format(plan=plan_name)]
+    if removed:
+        lines.append(_("Your access to the private channel has ended too."))
+    lines.append(_("Renew any time in /plans: you'll get the plan and a new channel invite at once."))
+    return "\n".join(lines)

@@ -12,35 +12,16 @@ from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from aiogram.utils.i18n import gettext as _
-
 from db.base import utcnow
-from presentation.plans import format_end
+from presentation.plans import expired_text, format_end, reminder_text
 from processing.due_notices import handle_due
 from processing.notify import Notifier
 from services.channel import PrivateChannel
-from services.plan_notices import CLAIM_LEASE, EXPIRED, REMIND_1D, Due, PlanNotices
+from services.plan_notices import CLAIM_LEASE, EXPIRED, Due, PlanNotices
 from services.plans import PLANS
 from services.subscriptions import SubscriptionService
 
 log = logging.getLogger(__name__)
-
-
-def reminder_text(kind: str, plan_name: str, ends: str) -> str:
-    if kind == REMIND_1D:
-        text = _("⏰ Your <b>{plan}</b> plan ends within a day, on {ends}.")
-    else:
-        text = _("⏰ Your <b>{plan}</b> plan ends in 3 days, on {ends}.")
-    return text.format(plan=plan_name, ends=ends) + "\n" + _(
-        "Renew in /plans to keep your signals: the new time is added to what's left.")
-
-
-def expired_text(plan_name: str, removed: bool) -> str:
-    lines = [_("Your <b>{plan}</b> plan has ended, so you're on the Free plan now.").format(plan=plan_name)]
-    if removed:
-        lines.append(_("Your access to the private channel has ended too."))
-    lines.append(_("Renew any time in /plans: you'll get the plan and a new channel invite at once."))
-    return "\n".join(lines)
 
 
 class SubscriptionLifecycle:

@@ -3,12 +3,13 @@ the ranking (services.marketplace_ranking) of every approved provider, sorted an
 figures for 30 / 90 days / all time with its equity curve and integrity flags (services.marketplace_integrity).
 
 The board is computed for all providers at once from each one's kept record (services.marketplace_rollups: a
-row per provider, kept in step as its signals arrive and close, and one day row per subscriber at most), so
-a recompute reads a few thousand rows, not every signal. Each computed board is also kept in the database
-(MarketBoardSnapshot), so a process that has just started serves the leader's board while it is younger than
-`ttl` and the approved providers' line-up is unchanged. It is served from memory for `ttl` seconds, like
-the whale boards (services.whale_rankings): a scheduler job recomputes it before it expires, and views
-meanwhile are served the previous one; sorted orders are kept per sort key, so a page is a filter and a slice.
+row per provider, kept in step as its signals arrive and close, and what its subscribers got, kept by the last
+ranking while the record is unchanged), so a recompute reads a few thousand rows, not every signal. Each
+computed board is also kept in the database (MarketBoardSnapshot), so a process that has just started serves
+the leader's board while it is younger than `ttl` and the approved providers' line-up is unchanged. It is
+served from memory for `ttl` seconds, like the whale boards (services.whale_rankings): a scheduler job
+recomputes it before it expires, and views meanwhile are served the previous one; sorted orders are kept per
+sort key, so a page is a filter and a slice.
 A change to a provider's row (a review, a new price) marks the board stale: the next view recomputes it
 (waiting at most WAIT_FOR_FRESH seconds, else served the previous board meanwhile).
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +30,7 @@ from db import changes
 from db.base import utcnow
 from db.engine import Database
 from db.models_marketplace import Provider, ProviderSubscription
-from db.models_provider_records import MarketBoardSnapshot
+from db.models_provider_records import MarketBoardSnapshot, ProviderSubscriberGains
 from db.models_signals import Signal, SignalEvent
 from services import marketplace_integrity, marketplace_ranking, marketplace_rollups, track_record
 from services.marketplace import State
@@ -133,14 +134,14 @@ def _entry(row, score: Score, markets: Sequence[str], subscribers: int) -> Entry
                  figures.cumulative_return)
 
 
-async def _read_records(session, kept: dict, starts: Sequence, now: datetime) -> tuple[dict, dict, dict]:
+async def _read_records(session, kept: dict, starts: Sequence, now: datetime) -> tuple[dict, dict, dict, list]:
     """The records, the providers whose last close is later than `now` (ranked from their signals: their
-    history), and what each subscriber got from the others' day rows."""
+    history), what each subscriber got from the others' kept sums or day rows, and the sums to keep."""
     late = {pid for pid, record in kept.items() if record.last_closed_at is not None and record.last_closed_at > now}
-    sums = await marketplace_rollups.subscriber_sums(
+    sums, to_keep = await marketplace_rollups.kept_sums(
         session, kept, [(pid, start) for pid, start in starts if pid in kept and pid not in late])
     raw = await marketplace_rollups.histories(session, sorted(late)) if late else {}
-    return kept, sums, raw
+    return kept, sums, raw, to_keep
 
 
 _APPROVED = (select(Provider.id, Provider.name, Provider.price_cents, Provider.ecosystems)
@@ -213,6 +214,20 @@ def _rank(providers: Sequence, kept: dict, starts: Sequence, sums: dict, raw: di
     return entries
 
 
+async def _keep_sums(db: Database, rows: list[dict]) -> None:
+    """Keep what the subscribers got for the next ranking (a later version kept meanwhile is simply replaced: the
+    next ranking sees it out of date and works it out again)."""
+    table = ProviderSubscriberGains.__table__
+    try:
+        insert = dialect_insert(db, table)
+        insert = insert.on_conflict_do_update(index_elements=["provider_id"], set_=dict(
+            version=insert.excluded.version, gains=insert.excluded.gains))
+        async with db.transaction() as session:
+            await session.execute(insert, rows)
+    except Exception:  # this ranking has its sums; the next one works them out again
+        log.exception("keeping what the subscribers got failed")
+
+
 def _log_failure(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("recomputing the /market board failed", exc_info=task.exception())
@@ -270,30 +285,33 @@ class MarketBoard:
             return entries
 
     async def _compute(self, now: datetime) -> list[Entry]:
-        """Every approved provider's entry, from its kept record (services.marketplace_rollups): a row per
-        provider and at most two per subscriber, not the signals. Stale records are recomputed first; a provider
+        """Every approved provider's entry, from its kept record (services.marketplace_rollups): two rows per
+        provider and one per subscriber (plus a day row for a subscriber whose sum is not kept yet), not the
+        signals. Stale records are recomputed first; a provider
         whose last close is later than `now` (another replica's clock) is ranked from its signals."""
         async with self.db.session() as session:
             conn = await session.connection()
             providers = (await conn.execute(_APPROVED)).all()
-            starts = (await conn.execute(
-                select(ProviderSubscription.provider_id, func.min(ProviderSubscription.starts_at))
+            # each subscriber's start (their first period's), and whether a period of theirs runs now
+            subscribers = (await conn.execute(
+                select(ProviderSubscription.provider_id, func.min(ProviderSubscription.starts_at),
+                       func.max(ProviderSubscription.ends_at) > now)
                 .where(ProviderSubscription.ends_at > ProviderSubscription.starts_at,
                        ProviderSubscription.starts_at <= now)
                 .group_by(ProviderSubscription.provider_id, ProviderSubscription.user_id))).all()
-            counts = dict((await conn.execute(
-                select(ProviderSubscription.provider_id, func.count(func.distinct(ProviderSubscription.user_id)))
-                .where(ProviderSubscription.starts_at <= now, ProviderSubscription.ends_at > now)
-                .group_by(ProviderSubscription.provider_id))).all())
+            starts = [(pid, start) for pid, start, _active in subscribers]
+            counts = Counter(pid for pid, _start, active in subscribers if active)
             kept = await marketplace_rollups.records(session, [row.id for row in providers])
             stale = [pid for pid, record in kept.items() if record.stale]
             if not stale:
-                kept, sums, raw = await _read_records(session, kept, starts, now)
+                kept, sums, raw, to_keep = await _read_records(session, kept, starts, now)
         if stale:  # after the upgrade that added the records (once), or a close that came out of order
             await marketplace_rollups.rebuild_stale(self.db, stale)
             async with self.db.session() as session:
                 kept = await marketplace_rollups.records(session, [row.id for row in providers])
-                kept, sums, raw = await _read_records(session, kept, starts, now)
+                kept, sums, raw, to_keep = await _read_records(session, kept, starts, now)
+        if to_keep:
+            await _keep_sums(self.db, to_keep)
         # the arithmetic in a worker thread: the event loop keeps serving meanwhile
         entries = await asyncio.to_thread(_rank, providers, kept, starts, sums, raw, counts, now)
         if self.ttl > 0:

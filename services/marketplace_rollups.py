@@ -12,12 +12,13 @@ ranking reads one row per provider (and one per subscriber) instead of every sig
 * A stale record (every provider after the migration that added them) is recomputed from the stored signals by
   `rebuild_stale`, which the board runs before it ranks: a one-off cost after the upgrade.
 * What a subscriber got since a moment (`got_since`): the exact sum of all closed returns minus the sum for the
-  days before that moment's day (the day row's `before`) minus that day's signals that arrived before it.
+  days before that moment's day (the day row's `before`) minus that day's signals that arrived before it. The
+  ranking keeps what it worked out (`kept_sums`, a row per provider) for as long as the record is unchanged, so
+  the next ranking, in this process or another, reads a row per provider instead of a day row per subscriber.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,13 @@ from sqlalchemy import Row, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.engine import Database
-from db.models_provider_records import SLOTS, ProviderRecord, ProviderRecordDay, ProviderRecordWeek
+from db.models_provider_records import (
+    SLOTS,
+    ProviderRecord,
+    ProviderRecordDay,
+    ProviderRecordWeek,
+    ProviderSubscriberGains,
+)
 from db.models_signals import Signal, SignalEvent
 from services import track_record
 from services.marketplace_ranking import EXACT, Closed, consistency_of, exact_sum, week_of
@@ -361,23 +368,46 @@ async def subscriber_sums(session: AsyncSession, kept: dict[int, Row],
         for row in await conn.execute(select(days.slot, days.before, days.trades)
                                       .where(days.slot.in_(wanted[i:i + LOOKUP_CHUNK]))):
             rows[row.slot] = row
-    parsed: dict[int, tuple[list[datetime], list[Decimal]]] = {}
     for (provider_id, start), everything, key in pending:
-        row = rows[key]
-        sums[(provider_id, start)] = EXACT.subtract(EXACT.subtract(everything, row.before),
-                                                    _arrived_before(row, start, parsed))
+        row, moment = rows[key], micros(start)
+        earlier = exact_sum(Decimal(ret) for at, ret in row.trades if at < moment)  # that day, before the start
+        sums[(provider_id, start)] = EXACT.subtract(EXACT.subtract(everything, row.before), earlier)
     return sums
 
 
-def _arrived_before(row: Row, start: datetime, parsed: dict[int, tuple[list[int], list[Decimal]]]) -> Decimal:
-    """The exact sum of the day row's returns of signals that arrived before `start` (each row read once)."""
-    found = parsed.get(row.slot)
-    if found is None:
-        times, totals, total = [], [Decimal(0)], Decimal(0)
-        for at, ret in sorted(row.trades):
-            total = EXACT.add(total, Decimal(ret))
-            times.append(at)
-            totals.append(total)
-        found = parsed[row.slot] = (times, totals)
-    times, totals = found
-    return totals[bisect_left(times, micros(start))]
+def version_of(record: Row | ProviderRecord) -> str:
+    """What a record's subscriber sums depend on (its closed signals), told apart: how many, the last in closing
+    order and the exact sum of their returns. A close, a rebuild or a bulk import changes it."""
+    return f"{record.closed}/{record.last_closed_signal}/{record.ret_exact}"
+
+
+async def kept_sums(session: AsyncSession, kept: dict[int, Row], starts: Sequence[tuple[int, datetime]]
+                    ) -> tuple[dict[tuple[int, datetime], Decimal], list[dict]]:
+    """subscriber_sums, taking what an earlier ranking kept (ProviderSubscriberGains) for records still at the same
+    version: only starts not kept are worked out from the day rows. Returns the sums and, for the providers that
+    needed any, the rows to keep (their current starts only)."""
+    providers, conn = sorted({pid for pid, _ in starts}), await session.connection()
+    table = ProviderSubscriberGains.__table__.c
+    stored: dict[int, dict[str, str]] = {}
+    for i in range(0, len(providers), LOOKUP_CHUNK):
+        for row in await conn.execute(select(table.provider_id, table.version, table.gains)
+                                      .where(table.provider_id.in_(providers[i:i + LOOKUP_CHUNK]))):
+            if row.version == version_of(kept[row.provider_id]):
+                stored[row.provider_id] = row.gains
+    sums: dict[tuple[int, datetime], Decimal] = {}
+    missing = []
+    for provider_id, start in starts:
+        known = stored.get(provider_id, {}).get(str(micros(start)))
+        if known is None:
+            missing.append((provider_id, start))
+        else:
+            sums[(provider_id, start)] = Decimal(known)
+    if not missing:
+        return sums, []
+    sums.update(await subscriber_sums(session, kept, missing))
+    changed = {pid for pid, _ in missing}
+    gains: dict[int, dict[str, str]] = defaultdict(dict)
+    for provider_id, start in starts:
+        if provider_id in changed:
+            gains[provider_id][str(micros(start))] = str(sums[(provider_id, start)])
+    return sums, [dict(provider_id=pid, version=version_of(kept[pid]), gains=gains[pid]) for pid in sorted(changed)]

@@ -11,11 +11,16 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from db.models import User
 from db.models_marketplace import Provider, ProviderSubscription
-from db.models_provider_records import ProviderRecord, ProviderRecordDay, ProviderRecordWeek
+from db.models_provider_records import (
+    ProviderRecord,
+    ProviderRecordDay,
+    ProviderRecordWeek,
+    ProviderSubscriberGains,
+)
 from services import marketplace_ranking, marketplace_rollups
 from services.marketplace_board import MarketBoard, View, closed_of
 from services.signals import EventIn, EventOutcome, SignalIn, SignalService
@@ -183,6 +188,37 @@ async def test_the_kept_records_rank_exactly_as_the_signals_do(database, seed):
     want = await expected(database, signals, earlier)
     for entry in await behind._entries():
         same(entry.score, want[entry.provider_id])
+
+
+async def test_the_next_ranking_reads_what_subscribers_got_as_kept_until_a_close_changes_it(database):
+    rng, clock = random.Random(11), Clock(T0)
+    signals = await write_history(database, rng, clock)
+    await subscribe(database, rng, clock)
+    now = clock.at + timedelta(hours=2)
+    first = {e.provider_id: e for e in await MarketBoard(database, clock=lambda: now)._entries()}
+    async with database.session() as session:
+        kept_for = set(await session.scalars(select(ProviderSubscriberGains.provider_id)))
+    assert kept_for  # the subscribed providers' sums were kept
+    async with database.transaction() as session:  # without its day rows, only the kept sums can give them
+        await session.execute(delete(ProviderRecordDay))
+    again = {e.provider_id: e for e in await MarketBoard(database, clock=lambda: now)._entries()}  # another process
+    for pid in PROVIDERS:
+        same(again[pid].score, first[pid].score)
+
+    await marketplace_rollups.rebuild(database, list(PROVIDERS), only_stale=False)  # the day rows back
+    pid = next(iter(sorted(kept_for)))
+    data = signal_in(rng, 5000)
+    clock.at = now + timedelta(minutes=1)
+    await signals.ingest(data, provider_id=pid)
+    clock.at += timedelta(minutes=1)
+    await signals.add_event(data.id, EventIn.model_validate(
+        dict(type="closed", price=format(data.entry * Decimal("1.05"), "f"))), provider_id=pid)
+    later = clock.at + timedelta(minutes=1)
+    moved = {e.provider_id: e for e in await MarketBoard(database, clock=lambda: later)._entries()}
+    want = await expected(database, signals, later)
+    for provider_id in PROVIDERS:  # the closed signal counts for the subscribers who started before it
+        same(moved[provider_id].score, want[provider_id])
+    assert moved[pid].score.subscribers_return != first[pid].score.subscribers_return
 
 
 async def test_a_close_is_counted_once_and_the_board_follows_it(database):
