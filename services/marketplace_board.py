@@ -239,25 +239,29 @@ class MarketBoard:
         self._board: tuple[datetime, list[Entry]] | None = None
         self._sorted: dict[str, list[Entry]] = {}
         self._computing = asyncio.Lock()
-        self._stale = False
+        self._changed: set[int] | None = set()  # providers whose row changed since the board; None: any
         self._task: asyncio.Task | None = None
         # a provider approved, suspended, reinstated or repriced (here or, with REDIS_URL, on another replica:
-        # services/invalidations.py): the next view recomputes, so the board never shows a stale line-up
+        # services/invalidations.py): the next view redoes those providers' entries, so the board never shows a
+        # stale line-up
         changes.watch(Provider, "id", self._provider_changed, database=database)
 
-    def _provider_changed(self, _ids: set | None) -> None:
-        self._stale = True
+    def _provider_changed(self, ids: set | None) -> None:
+        self._changed = None if ids is None or self._changed is None else self._changed | ids
 
     # -- the board --------------------------------------------------------------------------------------
 
     async def _entries(self, *, force: bool = False) -> list[Entry]:
-        """The board: kept for `ttl` seconds. Expired or stale (a provider changed) with a board in hand, a view
-        waits up to WAIT_FOR_FRESH seconds for the recomputation (started once, whoever asks) and is otherwise
-        served the previous board while it finishes."""
+        """The board: kept for `ttl` seconds. Providers changed meanwhile get their entries redone first (a few
+        rows each). Expired (or changed in a way not told) with a board in hand, a view waits up to
+        WAIT_FOR_FRESH seconds for the recomputation (started once, whoever asks) and is otherwise served the
+        previous board while it finishes."""
         now, board = self.clock(), self._board
         if board is None and not force and self.ttl > 0:  # just started: the board another process computed
             board = await self._restore(now)
-        if (not force and board is not None and not self._stale and self.ttl > 0
+        if not force and board is not None and self._changed and self.ttl > 0:
+            board = await self._patch()
+        if (not force and board is not None and self._changed is not None and self.ttl > 0
                 and (now - board[0]).total_seconds() < self.ttl):
             return board[1]
         if force or board is None or self.ttl <= 0:
@@ -273,32 +277,56 @@ class MarketBoard:
 
     async def _recompute(self, asked_at: datetime) -> list[Entry]:
         async with self._computing:  # one computation at a time; who waited for it takes its result
-            if self._board is not None and self._board[0] >= asked_at and not self._stale:
+            if self._board is not None and self._board[0] >= asked_at and self._changed == set():
                 return self._board[1]
-            now, self._stale = self.clock(), False
+            now, self._changed = self.clock(), set()
             try:
-                entries = await self._compute(now)
+                providers, entries = await self._compute(now)
             except BaseException:
-                self._stale = True
+                self._changed = None
                 raise
             self._board, self._sorted = (now, entries), {}
+            if self.ttl > 0:
+                await self._save(now, providers, entries)
             return entries
 
-    async def _compute(self, now: datetime) -> list[Entry]:
-        """Every approved provider's entry, from its kept record (services.marketplace_rollups): two rows per
-        provider and one per subscriber (plus a day row for a subscriber whose sum is not kept yet), not the
-        signals. Stale records are recomputed first; a provider
+    async def _patch(self) -> tuple[datetime, list[Entry]] | None:
+        """The board with the changed providers' entries redone (now) and those no longer approved left out;
+        the others keep the figures of the board's time."""
+        async with self._computing:
+            changed, board = self._changed, self._board
+            if not changed or board is None:  # done meanwhile, or a full recomputation is due
+                return board
+            self._changed = set()
+            try:
+                _providers, fresh = await self._compute(self.clock(), only=sorted(changed))
+            except BaseException:
+                self._changed = None if self._changed is None else self._changed | changed
+                raise
+            kept = [entry for entry in board[1] if entry.provider_id not in changed]
+            self._board = (board[0], sorted([*kept, *fresh], key=lambda entry: entry.provider_id))
+            self._sorted = {}
+            return self._board
+
+    async def _compute(self, now: datetime, *, only: Sequence[int] | None = None) -> tuple[list, list[Entry]]:
+        """The approved providers (or only those of these) and their entries, from their kept records
+        (services.marketplace_rollups): two rows per provider and one per subscriber (plus a day row for a
+        subscriber whose sum is not kept yet), not the signals. Stale records are recomputed first; a provider
         whose last close is later than `now` (another replica's clock) is ranked from its signals."""
+        def chosen(query, column):
+            return query if only is None else query.where(column.in_(only))
+
         async with self.db.session() as session:
             conn = await session.connection()
-            providers = (await conn.execute(_APPROVED)).all()
+            providers = (await conn.execute(chosen(_APPROVED, Provider.id))).all()
             # each subscriber's start (their first period's), and whether a period of theirs runs now
-            subscribers = (await conn.execute(
+            subscribers = (await conn.execute(chosen(
                 select(ProviderSubscription.provider_id, func.min(ProviderSubscription.starts_at),
                        func.max(ProviderSubscription.ends_at) > now)
                 .where(ProviderSubscription.ends_at > ProviderSubscription.starts_at,
                        ProviderSubscription.starts_at <= now)
-                .group_by(ProviderSubscription.provider_id, ProviderSubscription.user_id))).all()
+                .group_by(ProviderSubscription.provider_id, ProviderSubscription.user_id),
+                ProviderSubscription.provider_id))).all()
             starts = [(pid, start) for pid, start, _active in subscribers]
             counts = Counter(pid for pid, _start, active in subscribers if active)
             kept = await marketplace_rollups.records(session, [row.id for row in providers])
@@ -313,10 +341,7 @@ class MarketBoard:
         if to_keep:
             await _keep_sums(self.db, to_keep)
         # the arithmetic in a worker thread: the event loop keeps serving meanwhile
-        entries = await asyncio.to_thread(_rank, providers, kept, starts, sums, raw, counts, now)
-        if self.ttl > 0:
-            await self._save(now, providers, entries)
-        return entries
+        return providers, await asyncio.to_thread(_rank, providers, kept, starts, sums, raw, counts, now)
 
     async def page(self, view: View, *, offset: int = 0, limit: int = PAGE_SIZE) -> Page:
         entries = await self._entries()
@@ -346,20 +371,24 @@ class MarketBoard:
             log.exception("keeping the /market board failed")
 
     async def _restore(self, now: datetime) -> tuple[datetime, list[Entry]] | None:
-        """The kept board, if younger than `ttl` and computed for the approved providers as they are now."""
+        """The kept board, if younger than `ttl`; the providers whose row differs from the one it was computed
+        for (approved, suspended, renamed, repriced since) are marked changed, so their entries are redone."""
         async with self.db.session() as session:
             kept = await session.get(MarketBoardSnapshot, 1)
             if kept is None or not 0 <= (now - kept.computed_at).total_seconds() < self.ttl:
                 return None
             providers = (await (await session.connection()).execute(_APPROVED)).all()
-        if kept.line_up != _line_up(providers):
-            return None
         if self._board is None:
+            then = {row[0]: row for row in kept.line_up}
+            current = {row[0]: row for row in _line_up(providers)}
+            differ = {pid for pid in then.keys() | current.keys() if then.get(pid) != current.get(pid)}
+            if differ:
+                self._provider_changed(differ)
             self._board, self._sorted = (kept.computed_at, [_load(e) for e in kept.entries]), {}
         return self._board
 
     def forget(self) -> None:
-        self._board, self._sorted, self._stale = None, {}, False
+        self._board, self._sorted, self._changed = None, {}, set()
 
     # -- a provider --------------------------------------------------------------------------------------
 

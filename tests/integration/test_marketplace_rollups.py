@@ -248,7 +248,7 @@ async def test_a_close_is_counted_once_and_the_board_follows_it(database):
         1, Decimal(1), Decimal("0.1"), ("crypto", "forex"))
 
 
-async def test_a_process_that_starts_serves_the_kept_board_until_it_expires_or_the_line_up_changes(database):
+async def test_a_process_that_starts_serves_the_kept_board_until_it_expires_with_changed_providers_redone(database):
     rng, clock = random.Random(7), Clock(T0)
     await write_history(database, rng, clock)
     await subscribe(database, rng, clock)
@@ -266,8 +266,10 @@ async def test_a_process_that_starts_serves_the_kept_board_until_it_expires_or_t
         (await session.get(Provider, PROVIDERS[1])).price_cents = 900  # and a provider changes its price
     restarted = MarketBoard(database, clock=lambda: now + timedelta(seconds=10), ttl=300)
     page = await restarted.page(View(sort=1))
-    assert restarted._board[0] == now + timedelta(seconds=10)  # the line-up changed: computed afresh
+    assert restarted._board[0] == now  # the leader's board, with the repriced provider's entry redone
     assert page.entries[0].provider_id == PROVIDERS[1] and page.entries[0].price_cents == 900
+    assert {e.provider_id: e for e in restarted._board[1]}[PROVIDERS[0]] == {
+        e.provider_id: e for e in (await started._entries())}[PROVIDERS[0]]  # the others as the leader ranked them
     late = MarketBoard(database, clock=lambda: now + timedelta(seconds=400), ttl=300)
     await late.page(View())
     assert late._board[0] == now + timedelta(seconds=400)  # older than the keeping time: computed afresh
