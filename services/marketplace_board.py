@@ -252,13 +252,16 @@ class MarketBoard:
     # -- the board --------------------------------------------------------------------------------------
 
     async def _entries(self, *, force: bool = False) -> list[Entry]:
-        """The board: kept for `ttl` seconds. Providers changed meanwhile get their entries redone first (a few
-        rows each). Expired (or changed in a way not told) with a board in hand, a view waits up to
-        WAIT_FOR_FRESH seconds for the recomputation (started once, whoever asks) and is otherwise served the
-        previous board while it finishes."""
+        """The board: kept for `ttl` seconds, then replaced by a newer one the leader kept in the database if
+        there is one. Providers changed meanwhile get their entries redone first (a few rows each). Expired (or
+        changed in a way not told) with a board in hand and no newer kept one, a view waits up to WAIT_FOR_FRESH
+        seconds for the recomputation (started once, whoever asks) and is otherwise served the previous board
+        while it finishes."""
         now, board = self.clock(), self._board
-        if board is None and not force and self.ttl > 0:  # just started: the board another process computed
-            board = await self._restore(now)
+        if (not force and self.ttl > 0
+                and (board is None or (now - board[0]).total_seconds() >= self.ttl)):
+            # just started, or kept here too long: the board the leader computed since, if there is one
+            board = await self._restore(now) or board
         if not force and board is not None and self._changed and self.ttl > 0:
             board = await self._patch()
         if (not force and board is not None and self._changed is not None and self.ttl > 0
@@ -371,20 +374,22 @@ class MarketBoard:
             log.exception("keeping the /market board failed")
 
     async def _restore(self, now: datetime) -> tuple[datetime, list[Entry]] | None:
-        """The kept board, if younger than `ttl`; the providers whose row differs from the one it was computed
-        for (approved, suspended, renamed, repriced since) are marked changed, so their entries are redone."""
+        """The kept board, if younger than `ttl` and newer than the one here (taken in its place); the providers
+        whose row differs from the one it was computed for (approved, suspended, renamed, repriced since) are
+        marked changed, so their entries are redone."""
         async with self.db.session() as session:
             kept = await session.get(MarketBoardSnapshot, 1)
             if kept is None or not 0 <= (now - kept.computed_at).total_seconds() < self.ttl:
                 return None
             providers = (await (await session.connection()).execute(_APPROVED)).all()
-        if self._board is None:
-            then = {row[0]: row for row in kept.line_up}
-            current = {row[0]: row for row in _line_up(providers)}
-            differ = {pid for pid in then.keys() | current.keys() if then.get(pid) != current.get(pid)}
-            if differ:
-                self._provider_changed(differ)
-            self._board, self._sorted = (kept.computed_at, [_load(e) for e in kept.entries]), {}
+        if self._board is not None and kept.computed_at <= self._board[0]:  # as new here (maybe meanwhile)
+            return None
+        then = {row[0]: row for row in kept.line_up}
+        current = {row[0]: row for row in _line_up(providers)}
+        differ = {pid for pid in then.keys() | current.keys() if then.get(pid) != current.get(pid)}
+        if differ:
+            self._provider_changed(differ)
+        self._board, self._sorted = (kept.computed_at, [_load(e) for e in kept.entries]), {}
         return self._board
 
     def forget(self) -> None:

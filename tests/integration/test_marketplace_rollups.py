@@ -273,3 +273,20 @@ async def test_a_process_that_starts_serves_the_kept_board_until_it_expires_with
     late = MarketBoard(database, clock=lambda: now + timedelta(seconds=400), ttl=300)
     await late.page(View())
     assert late._board[0] == now + timedelta(seconds=400)  # older than the keeping time: computed afresh
+
+
+async def test_a_process_whose_board_expired_takes_the_newer_one_the_leader_kept(database):
+    rng, clock = random.Random(5), Clock(T0)
+    await write_history(database, rng, clock)
+    await subscribe(database, rng, clock)
+    at = Clock(clock.at + timedelta(hours=1))
+    leader, replica = MarketBoard(database, clock=at, ttl=300), MarketBoard(database, clock=at, ttl=300)
+    assert await leader.refresh()
+    first = at.at
+    await replica._entries()
+    assert replica._board[0] == first  # the leader's board
+    at.at += timedelta(seconds=200)
+    assert await leader.refresh()  # the leader's job, before its board expires
+    at.at += timedelta(seconds=150)  # the replica's board is 350 s old: expired
+    assert await replica._entries() == await leader._entries()
+    assert replica._board[0] == first + timedelta(seconds=200)  # the leader's newer board, not ranked here
