@@ -85,7 +85,8 @@ def schedule_jobs(scheduler: JobScheduler, services: Services) -> None:
     scheduler.add_job(s.whale_alerts.tick, "interval", seconds=WHALE_ALERT_TICK_SECONDS, id="whale_alerts")
     scheduler.add_job(s.whales.refresh_rankings, "interval", seconds=WHALE_RANKING_TTL * 2 // 3,
                       id="whale_rankings")
-    scheduler.add_job(s.market_board.refresh, "interval", seconds=MARKET_BOARD_TTL * 2 // 3, id="market_board")
+    scheduler.add_job(s.market_board.refresh, "interval", seconds=MARKET_BOARD_TTL * 2 // 3, id="market_board",
+                      next_run_time=datetime.now(UTC))  # at once: an upgrade's one-off record rebuild is not a view's
     scheduler.add_job(s.update_dedup.prune, "interval", hours=1, id="update_dedup_prune")
     scheduler.add_job(s.earnings.release_due, "interval", hours=1, id="seller_earnings",
                       next_run_time=datetime.now(UTC))  # shares past PAYOUT_HOLD_DAYS become payable
