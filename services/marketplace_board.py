@@ -5,13 +5,12 @@ figures for 30 / 90 days / all time with its equity curve and integrity flags (s
 The board is computed for all providers at once from each one's kept record (services.marketplace_rollups: a
 row per provider, kept in step as its signals arrive and close, and what its subscribers got, kept by the last
 ranking while the record is unchanged), so a recompute reads a few thousand rows, not every signal. Each
-computed board is also kept in the database (MarketBoardSnapshot), so a process that has just started serves
-the leader's board while it is younger than `ttl` and the approved providers' line-up is unchanged. It is
-served from memory for `ttl` seconds, like the whale boards (services.whale_rankings): a scheduler job
-recomputes it before it expires, and views meanwhile are served the previous one; sorted orders are kept per
-sort key, so a page is a filter and a slice.
-A change to a provider's row (a review, a new price) marks the board stale: the next view recomputes it
-(waiting at most WAIT_FOR_FRESH seconds, else served the previous board meanwhile).
+computed board is also kept in the database (MarketBoardSnapshot), so a process that has just started (or
+whose own board expired) serves the leader's board while it is younger than `ttl`. It is served from memory
+for `ttl` seconds, like the whale boards (services.whale_rankings): a scheduler job recomputes it before it
+expires, and views meanwhile are served the previous one; sorted orders are kept per sort key, so a page is a
+filter and a slice. A change to a provider's row (approved, suspended, renamed, repriced) has the next view
+redo that provider's entry only; the others keep the figures of the board's time.
 """
 
 from __future__ import annotations
