@@ -21,7 +21,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -60,6 +61,12 @@ class _Held:
 _holding: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("holding_write_lock", default=None)
 
 
+def dialect_insert(table: Table | type, dialect: str):
+    """INSERT in the dialect's own form (PostgreSQL's or SQLite's), for its ON CONFLICT clause; `table`: a
+    table or a mapped class."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = make_url(url)
@@ -83,6 +90,10 @@ class Database:
         write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(write_engine, expire_on_commit=False)
+
+    def insert(self, table: Table | type):
+        """dialect_insert in this database's dialect."""
+        return dialect_insert(table, self.engine.dialect.name)
 
     def session(self) -> AsyncSession:
         """A session for reads (on SQLite a deferred transaction)."""

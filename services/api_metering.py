@@ -29,7 +29,6 @@ from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from db.base import utcnow
 from db.engine import Database
@@ -193,9 +192,9 @@ class ApiMeter:
                 return 0
             try:
                 async with self.db.transaction() as session:
-                    insert = (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)
                     for (user_id, day, group), calls in pending.items():
-                        statement = insert(ApiUsageDay).values(user_id=user_id, day=day, group=group, calls=calls)
+                        statement = self.db.insert(ApiUsageDay).values(user_id=user_id, day=day, group=group,
+                                                                       calls=calls)
                         await session.execute(statement.on_conflict_do_update(
                             index_elements=["user_id", "day", "group"],
                             set_={"calls": ApiUsageDay.calls + statement.excluded.calls}))

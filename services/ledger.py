@@ -24,11 +24,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.base import utcnow
-from db.engine import Database
+from db.engine import Database, dialect_insert
 from db.models_ledger import LedgerAccount, LedgerEntry, LedgerMovement
 
 MICROS = 1_000_000
@@ -184,7 +183,7 @@ class LedgerService:
 
     @staticmethod
     def _insert(session: AsyncSession, table):
-        return (postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert)(table)
+        return dialect_insert(table, session.bind.dialect.name)
 
     async def _account(self, session: AsyncSession, name: str, user_id: int | None = None) -> int:
         """The account's id, created on first use (concurrent first uses make one row)."""

@@ -34,7 +34,6 @@ from db.models_signals import Signal, SignalEvent
 from services import marketplace_integrity, marketplace_ranking, marketplace_rollups, track_record
 from services.marketplace import State
 from services.marketplace_ranking import Closed, PeriodFigures, Score
-from services.whale_follows import dialect_insert
 
 SORTS = ("score", "price", "winrate", "drawdown")
 PRICE_CAPS: tuple[int | None, ...] = (None, 1000, 2500, 5000, 10000)  # cents a month
@@ -218,7 +217,7 @@ async def _keep_sums(db: Database, rows: list[dict]) -> None:
     next ranking sees it out of date and works it out again)."""
     table = ProviderSubscriberGains.__table__
     try:
-        insert = dialect_insert(db, table)
+        insert = db.insert(table)
         insert = insert.on_conflict_do_update(index_elements=["provider_id"], set_=dict(
             version=insert.excluded.version, gains=insert.excluded.gains))
         async with db.transaction() as session:
@@ -367,7 +366,7 @@ class MarketBoard:
         table = MarketBoardSnapshot.__table__
         try:
             async with self.db.transaction() as session:
-                await session.execute(dialect_insert(self.db, table).values(id=1, **values).on_conflict_do_update(
+                await session.execute(self.db.insert(table).values(id=1, **values).on_conflict_do_update(
                     index_elements=["id"], set_=values, where=table.c.computed_at < now))
         except Exception:  # a view still gets its board; the next computation keeps one
             log.exception("keeping the /market board failed")

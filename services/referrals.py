@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from db.base import utcnow
 from db.engine import Database
@@ -63,8 +62,7 @@ class ReferralService:
             return None
         plan = reward_plan(await self.subscriptions.current_plan(referrer_id))
         async with self.db.transaction() as session:
-            insert = postgresql.insert if self.db.engine.dialect.name == "postgresql" else sqlite.insert
-            claimed = await session.execute(insert(ReferralReward).values(
+            claimed = await session.execute(self.db.insert(ReferralReward).values(
                 referred_user_id=order.user_id, referrer_id=referrer_id, order_id=order.id, plan=plan.code,
                 days=self.reward_days, created_at=self.clock()).on_conflict_do_nothing(
                 index_elements=["referred_user_id"]))

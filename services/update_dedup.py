@@ -17,8 +17,6 @@ from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
 from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from db.base import utcnow
 from db.engine import Database
@@ -37,14 +35,13 @@ class UpdateDedup:
         self._redis = redis
         self._prefix = prefix
         self._now = now
-        self._insert = sqlite_insert if database.is_sqlite else pg_insert
 
     async def first_time(self, update_id: int) -> bool:
         """Whether this is the first delivery of ``update_id`` (marking it seen)."""
         if self._redis is not None:
             return bool(await self._redis.set(f"{self._prefix}{update_id}", 1, nx=True,
                                               ex=int(REMEMBER.total_seconds())))
-        statement = (self._insert(SeenUpdate).values(update_id=update_id, seen_at=self._now())
+        statement = (self._db.insert(SeenUpdate).values(update_id=update_id, seen_at=self._now())
                      .on_conflict_do_nothing(index_elements=[SeenUpdate.update_id]))
         async with self._db.transaction() as session:
             return (await session.execute(statement)).rowcount == 1

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import delete, func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from db.engine import Database
 from db.models_whales import WhaleAlert, WhaleFollow, WhaleTrade, WhaleWallet
@@ -39,11 +38,6 @@ class FollowResult:
     limit: int = 0
 
 
-def dialect_insert(db: Database, table):
-    """INSERT in the database's dialect (for ON CONFLICT)."""
-    return (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
 class WhaleFollows:
     """Follows and the alert queue; expects `db` and `clock` from the service."""
 
@@ -58,7 +52,7 @@ class WhaleFollows:
                              literal(now, type_=WhaleAlert.queued_at.type))
                       .join(WhaleTrade, WhaleTrade.wallet_id == WhaleFollow.wallet_id)
                       .where(WhaleTrade.id.in_(part), WhaleTrade.usd_cents >= WhaleFollow.threshold_cents))
-            stmt = (dialect_insert(self.db, WhaleAlert)
+            stmt = (self.db.insert(WhaleAlert)
                     .from_select(["follow_id", "user_id", "trade_id", "status", "queued_at"], source)
                     .on_conflict_do_nothing(index_elements=["follow_id", "trade_id"]))
             result = await session.execute(stmt)

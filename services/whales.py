@@ -18,7 +18,7 @@ from db.engine import Database
 from db.models_whales import WhaleDay, WhaleTotal, WhaleTrade, WhaleWallet
 from services.group_commit import GroupCommit
 from services.text import strip_invisible
-from services.whale_follows import ALERT_MAX_AGE, CHUNK, WhaleFollows, dialect_insert
+from services.whale_follows import ALERT_MAX_AGE, CHUNK, WhaleFollows
 from services.whale_input import (
     Invalid,
     Rejection,
@@ -64,7 +64,7 @@ class WhaleService(WhaleRankings, WhaleFollows):
             self._store, limit=INGEST_BATCH, name="whales.ingest")
 
     def _insert(self, table):
-        return dialect_insert(self.db, table)
+        return self.db.insert(table)
 
     @property
     def _trade_insert(self):
