@@ -29,6 +29,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -115,6 +116,20 @@ async def _page(board: MarketBoard, view: View, page: int) -> str:
     return words.board(found, view, bool(found.ecosystems))
 
 
+async def _time_pages(rng: random.Random, runs: int, board: Callable[[], MarketBoard], *,
+                      before: Callable[[], Awaitable[None]] | None = None) -> list[float]:
+    """Each run: `before()` (not timed), then a random page of `board()` (the same board, or a new one)."""
+    found = []
+    for _ in range(runs):
+        if before is not None:
+            await before()
+        view, page = _views(rng)
+        t0 = time.perf_counter()
+        await _page(board(), view, page)
+        found.append(time.perf_counter() - t0)
+    return found
+
+
 async def run() -> None:
     now = datetime.now(UTC)
     i18n = I18n(path=LOCALES, default_locale="en", domain="messages")
@@ -150,35 +165,17 @@ async def run() -> None:
         first = await served.page(View())
         first_view = time.perf_counter() - t0
         ranked = sum(1 for e in (await served._entries()) if e.score.score is not None)
-        timings = []
-        for _ in range(PAGES):
-            view, page = _views(rng)
-            t0 = time.perf_counter()
-            await _page(served, view, page)
-            timings.append(time.perf_counter() - t0)
-
-        repriced = []
-        for _ in range(COLD_RUNS):
+        async def reprice() -> None:
             async with db.transaction() as session:
                 provider = await session.get(Provider, rng.randrange(PROVIDERS) + 1)
                 provider.price_cents = rng.choice((500, 1500, 2500, 4900, 9900))
-            view, page = _views(rng)
-            t0 = time.perf_counter()
-            await _page(served, view, page)
-            repriced.append(time.perf_counter() - t0)
 
-        cold = []
-        for _ in range(COLD_RUNS):
-            view, page = _views(rng)
-            t0 = time.perf_counter()
-            await _page(MarketBoard(db, ttl=MARKET_BOARD_TTL), view, page)  # nothing in memory: as after a start
-            cold.append(time.perf_counter() - t0)
-        bare = []
-        for _ in range(COLD_RUNS):
-            view, page = _views(rng)
-            t0 = time.perf_counter()
-            await _page(MarketBoard(db, ttl=0), view, page)  # no kept board to read: ranked from the records
-            bare.append(time.perf_counter() - t0)
+        timings = await _time_pages(rng, PAGES, lambda: served)
+        repriced = await _time_pages(rng, COLD_RUNS, lambda: served, before=reprice)
+        # nothing in memory, as after a start: the kept board read
+        cold = await _time_pages(rng, COLD_RUNS, lambda: MarketBoard(db, ttl=MARKET_BOARD_TTL))
+        # no kept board to read: ranked from the records
+        bare = await _time_pages(rng, COLD_RUNS, lambda: MarketBoard(db, ttl=0))
         refreshes = []
         for _ in range(COLD_RUNS):
             t0 = time.perf_counter()

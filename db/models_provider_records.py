@@ -94,9 +94,10 @@ class ProviderRecordDay(Base):
 
 
 class MarketBoardSnapshot(Base):
-    """/market's last computed board (one row), so a process that starts serves it at once: taken while younger
-    than the board's keeping time and while the approved providers' line-up (`line_up`: id, name, price and
-    declared markets of each) is unchanged; written by whoever computes the board (the leader's refresh job)."""
+    """/market's last computed board (one row), so a process that starts (or whose board expired) serves it at
+    once while it is younger than the board's keeping time; `line_up` (id, name, price and declared markets of
+    each approved provider then) tells which providers changed since, whose entries are redone. Written by
+    whoever computes the whole board (the leader's refresh job)."""
 
     __tablename__ = "market_board_snapshots"
 

@@ -29,7 +29,7 @@ from db import changes
 from db.base import utcnow
 from db.engine import Database
 from db.models_marketplace import Provider, ProviderSubscription
-from db.models_provider_records import MarketBoardSnapshot, ProviderSubscriberGains
+from db.models_provider_records import MarketBoardSnapshot
 from db.models_signals import Signal, SignalEvent
 from services import marketplace_integrity, marketplace_ranking, marketplace_rollups, track_record
 from services.marketplace import State
@@ -132,18 +132,29 @@ def _entry(row, score: Score, markets: Sequence[str], subscribers: int) -> Entry
                  figures.cumulative_return)
 
 
-async def _read_records(session, kept: dict, starts: Sequence, now: datetime) -> tuple[dict, dict, dict, list]:
-    """The records, the providers whose last close is later than `now` (ranked from their signals: their
-    history), what each subscriber got from the others' kept sums or day rows, and the sums to keep."""
+async def _read_records(session, kept: dict, starts: Sequence, now: datetime) -> tuple[dict, dict, list]:
+    """What each subscriber got (from the kept sums, or the day rows), the history of the providers whose last
+    close is later than `now` (ranked from their signals), and the sums to keep."""
     late = {pid for pid, record in kept.items() if record.last_closed_at is not None and record.last_closed_at > now}
     sums, to_keep = await marketplace_rollups.kept_sums(
         session, kept, [(pid, start) for pid, start in starts if pid in kept and pid not in late])
     raw = await marketplace_rollups.histories(session, sorted(late)) if late else {}
-    return kept, sums, raw, to_keep
+    return sums, raw, to_keep
 
 
 _APPROVED = (select(Provider.id, Provider.name, Provider.price_cents, Provider.ecosystems)
              .where(Provider.status == State.APPROVED.value).order_by(Provider.id))
+
+
+def _subscribers(now: datetime, provider_ids: Sequence[int] | None = None):
+    """Per provider (all, or these) and subscriber: their start (their first period's, not refunded whole) and
+    whether a period of theirs runs now."""
+    query = (select(ProviderSubscription.provider_id, func.min(ProviderSubscription.starts_at),
+                    func.max(ProviderSubscription.ends_at) > now)
+             .where(ProviderSubscription.ends_at > ProviderSubscription.starts_at,
+                    ProviderSubscription.starts_at <= now)
+             .group_by(ProviderSubscription.provider_id, ProviderSubscription.user_id))
+    return query if provider_ids is None else query.where(ProviderSubscription.provider_id.in_(provider_ids))
 
 
 def _line_up(providers: Sequence) -> list[list]:
@@ -212,20 +223,6 @@ def _rank(providers: Sequence, kept: dict, starts: Sequence, sums: dict, raw: di
     return entries
 
 
-async def _keep_sums(db: Database, rows: list[dict]) -> None:
-    """Keep what the subscribers got for the next ranking (a later version kept meanwhile is simply replaced: the
-    next ranking sees it out of date and works it out again)."""
-    table = ProviderSubscriberGains.__table__
-    try:
-        insert = db.insert(table)
-        insert = insert.on_conflict_do_update(index_elements=["provider_id"], set_=dict(
-            version=insert.excluded.version, gains=insert.excluded.gains))
-        async with db.transaction() as session:
-            await session.execute(insert, rows)
-    except Exception:  # this ranking has its sums; the next one works them out again
-        log.exception("keeping what the subscribers got failed")
-
-
 def _log_failure(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("recomputing the /market board failed", exc_info=task.exception())
@@ -256,17 +253,17 @@ class MarketBoard:
         seconds for the recomputation (started once, whoever asks) and is otherwise served the previous board
         while it finishes."""
         now, board = self.clock(), self._board
-        if (not force and self.ttl > 0
-                and (board is None or (now - board[0]).total_seconds() >= self.ttl)):
+        if force or self.ttl <= 0:
+            return await self._recompute(now)
+        if board is None or (now - board[0]).total_seconds() >= self.ttl:
             # just started, or kept here too long: the board the leader computed since, if there is one
             board = await self._restore(now) or board
-        if not force and board is not None and self._changed and self.ttl > 0:
-            board = await self._patch()
-        if (not force and board is not None and self._changed is not None and self.ttl > 0
-                and (now - board[0]).total_seconds() < self.ttl):
-            return board[1]
-        if force or board is None or self.ttl <= 0:
+        if board is None:
             return await self._recompute(now)
+        if self._changed:
+            board = await self._patch()
+        if self._changed is not None and (now - board[0]).total_seconds() < self.ttl:
+            return board[1]
         task = self._task
         if task is None or task.done():
             task = self._task = asyncio.get_running_loop().create_task(self._recompute(now))
@@ -291,12 +288,12 @@ class MarketBoard:
                 await self._save(now, providers, entries)
             return entries
 
-    async def _patch(self) -> tuple[datetime, list[Entry]] | None:
-        """The board with the changed providers' entries redone (now) and those no longer approved left out;
-        the others keep the figures of the board's time."""
+    async def _patch(self) -> tuple[datetime, list[Entry]]:
+        """The board in hand with the changed providers' entries redone (now) and those no longer approved left
+        out; the others keep the figures of the board's time."""
         async with self._computing:
             changed, board = self._changed, self._board
-            if not changed or board is None:  # done meanwhile, or a full recomputation is due
+            if not changed:  # done meanwhile, or a full recomputation is due
                 return board
             self._changed = set()
             try:
@@ -314,33 +311,24 @@ class MarketBoard:
         (services.marketplace_rollups): two rows per provider and one per subscriber (plus a day row for a
         subscriber whose sum is not kept yet), not the signals. Stale records are recomputed first; a provider
         whose last close is later than `now` (another replica's clock) is ranked from its signals."""
-        def chosen(query, column):
-            return query if only is None else query.where(column.in_(only))
-
         async with self.db.session() as session:
             conn = await session.connection()
-            providers = (await conn.execute(chosen(_APPROVED, Provider.id))).all()
-            # each subscriber's start (their first period's), and whether a period of theirs runs now
-            subscribers = (await conn.execute(chosen(
-                select(ProviderSubscription.provider_id, func.min(ProviderSubscription.starts_at),
-                       func.max(ProviderSubscription.ends_at) > now)
-                .where(ProviderSubscription.ends_at > ProviderSubscription.starts_at,
-                       ProviderSubscription.starts_at <= now)
-                .group_by(ProviderSubscription.provider_id, ProviderSubscription.user_id),
-                ProviderSubscription.provider_id))).all()
+            providers = (await conn.execute(
+                _APPROVED if only is None else _APPROVED.where(Provider.id.in_(only)))).all()
+            subscribers = (await conn.execute(_subscribers(now, only))).all()
             starts = [(pid, start) for pid, start, _active in subscribers]
             counts = Counter(pid for pid, _start, active in subscribers if active)
             kept = await marketplace_rollups.records(session, [row.id for row in providers])
             stale = [pid for pid, record in kept.items() if record.stale]
             if not stale:
-                kept, sums, raw, to_keep = await _read_records(session, kept, starts, now)
+                sums, raw, to_keep = await _read_records(session, kept, starts, now)
         if stale:  # after the upgrade that added the records (once), or a close that came out of order
             await marketplace_rollups.rebuild_stale(self.db, stale)
             async with self.db.session() as session:
                 kept = await marketplace_rollups.records(session, [row.id for row in providers])
-                kept, sums, raw, to_keep = await _read_records(session, kept, starts, now)
+                sums, raw, to_keep = await _read_records(session, kept, starts, now)
         if to_keep:
-            await _keep_sums(self.db, to_keep)
+            await marketplace_rollups.keep_sums(self.db, to_keep)
         # the arithmetic in a worker thread: the event loop keeps serving meanwhile
         return providers, await asyncio.to_thread(_rank, providers, kept, starts, sums, raw, counts, now)
 
@@ -375,12 +363,17 @@ class MarketBoard:
         """The kept board, if younger than `ttl` and newer than the one here (taken in its place); the providers
         whose row differs from the one it was computed for (approved, suspended, renamed, repriced since) are
         marked changed, so their entries are redone."""
-        async with self.db.session() as session:
-            kept = await session.get(MarketBoardSnapshot, 1)
-            if kept is None or not 0 <= (now - kept.computed_at).total_seconds() < self.ttl:
+        def wanted(computed_at: datetime | None) -> bool:
+            return (computed_at is not None and 0 <= (now - computed_at).total_seconds() < self.ttl
+                    and (self._board is None or computed_at > self._board[0]))
+
+        async with self.db.session() as session:  # its time first: the board itself only when it will be taken
+            if not wanted(await session.scalar(select(MarketBoardSnapshot.computed_at)
+                                               .where(MarketBoardSnapshot.id == 1))):
                 return None
+            kept = await session.get(MarketBoardSnapshot, 1)
             providers = (await (await session.connection()).execute(_APPROVED)).all()
-        if self._board is not None and kept.computed_at <= self._board[0]:  # as new here (maybe meanwhile)
+        if kept is None or not wanted(kept.computed_at):  # replaced meanwhile, here or there
             return None
         then = {row[0]: row for row in kept.line_up}
         current = {row[0]: row for row in _line_up(providers)}
@@ -390,9 +383,6 @@ class MarketBoard:
         self._board, self._sorted = (kept.computed_at, [_load(e) for e in kept.entries]), {}
         return self._board
 
-    def forget(self) -> None:
-        self._board, self._sorted, self._changed = None, {}, set()
-
     # -- a provider --------------------------------------------------------------------------------------
 
     async def card(self, provider_id: int) -> Card:
@@ -401,16 +391,8 @@ class MarketBoard:
         now = self.clock()
         async with self.db.session() as session:
             history = (await marketplace_rollups.histories(session, [provider_id]))[provider_id]
-            starts = list(await session.scalars(
-                select(func.min(ProviderSubscription.starts_at))
-                .where(ProviderSubscription.provider_id == provider_id,
-                       ProviderSubscription.ends_at > ProviderSubscription.starts_at,
-                       ProviderSubscription.starts_at <= now)
-                .group_by(ProviderSubscription.user_id)))
-            subscribers = await session.scalar(
-                select(func.count(func.distinct(ProviderSubscription.user_id))).where(
-                    ProviderSubscription.provider_id == provider_id, ProviderSubscription.starts_at <= now,
-                    ProviderSubscription.ends_at > now)) or 0
+            found = (await session.execute(_subscribers(now, [provider_id]))).all()
+        starts, subscribers = [start for _pid, start, _active in found], sum(1 for *_, active in found if active)
         closed = [trade for _id, trade in history.closed]
         figures = marketplace_ranking.card_figures(closed, history.times, now)
         score = marketplace_ranking.score(closed, first_signal_at=history.first_signal_at,

@@ -19,6 +19,7 @@ ranking reads one row per provider (and one per subscriber) instead of every sig
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from db.models_signals import Signal, SignalEvent
 from services import track_record
 from services.marketplace_ranking import EXACT, Closed, consistency_of, exact_sum, week_of
 
+log = logging.getLogger(__name__)
 REBUILD_CHUNK = 20  # providers recomputed per transaction (on SQLite, writers wait for each)
 LOOKUP_CHUNK = 5000  # day rows per query
 EPOCH, MICROSECOND = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
@@ -47,14 +49,20 @@ EPOCH, MICROSECOND = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """A provider's stored signals, reduced: its closed signals in signal-id order (with their ids), its first and
-    last arrival, its markets and every arrival."""
+    """A provider's stored signals, reduced: its closed signals in signal-id order (with their ids), its markets
+    and every arrival."""
 
     closed: list[tuple[int, Closed]]
-    first_signal_at: datetime | None
-    last_signal_at: datetime | None
     markets: tuple[str, ...]
     times: list[datetime]  # every signal's arrival, in id order
+
+    @property
+    def first_signal_at(self) -> datetime | None:
+        return min(self.times, default=None)
+
+    @property
+    def last_signal_at(self) -> datetime | None:
+        return max(self.times, default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,9 +266,8 @@ async def histories(session: AsyncSession, provider_ids: Sequence[int]) -> dict[
         rows = sorted(by_provider.get(provider_id, ()), key=lambda r: r.id)
         closed = [(row.id, _closed(row, exit_of[row.id][0], exit_of[row.id][1])) for row in rows
                   if row.id in exit_of]
-        times = [row.received_at for row in rows]
-        result[provider_id] = History(closed, min(times, default=None), max(times, default=None),
-                                      tuple(sorted({row.ecosystem for row in rows})), times)
+        result[provider_id] = History(closed, tuple(sorted({row.ecosystem for row in rows})),
+                                      [row.received_at for row in rows])
     return result
 
 
@@ -411,3 +418,16 @@ async def kept_sums(session: AsyncSession, kept: dict[int, Row], starts: Sequenc
         if provider_id in changed:
             gains[provider_id][str(micros(start))] = str(sums[(provider_id, start)])
     return sums, [dict(provider_id=pid, version=version_of(kept[pid]), gains=gains[pid]) for pid in sorted(changed)]
+
+
+async def keep_sums(db: Database, rows: list[dict]) -> None:
+    """Keep kept_sums' rows for the next ranking (a later version kept meanwhile is simply replaced: the next
+    ranking sees it out of date and works it out again); a failure only costs the next ranking that work."""
+    insert = db.insert(ProviderSubscriberGains)
+    insert = insert.on_conflict_do_update(index_elements=["provider_id"], set_=dict(
+        version=insert.excluded.version, gains=insert.excluded.gains))
+    try:
+        async with db.transaction() as session:
+            await session.execute(insert, rows)
+    except Exception:
+        log.exception("keeping what the subscribers got failed")
